@@ -1,0 +1,109 @@
+"""The protocol every framework adapter implements.
+
+Images cross this boundary in one canonical layout: float32 arrays N x H x W x C
+with values in [0, 1], *before* normalisation. The adapter applies mean/std, the
+framework's layout and device, so explainers never see framework details.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..types import Capability, ImageSpec, UnsupportedError
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer whose output is a spatial feature map (a Grad-CAM candidate)."""
+
+    name: str
+    kind: str
+    output_shape: tuple[int, int, int]  # (channels, height, width)
+
+    def describe(self) -> str:
+        c, h, w = self.output_shape
+        return f"{self.name} ({self.kind}, {c}x{h}x{w})"
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+class ModelAdapter(ABC):
+    """A classifier seen through framework-neutral primitives."""
+
+    framework: str = "?"
+    spec: ImageSpec
+    labels: list[str]
+    name: str
+    default_batch_size: int = 32
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> frozenset[str]: ...
+
+    @property
+    @abstractmethod
+    def num_classes(self) -> int: ...
+
+    @property
+    def output_kind(self) -> str:
+        """'logit' when the model ends in raw scores, 'probability' when in softmax."""
+        return "probability"
+
+    @abstractmethod
+    def predict(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """N x H x W x C images in [0, 1] -> N x classes probabilities (float32)."""
+
+    def input_gradients(
+        self, batch: np.ndarray, target: int, batch_size: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient of the target score w.r.t. the [0, 1] input.
+
+        Returns (gradients N x H x W x C, scores N). The score is the target logit
+        when ``output_kind == 'logit'``, else its probability.
+        """
+        raise UnsupportedError(f"{self.name}: this model gives no gradients")
+
+    def layer_activations_and_gradients(
+        self, batch: np.ndarray, target: int, layer: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(activations N x C x h x w, their gradients, scores N) at ``layer``."""
+        raise UnsupportedError(f"{self.name}: this model gives no layer gradients")
+
+    def layers(self) -> list[LayerInfo]:
+        """Spatial feature-map layers in execution order (Grad-CAM candidates)."""
+        return []
+
+    def default_cam_layer(self) -> str | None:
+        found = self.layers()
+        return found[-1].name if found else None
+
+    def supports(self, requirement: str) -> bool:
+        return requirement in self.capabilities
+
+    def label(self, index: int) -> str:
+        if 0 <= index < len(self.labels):
+            return self.labels[index]
+        return f"class {index}"
+
+    def iter_batches(self, n: int, batch_size: int | None) -> Iterator[slice]:
+        size = max(1, int(batch_size or self.default_batch_size))
+        for start in range(0, n, size):
+            yield slice(start, min(n, start + size))
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "framework": self.framework,
+            "classes": self.num_classes,
+            "output": self.output_kind,
+            "capabilities": sorted(self.capabilities),
+            "spec": self.spec.to_dict(),
+        }
+
+
+__all__ = ["Capability", "LayerInfo", "ModelAdapter", "ProgressFn"]

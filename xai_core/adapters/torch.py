@@ -1,0 +1,284 @@
+"""PyTorch adapter: nn.Module, TorchScript and unflattened torch.export programs.
+
+Only imported when a PyTorch model is used, so ``import xai_core`` stays light.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..types import Capability, ImageSpec, InputError, UnsupportedError
+from .base import LayerInfo, ModelAdapter
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an error."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for, but no CUDA GPU is available here")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+class TorchAdapter(ModelAdapter):
+    """Wraps a PyTorch classifier taking N x C x H x W normalised tensors.
+
+    ``kind`` is 'module' (an nn.Module), 'torchscript' (no hooks possible) or
+    'export' (an unflattened ``torch.export`` program).
+    """
+
+    framework = "torch"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        spec: ImageSpec,
+        labels: list[str] | None = None,
+        name: str = "model",
+        kind: str = "module",
+        device: str = "auto",
+        channels_last: bool | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.default_batch_size = batch_size
+        self._lock = threading.RLock()
+        model.eval()
+        if kind != "export":
+            model.to(self.device)
+        if channels_last is None:
+            # oneDNN runs conv nets faster on NHWC; our canonical layout is NHWC too,
+            # so the permuted input tensor needs no copy.
+            channels_last = kind == "module" and any(
+                isinstance(m, nn.Conv2d) for m in model.modules()
+            )
+        self.channels_last = channels_last
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+        self._mean = torch.tensor(spec.mean_array(), device=self.device).view(1, -1, 1, 1)
+        self._std = torch.tensor(spec.std_array(), device=self.device).view(1, -1, 1, 1)
+        self._layers: list[LayerInfo] | None = None
+        probe = self._probe_output()
+        self._num_classes = int(probe.shape[1])
+        self._output_kind = _guess_output_kind(probe)
+        self.labels = _fit_labels(labels, self._num_classes)
+
+    # -- basic facts -----------------------------------------------------------------
+    @property
+    def capabilities(self) -> frozenset[str]:
+        caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS}
+        if self.kind != "torchscript":
+            caps.add(Capability.LAYER_GRADIENTS)
+        return frozenset(caps)
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    @property
+    def output_kind(self) -> str:
+        return self._output_kind
+
+    # -- tensors ---------------------------------------------------------------------
+    def _to_input(self, batch: np.ndarray) -> torch.Tensor:
+        if batch.ndim != 4 or batch.shape[-1] != self.spec.channels:
+            raise InputError(
+                f"expected images N x H x W x {self.spec.channels}, got shape {batch.shape}"
+            )
+        x = torch.from_numpy(np.asarray(batch, dtype=np.float32)).to(self.device)
+        x = x.permute(0, 3, 1, 2)
+        if not self.channels_last:
+            x = x.contiguous()
+        return x
+
+    def _forward(self, x01: torch.Tensor) -> torch.Tensor:
+        x = (x01 - self._mean) / self._std
+        try:
+            out = self.model(x)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise InputError(
+                f"{self.name} rejected an input of shape {tuple(x.shape)} (N, C, H, W): "
+                f"{_first_line(exc)}. Check the input size and grayscale settings."
+            ) from None
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if isinstance(out, dict):
+            out = next(iter(out.values()))
+        if not isinstance(out, torch.Tensor) or out.ndim != 2:
+            shape = getattr(out, "shape", type(out).__name__)
+            raise UnsupportedError(
+                f"{self.name} returned {shape}; an image classifier must return N x classes"
+            )
+        return out.float()
+
+    def _scores(self, out: torch.Tensor, target: int) -> torch.Tensor:
+        """The explained score: the target's logit, or its probability for softmax models."""
+        if not 0 <= target < out.shape[1]:
+            raise InputError(f"target class {target} is out of range (0..{out.shape[1] - 1})")
+        return out[:, target]
+
+    def _probe_output(self) -> torch.Tensor:
+        h, w = self.spec.size
+        x = torch.full((1, self.spec.channels, h, w), 0.5, device=self.device)
+        rng = np.random.default_rng(0)
+        noise = rng.random((1, h, w, self.spec.channels), dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            a = self._forward(x)
+            b = self._forward(self._to_input(noise))
+        return torch.cat([a, b]).cpu()
+
+    # -- primitives ------------------------------------------------------------------
+    def predict(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        outs = []
+        with self._lock, torch.inference_mode():
+            for sl in self.iter_batches(len(batch), batch_size):
+                out = self._forward(self._to_input(batch[sl]))
+                probs = out if self._output_kind == "probability" else torch.softmax(out, 1)
+                outs.append(probs.cpu().numpy())
+        if not outs:
+            return np.zeros((0, self._num_classes), np.float32)
+        return np.concatenate(outs).astype(np.float32, copy=False)
+
+    def logits_or_probs(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Raw model outputs (the scores gradients are taken of)."""
+        outs = []
+        with self._lock, torch.inference_mode():
+            for sl in self.iter_batches(len(batch), batch_size):
+                outs.append(self._forward(self._to_input(batch[sl])).cpu().numpy())
+        return np.concatenate(outs).astype(np.float32, copy=False)
+
+    def input_gradients(
+        self, batch: np.ndarray, target: int, batch_size: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        grads, scores = [], []
+        with self._lock:
+            for sl in self.iter_batches(len(batch), batch_size):
+                x = self._to_input(batch[sl]).detach().requires_grad_(True)
+                with torch.enable_grad():
+                    score = self._scores(self._forward(x), target)
+                    (g,) = torch.autograd.grad(score.sum(), x)
+                grads.append(g.permute(0, 2, 3, 1).cpu().numpy())
+                scores.append(score.detach().cpu().numpy())
+        return np.concatenate(grads).astype(np.float32), np.concatenate(scores)
+
+    def layer_activations_and_gradients(
+        self, batch: np.ndarray, target: int, layer: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        module = self._module(layer)
+        captured: list[torch.Tensor] = []
+
+        def hook(_m, _inp, out):
+            captured.append(out[0] if isinstance(out, (tuple, list)) else out)
+
+        with self._lock:
+            handle = module.register_forward_hook(hook)
+            try:
+                x = self._to_input(batch).detach().requires_grad_(True)
+                with torch.enable_grad():
+                    score = self._scores(self._forward(x), target)
+                    if not captured:
+                        raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
+                    act = captured[-1]
+                    (g,) = torch.autograd.grad(score.sum(), act)
+            finally:
+                handle.remove()
+        return (
+            act.detach().float().cpu().numpy(),
+            g.detach().float().cpu().numpy(),
+            score.detach().cpu().numpy(),
+        )
+
+    # -- layers ----------------------------------------------------------------------
+    def _module(self, layer: str) -> nn.Module:
+        if self.kind == "torchscript":
+            raise UnsupportedError(
+                f"{self.name} is a TorchScript file, where layer hooks are impossible; "
+                "save it as a torch.export program (.pt2) or as a state_dict with an "
+                "architecture name to use Grad-CAM"
+            )
+        modules = dict(self.model.named_modules())
+        if layer not in modules or layer == "":
+            names = ", ".join(info.name for info in self.layers()[-8:])
+            raise InputError(f"no layer named {layer!r} in {self.name}; candidates: {names}")
+        return modules[layer]
+
+    def layers(self) -> list[LayerInfo]:
+        if self.kind == "torchscript":
+            return []
+        if self._layers is None:
+            self._layers = self._find_feature_layers()
+        return self._layers
+
+    def _find_feature_layers(self) -> list[LayerInfo]:
+        seen: OrderedDict[str, list] = OrderedDict()
+        handles = []
+
+        def make_hook(name: str, module: nn.Module):
+            def hook(_m, _inp, out):
+                out = out[0] if isinstance(out, (tuple, list)) and out else out
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+                if name in seen:
+                    seen[name][1] += 1
+                    seen.move_to_end(name)
+                else:
+                    seen[name] = [shape, 1, type(module).__name__]
+
+            return hook
+
+        for name, module in self.model.named_modules():
+            if name:
+                handles.append(module.register_forward_hook(make_hook(name, module)))
+        h, w = self.spec.size
+        x = torch.full((1, self.spec.channels, h, w), 0.5, device=self.device)
+        try:
+            with self._lock, torch.inference_mode():
+                self._forward(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        found = []
+        for name, (shape, calls, kind) in seen.items():
+            if calls == 1 and shape is not None and len(shape) == 4 and shape[2] > 1 and shape[3] > 1:
+                found.append(LayerInfo(name, kind, (shape[1], shape[2], shape[3])))
+        return found
+
+    def default_cam_layer(self) -> str | None:
+        """The last layer whose output is a spatial feature map (run once per forward)."""
+        found = self.layers()
+        return found[-1].name if found else None
+
+
+def _guess_output_kind(out: torch.Tensor) -> str:
+    return "probability" if _is_prob(out) else "logit"
+
+
+def _is_prob(out: torch.Tensor) -> bool:
+    if out.numel() == 0 or out.min() < 0 or out.max() > 1:
+        return False
+    return bool(torch.allclose(out.sum(1), torch.ones(out.shape[0]), atol=1e-3))
+
+
+def _fit_labels(labels: list[str] | None, n: int) -> list[str]:
+    if labels is None:
+        return [f"class {i}" for i in range(n)]
+    if len(labels) != n:
+        raise InputError(
+            f"the labels file has {len(labels)} labels but the model outputs {n} classes"
+        )
+    return list(labels)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

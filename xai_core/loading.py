@@ -1,0 +1,164 @@
+"""Safe loaders for PyTorch model files that a user gives us (untrusted input).
+
+Formats, detected from the file's content rather than its name:
+
+* TorchScript archives (``torch.jit.save``): no Python code is unpickled.
+* ``torch.export`` programs (``.pt2``): unflattened so that layers can be hooked.
+* ``state_dict`` files: read with ``weights_only=True``; an architecture name
+  (torchvision classifier or a zoo architecture) builds the module.
+* Fully pickled modules: arbitrary code on load, so only with ``trust_pickle``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .types import InputError, ModelLoadError
+
+MAX_MODEL_BYTES = 2 * 1024**3
+
+
+def sniff_torch_format(path: Path) -> str:
+    """'torchscript', 'export', 'torch_save' (state_dict or pickle) or 'unknown'."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        # legacy (pre-1.6) torch.save files start with a pickle protocol byte
+        return "torch_save" if head[:1] == b"\x80" else "unknown"
+    if any(n.endswith("serialized_exported_program.json") or "/models/" in n and n.endswith(".json") for n in names):
+        return "export"
+    if any(n.endswith("archive_format") for n in names) and any("/models/" in n for n in names):
+        return "export"
+    if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
+        return "torchscript"
+    if any(n.endswith("data.pkl") for n in names):
+        return "torch_save"
+    return "unknown"
+
+
+def load_torch_file(
+    path: str | Path,
+    arch: str | None = None,
+    trust_pickle: bool = False,
+    num_classes: int | None = None,
+) -> tuple[Any, str]:
+    """Load a PyTorch model file -> (module, kind) where kind is module/torchscript/export."""
+    import torch
+
+    path = Path(path)
+    label = path.name
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such model file")
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelLoadError(f"{label}: the file is empty")
+    if size > MAX_MODEL_BYTES:
+        raise ModelLoadError(f"{label}: larger than {MAX_MODEL_BYTES // 2**30} GB")
+    fmt = sniff_torch_format(path)
+    if fmt == "unknown":
+        raise ModelLoadError(
+            f"{label}: not a PyTorch model file (expected TorchScript, a torch.export "
+            ".pt2 program, a state_dict or a pickled module). If it is a Keras or ONNX "
+            "model, choose that framework."
+        )
+    if fmt == "torchscript":
+        try:
+            return torch.jit.load(str(path), map_location="cpu"), "torchscript"
+        except Exception as exc:  # noqa: BLE001 - any failure is the file's
+            raise ModelLoadError(f"{label}: corrupt TorchScript archive ({_short(exc)})") from None
+    if fmt == "export":
+        try:
+            program = torch.export.load(str(path))
+            module = torch.export.unflatten(program)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"{label}: cannot read the torch.export program ({_short(exc)})") from None
+        return module, "export"
+    return _load_torch_save(path, arch, trust_pickle, num_classes)
+
+
+def _load_torch_save(path: Path, arch: str | None, trust_pickle: bool, num_classes: int | None):
+    import torch
+    from torch import nn
+
+    label = path.name
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        obj = None  # the file holds Python objects beyond tensors: a pickled module
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{label}: corrupt or truncated PyTorch file ({_short(exc)})") from None
+    if obj is None:
+        if not trust_pickle:
+            raise ModelLoadError(
+                f"{label} is a fully pickled PyTorch module: loading it runs arbitrary code "
+                "from the file. Re-save it as TorchScript, a .pt2 torch.export program or a "
+                "state_dict, or, only if you trust its author, pass --trust-pickle (in the "
+                "dashboard: tick 'I trust this file')."
+            )
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(
+                f"{label}: the pickled module could not be rebuilt ({_short(exc)}); its "
+                "class must be importable here"
+            ) from None
+        if not isinstance(obj, nn.Module):
+            raise ModelLoadError(f"{label}: the pickle holds a {type(obj).__name__}, not a torch module")
+        return obj, "module"
+    state = _extract_state_dict(obj, label)
+    if arch is None:
+        raise ModelLoadError(
+            f"{label} is a state_dict (weights only): name its architecture with --arch "
+            "(e.g. resnet18, mobilenet_v2, digits_cnn); `python -m xai_core models` lists them"
+        )
+    from model_zoo.architectures import build_architecture
+
+    classes = num_classes or infer_num_classes(state)
+    module = build_architecture(arch, classes)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        missing = _short(exc, 400)
+        raise ModelLoadError(
+            f"{label}: the weights do not fit architecture {arch!r} ({missing}); check --arch"
+        ) from None
+    return module, "module"
+
+
+def _extract_state_dict(obj: Any, label: str) -> dict:
+    import torch
+
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            prefix = "module."
+            if all(k.startswith(prefix) for k in tensors):  # saved from DataParallel
+                tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+            return tensors
+    raise ModelLoadError(f"{label}: holds a {type(obj).__name__} with no weights in it")
+
+
+def infer_num_classes(state: dict) -> int:
+    """The output size of the last 2-D weight (the classifier layer) in a state_dict."""
+    weights = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+    if not weights:
+        raise ModelLoadError("cannot tell the number of classes: no linear layer in the weights")
+    return int(weights[-1].shape[0])
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text[:limit] + ("..." if len(text) > limit else "") or type(exc).__name__
+
+
+__all__ = ["InputError", "load_torch_file", "sniff_torch_format", "infer_num_classes"]

@@ -1,0 +1,125 @@
+"""Open a model by zoo name or file path and wrap it in its framework's adapter.
+
+Preprocessing precedence: explicit arguments, then the zoo entry, then a sidecar
+JSON next to the model file (``model.pt`` -> ``model.json`` with ``size``,
+``mean``, ``std``, ``grayscale`` and optionally ``labels``/``arch``), then
+ImageNet defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .adapters.base import ModelAdapter
+from .types import ImageSpec, InputError, ModelLoadError
+
+TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".bin", ".ckpt", ".torchscript")
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+ONNX_SUFFIXES = (".onnx",)
+
+
+@dataclass(frozen=True)
+class SpecOverrides:
+    """Preprocessing the user set explicitly; None means 'not given'."""
+
+    size: tuple[int, int] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    grayscale: bool | None = None
+
+    def apply(self, spec: ImageSpec) -> ImageSpec:
+        changes: dict[str, Any] = {}
+        if self.size is not None:
+            changes["size"] = self.size
+        if self.grayscale is not None:
+            changes["grayscale"] = self.grayscale
+            if self.grayscale != spec.grayscale and self.mean is None:
+                changes["mean"] = (0.5,) if self.grayscale else (0.485, 0.456, 0.406)
+                changes["std"] = (0.5,) if self.grayscale else (0.229, 0.224, 0.225)
+        if self.mean is not None:
+            changes["mean"] = self.mean
+        if self.std is not None:
+            changes["std"] = self.std
+        return replace(spec, **changes) if changes else spec
+
+
+def infer_framework(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return "keras"  # a SavedModel directory
+    if suffix in ONNX_SUFFIXES:
+        return "onnx"
+    if suffix in KERAS_SUFFIXES:
+        return "keras"
+    return "torch"
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    sidecar = path.with_suffix(".json")
+    if sidecar == path or not sidecar.is_file():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{sidecar}: invalid JSON sidecar ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{sidecar}: the sidecar must be a JSON object")
+    return data.get("spec", data) | {k: data[k] for k in ("labels", "arch") if k in data}
+
+
+def open_model(
+    ref: str | Path,
+    *,
+    framework: str | None = None,
+    arch: str | None = None,
+    overrides: SpecOverrides | None = None,
+    labels: list[str] | None = None,
+    trust_pickle: bool = False,
+    device: str = "auto",
+    batch_size: int = 32,
+) -> ModelAdapter:
+    """A zoo name or a model file -> a ready adapter."""
+    import model_zoo
+
+    overrides = overrides or SpecOverrides()
+    ref_str = str(ref)
+    if ref_str in model_zoo.ZOO and not Path(ref_str).exists():
+        entry = model_zoo.get_entry(ref_str)
+        spec = overrides.apply(entry.spec)
+        module = entry.build()
+        return _wrap(entry.framework, module, spec, labels or entry.labels(), entry.name, "module", device, batch_size)
+
+    path = Path(ref_str)
+    if not path.exists():
+        raise InputError(
+            f"{ref_str}: neither a model file nor a zoo model; zoo models: {', '.join(model_zoo.ZOO)}"
+        )
+    framework = framework or infer_framework(path)
+    sidecar = read_sidecar(path) if path.is_file() else {}
+    spec = overrides.apply(ImageSpec.from_dict(sidecar) if sidecar else ImageSpec())
+    if labels is None and "labels" in sidecar:
+        labels = [str(v) for v in sidecar["labels"]]
+    arch = arch or sidecar.get("arch")
+    if framework == "torch":
+        from .loading import load_torch_file
+
+        module, kind = load_torch_file(path, arch=arch, trust_pickle=trust_pickle,
+                                       num_classes=len(labels) if labels else None)
+        return _wrap("torch", module, spec, labels, path.name, kind, device, batch_size)
+    if framework in ("keras", "onnx"):
+        raise ModelLoadError(
+            f"{path.name}: {framework} models are not supported yet in this version; "
+            "use a PyTorch model (TorchScript, .pt2, state_dict)"
+        )
+    raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
+
+
+def _wrap(framework, module, spec, labels, name, kind, device, batch_size) -> ModelAdapter:
+    if framework == "torch":
+        from .adapters.torch import TorchAdapter
+
+        return TorchAdapter(module, spec, labels, name=name, kind=kind, device=device, batch_size=batch_size)
+    raise ModelLoadError(f"no adapter for framework {framework!r}")

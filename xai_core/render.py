@@ -1,0 +1,149 @@
+"""Attribution -> pictures: overlay PNGs at the original photo's resolution,
+colorbars, heatmaps and LIME superpixel boundaries.
+
+Signed maps use a diverging red (+) / blue (-) map, symmetric around zero, with
+the photo showing through where the attribution is near zero. Unsigned maps
+(Grad-CAM, saliency) use a sequential map (jet by default) blended at ``alpha``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .images import resize_map
+from .types import Explanation
+
+DIVERGING = "RdBu_r"
+SEQUENTIAL = "jet"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The value range a map is drawn with (shared between maps when comparing)."""
+
+    vmin: float
+    vmax: float
+    signed: bool
+
+    @classmethod
+    def of(cls, attribution: np.ndarray, signed: bool, percentile: float = 99.5) -> Scale:
+        values = np.abs(attribution) if signed else attribution
+        top = float(np.percentile(values, percentile)) if values.size else 0.0
+        if not np.isfinite(top) or top <= 0:
+            top = float(np.max(values)) if values.size and np.max(values) > 0 else 1.0
+        if signed:
+            return cls(-top, top, True)
+        low = float(np.min(attribution)) if attribution.size else 0.0
+        return cls(min(low, 0.0), top, False)
+
+    @classmethod
+    def shared(cls, maps: list[tuple[np.ndarray, bool]]) -> Scale:
+        scales = [cls.of(m, s) for m, s in maps]
+        signed = any(s.signed for s in scales)
+        top = max(max(abs(s.vmin), abs(s.vmax)) for s in scales)
+        return cls(-top if signed else min(s.vmin for s in scales), top, signed)
+
+
+def _cmap(name: str):
+    from matplotlib import colormaps
+
+    return colormaps[name]
+
+
+def default_cmap(explanation: Explanation) -> str:
+    return DIVERGING if explanation.signed else SEQUENTIAL
+
+
+def heatmap(attribution: np.ndarray, scale: Scale, cmap: str | None = None) -> np.ndarray:
+    """2-D map -> RGB uint8 image of the same size."""
+    cmap = cmap or (DIVERGING if scale.signed else SEQUENTIAL)
+    span = scale.vmax - scale.vmin or 1.0
+    normed = np.clip((attribution - scale.vmin) / span, 0, 1)
+    return (_cmap(cmap)(normed)[..., :3] * 255).astype(np.uint8)
+
+
+def upsample_to(explanation: Explanation, height: int, width: int) -> np.ndarray:
+    """The explanation's map at (height, width): nearest for LIME superpixels (crisp
+    regions), bicubic for Grad-CAM (as in the paper), bilinear otherwise."""
+    att = explanation.attribution
+    if explanation.method == "lime" and "segments" in explanation.extras:
+        seg = upsample_segments(explanation.extras["segments"], height, width)
+        return explanation.extras["segment_weights"][seg].astype(np.float32)
+    return resize_map(att, height, width, cubic=explanation.method == "grad_cam")
+
+
+def upsample_segments(segments: np.ndarray, height: int, width: int) -> np.ndarray:
+    pil = Image.fromarray(segments.astype(np.int32), mode="I")
+    return np.asarray(pil.resize((width, height), Image.NEAREST), dtype=np.int32)
+
+
+def overlay(
+    image: np.ndarray,
+    explanation: Explanation,
+    *,
+    alpha: float = 0.5,
+    scale: Scale | None = None,
+    cmap: str | None = None,
+    boundaries: bool = True,
+) -> np.ndarray:
+    """Blend the explanation over the original RGB image, at the image's resolution."""
+    h, w = image.shape[:2]
+    att = upsample_to(explanation, h, w)
+    scale = scale or Scale.of(explanation.attribution, explanation.signed)
+    heat = heatmap(att, scale, cmap or default_cmap(explanation)).astype(np.float32)
+    base = image.astype(np.float32)
+    if scale.signed:
+        # let the photo show where the attribution is near zero
+        strength = np.clip(np.abs(att) / (scale.vmax or 1.0), 0, 1)[..., None]
+        weight = alpha * np.sqrt(strength) * 1.6
+        weight = np.clip(weight, 0, 0.85)
+    else:
+        weight = np.full((h, w, 1), alpha, np.float32)
+    out = base * (1 - weight) + heat * weight
+    if boundaries and explanation.method == "lime" and "segments" in explanation.extras:
+        from skimage.segmentation import find_boundaries
+
+        seg = upsample_segments(explanation.extras["segments"], h, w)
+        edge = find_boundaries(seg, mode="inner")
+        out[edge] = (255, 221, 0)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def colorbar(scale: Scale, cmap: str | None = None, label: str = "", width: int = 360, height: int = 60) -> np.ndarray:
+    """A horizontal colorbar with its value range, as an RGB image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    cmap = cmap or (DIVERGING if scale.signed else SEQUENTIAL)
+    fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    ax = fig.add_axes([0.05, 0.55, 0.9, 0.3])
+    fig.colorbar(
+        plt.cm.ScalarMappable(norm=Normalize(scale.vmin, scale.vmax), cmap=cmap),
+        cax=ax, orientation="horizontal",
+    )
+    ax.tick_params(labelsize=7)
+    if label:
+        ax.set_title(label, fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def colorbar_label(explanation: Explanation) -> str:
+    if explanation.signed:
+        return f"red: for '{explanation.target_label}', blue: against"
+    return f"importance for '{explanation.target_label}'"
+
+
+def to_png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", optimize=False)
+    return buf.getvalue()

@@ -1,0 +1,125 @@
+"""explain(): model + image + method + params -> Explanation.
+
+The one entry point that the command line and the dashboard share, so a figure
+seen in the browser is reproducible from a shell.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .adapters.base import ModelAdapter
+from .explainers import Context, get_explainer
+from .images import preprocess
+from .types import Explanation, InputError, Prediction, UnsupportedError
+
+ProgressCallback = Callable[[float, str], None]
+
+
+def top_predictions(adapter: ModelAdapter, probs: np.ndarray, k: int = 5) -> list[Prediction]:
+    order = np.argsort(-probs)[:k]
+    return [Prediction(int(i), adapter.label(int(i)), float(probs[i])) for i in order]
+
+
+def predict_image(adapter: ModelAdapter, image: np.ndarray, k: int = 5) -> list[Prediction]:
+    """RGB uint8 image -> top-k predictions."""
+    probs = adapter.predict(preprocess(image, adapter.spec)[None])[0]
+    return top_predictions(adapter, probs, k)
+
+
+def resolve_target(adapter: ModelAdapter, target: int | str | None, probs: np.ndarray) -> int:
+    """None -> predicted class; an int (or digits) -> that index; text -> the label
+    matching exactly (case-insensitive), else the one label containing it."""
+    if target is None or target == "":
+        return int(np.argmax(probs))
+    if isinstance(target, (int, np.integer)) or str(target).strip().isdigit():
+        index = int(target)
+        if not 0 <= index < adapter.num_classes:
+            raise InputError(f"target {index} is out of range; the model has {adapter.num_classes} classes (0..{adapter.num_classes - 1})")
+        return index
+    text = str(target).strip().lower()
+    labels = [label.lower() for label in adapter.labels]
+    if text in labels:
+        return labels.index(text)
+    matches = [i for i, label in enumerate(labels) if text in label]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise InputError(f"no class label matches {target!r}")
+    shown = ", ".join(adapter.labels[i] for i in matches[:6])
+    raise InputError(f"{target!r} matches several classes ({shown}...); give the index or the exact label")
+
+
+def check_method(adapter: ModelAdapter, method: str) -> None:
+    explainer = get_explainer(method)
+    missing = explainer.missing_capabilities(adapter)
+    if missing:
+        why = {
+            "input_gradients": "gradients",
+            "layer_gradients": "layer hooks",
+        }
+        needs = " and ".join(why.get(m, m) for m in missing)
+        hint = ""
+        if getattr(adapter, "kind", "") == "torchscript":
+            hint = " TorchScript files allow no layer hooks: save the model as a torch.export program (.pt2) or a state_dict to use it."
+        elif adapter.framework == "onnx":
+            hint = " ONNX models offer predictions only: use lime, shap_partition or occlusion."
+        raise UnsupportedError(f"{method} needs {needs}, which {adapter.name} does not provide.{hint}")
+
+
+def explain(
+    adapter: ModelAdapter,
+    image: np.ndarray,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    target: int | str | None = None,
+    layer: str | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    top_k: int = 5,
+) -> Explanation:
+    """Explain ``image`` (RGB uint8 H x W x 3, any size) with ``method``.
+
+    The attribution in the result is at model input resolution; render it onto
+    the original image with :func:`xai_core.render.overlay`.
+    """
+    explainer = get_explainer(method)
+    check_method(adapter, method)
+    parsed = explainer.params(params)
+    if layer and not explainer.uses_layer:
+        layer = None
+    x = preprocess(image, adapter.spec)
+    start = time.perf_counter()
+    probs = adapter.predict(x[None])[0]
+    index = resolve_target(adapter, target, probs)
+    ctx = Context(
+        adapter, x, index, seed, int(batch_size or adapter.default_batch_size),
+        progress=progress, layer=layer, original_image=image,
+    )
+    raw = explainer.run(ctx, parsed)
+    elapsed = time.perf_counter() - start
+    attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    from dataclasses import asdict
+
+    return Explanation(
+        method=method,
+        target=index,
+        target_label=adapter.label(index),
+        attribution=attribution,
+        predictions=top_predictions(adapter, probs, top_k),
+        params=asdict(parsed),
+        seed=seed,
+        model_evals=ctx.model_evals + 1,
+        elapsed_s=elapsed,
+        raw=raw.raw,
+        signed=explainer.signed and raw.extras.get("signed", True),
+        layer=raw.layer,
+        output_kind=adapter.output_kind if explainer.requires - {"predict"} else "probability",
+        extras=raw.extras,
+    )
