@@ -1,0 +1,271 @@
+"""The command line, a thin layer over :mod:`xai_core.service` (DESIGN.md section 3).
+
+Bad input exits 2 with one line ``error: ...`` on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .types import InputError, XaiError
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise InputError(f"--{what} must be comma-separated numbers like 0.485,0.456,0.406; got {text!r}") from None
+    if not values:
+        raise InputError(f"--{what} is empty")
+    return values
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--input-size must be H or H,W in pixels; got {text!r}") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2:
+        raise InputError(f"--input-size must be H or H,W; got {text!r}")
+    return parts[0], parts[1]
+
+
+def parse_param_args(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``KEY=VALUE`` (every method that has KEY) or ``METHOD.KEY=VALUE`` -> per-method dicts."""
+    from .explainers import get_explainer
+
+    per_method: dict[str, dict[str, str]] = {m: {} for m in methods}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--param {item!r} must look like KEY=VALUE (or METHOD.KEY=VALUE)")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        scope = None
+        if "." in key:
+            scope, key = key.split(".", 1)
+            if scope not in per_method:
+                raise InputError(f"--param {item!r} names method {scope!r}, which is not in --method")
+        targets = [scope] if scope else list(methods)
+        used = False
+        for method in targets:
+            names = {p.name for p in get_explainer(method).param_infos()}
+            if key in names:
+                per_method[method][key] = value
+                used = True
+        if not used:
+            options = sorted({p.name for m in targets for p in get_explainer(m).param_infos()})
+            raise InputError(
+                f"--param {key!r} is not a parameter of {', '.join(targets)}; "
+                f"parameters: {', '.join(options) or 'none'}"
+            )
+    return per_method
+
+
+def _open(args) -> Any:
+    from .labels import read_labels
+    from .models import SpecOverrides, open_model
+
+    overrides = SpecOverrides(
+        size=_size(args.input_size) if getattr(args, "input_size", None) else None,
+        mean=_floats(args.mean, "mean") if getattr(args, "mean", None) else None,
+        std=_floats(args.std, "std") if getattr(args, "std", None) else None,
+        grayscale=True if getattr(args, "grayscale", False) else None,
+    )
+    labels = read_labels(args.labels) if getattr(args, "labels", None) else None
+    return open_model(
+        args.model,
+        framework=getattr(args, "framework", None),
+        arch=getattr(args, "arch", None),
+        overrides=overrides,
+        labels=labels,
+        trust_pickle=getattr(args, "trust_pickle", False),
+        device=getattr(args, "device", "auto"),
+        batch_size=getattr(args, "batch_size", None) or 32,
+    )
+
+
+def cmd_explain(args) -> int:
+    import numpy as np
+
+    from . import render
+    from .explainers import get_explainer
+    from .images import load_image
+    from .service import check_method, explain
+
+    for method in args.method:
+        get_explainer(method)
+    per_method = parse_param_args(args.param or [], args.method)
+    for method in args.method:
+        get_explainer(method).params(per_method[method])  # fail before loading anything
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    images = [(Path(p), load_image(p)) for p in args.image]
+    adapter = _open(args)
+    for method in args.method:
+        check_method(adapter, method)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    records = []
+    stems: dict[str, int] = {}
+    for path, image in images:
+        stem = path.stem
+        stems[stem] = stems.get(stem, 0) + 1
+        if stems[stem] > 1:
+            stem = f"{stem}_{stems[stem]}"
+        for method in args.method:
+            exp = explain(
+                adapter, image, method, per_method[method],
+                target=args.target, layer=args.layer, seed=args.seed, batch_size=args.batch_size,
+            )
+            overlay_path = out / f"{stem}__{method}.png"
+            npy_path = out / f"{stem}__{method}.npy"
+            png = render.to_png(render.overlay(image, exp, alpha=args.alpha))
+            overlay_path.write_bytes(png)
+            np.save(npy_path, exp.attribution.astype(np.float32))
+            record = {"image": str(path), **exp.record(), "overlay": str(overlay_path), "attribution": str(npy_path)}
+            records.append(record)
+            top = exp.predictions[0]
+            print(
+                f"{path.name}  {method:<22} target={exp.target} ({exp.target_label})  "
+                f"top={top.label} {top.probability:.3f}  evals={exp.model_evals}  {exp.elapsed_s:.2f}s"
+            )
+    (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
+    print(f"wrote {len(records)} explanation(s) to {out}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    import model_zoo
+
+    for entry in model_zoo.ZOO.values():
+        h, w = entry.spec.size
+        offline = "offline" if entry.offline else "needs weights file"
+        print(f"{entry.name:<20} {entry.framework:<6} {h}x{w}{' gray' if entry.spec.grayscale else ''}  "
+              f"[{offline}]  {entry.description}")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from .explainers import REGISTRY
+
+    adapter = _open(args) if args.model else None
+    for explainer in REGISTRY.values():
+        if explainer.modality != "image":
+            continue
+        missing = explainer.missing_capabilities(adapter) if adapter else []
+        status = f"  (not available: needs {', '.join(missing)})" if missing else ""
+        print(f"{explainer.name:<22} {explainer.label}{status}")
+        for p in explainer.param_infos():
+            rng = ""
+            if p.choices:
+                rng = f" one of {'/'.join(map(str, p.choices))}"
+            elif p.low is not None:
+                rng = f" in [{p.low}, {p.high}]"
+            print(f"    {p.name}={p.default}{rng}  {p.help}")
+    return 0
+
+
+def cmd_layers(args) -> int:
+    from .types import UnsupportedError
+
+    adapter = _open(args)
+    layers = adapter.layers()
+    if not layers:
+        if getattr(adapter, "kind", "") == "torchscript":
+            raise UnsupportedError(
+                f"{adapter.name} is TorchScript: its layers cannot be hooked. Save the model as a "
+                ".pt2 torch.export program or a state_dict to use Grad-CAM"
+            )
+        raise UnsupportedError(f"{adapter.name} has no layer with a spatial feature map")
+    default = adapter.default_cam_layer()
+    for info in layers:
+        mark = "  <- default for grad_cam" if info.name == default else ""
+        print(f"{info.describe()}{mark}")
+    return 0
+
+
+def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--model", required=required, help="model file or zoo name (see `models`)")
+    p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
+    p.add_argument("--arch", help="architecture for a bare PyTorch state_dict (e.g. resnet18, digits_cnn)")
+    p.add_argument("--input-size", help="model input H or H,W in pixels")
+    p.add_argument("--mean", help="normalisation mean, e.g. 0.485,0.456,0.406")
+    p.add_argument("--std", help="normalisation std, e.g. 0.229,0.224,0.225")
+    p.add_argument("--grayscale", action="store_true", help="feed a single gray channel")
+    p.add_argument("--labels", help="labels file: one per line, or a JSON list/dict")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--batch-size", type=int, default=None, help="images per model call (default 32)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow a fully pickled PyTorch module (runs code from the file: only for files you trust)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m xai_core", description="Explain image classifiers.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    p = sub.add_parser("explain", help="explain images with one or more methods")
+    _add_model_args(p)
+    p.add_argument("--image", nargs="+", required=True)
+    p.add_argument("--method", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--target", help="class index or label (default: the predicted class)")
+    p.add_argument("--layer", help="layer for grad_cam (see `layers`)")
+    p.add_argument("--param", nargs="+", action="extend", metavar="KEY=VALUE")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1")
+    p.set_defaults(func=cmd_explain)
+    p = sub.add_parser("models", help="list the model zoo")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("methods", help="list explainers and their parameters")
+    _add_model_args(p, required=False)
+    p.set_defaults(func=cmd_methods)
+    p = sub.add_parser("layers", help="list Grad-CAM candidate layers of a model")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_layers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if getattr(args, "alpha", 0.5) is not None and not 0 <= getattr(args, "alpha", 0.5) <= 1:
+            raise InputError("--alpha must be between 0 and 1")
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc} (see python -m xai_core --help)", file=sys.stderr)
+        return 2
+    except XaiError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of memory; lower --batch-size or the method's sample count", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+        if os.environ.get("XAI_DEBUG"):
+            raise
+        print(f"error: unexpected failure ({type(exc).__name__}: {exc}); rerun with XAI_DEBUG=1 for details",
+              file=sys.stderr)
+        return 1
