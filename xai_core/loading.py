@@ -12,6 +12,7 @@ Formats, detected from the file's content rather than its name:
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,9 @@ def load_torch_file(
         )
     if fmt == "torchscript":
         try:
-            return torch.jit.load(str(path), map_location="cpu"), "torchscript"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # "deprecated", still the format users have
+                return torch.jit.load(str(path), map_location="cpu"), "torchscript"
         except Exception as exc:  # noqa: BLE001 - any failure is the file's
             raise ModelLoadError(f"{label}: corrupt TorchScript archive ({_short(exc)})") from None
     if fmt == "export":

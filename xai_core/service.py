@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -96,17 +97,18 @@ def explain(
         layer = None
     x = preprocess(image, adapter.spec)
     start = time.perf_counter()
-    probs = adapter.predict(x[None])[0]
-    index = resolve_target(adapter, target, probs)
     ctx = Context(
-        adapter, x, index, seed, int(batch_size or adapter.default_batch_size),
+        adapter, x, None, seed, int(batch_size or adapter.default_batch_size),
         progress=progress, layer=layer, original_image=image,
     )
+    if not (explainer.single_pass and (target is None or target == "")):
+        ctx.probs = adapter.predict(x[None])[0]
+        ctx.model_evals += 1
+        ctx.target = resolve_target(adapter, target, ctx.probs)
     raw = explainer.run(ctx, parsed)
     elapsed = time.perf_counter() - start
+    index, probs = ctx.target, ctx.probs
     attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    from dataclasses import asdict
-
     return Explanation(
         method=method,
         target=index,
@@ -115,7 +117,7 @@ def explain(
         predictions=top_predictions(adapter, probs, top_k),
         params=asdict(parsed),
         seed=seed,
-        model_evals=ctx.model_evals + 1,
+        model_evals=ctx.model_evals,
         elapsed_s=elapsed,
         raw=raw.raw,
         signed=explainer.signed and raw.extras.get("signed", True),

@@ -39,7 +39,7 @@ class ModelAdapter(ABC):
     spec: ImageSpec
     labels: list[str]
     name: str
-    default_batch_size: int = 32
+    default_batch_size: int = 16
 
     @property
     @abstractmethod
@@ -59,19 +59,23 @@ class ModelAdapter(ABC):
         """N x H x W x C images in [0, 1] -> N x classes probabilities (float32)."""
 
     def input_gradients(
-        self, batch: np.ndarray, target: int, batch_size: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, batch: np.ndarray, target: int | None, batch_size: int | None = None,
+        return_probs: bool = False,
+    ):
         """Gradient of the target score w.r.t. the [0, 1] input.
 
-        Returns (gradients N x H x W x C, scores N). The score is the target logit
-        when ``output_kind == 'logit'``, else its probability.
+        Returns (gradients N x H x W x C, scores N), plus the N x classes
+        probabilities of the same forward pass when ``return_probs``. The score is
+        the target logit when ``output_kind == 'logit'``, else its probability.
+        ``target=None`` takes the first image's predicted class.
         """
         raise UnsupportedError(f"{self.name}: this model gives no gradients")
 
     def layer_activations_and_gradients(
-        self, batch: np.ndarray, target: int, layer: str
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(activations N x C x h x w, their gradients, scores N) at ``layer``."""
+        self, batch: np.ndarray, target: int | None, layer: str, return_probs: bool = False
+    ):
+        """(activations N x C x h x w, their gradients, scores N[, probabilities]) at
+        ``layer``; ``target=None`` takes the first image's predicted class."""
         raise UnsupportedError(f"{self.name}: this model gives no layer gradients")
 
     def layers(self) -> list[LayerInfo]:

@@ -45,7 +45,7 @@ class TorchAdapter(ModelAdapter):
         kind: str = "module",
         device: str = "auto",
         channels_last: bool | None = None,
-        batch_size: int = 32,
+        batch_size: int = 16,
     ) -> None:
         self.kind = kind
         self.name = name
@@ -122,11 +122,20 @@ class TorchAdapter(ModelAdapter):
             )
         return out.float()
 
-    def _scores(self, out: torch.Tensor, target: int) -> torch.Tensor:
-        """The explained score: the target's logit, or its probability for softmax models."""
+    def _pick(self, out: torch.Tensor, target: int | None) -> int:
+        """None -> the first image's predicted class (one pass gives target and gradients)."""
+        if target is None:
+            return int(out[0].argmax())
         if not 0 <= target < out.shape[1]:
             raise InputError(f"target class {target} is out of range (0..{out.shape[1] - 1})")
+        return int(target)
+
+    def _scores(self, out: torch.Tensor, target: int) -> torch.Tensor:
+        """The explained score: the target's logit, or its probability for softmax models."""
         return out[:, target]
+
+    def _probs(self, out: torch.Tensor) -> torch.Tensor:
+        return out if self._output_kind == "probability" else torch.softmax(out, 1)
 
     def _probe_output(self) -> torch.Tensor:
         h, w = self.spec.size
@@ -143,9 +152,7 @@ class TorchAdapter(ModelAdapter):
         outs = []
         with self._lock, torch.inference_mode():
             for sl in self.iter_batches(len(batch), batch_size):
-                out = self._forward(self._to_input(batch[sl]))
-                probs = out if self._output_kind == "probability" else torch.softmax(out, 1)
-                outs.append(probs.cpu().numpy())
+                outs.append(self._probs(self._forward(self._to_input(batch[sl]))).cpu().numpy())
         if not outs:
             return np.zeros((0, self._num_classes), np.float32)
         return np.concatenate(outs).astype(np.float32, copy=False)
@@ -159,22 +166,27 @@ class TorchAdapter(ModelAdapter):
         return np.concatenate(outs).astype(np.float32, copy=False)
 
     def input_gradients(
-        self, batch: np.ndarray, target: int, batch_size: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        grads, scores = [], []
+        self, batch: np.ndarray, target: int | None, batch_size: int | None = None,
+        return_probs: bool = False,
+    ):
+        grads, scores, probs = [], [], []
         with self._lock:
             for sl in self.iter_batches(len(batch), batch_size):
                 x = self._to_input(batch[sl]).detach().requires_grad_(True)
                 with torch.enable_grad():
-                    score = self._scores(self._forward(x), target)
+                    out = self._forward(x)
+                    score = self._scores(out, self._pick(out, target))
                     (g,) = torch.autograd.grad(score.sum(), x)
                 grads.append(g.permute(0, 2, 3, 1).cpu().numpy())
                 scores.append(score.detach().cpu().numpy())
-        return np.concatenate(grads).astype(np.float32), np.concatenate(scores)
+                if return_probs:
+                    probs.append(self._probs(out.detach()).cpu().numpy())
+        result = np.concatenate(grads).astype(np.float32), np.concatenate(scores)
+        return (*result, np.concatenate(probs)) if return_probs else result
 
     def layer_activations_and_gradients(
-        self, batch: np.ndarray, target: int, layer: str
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, batch: np.ndarray, target: int | None, layer: str, return_probs: bool = False
+    ):
         module = self._module(layer)
         captured: list[torch.Tensor] = []
 
@@ -186,18 +198,20 @@ class TorchAdapter(ModelAdapter):
             try:
                 x = self._to_input(batch).detach().requires_grad_(True)
                 with torch.enable_grad():
-                    score = self._scores(self._forward(x), target)
+                    out = self._forward(x)
+                    score = self._scores(out, self._pick(out, target))
                     if not captured:
                         raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
                     act = captured[-1]
                     (g,) = torch.autograd.grad(score.sum(), act)
             finally:
                 handle.remove()
-        return (
+        result = (
             act.detach().float().cpu().numpy(),
             g.detach().float().cpu().numpy(),
             score.detach().cpu().numpy(),
         )
+        return (*result, self._probs(out.detach()).cpu().numpy()) if return_probs else result
 
     # -- layers ----------------------------------------------------------------------
     def _module(self, layer: str) -> nn.Module:

@@ -123,16 +123,19 @@ class Context:
         self,
         adapter: ModelAdapter,
         image: np.ndarray,
-        target: int,
+        target: int | None,
         seed: int,
         batch_size: int,
         progress: Callable[[float, str], None] | None = None,
         layer: str | None = None,
         original_image: np.ndarray | None = None,
+        probs: np.ndarray | None = None,
     ) -> None:
         self.adapter = adapter
         self.image = image  # H x W x C float32 in [0, 1]
+        # None until the first gradient pass picks the predicted class (single-pass methods)
         self.target = target
+        self.probs = probs  # the image's class probabilities, once known
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.batch_size = batch_size
@@ -146,8 +149,32 @@ class Context:
         return self.adapter.predict(batch, self.batch_size)
 
     def gradients(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Input gradients of the target score; when the target is still open, the
+        same pass yields the predicted class and the probabilities (batch[0] must
+        then be the image itself)."""
         self.model_evals += len(batch)
+        if self.target is None:
+            grads, scores, probs = self.adapter.input_gradients(
+                batch, None, self.batch_size, return_probs=True
+            )
+            self._settle(probs[0])
+            return grads, scores
         return self.adapter.input_gradients(batch, self.target, self.batch_size)
+
+    def layer_gradients(self, layer: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(activations, gradients, scores) of the image at ``layer``."""
+        self.model_evals += 1
+        if self.target is None:
+            acts, grads, scores, probs = self.adapter.layer_activations_and_gradients(
+                self.image[None], None, layer, return_probs=True
+            )
+            self._settle(probs[0])
+            return acts, grads, scores
+        return self.adapter.layer_activations_and_gradients(self.image[None], self.target, layer)
+
+    def _settle(self, probs: np.ndarray) -> None:
+        self.probs = probs
+        self.target = int(np.argmax(probs))
 
     def progress(self, fraction: float, text: str = "") -> None:
         if self._progress is not None:
@@ -173,6 +200,9 @@ class Explainer:
     uses_layer: ClassVar[bool] = False
     stochastic: ClassVar[bool] = False
     slow: ClassVar[bool] = False
+    # True when one gradient pass of the image itself gives both the predicted class
+    # and the attribution, so the service skips its separate prediction pass.
+    single_pass: ClassVar[bool] = False
 
     def run(self, ctx: Context, params: Any) -> RawAttribution:
         raise NotImplementedError

@@ -32,6 +32,7 @@ class GradCam(Explainer):
     Params = GradCamParams
     signed = False
     uses_layer = True
+    single_pass = True
 
     def run(self, ctx: Context, params: GradCamParams) -> RawAttribution:
         layer = ctx.layer or ctx.adapter.default_cam_layer()
@@ -40,8 +41,7 @@ class GradCam(Explainer):
                 f"{ctx.adapter.name} has no convolutional layer with a spatial output; "
                 "Grad-CAM needs one"
             )
-        acts, grads, _ = ctx.adapter.layer_activations_and_gradients(ctx.image[None], ctx.target, layer)
-        ctx.model_evals += 1
+        acts, grads, _ = ctx.layer_gradients(layer)
         if acts.ndim != 4:
             raise UnsupportedError(f"layer {layer!r} outputs shape {acts.shape}; Grad-CAM needs N x C x H x W")
         weights = grads[0].mean(axis=(1, 2))

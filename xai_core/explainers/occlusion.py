@@ -43,7 +43,7 @@ class Occlusion(Explainer):
         stride = params.stride or max(1, win // 2)
         fill = fill_image(x, params.fill)
         boxes = [(r, c) for r in window_positions(h, win, stride) for c in window_positions(w, win, stride)]
-        base = float(ctx.predict(x[None])[0, ctx.target])
+        base = float(ctx.probs[ctx.target])
         total = np.zeros((h, w), np.float64)
         count = np.zeros((h, w), np.float64)
         for start, stop in ctx.chunks(len(boxes)):
@@ -51,7 +51,7 @@ class Occlusion(Explainer):
             for i, (r, c) in enumerate(boxes[start:stop]):
                 batch[i, r : r + win, c : c + win] = fill[r : r + win, c : c + win]
             drops = base - ctx.predict(batch)[:, ctx.target]
-            for (r, c), d in zip(boxes[start:stop], drops):
+            for (r, c), d in zip(boxes[start:stop], drops, strict=True):
                 total[r : r + win, c : c + win] += d
                 count[r : r + win, c : c + win] += 1
             ctx.progress(stop / len(boxes), f"{stop}/{len(boxes)} patches")

@@ -21,6 +21,7 @@ class Saliency(Explainer):
     paper = "Simonyan et al., 2014, Deep Inside Convolutional Networks"
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS})
     Params = SaliencyParams
+    single_pass = True
 
     def run(self, ctx: Context, params: SaliencyParams) -> RawAttribution:
         grads, _ = ctx.gradients(ctx.image[None])
