@@ -69,6 +69,7 @@ class TorchAdapter(ModelAdapter):
         self._mean = torch.tensor(spec.mean_array(), device=self.device).view(1, -1, 1, 1)
         self._std = torch.tensor(spec.std_array(), device=self.device).view(1, -1, 1, 1)
         self._layers: list[LayerInfo] | None = None
+        self.max_batch: int | None = None
         probe = self._probe_output()
         self._num_classes = int(probe.shape[1])
         self._output_kind = _guess_output_kind(probe)
@@ -145,7 +146,17 @@ class TorchAdapter(ModelAdapter):
         with self._lock, torch.inference_mode():
             a = self._forward(x)
             b = self._forward(self._to_input(noise))
+            if self.kind == "export":
+                # programs exported without a dynamic batch dimension take one image a call
+                try:
+                    self._forward(torch.cat([x, x]))
+                except InputError:
+                    self.max_batch = 1
         return torch.cat([a, b]).cpu()
+
+    def iter_batches(self, n: int, batch_size: int | None):
+        size = batch_size or self.default_batch_size
+        return super().iter_batches(n, min(size, self.max_batch or size))
 
     # -- primitives ------------------------------------------------------------------
     def predict(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:

@@ -1,0 +1,90 @@
+"""Shared fixtures: real zoo models, real photos, and small synthetic models with
+known answers. Everything runs on the CPU."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SAMPLES = ROOT / "sample_images"
+
+# small budgets so every method runs fast in the contract suite
+FAST_PARAMS = {
+    "smoothgrad": {"samples": 6},
+    "integrated_gradients": {"steps": 16},
+    "occlusion": {"window": 8, "stride": 8},
+    "lime": {"samples": 120, "segments": 16},
+    "shap_partition": {"max_evals": 120},
+    "shap_gradient": {"samples": 8, "background_size": 4},
+}
+
+
+@pytest.fixture(scope="session")
+def digits_adapter():
+    from xai_core.models import open_model
+
+    return open_model("digits_cnn", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def lite0_adapter():
+    from xai_core.models import open_model
+
+    return open_model("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def cat_image() -> np.ndarray:
+    from xai_core.images import load_image
+
+    return load_image(SAMPLES / "chelsea_cat.jpg")
+
+
+@pytest.fixture(scope="session")
+def digit_image() -> np.ndarray:
+    from xai_core.images import load_image
+
+    return load_image(SAMPLES / "digit_7.png")
+
+
+@pytest.fixture(scope="session")
+def digits_module():
+    from model_zoo.pretrained import own_model
+
+    return own_model("digits_cnn").eval()
+
+
+@pytest.fixture(scope="session")
+def digits_files(tmp_path_factory, digits_module):
+    """The digits CNN saved in every supported PyTorch format, with a sidecar each."""
+    import json
+    import warnings
+
+    import torch
+
+    out = tmp_path_factory.mktemp("digits_models")
+    x = torch.zeros(1, 1, 32, 32)
+    files = {
+        "torchscript": out / "digits_ts.pt",
+        "export": out / "digits.pt2",
+        "state_dict": out / "digits_sd.pth",
+        "pickle": out / "digits_pickled.pt",
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(digits_module, x), files["torchscript"])
+    torch.export.save(torch.export.export(digits_module, (x,)), files["export"])
+    torch.save(digits_module.state_dict(), files["state_dict"])
+    torch.save(digits_module, files["pickle"])
+    sidecar = {"size": [32, 32], "mean": [0.5], "std": [0.5], "grayscale": True,
+               "labels": [str(i) for i in range(10)]}
+    for path in files.values():
+        path.with_suffix(".json").write_text(json.dumps(sidecar))
+    return files
