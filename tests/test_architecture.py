@@ -1,0 +1,47 @@
+"""Structural rules of DESIGN.md: the service never imports streamlit, and
+importing it loads no deep-learning framework."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_xai_core_never_imports_streamlit():
+    offenders = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "xai_core").rglob("*.py")
+        if "import streamlit" in p.read_text() or "from streamlit" in p.read_text()
+    ]
+    assert offenders == []
+
+
+def test_import_is_light():
+    code = (
+        "import sys, xai_core, xai_core.explainers, model_zoo; "
+        "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'onnxruntime', 'streamlit', 'shap', 'lime') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_zoo_models_predict_right_on_sample_photos(lite0_adapter, digits_adapter):
+    from xai_core.images import load_image
+    from xai_core.service import predict_image
+
+    samples = ROOT / "sample_images"
+    assert predict_image(lite0_adapter, load_image(samples / "chelsea_cat.jpg"))[0].label == "Egyptian cat"
+    assert predict_image(lite0_adapter, load_image(samples / "coffee.jpg"))[0].label == "espresso"
+    for digit in (0, 3, 4, 7, 9):
+        top = predict_image(digits_adapter, load_image(samples / f"digit_{digit}.png"))[0]
+        assert top.label == str(digit)
+
+
+def test_digits_training_metadata_is_kept_with_the_weights():
+    import json
+
+    meta = json.loads((ROOT / "model_zoo" / "weights" / "digits_cnn.json").read_text())
+    assert meta["seed"] == 0 and meta["test_accuracy"] >= 0.95
+    assert (ROOT / "model_zoo" / "train_digits_cnn.py").exists()
