@@ -32,7 +32,8 @@ def test_exif_orientation_is_applied():
 def test_every_mode_becomes_rgb(mode):
     base = Image.fromarray(np.linspace(0, 255, 64 * 48).reshape(48, 64).astype(np.uint8))
     if mode in ("I;16", "I", "F"):
-        img = Image.fromarray((np.asarray(base).astype(np.uint16) * 257)).convert(mode) if mode != "I;16" else Image.fromarray(np.asarray(base).astype(np.uint16) * 257)
+        wide = Image.fromarray(np.asarray(base).astype(np.uint16) * 257)  # 16-bit
+        img = wide if mode == "I;16" else wide.convert(mode)
         data = encode(img, "TIFF")
     else:
         img = base.convert(mode)

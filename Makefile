@@ -1,0 +1,25 @@
+# The README's two commands: `make run` starts the dashboard, `make test` runs
+# the whole test suite. Both create .venv and install what they need first.
+PORT ?= 8501
+PY := .venv/bin/python
+
+.PHONY: run test lint bench clean
+
+run:
+	@bash scripts/setup.sh run
+	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
+
+test:
+	@bash scripts/setup.sh test
+	$(PY) -m ruff check .
+	$(PY) -m pytest -p no:cacheprovider
+
+lint:
+	$(PY) -m ruff check .
+
+bench:
+	@bash scripts/setup.sh test
+	$(PY) benchmarks/bench_image.py
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache artifacts

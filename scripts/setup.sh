@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create .venv and install everything the dashboard (mode "run") or the test
+# suite (mode "test") needs, system packages included. Idempotent: a second run
+# with unchanged requirements only checks.
+set -euo pipefail
+mode="${1:-run}"
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+reqs=requirements.txt
+[ "$mode" = test ] && reqs=requirements-dev.txt
+
+if [ ! -x .venv/bin/python ]; then
+    echo "==> creating .venv with $("$PYTHON" --version)"
+    "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$mode"
+want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> installing $reqs into .venv (first time: a few minutes)"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -r "$reqs"
+    echo "$want" > "$stamp"
+fi
+
+if [ "$mode" = test ] && [ ! -x /usr/bin/chromium ]; then
+    echo "==> installing Debian's chromium for the browser tests"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
