@@ -122,10 +122,10 @@ def _read_frame(source: bytes | str | Path, name: str | None, max_bytes: int = M
         if not path.is_file():
             raise InputError(f"{path}: no such CSV file")
         if path.stat().st_size > max_bytes:
-            raise InputError(f"{label}: larger than {max_bytes // 2**20} MB; use a sample of the rows")
+            raise InputError(f"{label}: larger than {_size_text(max_bytes)}; use a sample of the rows")
         raw = path.read_bytes()
     if len(raw) > max_bytes:
-        raise InputError(f"{label}: larger than {max_bytes // 2**20} MB; use a sample of the rows")
+        raise InputError(f"{label}: larger than {_size_text(max_bytes)}; use a sample of the rows")
     if not raw.strip():
         raise InputError(f"{label}: the file is empty")
     try:
@@ -185,6 +185,10 @@ def _numeric_column(series, col: str, label: str) -> np.ndarray:
         row = int(np.flatnonzero(~np.isfinite(out))[0])
         raise InputError(f"{label}: column {col!r} has an infinite value at row {row}")
     return out.astype(np.float32)
+
+
+def _size_text(n: int) -> str:
+    return f"{n / 2**20:g} MB" if n >= 2**20 else f"{n} bytes"
 
 
 def _is_number(text: str) -> bool:
