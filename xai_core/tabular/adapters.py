@@ -247,6 +247,9 @@ class KerasTabularModel(TabularModel):
 
 
 def load_keras_file(path, name: str) -> Any:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
     try:
         import keras
     except ImportError:
