@@ -75,8 +75,13 @@ def known_feature_onnx(zipmap: bool, mean: float = float(KNOWN), scale: float = 
 
 
 def keras_available() -> bool:
-    try:
-        import keras  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means no Keras here
-        return False
-    return True
+    """Without importing it (TensorFlow must load after triton, see import_keras)."""
+    import importlib.util
+
+    return importlib.util.find_spec("keras") is not None and importlib.util.find_spec("tensorflow") is not None
+
+
+def keras():
+    from xai_core.tabular.adapters import import_keras
+
+    return import_keras()

@@ -11,6 +11,7 @@ neither torch, tensorflow nor onnxruntime.
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -246,12 +247,31 @@ class KerasTabularModel(TabularModel):
         return grads.numpy(), scores.numpy()
 
 
-def load_keras_file(path, name: str) -> Any:
+def import_keras() -> Any:
+    """Import Keras (and TensorFlow) safely next to PyTorch.
+
+    When TensorFlow is loaded before triton's native library (which torch.export and
+    torch.compile import on first use), that later import crashes the process with a
+    segmentation fault (tensorflow-cpu 2.21 + torch 2.14). Importing triton first, when
+    it is installed, avoids it.
+    """
+    import importlib.util
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        try:
+            import triton  # noqa: F401
+        except Exception:  # noqa: BLE001 - triton is optional; only its load order matters
+            pass
+    import keras
+
+    return keras
+
+
+def load_keras_file(path, name: str) -> Any:
     try:
-        import keras
+        keras = import_keras()
     except ImportError:
         raise ModelLoadError(f"{name}: Keras models need tensorflow (pip install tensorflow-cpu)") from None
     try:
