@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tabular_helpers import FAST, FEATURES, KNOWN, SAMPLE_CSV, known_feature_onnx, known_feature_torch_module, synthetic_csv
+from tabular_helpers import (
+    FAST,
+    FEATURES,
+    KNOWN,
+    SAMPLE_CSV,
+    known_feature_onnx,
+    known_feature_torch_module,
+    synthetic_csv,
+)
 
 from xai_core.tabular import explain_row, explain_rows, load_table
 from xai_core.tabular.adapters import OnnxTabularModel, TorchTabularModel
