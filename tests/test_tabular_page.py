@@ -97,3 +97,25 @@ def test_uploaded_csv_with_chosen_columns(app):
     _by_label(at.selectbox, "Label column").set_value("y")
     at.run()
     assert at.error and "6 feature columns chosen but the model takes 30" in at.error[0].value
+
+
+def test_uploaded_onnx_model_explains_a_row_with_lime(app):
+    at = app
+    at.radio(key="tab_model_source").set_value("Upload a model")
+    at.run()
+    assert not at.exception and at.info  # asks for a file, no error yet
+    onnx_bytes = (ROOT / "model_zoo" / "weights" / "breast_cancer_sklearn.onnx").read_bytes()
+    at.file_uploader(key="tab_model_upload").upload("mine.onnx", onnx_bytes, "application/octet-stream")
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    at.selectbox(key="tab_method").set_value("lime")
+    at.run()
+    _set_param(at, "samples", 200)
+    at.button(key="tab_explain_row").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 1  # LIME: bars, no waterfall (no base value)
+    assert any("no waterfall" in c.value for c in at.caption)
+    assert at.dataframe[1].value["feature"].nunique() == 30
