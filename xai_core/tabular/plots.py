@@ -77,11 +77,13 @@ def waterfall_figure(expl: TabularExplanation, top_k: int = 12) -> Any:
     labels.append("output")
     steps.append(0.0)
     measures.append("total")
+    # plotly accumulates in data order (base first, total last); the reversed y axis
+    # then shows the base value on top and the output at the bottom
     fig = go.Figure(go.Waterfall(
         orientation="h",
-        measure=measures[::-1],
-        y=labels[::-1],
-        x=steps[::-1],
+        measure=measures,
+        y=labels,
+        x=steps,
         increasing={"marker": {"color": POSITIVE}},
         decreasing={"marker": {"color": NEGATIVE}},
         totals={"marker": {"color": "#7f7f7f"}},
@@ -92,6 +94,7 @@ def waterfall_figure(expl: TabularExplanation, top_k: int = 12) -> Any:
         title=f"{_title(expl)}<br><sup>base {_fmt(expl.base_value)} + attributions = {_fmt(end)}; "
               f"model output {_fmt(expl.output)}</sup>",
         xaxis_title=expl.output_kind,
+        yaxis={"autorange": "reversed"},
         height=max(320, 26 * len(labels) + 140),
         margin={"l": 10, "r": 20, "t": 80, "b": 40},
         showlegend=False,
