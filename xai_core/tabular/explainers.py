@@ -13,7 +13,6 @@ once per table (fit LIME's statistics, summarise the SHAP background) and an
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,14 +46,12 @@ class TabularContext:
         data: TabularData,
         target: int,
         seed: int,
-        progress: Callable[[float, str], None] | None = None,
     ) -> None:
         self.model = model
         self.data = data
         self.target = target
         self.seed = seed
         self.model_evals = 0
-        self._progress = progress
 
     def predict_target(self, x: np.ndarray) -> np.ndarray:
         """N x F -> N values of the target output (float64, as shap and lime expect)."""
@@ -65,10 +62,6 @@ class TabularContext:
     def gradients(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.model_evals += len(x)
         return self.model.gradients(x, self.target)
-
-    def progress(self, fraction: float, text: str = "") -> None:
-        if self._progress is not None:
-            self._progress(float(min(1.0, max(0.0, fraction))), text)
 
 
 class TabularExplainer(Explainer):
