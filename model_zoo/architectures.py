@@ -67,3 +67,72 @@ def build_architecture(name: str, num_classes: int = 1000) -> nn.Module:
         kwargs["aux_logits"] = False
         kwargs["init_weights"] = False
     return models.get_model(name, **kwargs)
+
+
+# -- tabular ---------------------------------------------------------------------------
+TABULAR_ARCHITECTURES = ("tabular_mlp",)
+
+
+class TabularMLP(nn.Module):
+    """MLP for one row of raw feature values -> class probabilities (or one score).
+
+    Standardisation lives inside the model as fixed buffers (``norm_mean``,
+    ``norm_std``), so the model takes the raw CSV values. Hidden layers are
+    Linear + ReLU; with two or more outputs the last layer is followed by a softmax
+    (probabilities out), with one output the raw score comes out (regression or a
+    binary logit).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: tuple[int, ...] = (32, 16),
+        num_outputs: int = 2,
+        mean=None,
+        std=None,
+    ) -> None:
+        super().__init__()
+        import torch
+
+        mean_t = torch.zeros(in_features) if mean is None else torch.as_tensor(mean, dtype=torch.float32)
+        std_t = torch.ones(in_features) if std is None else torch.as_tensor(std, dtype=torch.float32)
+        self.register_buffer("norm_mean", mean_t.reshape(in_features).clone())
+        self.register_buffer("norm_std", std_t.reshape(in_features).clamp_min(1e-12).clone())
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, num_outputs))
+        self.net = nn.Sequential(*layers)
+        self.num_outputs = num_outputs
+
+    def forward(self, x):
+        z = self.net((x - self.norm_mean) / self.norm_std)
+        return z.softmax(dim=1) if self.num_outputs >= 2 else z
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> TabularMLP:
+        """Rebuild the layer sizes from the weights: in_features from the first
+        Linear weight, hidden widths and outputs from the following ones."""
+        linear = sorted(
+            (int(k.split(".")[1]), v) for k, v in state.items()
+            if k.startswith("net.") and k.endswith(".weight") and v.ndim == 2
+        )
+        if not linear:
+            raise ModelLoadError("the weights hold no net.<i>.weight Linear layers; not a tabular_mlp state_dict")
+        indices = [i for i, _ in linear]
+        if indices != list(range(0, 2 * len(linear), 2)):
+            raise ModelLoadError(f"tabular_mlp expects Linear layers at net.0, net.2, ...; found net.{indices}")
+        in_features = int(linear[0][1].shape[1])
+        hidden = tuple(int(w.shape[0]) for _, w in linear[:-1])
+        return cls(in_features, hidden, int(linear[-1][1].shape[0]))
+
+
+def build_tabular_architecture(name: str, state: dict) -> nn.Module:
+    """A tabular module of architecture ``name`` sized from ``state`` (not yet loaded)."""
+    if name == "tabular_mlp":
+        return TabularMLP.from_state_dict(state)
+    raise ModelLoadError(
+        f"unknown tabular architecture {name!r}; choose one of: {', '.join(TABULAR_ARCHITECTURES)}"
+    )

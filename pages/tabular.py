@@ -1,0 +1,214 @@
+"""Tabular rows: explain a model's output for one row of a CSV, or for many rows.
+
+Widgets in, one ``xai_core.tabular`` call, render out. Runs inside the app's
+navigation or alone: ``streamlit run pages/tabular.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
+from xai_core.tabular import (  # noqa: E402
+    explain_row,
+    explain_rows,
+    load_table,
+    open_tabular_model,
+    open_uploaded_model,
+    predict_rows,
+    read_columns,
+    tabular_methods_for,
+)
+from xai_core.tabular.explainers import TABULAR_REGISTRY  # noqa: E402
+from xai_core.tabular.plots import bar_figure, beeswarm_figure, importance_figure, waterfall_figure  # noqa: E402
+from xai_core.types import XaiError  # noqa: E402
+
+MODEL_TYPES = ["pt", "pth", "pt2", "torchscript", "keras", "h5", "onnx"]
+NO_LABEL = "(no label column)"
+PREDICTED = "predicted output"
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def _zoo_model(name: str):
+    return open_tabular_model(name)
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def _uploaded_model(filename: str, digest: str, _data: bytes, arch: str, trust: bool):
+    return open_uploaded_model(filename, _data, arch=arch or None, trust_pickle=trust)
+
+
+def _show_error(exc: BaseException) -> None:
+    if isinstance(exc, XaiError):
+        st.error(" ".join(str(exc).split()))
+    else:
+        st.error(f"Unexpected failure ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). "
+                 "Your inputs are kept; try other settings.")
+
+
+def _param_form(explainer, key: str) -> dict:
+    values = {}
+    for info in explainer.param_infos():
+        wkey = f"{key}_{explainer.name}_{info.name}"
+        if info.choices:
+            values[info.name] = st.selectbox(info.name, info.choices, index=info.choices.index(info.default),
+                                             help=info.help, key=wkey)
+        elif info.type is bool:
+            values[info.name] = st.checkbox(info.name, value=info.default, help=info.help, key=wkey)
+        elif info.type is int:
+            values[info.name] = st.number_input(info.name, value=info.default, step=1, help=info.help, key=wkey,
+                                                min_value=int(info.low) if info.low is not None else None,
+                                                max_value=int(info.high) if info.high is not None else None)
+        else:
+            values[info.name] = st.number_input(info.name, value=float(info.default), help=info.help, key=wkey,
+                                                min_value=info.low, max_value=info.high)
+    return values
+
+
+def _choose_model():
+    source = st.radio("Model", ["Zoo model", "Upload a model"], horizontal=True, key="tab_model_source")
+    if source == "Zoo model":
+        names = available_tabular_models()
+        name = st.selectbox("Zoo model", names, index=names.index(DEFAULT_TABULAR_MODEL) if DEFAULT_TABULAR_MODEL in names else 0,
+                            format_func=lambda n: f"{n} ({TABULAR_ZOO[n].framework})", key="tab_zoo_model")
+        st.caption(TABULAR_ZOO[name].description)
+        return _zoo_model(name), TABULAR_ZOO[name]
+    upload = st.file_uploader("Model file (.pt TorchScript/state_dict, .pt2, .keras, .onnx)", type=MODEL_TYPES,
+                              key="tab_model_upload")
+    arch = st.text_input("Architecture of a bare state_dict", value="", placeholder="tabular_mlp", key="tab_arch")
+    trust = st.checkbox("I trust this file (allows a fully pickled PyTorch module, which runs its code)",
+                        key="tab_trust")
+    if upload is None:
+        st.info("Upload a model file, or pick a zoo model.")
+        st.stop()
+    data = upload.getvalue()
+    return _uploaded_model(upload.name, hashlib.sha256(data).hexdigest(), data, arch.strip(), trust), None
+
+
+def _choose_table(entry):
+    sample = entry.csv_path if entry is not None else TABULAR_ZOO[DEFAULT_TABULAR_MODEL].csv_path
+    source = st.radio("Data", [f"Sample CSV ({sample.name})", "Upload a CSV"], horizontal=True, key="tab_data_source")
+    if source.startswith("Sample"):
+        return sample.read_bytes(), sample.name, (entry or TABULAR_ZOO[DEFAULT_TABULAR_MODEL]).label_column
+    upload = st.file_uploader("CSV file with a header line", type=["csv", "txt"], key="tab_csv_upload")
+    if upload is None:
+        st.info("Upload a CSV, or use the sample.")
+        st.stop()
+    return upload.getvalue(), upload.name, None
+
+
+def _render_row(expl) -> None:
+    st.markdown(f"**Row {expl.row}** - {expl.method} explains **{expl.target_label}** "
+                f"({expl.output_kind} {expl.output:.4g})"
+                + (f"; label in the CSV: `{expl.label}`" if expl.label is not None else ""))
+    st.dataframe([p.to_dict() for p in expl.predictions], hide_index=True, key="tab_predictions")
+    st.plotly_chart(bar_figure(expl), key="tab_bar")
+    if expl.base_value is not None:
+        st.plotly_chart(waterfall_figure(expl), key="tab_waterfall")
+        st.caption(f"base value {expl.base_value:.4g} + attributions = "
+                   f"{expl.base_value + sum(expl.attributions.values()):.4g}; model output {expl.output:.4g}"
+                   + (f"; IG convergence delta {expl.extras['convergence_delta']:.2e}"
+                      if "convergence_delta" in expl.extras else ""))
+    else:
+        st.caption(f"LIME weights of a local linear surrogate (intercept {expl.extras.get('intercept', 0):.4g}, "
+                   f"local prediction {expl.extras.get('local_prediction', 0):.4g}, R² {expl.extras.get('r2_score', 0):.3f}); "
+                   "no base value, so no waterfall.")
+    st.dataframe(
+        [{"feature": f, "value": expl.feature_values[f], "attribution": v} for f, v in expl.ranked()],
+        hide_index=True, key="tab_values",
+    )
+    st.caption(f"{expl.model_evals} model evaluations in {expl.elapsed_s:.2f} s; seed {expl.seed}; "
+               f"params {expl.params}")
+
+
+def _render_rows(summary) -> None:
+    st.markdown(f"**{len(summary.explanations)} rows** - {summary.method} explains **{summary.target_label}**; "
+                f"{summary.model_evals} model evaluations in {summary.elapsed_s:.1f} s")
+    st.plotly_chart(importance_figure(summary), key="tab_importance")
+    st.plotly_chart(beeswarm_figure(summary), key="tab_beeswarm")
+    st.download_button("Download attribution table (CSV)", summary.table().to_csv(index=False).encode(),
+                       file_name=f"attributions__{summary.method}.csv", mime="text/csv", key="tab_download")
+
+
+st.title("Tabular rows")
+st.caption("Which features moved the model's output for a row: LIME, Kernel SHAP, Integrated Gradients.")
+try:
+    model, entry = _choose_model()
+    csv_bytes, csv_name, default_label = _choose_table(entry)
+    columns = read_columns(csv_bytes, csv_name)
+    # keyed by the header, so that a new CSV starts from its own defaults
+    header_key = hashlib.sha256("\x1f".join(columns).encode()).hexdigest()[:12]
+    label_options = [NO_LABEL, *columns]
+    label_choice = st.selectbox("Label column (not fed to the model)", label_options,
+                                key=f"tab_label_column_{header_key}",
+                                index=label_options.index(default_label) if default_label in columns else 0)
+    label_column = None if label_choice == NO_LABEL else label_choice
+    features = st.multiselect("Feature columns, in model input order", [c for c in columns if c != label_column],
+                              default=[c for c in columns if c != label_column],
+                              key=f"tab_features_{header_key}_{label_choice}")
+    data = load_table(csv_bytes, label_column=label_column, feature_columns=features,
+                      n_features=model.n_features, name=csv_name)
+    st.caption(f"{model.name}: {model.framework}, {data.n_features} features -> {', '.join(model.output_names)} "
+               f"({model.output_kind}); {data.n_rows} rows in {csv_name}")
+    method = st.selectbox("Explainer", [e.name for e in tabular_methods_for(model)],
+                          format_func=lambda name: TABULAR_REGISTRY[name].label, key="tab_method")
+    explainer = TABULAR_REGISTRY[method]
+    st.caption(f"{explainer.description} {explainer.paper}")
+    with st.expander("Parameters"):
+        params = _param_form(explainer, "tab")
+        seed = int(st.number_input("seed", value=0, min_value=0, step=1, key="tab_seed"))
+    target_choice = st.selectbox("Explain output", [PREDICTED, *model.output_names], key="tab_target")
+    target = None if target_choice == PREDICTED else model.output_names.index(target_choice)
+except Exception as exc:  # noqa: BLE001 - st.stop() is not an Exception and passes through
+    _show_error(exc)
+    st.stop()
+
+one, many = st.tabs(["One row", "Many rows"])
+with one:
+    row = int(st.number_input(f"Row (0 to {data.n_rows - 1})", min_value=0, max_value=data.n_rows - 1, value=0,
+                              step=1, key="tab_row"))
+    if st.button("Explain row", type="primary", key="tab_explain_row"):
+        try:
+            with st.spinner(f"{explainer.label} on row {row}..."):
+                st.session_state["tab_row_result"] = explain_row(model, data, row, explainer.name, params,
+                                                                 target=target, seed=seed)
+        except Exception as exc:  # noqa: BLE001 - every failure is shown, none is a traceback
+            _show_error(exc)
+    if "tab_row_result" in st.session_state:
+        try:
+            _render_row(st.session_state["tab_row_result"])
+        except Exception as exc:  # noqa: BLE001
+            _show_error(exc)
+    else:
+        try:
+            st.dataframe(dict(zip(model.output_names, predict_rows(model, data, [row])[0].tolist(), strict=True)),
+                         key="tab_row_outputs")
+        except Exception as exc:  # noqa: BLE001
+            _show_error(exc)
+with many:
+    limit = min(data.n_rows, 500)
+    first, last = st.slider("Rows", 0, data.n_rows - 1, (0, min(data.n_rows, 50) - 1), key="tab_rows")
+    if last - first + 1 > limit:
+        st.warning(f"At most {limit} rows at a time; the first {limit} of the range are explained.")
+    if st.button("Explain rows", key="tab_explain_rows"):
+        bar = st.progress(0.0, text="starting")
+        try:
+            st.session_state["tab_rows_result"] = explain_rows(
+                model, data, list(range(first, min(last + 1, first + limit))), explainer.name, params,
+                target=target, seed=seed, progress=lambda f, text: bar.progress(f, text=text),
+            )
+        except Exception as exc:  # noqa: BLE001
+            _show_error(exc)
+    if "tab_rows_result" in st.session_state:
+        try:
+            _render_rows(st.session_state["tab_rows_result"])
+        except Exception as exc:  # noqa: BLE001
+            _show_error(exc)

@@ -1,0 +1,121 @@
+"""The tabular dashboard page, run headless with Streamlit's AppTest."""
+
+from __future__ import annotations
+
+import pytest
+from tabular_helpers import ROOT, synthetic_csv
+
+PAGE = str(ROOT / "pages" / "tabular.py")
+
+
+@pytest.fixture()
+def app():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _by_label(elements, prefix):
+    (found,) = [w for w in elements if w.label.startswith(prefix)]
+    return found
+
+
+def _set_param(at, name, value):
+    (widget,) = [w for w in at.number_input if w.label == name]
+    widget.set_value(value)
+
+
+def test_one_row_with_the_zoo_model_and_sample_csv(app):
+    at = app
+    assert at.title[0].value == "Tabular rows"
+    assert at.selectbox(key="tab_zoo_model").value == "breast_cancer_mlp"
+    assert _by_label(at.selectbox, "Label column").value == "target"
+    assert len(_by_label(at.multiselect, "Feature columns").value) == 30
+    assert [o for o in at.selectbox(key="tab_method").options] == ["LIME", "Kernel SHAP", "Integrated Gradients"]
+    at.selectbox(key="tab_method").set_value("kernel_shap")
+    at.run()
+    _set_param(at, "nsamples", 100)
+    _set_param(at, "background_size", 10)
+    at.number_input(key="tab_row").set_value(3)
+    at.button(key="tab_explain_row").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # signed bars + waterfall
+    assert "row 3" in at.markdown[0].value.lower() or any("Row 3" in m.value for m in at.markdown)
+    predictions = at.dataframe[0].value
+    assert set(predictions["label"]) == {"malignant", "benign"}
+    values = at.dataframe[1].value
+    assert len(values) == 30 and list(values.columns) == ["feature", "value", "attribution"]
+    assert any("base value" in c.value for c in at.caption)
+
+
+def test_many_rows_progress_and_download(app):
+    at = app
+    at.selectbox(key="tab_method").set_value("integrated_gradients")
+    at.run()
+    at.slider(key="tab_rows").set_value((0, 11))
+    at.button(key="tab_explain_rows").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 2  # importance + beeswarm
+    assert at.get("download_button")[0].proto.label.startswith("Download attribution table")
+    assert any("12 rows" in m.value for m in at.markdown)
+
+
+def test_bad_csv_shows_an_error_not_a_traceback(app):
+    at = app
+    at.radio(key="tab_data_source").set_value("Upload a CSV")
+    at.run()
+    assert not at.exception
+    at.file_uploader(key="tab_csv_upload").upload("bad.csv", b"a,b\n1,x\n", "text/csv")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.error and "feature columns chosen but the model takes 30" in at.error[0].value
+
+
+def test_onnx_zoo_model_offers_no_integrated_gradients(app):
+    at = app
+    at.selectbox(key="tab_zoo_model").set_value("breast_cancer_sklearn")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="tab_method").options == ["LIME", "Kernel SHAP"]
+
+
+def test_uploaded_csv_with_chosen_columns(app):
+    at = app
+    at.radio(key="tab_data_source").set_value("Upload a CSV")
+    at.run()
+    at.file_uploader(key="tab_csv_upload").upload("synthetic.csv", synthetic_csv(), "text/csv")
+    at.run()
+    assert at.error and "takes 30" in at.error[0].value  # 7 columns, no label column chosen yet
+    _by_label(at.selectbox, "Label column").set_value("y")
+    at.run()
+    assert at.error and "6 feature columns chosen but the model takes 30" in at.error[0].value
+
+
+def test_uploaded_onnx_model_explains_a_row_with_lime(app):
+    at = app
+    at.radio(key="tab_model_source").set_value("Upload a model")
+    at.run()
+    assert not at.exception and at.info  # asks for a file, no error yet
+    onnx_bytes = (ROOT / "model_zoo" / "weights" / "breast_cancer_sklearn.onnx").read_bytes()
+    at.file_uploader(key="tab_model_upload").upload("mine.onnx", onnx_bytes, "application/octet-stream")
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    at.selectbox(key="tab_method").set_value("lime")
+    at.run()
+    _set_param(at, "samples", 200)
+    at.button(key="tab_explain_row").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 1  # LIME: bars, no waterfall (no base value)
+    assert any("no waterfall" in c.value for c in at.caption)
+    assert at.dataframe[1].value["feature"].nunique() == 30

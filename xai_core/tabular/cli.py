@@ -1,0 +1,173 @@
+"""``explain-tabular``: explain rows of a CSV with one or more methods.
+
+    python -m xai_core explain-tabular --model M --data CSV --row N [N ...]
+        --method M [M ...] --out DIR [--label-column NAME] [--features A,B,...]
+        [--target INDEX|LABEL] [--param KEY=VALUE ...] [--seed N]
+        [--framework torch|keras|onnx] [--arch NAME] [--labels A,B,...] [--trust-pickle]
+
+Rows are 0-based data rows (0 = the first line after the header). For each row x
+method, DIR gets ``row<N>__<method>.png`` (signed bar chart) and one
+``results.json``: a list of records with ``row``, ``method``, ``target``,
+``target_label``, ``predictions``, ``attributions`` ({feature: value}),
+``base_value``, ``params``, ``model_evals``, ``elapsed_s`` (and ``output``,
+``feature_values``, ``extras``, ``chart``). Bad input exits 2 with one line
+``error: ...`` on stderr and no traceback.
+
+The main command line adds this subcommand with :func:`add_parser` and runs it
+with :func:`run`; ``python -m xai_core.tabular.cli explain-tabular ...`` works alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..types import InputError, XaiError
+
+COMMAND = "explain-tabular"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``explain-tabular`` subcommand to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        COMMAND,
+        help="explain rows of a CSV table with one or more methods",
+        description="Explain rows of a CSV table (0-based data rows) with lime, kernel_shap or "
+                    "integrated_gradients; writes results.json and one bar chart PNG per row x method.",
+    )
+    p.add_argument("--model", required=True, help="model file (.pt/.pt2/.keras/.onnx) or tabular zoo name")
+    p.add_argument("--data", help="CSV with a header (default for a zoo model: its sample CSV)")
+    p.add_argument("--row", nargs="+", type=int, required=True, metavar="N", help="0-based data row(s)")
+    p.add_argument("--method", nargs="+", required=True, metavar="M", help="lime, kernel_shap, integrated_gradients")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--label-column", help="column that is the label, not a feature")
+    p.add_argument("--features", help="comma-separated feature columns in model input order (default: all others)")
+    p.add_argument("--target", help="output index or name to explain (default: each row's largest output)")
+    p.add_argument("--param", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="method parameter, KEY=VALUE for every method that has it or METHOD.KEY=VALUE")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
+    p.add_argument("--arch", help="architecture of a bare PyTorch state_dict (tabular_mlp)")
+    p.add_argument("--labels", help="comma-separated output names")
+    p.add_argument("--trust-pickle", action="store_true", help="allow a fully pickled PyTorch module (runs its code)")
+    p.set_defaults(func=run)
+    return p
+
+
+def parse_tabular_params(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``KEY=VALUE`` (every method that has KEY) or ``METHOD.KEY=VALUE`` -> per-method dicts."""
+    from .explainers import get_tabular_explainer
+
+    per_method: dict[str, dict[str, str]] = {m: {} for m in methods}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--param {item!r} must look like KEY=VALUE (or METHOD.KEY=VALUE)")
+        key, value = item.split("=", 1)
+        key, scope = key.strip(), None
+        if "." in key:
+            scope, key = key.split(".", 1)
+            if scope not in per_method:
+                raise InputError(f"--param {item!r} names method {scope!r}, which is not in --method")
+        targets = [scope] if scope else list(methods)
+        used = False
+        for method in targets:
+            if key in {p.name for p in get_tabular_explainer(method).param_infos()}:
+                per_method[method][key] = value
+                used = True
+        if not used:
+            options = sorted({p.name for m in targets for p in get_tabular_explainer(m).param_infos()})
+            raise InputError(f"--param {key!r} is not a parameter of {', '.join(targets)}; "
+                             f"parameters: {', '.join(options) or 'none'}")
+    return per_method
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``explain-tabular``; 0 on success, 2 (one ``error:`` line on stderr) on bad input."""
+    try:
+        return _run(args)
+    except XaiError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory; lower the method's sample count", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+        if os.environ.get("XAI_DEBUG"):
+            raise
+        print(f"error: unexpected failure ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+              "rerun with XAI_DEBUG=1 for details", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from model_zoo.tabular import TABULAR_ZOO
+
+    from .data import load_table
+    from .explainers import get_tabular_explainer
+    from .models import open_tabular_model
+    from .plots import save_bar_png
+    from .service import explain_row
+
+    methods = list(dict.fromkeys(args.method))
+    for method in methods:
+        get_tabular_explainer(method)
+    per_method = parse_tabular_params(args.param or [], methods)
+    for method in methods:  # fail on a bad value before loading anything
+        get_tabular_explainer(method).params(per_method[method])
+    labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
+    data_path, label_column = args.data, args.label_column
+    zoo = TABULAR_ZOO.get(args.model) if not Path(args.model).exists() else None
+    if data_path is None:
+        if zoo is None:
+            raise InputError("--data is required (a CSV with a header) unless --model is a tabular zoo model")
+        data_path = zoo.csv_path
+        label_column = label_column or zoo.label_column
+    model = open_tabular_model(args.model, framework=args.framework, arch=args.arch, labels=labels,
+                               trust_pickle=args.trust_pickle)
+    features = [c.strip() for c in args.features.split(",") if c.strip()] if args.features else None
+    data = load_table(data_path, label_column=label_column, feature_columns=features, n_features=model.n_features)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder {out} ({exc.strerror})") from None
+    records = []
+    for row in args.row:
+        for method in methods:
+            expl = explain_row(model, data, row, method, per_method[method], target=args.target, seed=args.seed)
+            chart = save_bar_png(expl, out / f"row{row}__{method}.png")
+            record = expl.record() | {"chart": chart.name}
+            records.append(record)
+            extra = ""
+            if expl.additivity_error is not None:
+                extra = f"  base {expl.base_value:.4g}, additivity error {expl.additivity_error:.2e}"
+            top = ", ".join(f"{f} {v:+.3g}" for f, v in expl.ranked()[:3])
+            print(f"row {row} {method}: {expl.target_label} {expl.output:.4g}; top {top}{extra}")
+    (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
+    print(f"wrote {len(records)} record(s) to {out / 'results.json'}")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, no usage dump
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(prog="python -m xai_core.tabular.cli")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

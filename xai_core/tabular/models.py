@@ -1,0 +1,147 @@
+"""Open a tabular model by zoo name, file path or uploaded bytes.
+
+Formats (untrusted files load without running their code):
+
+* PyTorch: TorchScript, ``torch.export`` programs (``.pt2``), a ``state_dict`` of a
+  zoo tabular architecture (``tabular_mlp``: sizes inferred from the weights), and
+  fully pickled modules only with ``trust_pickle``.
+* Keras: ``.keras`` with ``safe_mode=True`` (legacy ``.h5`` too).
+* ONNX (``.onnx``), e.g. scikit-learn models converted with skl2onnx.
+
+A JSON sidecar next to the file (``model.pt`` -> ``model.json``) may give
+``labels`` (output names), ``arch``/``architecture``, ``output`` (probability,
+logit or score) and ``feature_names``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..types import InputError, ModelLoadError
+from .adapters import KerasTabularModel, OnnxTabularModel, TabularModel, TorchTabularModel, load_keras_file
+
+MAX_MODEL_BYTES = 512 * 1024**2
+
+
+def infer_tabular_framework(path: Path) -> str:
+    from ..models import infer_framework
+
+    return infer_framework(path)
+
+
+def read_tabular_sidecar(path: Path) -> dict[str, Any]:
+    sidecar = path.with_suffix(".json")
+    if sidecar == path or not sidecar.is_file():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{sidecar.name}: invalid JSON sidecar ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{sidecar.name}: the sidecar must be a JSON object")
+    return data
+
+
+def open_tabular_model(
+    ref: str | Path,
+    *,
+    framework: str | None = None,
+    arch: str | None = None,
+    labels: list[str] | None = None,
+    output_kind: str | None = None,
+    trust_pickle: bool = False,
+    display_name: str | None = None,
+) -> TabularModel:
+    """A tabular zoo name or a model file -> a ready :class:`TabularModel`."""
+    from model_zoo.tabular import TABULAR_ZOO, get_tabular_entry
+
+    ref_str = str(ref)
+    if ref_str in TABULAR_ZOO and not Path(ref_str).exists():
+        entry = get_tabular_entry(ref_str)
+        if not entry.path.exists():
+            raise ModelLoadError(f"zoo model {entry.name}: {entry.path.name} is missing; run {entry.source}")
+        return open_tabular_model(entry.path, framework=entry.framework, labels=labels,
+                                  output_kind=output_kind, display_name=entry.name)
+    path = Path(ref_str)
+    if not path.exists():
+        raise InputError(
+            f"{ref_str}: neither a model file nor a tabular zoo model; zoo models: {', '.join(TABULAR_ZOO)}"
+        )
+    name = display_name or path.name
+    if path.is_file():
+        size = path.stat().st_size
+        if size == 0:
+            raise ModelLoadError(f"{name}: the file is empty")
+        if size > MAX_MODEL_BYTES:
+            raise ModelLoadError(f"{name}: larger than {MAX_MODEL_BYTES // 2**20} MB")
+    sidecar = read_tabular_sidecar(path) if path.is_file() else {}
+    labels = labels if labels is not None else sidecar.get("labels")
+    output_kind = output_kind or sidecar.get("output")
+    arch = arch or sidecar.get("arch") or sidecar.get("architecture")
+    framework = framework or infer_tabular_framework(path)
+    if framework == "torch":
+        module, kind = _load_torch(path, name, arch, trust_pickle)
+        return TorchTabularModel(module, name, kind, labels, output_kind)
+    if framework == "keras":
+        return KerasTabularModel(load_keras_file(path, name), name, "keras", labels, output_kind)
+    if framework == "onnx":
+        return OnnxTabularModel(path.read_bytes(), name, labels, output_kind)
+    raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
+
+
+def open_uploaded_model(
+    filename: str,
+    data: bytes,
+    *,
+    framework: str | None = None,
+    arch: str | None = None,
+    labels: list[str] | None = None,
+    trust_pickle: bool = False,
+) -> TabularModel:
+    """Bytes of an uploaded model file (the dashboard) -> a ready model. The file is
+    written to a private temporary folder because Keras and torch read from paths."""
+    if not data:
+        raise ModelLoadError(f"{filename}: the file is empty")
+    safe_name = Path(filename).name or "model"
+    with tempfile.TemporaryDirectory(prefix="xai_tabular_") as tmp:
+        path = Path(tmp) / safe_name
+        path.write_bytes(data)
+        return open_tabular_model(path, framework=framework, arch=arch, labels=labels,
+                                  trust_pickle=trust_pickle, display_name=safe_name)
+
+
+def _load_torch(path: Path, name: str, arch: str | None, trust_pickle: bool):
+    from ..loading import _extract_state_dict, load_torch_file, sniff_torch_format
+
+    if sniff_torch_format(path) != "torch_save":
+        return load_torch_file(path, trust_pickle=trust_pickle)
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        return load_torch_file(path, trust_pickle=trust_pickle)  # a pickled module: refused unless trusted
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{name}: corrupt or truncated PyTorch file ({exc})") from None
+    state = _extract_state_dict(obj, name)
+    from model_zoo.architectures import TABULAR_ARCHITECTURES, build_tabular_architecture
+
+    if arch is None:
+        if "norm_mean" in state and any(k.startswith("net.") for k in state):
+            arch = "tabular_mlp"
+        else:
+            raise ModelLoadError(
+                f"{name} is a state_dict (weights only): name its architecture with --arch "
+                f"({', '.join(TABULAR_ARCHITECTURES)}), or save the model as TorchScript or a .pt2 program"
+            )
+    module = build_tabular_architecture(arch, state)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        text = " ".join(str(exc).split())[:400]
+        raise ModelLoadError(f"{name}: the weights do not fit architecture {arch!r} ({text})") from None
+    return module, "module"

@@ -1,0 +1,223 @@
+"""explain_row / explain_rows: model + table + row(s) + method -> attributions.
+
+The one entry point that the command line and the dashboard page share, so a chart
+seen in the browser is reproducible from a shell.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..types import InputError, UnsupportedError, _jsonable
+from .adapters import TabularModel
+from .data import TabularData, check_row
+from .explainers import TabularContext, get_tabular_explainer
+from .types import OutputValue, TabularExplanation
+
+ProgressCallback = Callable[[float, str], None]
+MAX_EXPLAIN_ROWS = 1000
+TOP_OUTPUTS = 10
+
+
+def check_compatible(model: TabularModel, data: TabularData) -> None:
+    """The chosen feature columns must match the model's input width."""
+    model.check_features(data.n_features)
+
+
+def check_tabular_method(model: TabularModel, method: str) -> None:
+    explainer = get_tabular_explainer(method)
+    missing = explainer.missing_capabilities(model)
+    if missing:
+        hint = " ONNX models offer predictions only: use lime or kernel_shap." if model.framework == "onnx" else ""
+        raise UnsupportedError(f"{method} needs gradients, which {model.name} does not provide.{hint}")
+
+
+def output_values(model: TabularModel, outputs: np.ndarray, k: int = TOP_OUTPUTS) -> list[OutputValue]:
+    """One row's outputs -> the (up to k) largest, as OutputValue records."""
+    order = np.argsort(-outputs, kind="stable")[:k]
+    return [OutputValue(int(i), model.label(int(i)), float(outputs[i])) for i in order]
+
+
+def predict_rows(model: TabularModel, data: TabularData, rows: Sequence[int] | None = None) -> np.ndarray:
+    """N x K model outputs for the given rows (all rows when None)."""
+    check_compatible(model, data)
+    x = data.x if rows is None else data.x[[check_row(data, r) for r in rows]]
+    return model.predict(x)
+
+
+def resolve_tabular_target(model: TabularModel, target: int | str | None, outputs: np.ndarray) -> int:
+    """None -> the largest output (the only one for a single score); an index (or its
+    digits) -> that output; text -> the output name matching it (case-insensitive)."""
+    k = model.num_outputs
+    if target is None or (isinstance(target, str) and not target.strip()):
+        return int(np.argmax(outputs)) if k > 1 else 0
+    if isinstance(target, (int, np.integer)) or str(target).strip().lstrip("-").isdigit():
+        index = int(target)
+        if not 0 <= index < k:
+            raise InputError(f"target {index} is out of range; the model has {k} output(s) (0..{k - 1})")
+        return index
+    text = str(target).strip().lower()
+    names = [n.lower() for n in model.output_names]
+    if text in names:
+        return names.index(text)
+    raise InputError(f"no output named {target!r}; outputs: {', '.join(model.output_names)}")
+
+
+def explain_row(
+    model: TabularModel,
+    data: TabularData,
+    row: int,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    target: int | str | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> TabularExplanation:
+    """Explain one row (0-based index into ``data``) of the table with one method."""
+    summary = explain_rows(model, data, [row], method, params, target=target, seed=seed,
+                           progress=progress, per_row_target=target is None)
+    return summary.explanations[0]
+
+
+@dataclass
+class TabularSummary:
+    """Many rows explained with one method for one output column.
+
+    ``attributions`` is the rows x features table of signed attributions (index =
+    row number), ``values`` the rows' feature values, ``mean_abs`` the mean
+    |attribution| per feature (global importance), largest first.
+    """
+
+    method: str
+    target: int
+    target_label: str
+    explanations: list[TabularExplanation]
+    attributions: Any  # pandas.DataFrame
+    values: Any  # pandas.DataFrame
+    mean_abs: Any  # pandas.Series
+    params: dict[str, Any]
+    seed: int
+    model_evals: int
+    elapsed_s: float
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def table(self):
+        """The CSV-ready table: row, label, output, base value, then one column per
+        feature's attribution."""
+        frame = self.attributions.copy()
+        frame.insert(0, "base_value", [e.base_value for e in self.explanations])
+        frame.insert(0, "output", [e.output for e in self.explanations])
+        if any(e.label is not None for e in self.explanations):
+            frame.insert(0, "label", [e.label for e in self.explanations])
+        return frame.reset_index()
+
+
+def explain_rows(
+    model: TabularModel,
+    data: TabularData,
+    rows: Sequence[int] | None,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    target: int | str | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    per_row_target: bool = False,
+) -> TabularSummary:
+    """Explain several rows (all when None, at most :data:`MAX_EXPLAIN_ROWS`) with one
+    method and one output column, reusing the method's setup across rows.
+
+    ``target`` None picks the output predicted most often over these rows (the one
+    output of a single-score model); ``per_row_target`` instead explains each row's
+    own largest output. ``progress(fraction, text)`` is called after every row.
+    """
+    import pandas as pd
+
+    started = time.perf_counter()
+    check_compatible(model, data)
+    check_tabular_method(model, method)
+    rows = list(range(data.n_rows)) if rows is None else [check_row(data, r) for r in rows]
+    if not rows:
+        raise InputError("no rows chosen to explain")
+    if len(rows) > MAX_EXPLAIN_ROWS:
+        raise InputError(f"{len(rows)} rows chosen; explain at most {MAX_EXPLAIN_ROWS} at a time")
+    explainer = get_tabular_explainer(method)
+    parsed = explainer.params(params)
+    used = _jsonable(parsed)
+    outputs = model.predict(data.x[rows])
+    if per_row_target and target is None:
+        targets = [resolve_tabular_target(model, None, o) for o in outputs]
+    elif target is None and model.num_outputs > 1:
+        targets = [int(np.bincount(outputs.argmax(1), minlength=model.num_outputs).argmax())] * len(rows)
+    else:
+        targets = [resolve_tabular_target(model, target, outputs[0])] * len(rows)
+
+    if progress is not None:
+        progress(0.0, f"{explainer.label}: preparing")
+    explanations: list[TabularExplanation] = []
+    contexts: dict[int, tuple[TabularContext, Any]] = {}
+    total_evals = 0
+    for i, (row, t, out) in enumerate(zip(rows, targets, outputs, strict=True)):  # noqa: B007
+        t0 = time.perf_counter()
+        fresh = t not in contexts
+        if fresh:  # the setup's evaluations are counted with the first row that needs it
+            ctx = TabularContext(model, data, t, seed)
+            contexts[t] = (ctx, explainer.setup(ctx, parsed))
+        ctx, state = contexts[t]
+        evals_before = 0 if fresh else ctx.model_evals
+        raw = explainer.explain(ctx, parsed, state, data.x[row])
+        evals = ctx.model_evals - evals_before
+        attributions = np.asarray(raw.attributions, np.float64).reshape(-1)
+        if attributions.shape != (data.n_features,) or not np.isfinite(attributions).all():
+            raise UnsupportedError(f"{method} returned unusable attributions for row {row} (non-finite or wrong size)")
+        explanations.append(TabularExplanation(
+            row=row,
+            method=method,
+            target=t,
+            target_label=model.label(t),
+            output=float(out[t]),
+            output_kind=model.output_kind,
+            predictions=output_values(model, out),
+            attributions={f: float(v) for f, v in zip(data.feature_names, attributions, strict=True)},
+            feature_values={f: float(v) for f, v in zip(data.feature_names, data.x[row], strict=True)},
+            base_value=None if raw.base_value is None else float(raw.base_value),
+            params=used,
+            seed=seed,
+            model_evals=int(evals),
+            elapsed_s=time.perf_counter() - t0,
+            label=_plain(data.labels[row]) if data.labels is not None else None,
+            extras=dict(raw.extras),
+        ))
+        total_evals = sum(c.model_evals for c, _ in contexts.values())
+        if progress is not None:
+            progress((i + 1) / len(rows), f"{explainer.label}: row {i + 1} of {len(rows)}")
+
+    attr = pd.DataFrame([e.attributions for e in explanations], index=pd.Index(rows, name="row"),
+                        columns=data.feature_names)
+    values = pd.DataFrame(data.x[rows], index=pd.Index(rows, name="row"), columns=data.feature_names)
+    mean_abs = attr.abs().mean().sort_values(ascending=False)
+    mean_abs.name = "mean_abs_attribution"
+    t_first = targets[0]
+    return TabularSummary(
+        method=method,
+        target=t_first,
+        target_label=model.label(t_first),
+        explanations=explanations,
+        attributions=attr,
+        values=values,
+        mean_abs=mean_abs,
+        params=used,
+        seed=seed,
+        model_evals=int(total_evals),
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
