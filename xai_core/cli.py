@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -47,9 +47,14 @@ def _size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def parse_param_args(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, str]]:
-    """``KEY=VALUE`` (every method that has KEY) or ``METHOD.KEY=VALUE`` -> per-method dicts."""
-    from .explainers import get_explainer
+def parse_param_args(
+    items: Sequence[str], methods: Sequence[str], lookup: Callable[[str], Any] | None = None
+) -> dict[str, dict[str, str]]:
+    """``KEY=VALUE`` (every method that has KEY) or ``METHOD.KEY=VALUE`` -> per-method dicts.
+
+    ``lookup`` maps a method name to its explainer (image explainers by default)."""
+    if lookup is None:
+        from .explainers import get_explainer as lookup
 
     per_method: dict[str, dict[str, str]] = {m: {} for m in methods}
     for item in items:
@@ -65,12 +70,12 @@ def parse_param_args(items: Sequence[str], methods: Sequence[str]) -> dict[str, 
         targets = [scope] if scope else list(methods)
         used = False
         for method in targets:
-            names = {p.name for p in get_explainer(method).param_infos()}
+            names = {p.name for p in lookup(method).param_infos()}
             if key in names:
                 per_method[method][key] = value
                 used = True
         if not used:
-            options = sorted({p.name for m in targets for p in get_explainer(m).param_infos()})
+            options = sorted({p.name for m in targets for p in lookup(m).param_infos()})
             raise InputError(
                 f"--param {key!r} is not a parameter of {', '.join(targets)}; "
                 f"parameters: {', '.join(options) or 'none'}"
@@ -162,6 +167,11 @@ def cmd_models(args) -> int:
         offline = "offline" if entry.offline else "needs weights file"
         print(f"{entry.name:<20} {entry.framework:<6} {h}x{w}{' gray' if entry.spec.grayscale else ''}  "
               f"[{offline}]  {entry.description}")
+    from model_zoo.tabular import TABULAR_ZOO
+
+    print("\ntabular models (explain-tabular):")
+    for name, tab in TABULAR_ZOO.items():
+        print(f"{name:<24} {tab.framework:<6} {getattr(tab, 'description', '')}")
     return 0
 
 
@@ -233,6 +243,9 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1")
     p.set_defaults(func=cmd_explain)
+    from .tabular.cli import add_parser as add_tabular_parser
+
+    add_tabular_parser(sub)
     p = sub.add_parser("models", help="list the model zoo")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("methods", help="list explainers and their parameters")

@@ -60,29 +60,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def parse_tabular_params(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, str]]:
     """``KEY=VALUE`` (every method that has KEY) or ``METHOD.KEY=VALUE`` -> per-method dicts."""
+    from ..cli import parse_param_args
     from .explainers import get_tabular_explainer
 
-    per_method: dict[str, dict[str, str]] = {m: {} for m in methods}
-    for item in items:
-        if "=" not in item:
-            raise InputError(f"--param {item!r} must look like KEY=VALUE (or METHOD.KEY=VALUE)")
-        key, value = item.split("=", 1)
-        key, scope = key.strip(), None
-        if "." in key:
-            scope, key = key.split(".", 1)
-            if scope not in per_method:
-                raise InputError(f"--param {item!r} names method {scope!r}, which is not in --method")
-        targets = [scope] if scope else list(methods)
-        used = False
-        for method in targets:
-            if key in {p.name for p in get_tabular_explainer(method).param_infos()}:
-                per_method[method][key] = value
-                used = True
-        if not used:
-            options = sorted({p.name for m in targets for p in get_tabular_explainer(m).param_infos()})
-            raise InputError(f"--param {key!r} is not a parameter of {', '.join(targets)}; "
-                             f"parameters: {', '.join(options) or 'none'}")
-    return per_method
+    return parse_param_args(items, methods, get_tabular_explainer)
 
 
 def run(args: argparse.Namespace) -> int:
