@@ -257,13 +257,13 @@ def build_parser() -> Parser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def report_errors(fn: Callable[[], int], hint: str = "") -> int:
+    """Run ``fn``; turn every failure into one ``error: ...`` line on stderr.
+
+    Exit codes: 2 for the user's input (and argparse usage), 130 when
+    interrupted, 1 for an unexpected failure (XAI_DEBUG=1 re-raises it)."""
     try:
-        args = parser.parse_args(argv)
-        if getattr(args, "alpha", 0.5) is not None and not 0 <= getattr(args, "alpha", 0.5) <= 1:
-            raise InputError("--alpha must be between 0 and 1")
-        return args.func(args)
+        return fn()
     except UsageError as exc:
         print(f"error: {exc} (see python -m xai_core --help)", file=sys.stderr)
         return 2
@@ -274,11 +274,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print("error: out of memory; lower --batch-size or the method's sample count", file=sys.stderr)
+        print(f"error: out of memory; {hint or 'lower the sample count'}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - never a traceback for the user
         if os.environ.get("XAI_DEBUG"):
             raise
-        print(f"error: unexpected failure ({type(exc).__name__}: {exc}); rerun with XAI_DEBUG=1 for details",
+        text = " ".join(str(exc).split())[:300]
+        print(f"error: unexpected failure ({type(exc).__name__}: {text}); rerun with XAI_DEBUG=1 for details",
               file=sys.stderr)
         return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+
+    def run() -> int:
+        args = parser.parse_args(argv)
+        if not 0 <= getattr(args, "alpha", 0.5) <= 1:
+            raise InputError("--alpha must be between 0 and 1")
+        return args.func(args)
+
+    return report_errors(run, "lower --batch-size or the method's sample count")

@@ -57,16 +57,23 @@ def infer_framework(path: Path) -> str:
     return "torch"
 
 
-def read_sidecar(path: Path) -> dict[str, Any]:
+def read_json_sidecar(path: Path) -> dict[str, Any]:
+    """The JSON object in ``model.json`` beside ``model.pt`` ({} when there is none)."""
     sidecar = path.with_suffix(".json")
     if sidecar == path or not sidecar.is_file():
         return {}
     try:
         data = json.loads(sidecar.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{sidecar}: invalid JSON sidecar ({exc})") from None
+        raise InputError(f"{sidecar.name}: invalid JSON sidecar ({exc})") from None
     if not isinstance(data, dict):
-        raise InputError(f"{sidecar}: the sidecar must be a JSON object")
+        raise InputError(f"{sidecar.name}: the sidecar must be a JSON object")
+    return data
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """Image preprocessing (flat or under "spec") plus labels/arch from the sidecar."""
+    data = read_json_sidecar(path)
     return data.get("spec", data) | {k: data[k] for k in ("labels", "arch") if k in data}
 
 

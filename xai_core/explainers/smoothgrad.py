@@ -43,4 +43,4 @@ class SmoothGrad(Explainer):
             ctx.progress(stop / params.samples, f"{stop}/{params.samples} noisy samples")
         raw = (total / params.samples).astype(np.float32)
         attribution = channel_max_abs(raw) if params.absolute else channel_sum(raw)
-        return RawAttribution(attribution, raw=raw, extras={"sigma": sigma})
+        return RawAttribution(attribution, raw=raw, extras={"sigma": sigma, "signed": not params.absolute})

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..types import InputError, XaiError
+from ..types import InputError
 
 COMMAND = "explain-tabular"
 
@@ -68,23 +67,9 @@ def parse_tabular_params(items: Sequence[str], methods: Sequence[str]) -> dict[s
 
 def run(args: argparse.Namespace) -> int:
     """Run ``explain-tabular``; 0 on success, 2 (one ``error:`` line on stderr) on bad input."""
-    try:
-        return _run(args)
-    except XaiError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("error: out of memory; lower the method's sample count", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
-        if os.environ.get("XAI_DEBUG"):
-            raise
-        print(f"error: unexpected failure ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
-              "rerun with XAI_DEBUG=1 for details", file=sys.stderr)
-        return 1
+    from ..cli import report_errors
+
+    return report_errors(lambda: _run(args), "lower the method's sample count")
 
 
 def _run(args: argparse.Namespace) -> int:

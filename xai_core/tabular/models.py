@@ -15,7 +15,6 @@ logit or score) and ``feature_names``.
 
 from __future__ import annotations
 
-import json
 import pickle
 import tempfile
 from pathlib import Path
@@ -34,16 +33,9 @@ def infer_tabular_framework(path: Path) -> str:
 
 
 def read_tabular_sidecar(path: Path) -> dict[str, Any]:
-    sidecar = path.with_suffix(".json")
-    if sidecar == path or not sidecar.is_file():
-        return {}
-    try:
-        data = json.loads(sidecar.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{sidecar.name}: invalid JSON sidecar ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{sidecar.name}: the sidecar must be a JSON object")
-    return data
+    from ..models import read_json_sidecar
+
+    return read_json_sidecar(path)
 
 
 def open_tabular_model(

@@ -1,0 +1,247 @@
+"""Side-by-side timings: our explainers vs the reference libraries, in one run.
+
+    python benchmarks/bench_image.py [--repeats 3] [--image sample_images/chelsea_cat.jpg]
+                                     [--methods lime shap_partition ...] [--json out.json]
+
+Model: EfficientNet-Lite0 (real ImageNet weights). For each method, ours and the
+reference run alternately on the same photo at the same budget (samples, steps,
+evaluations) and the same batch size; each time is the median of --repeats runs
+after one warm-up. Both sides produce the same thing: the predicted class and
+its attribution map (a reference that needs the class first pays a forward
+pass for it, as a notebook does).
+
+Columns: ours/reference, and ours/floor where floor = the method's model
+evaluations x the model's best per-image time (forward, or forward+backward for
+gradient evaluations), measured here on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model_zoo.pretrained import efficientnet_lite0  # noqa: E402
+from xai_core.explainers.shap_gradient import background_set  # noqa: E402
+from xai_core.images import load_image, preprocess  # noqa: E402
+from xai_core.models import open_model  # noqa: E402
+from xai_core.service import explain  # noqa: E402
+
+BATCH = 16
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+# ours: method -> params; the reference gets the same budget
+BUDGETS = {
+    "saliency": {},
+    "grad_cam": {},
+    "smoothgrad": {"samples": 25, "noise_level": 0.15},
+    "integrated_gradients": {"steps": 50, "baseline": "black"},
+    "occlusion": {"window": 28, "stride": 14, "fill": "gray"},
+    "shap_gradient": {"samples": 64, "background": "blur_black", "background_size": 8},
+    "lime": {"samples": 1000, "segmentation": "slic", "segments": 50, "hide": "mean"},
+    "shap_partition": {"max_evals": 500, "masker": "blur", "blur_fraction": 0.5},
+}
+
+
+class Normalised(torch.nn.Module):
+    """What a notebook passes to captum / shap: [0, 1] NCHW in, normalisation inside."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model((x - MEAN) / STD)
+
+
+def predicted(net, x) -> int:
+    with torch.no_grad():
+        return int(net(x).argmax())
+
+
+def references(net, image01: np.ndarray, rgb: np.ndarray):
+    """method -> list of (reference name, zero-argument callable)."""
+    from captum.attr import IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
+    from pytorch_grad_cam import GradCAM
+
+    x = torch.from_numpy(image01).permute(2, 0, 1)[None].contiguous()
+    layer = net.model._bn1  # our default Grad-CAM layer for this network
+
+    def probs_fn(t):
+        return torch.softmax(net(t), 1)
+
+    def saliency():
+        return Saliency(net).attribute(x, target=predicted(net, x), abs=True)
+
+    def grad_cam_captum():
+        cam = LayerGradCam(net, layer).attribute(x, target=predicted(net, x), relu_attributions=True)
+        return torch.nn.functional.interpolate(cam, size=x.shape[2:], mode="bicubic")
+
+    def grad_cam_pgc():
+        with GradCAM(model=net, target_layers=[layer]) as cam:
+            return cam(input_tensor=x, targets=None)  # None: the predicted class
+
+    def smoothgrad():
+        return NoiseTunnel(Saliency(net)).attribute(
+            x, nt_type="smoothgrad", nt_samples=25, stdevs=0.15, nt_samples_batch_size=BATCH,
+            target=predicted(net, x), abs=True)
+
+    def integrated_gradients():
+        return IntegratedGradients(net).attribute(
+            x, baselines=torch.zeros_like(x), target=predicted(net, x), n_steps=50,
+            internal_batch_size=BATCH, return_convergence_delta=True)
+
+    def occlusion():
+        with torch.no_grad():
+            return Occlusion(probs_fn).attribute(
+                x, sliding_window_shapes=(3, 28, 28), strides=(3, 14, 14), baselines=0.5,
+                target=predicted(net, x), perturbations_per_eval=BATCH)
+
+    def shap_gradient():
+        import shap
+
+        bg = torch.from_numpy(background_set(image01, "blur_black", 8, np.random.default_rng(0))).permute(0, 3, 1, 2)
+        explainer = shap.GradientExplainer(net, bg.contiguous(), batch_size=BATCH)
+        return explainer.shap_values(x, nsamples=64, ranked_outputs=1, rseed=0)
+
+    def lime():
+        from lime import lime_image
+        from lime.wrappers.scikit_image import SegmentationAlgorithm
+
+        def classifier_fn(images):
+            batch = torch.from_numpy(np.asarray(images, np.float32)).permute(0, 3, 1, 2)
+            with torch.no_grad():
+                return probs_fn(batch).numpy()
+
+        seg = SegmentationAlgorithm("slic", n_segments=50, compactness=10, start_label=0)
+        return lime_image.LimeImageExplainer(random_state=0).explain_instance(
+            image01.astype(np.float64), classifier_fn, top_labels=1, num_samples=1000,
+            batch_size=BATCH, segmentation_fn=seg, random_seed=0, progress_bar=False)
+
+    def shap_partition():
+        import shap
+
+        def f(images):
+            batch = torch.from_numpy(np.asarray(images, np.float32)).permute(0, 3, 1, 2)
+            with torch.no_grad():
+                return probs_fn(batch).numpy()
+
+        masker = shap.maskers.Image("blur(112,112)", image01.shape)
+        explainer = shap.Explainer(f, masker)
+        return explainer(image01[None], max_evals=500, batch_size=BATCH,
+                         outputs=shap.Explanation.argsort.flip[:1], silent=True)
+
+    return {
+        "saliency": [("captum Saliency", saliency)],
+        "grad_cam": [("captum LayerGradCam", grad_cam_captum), ("pytorch-grad-cam GradCAM", grad_cam_pgc)],
+        "smoothgrad": [("captum NoiseTunnel(Saliency)", smoothgrad)],
+        "integrated_gradients": [("captum IntegratedGradients", integrated_gradients)],
+        "occlusion": [("captum Occlusion", occlusion)],
+        "shap_gradient": [("shap GradientExplainer", shap_gradient)],
+        "lime": [("lime_image.explain_instance", lime)],
+        "shap_partition": [("shap Partition, blur masker", shap_partition)],
+    }
+
+
+def per_image_floor(adapter, image01: np.ndarray, repeats: int = 5) -> tuple[float, float]:
+    """Best per-image forward and forward+backward time of our adapter's model
+    (minimum over batch sizes 1, 8, 16, 32 of time / batch)."""
+    best_f, best_fb = float("inf"), float("inf")
+    for bs in (1, 8, 16, 32):
+        batch = np.repeat(image01[None], bs, axis=0)
+        adapter.predict(batch, bs)
+        adapter.input_gradients(batch, 0, bs)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            adapter.predict(batch, bs)
+            best_f = min(best_f, (time.perf_counter() - t) / bs)
+            t = time.perf_counter()
+            adapter.input_gradients(batch, 0, bs)
+            best_fb = min(best_fb, (time.perf_counter() - t) / bs)
+    return best_f, best_fb
+
+
+def floor_seconds(method: str, evals: int, single_pass: bool, t_f: float, t_fb: float) -> float:
+    if method in ("occlusion", "lime", "shap_partition"):
+        return evals * t_f
+    if single_pass:
+        return evals * t_fb
+    return (evals - 1) * t_fb + t_f  # one prediction forward, the rest with gradients
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", default=str(ROOT / "sample_images" / "chelsea_cat.jpg"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--methods", nargs="+", default=list(BUDGETS))
+    parser.add_argument("--json", help="also write the table as JSON here")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    torch.manual_seed(0)
+
+    from xai_core.explainers import get_explainer
+
+    rgb = load_image(args.image)
+    ours_model = open_model("efficientnet_lite0", device="cpu", batch_size=BATCH)
+    ref_net = Normalised(efficientnet_lite0().eval()).eval()  # the user's plain model, no tuning
+    image01 = preprocess(rgb, ours_model.spec)
+    refs = references(ref_net, image01, rgb)
+    t_f, t_fb = per_image_floor(ours_model, image01)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; image {Path(args.image).name}; "
+          f"batch {BATCH}; median of {args.repeats} after a warm-up")
+    print(f"model floor: forward {t_f * 1000:.1f} ms/image, forward+backward {t_fb * 1000:.1f} ms/image\n")
+    header = f"{'method':<22}{'evals':>6}{'ours s':>9}  {'reference':<30}{'ref s':>8}{'ours/ref':>10}{'ours/floor':>11}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for method in args.methods:
+        params = BUDGETS[method]
+        explainer = get_explainer(method)
+
+        def ours(method=method, params=params):
+            return explain(ours_model, rgb, method, params, seed=0, batch_size=BATCH)
+
+        result = ours()  # warm-up, and the evaluation count
+        for _, ref in refs[method]:
+            ref()
+        ours_times: list[float] = []
+        ref_times: dict[str, list[float]] = {name: [] for name, _ in refs[method]}
+        for r in range(args.repeats):
+            order = [("ours", ours)] + refs[method]
+            if r % 2:
+                order = order[::-1]
+            for name, fn in order:
+                (ours_times if name == "ours" else ref_times[name]).append(timed(fn))
+        ours_s = statistics.median(ours_times)
+        floor = floor_seconds(method, result.model_evals, explainer.single_pass, t_f, t_fb)
+        for name, times in ref_times.items():
+            ref_s = statistics.median(times)
+            row = {"method": method, "evals": result.model_evals, "ours_s": ours_s, "reference": name,
+                   "reference_s": ref_s, "ours_over_reference": ours_s / ref_s, "ours_over_floor": ours_s / floor}
+            rows.append(row)
+            print(f"{method:<22}{result.model_evals:>6}{ours_s:>9.3f}  {name:<30}{ref_s:>8.3f}"
+                  f"{ours_s / ref_s:>9.2f}x{ours_s / floor:>10.2f}x", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"floor_forward_s": t_f, "floor_forward_backward_s": t_fb,
+                                               "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
