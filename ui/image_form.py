@@ -62,7 +62,7 @@ def image_picker() -> PickedImage | None:
         try:
             pixels = _sample_pixels(name)
         except XaiError as exc:
-            st.error(f"{exc}. Pick another sample or upload an image.")
+            st.error(f"{str(exc).rstrip('.')}. Pick another sample or upload an image.")
             return None
         return PickedImage(by_name[name].command_path, pixels, array_hash(pixels))
 
@@ -74,7 +74,7 @@ def image_picker() -> PickedImage | None:
     try:
         pixels = decode_image(upload.getvalue(), upload.name)
     except XaiError as exc:
-        st.error(f"{exc}. Upload another file, or pick a sample image.")
+        st.error(f"{str(exc).rstrip('.')}. Upload another file, or pick a sample image.")
         return None
     return PickedImage(upload.name, pixels, array_hash(pixels))
 

@@ -72,7 +72,11 @@ def params_form(explainer: Explainer) -> dict[str, Any]:
 
 def layer_picker(adapter: ModelAdapter, key: str) -> str | None:
     """Conv layers with their output sizes; the default (last feature map) is marked."""
-    layers = adapter.layers()
+    try:
+        layers = adapter.layers()
+    except Exception as exc:  # noqa: BLE001 - an odd model must not break the page
+        st.warning(f"Could not list this model's layers ({type(exc).__name__}: {exc}); the default layer is used.")
+        return None
     if not layers:
         return None
     default = adapter.default_cam_layer()
@@ -125,7 +129,7 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
         try:
             explainer.params(values)
         except XaiError as exc:
-            st.error(f"{exc}. Change the value in {explainer.label} settings.")
+            st.error(f"{str(exc).rstrip('.')}. Change the value in {explainer.label} settings.")
             return None
         runs.append(MethodRun(explainer, values, layer))
 

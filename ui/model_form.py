@@ -105,7 +105,7 @@ def preprocessing_form(defaults: ImageSpec, owner: str) -> ImageSpec | None:
                 st.caption(f"mean {_fmt(mean)} · std {_fmt(std)}")
             return ImageSpec((int(height), int(width)), mean, std, bool(grayscale))
         except InputError as exc:
-            st.error(f"Preprocessing: {exc}. Fix the values above or pick a preset.")
+            st.error(f"Preprocessing: {str(exc).rstrip('.')}. Fix the values above or pick a preset.")
             return None
 
 
@@ -193,5 +193,5 @@ def _labels_uploader() -> tuple[tuple[str, ...] | None, str | None]:
     try:
         return tuple(read_labels(upload.getvalue(), upload.name)), upload.name
     except XaiError as exc:
-        st.error(f"{exc}. The model's own labels are used instead; fix the file and upload it again.")
+        st.error(f"{str(exc).rstrip('.')}. The model's own labels are used instead; fix the file and upload it again.")
         return None, None

@@ -34,6 +34,11 @@ class ResultSet:
     shared_scale: bool
 
 
+def _sentence(exc: BaseException) -> str:
+    """The error's text without a trailing period, so a next step can follow."""
+    return str(exc).strip().rstrip(".")
+
+
 def open_model_or_error(request: ModelRequest):
     """The cached adapter, or None after an st.error naming the next step."""
     try:
@@ -41,10 +46,12 @@ def open_model_or_error(request: ModelRequest):
             return load_model(request)
     except XaiError as exc:
         hint = ""
-        if request.source == "file" and request.framework == "torch":
-            hint = (" In the sidebar: for a state_dict choose its Architecture; for a pickled module you "
-                    "trust tick 'I trust this file'; or re-save the model as TorchScript or .pt2.")
-        st.error(f"Could not load the model: {exc}.{hint}")
+        if request.source == "file":
+            hint = " In the sidebar, set the model's input size, Grayscale and normalization under Preprocessing."
+            if request.framework == "torch":
+                hint += (" A state_dict needs its Architecture; a pickled module you trust needs 'I trust this "
+                         "file'; or re-save the model as TorchScript or .pt2.")
+        st.error(f"Could not load the model: {_sentence(exc)}.{hint}")
     except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
         st.error(f"Could not load the model ({type(exc).__name__}: {exc}). Check the file, its framework "
                  "and the preprocessing settings, or pick a zoo model.")
@@ -70,10 +77,10 @@ def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPl
                 target=plan.target, layer=run.layer, seed=plan.seed, progress=progress,
             )
         except XaiError as exc:
-            errors.append(f"{label}: {exc}. Change its settings, the target or the model, then press Explain again.")
+            errors.append(f"{label}: {_sentence(exc)}. Change its settings, the target or the model, then press Explain again.")
             continue
         except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
-            errors.append(f"{label} failed ({type(exc).__name__}: {exc}). Try smaller settings (fewer samples "
+            errors.append(f"{label} failed ({type(exc).__name__}: {_sentence(exc)}). Try smaller settings (fewer samples "
                           "or steps), a smaller input size, or another explainer.")
             continue
         key = result_key(request.key, image.key, run.method, run.params, plan.target, run.layer, plan.seed)
