@@ -19,13 +19,13 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("Image")
     picked = image_picker()
+    if picked is not None and request is not None:
+        model_input_preview(picked, request.spec)
 with right:
     st.subheader("Explainer")
     plan = explain_form(adapter) if adapter else None
     if adapter is None:
         st.info("Choose a model in the sidebar to see the explainers it supports.")
-    if picked is not None and request is not None:
-        model_input_preview(picked, request.spec)
 
 ready = adapter is not None and picked is not None and plan is not None
 clicked = st.button("Explain", type="primary", disabled=not ready)

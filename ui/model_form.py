@@ -52,7 +52,7 @@ def matching_preset(spec: ImageSpec) -> str:
 
 
 def _close(values, target) -> bool:
-    return len(values) == len(target) and all(abs(a - b) < 1e-4 for a, b in zip(values, target))
+    return len(values) == len(target) and all(abs(a - b) < 1e-4 for a, b in zip(values, target, strict=True))
 
 
 def parse_numbers(text: str, what: str) -> tuple[float, ...]:

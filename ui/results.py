@@ -32,7 +32,7 @@ def _views(key: str, scale: tuple[float, float, bool] | None, _explanation: Expl
     return {
         "overlay": render.to_png(render.overlay(_image, e, scale=drawn, cmap=cmap)),
         "heatmap": render.to_png(render.heatmap(render.upsample_to(e, h, w), drawn, cmap_used)),
-        "colorbar": render.to_png(render.colorbar(drawn, cmap_used, render.colorbar_label(e))),
+        "colorbar": render.to_png(render.colorbar(drawn, cmap_used, height=44)),
     }
 
 
@@ -122,7 +122,7 @@ def show_results(results: ResultSet) -> None:
         c1.image(image, caption="Original")
         c2.image(v["heatmap"], caption=f"Heatmap: {item.label}")
         c3.image(v["overlay"], caption=f"Overlay: {item.label}")
-        c2.image(v["colorbar"])
+        c2.image(v["colorbar"], caption=render.colorbar_label(item.explanation))
         with c3:
             _downloads(results, item, v["overlay"])
         with c1:
@@ -130,12 +130,12 @@ def show_results(results: ResultSet) -> None:
     else:
         columns = st.columns(len(results.items) + 1)
         columns[0].image(image, caption="Original")
-        for column, item in zip(columns[1:], results.items):
+        for column, item in zip(columns[1:], results.items, strict=True):
             v = views[item.key]
             with column:
                 st.image(v["overlay"], caption=f"Overlay: {item.label}")
                 st.image(v["heatmap"], caption=f"Heatmap: {item.label}")
-                st.image(v["colorbar"])
+                st.image(v["colorbar"], caption=render.colorbar_label(item.explanation))
                 _stats(item)
                 _downloads(results, item, v["overlay"])
         if scale is not None:
