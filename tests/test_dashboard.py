@@ -379,3 +379,23 @@ def test_core_never_imports_streamlit_and_the_app_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_progress_comes_from_the_real_batches(photo):
+    from ui import cache
+    from xai_core.models import open_model
+
+    adapter = open_model("digits_cnn")
+    cache._explain.clear()
+    seen = []
+    params = {"window": 8, "stride": 4}
+    e = cache.explain_cached("digits-test", adapter, "chelsea-test", photo, "occlusion", params,
+                             target=None, layer=None, seed=0, progress=lambda f, t: seen.append((f, t)))
+    patches = e.extras["patches"]
+    batches = -(-patches // adapter.default_batch_size)
+    assert len(seen) == batches >= 2
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1] == (1.0, f"{patches}/{patches} patches")
+    seen.clear()
+    again = cache.explain_cached("digits-test", adapter, "chelsea-test", photo, "occlusion", params,
+                                 target=None, layer=None, seed=0, progress=lambda f, t: seen.append((f, t)))
+    assert seen == [] and np.array_equal(again.attribution, e.attribution)  # a cache hit runs nothing

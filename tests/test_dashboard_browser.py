@@ -193,6 +193,13 @@ def test_upload_model_and_photo_explain_and_download_overlay(server_url, upload_
             assert page.get_by_test_id("stAlertContentError").count() == 0
             screenshot_results(page, "dashboard-upload-result.png")
 
+            # a second click with the same settings is served from the cache, progress bar and all
+            page.get_by_role("button", name="Explain", exact=True).click()
+            settle(page)
+            expect(overlay).to_be_visible()
+            assert page.get_by_test_id("stAlertContentError").count() == 0
+            assert page.get_by_test_id("stException").count() == 0
+
             with page.expect_download(timeout=SLOW) as info:
                 page.get_by_role("button", name="Download overlay PNG").click()
             download = info.value

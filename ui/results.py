@@ -89,12 +89,12 @@ def _stats(item: ResultItem) -> None:
     st.caption(" · ".join(details))
 
 
-def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes) -> None:
+def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes, stacked: bool = False) -> None:
     e = item.explanation
     base = f"{_stem(results.image.name)}__{e.method}"
     st.download_button("Download overlay PNG", overlay_png, f"{base}.png", "image/png",
                        key=f"dl_png_{e.method}", on_click="ignore", width="stretch")
-    c1, c2 = st.columns(2)
+    c1, c2 = (st.container(), st.container()) if stacked else st.columns(2)
     c1.download_button("Attribution .npy", _npy(e.attribution), f"{base}.npy", "application/octet-stream",
                        key=f"dl_npy_{e.method}", on_click="ignore", width="stretch",
                        help="signed 2-D map at model input resolution (float32)")
@@ -137,7 +137,7 @@ def show_results(results: ResultSet) -> None:
                 st.image(v["heatmap"], caption=f"Heatmap: {item.label}")
                 st.image(v["colorbar"], caption=render.colorbar_label(item.explanation))
                 _stats(item)
-                _downloads(results, item, v["overlay"])
+                _downloads(results, item, v["overlay"], stacked=len(results.items) > 2)
         if scale is not None:
             st.caption("All maps share one color scale.")
     st.markdown("**Top predictions**")
