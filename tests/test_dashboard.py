@@ -321,6 +321,19 @@ def test_wrong_preprocessing_is_an_error_with_a_fix():
     assert not [b for b in at.button if b.label == "Explain" and not b.disabled]
 
 
+def test_preprocessing_the_model_rejects_is_an_error_and_reset_restores_the_defaults():
+    at = image_page()
+    use_digits_model(at)
+    at.checkbox(key="img_grayscale").uncheck().run()  # three channels into a one-channel CNN
+    assert not at.exception
+    assert any("Could not load the model" in e and "Preprocessing" in e for e in errors(at)), errors(at)
+    assert "img_method" not in [s.key for s in at.selectbox]
+    at.button(key="img_reset_preprocessing").click().run()
+    assert_clean(at)
+    assert at.checkbox(key="img_grayscale").value is True
+    assert at.selectbox(key="img_method").value is not None
+
+
 @pytest.mark.parametrize("failure, shown", [
     ("unsupported", "does not provide. Change its settings"),
     ("crash", "failed (MemoryError: out of memory). Try smaller settings"),

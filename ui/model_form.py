@@ -103,10 +103,17 @@ def preprocessing_form(defaults: ImageSpec, owner: str) -> ImageSpec | None:
             else:
                 mean, std = preset_values(norm, grayscale)
                 st.caption(f"mean {_fmt(mean)} · std {_fmt(std)}")
-            return ImageSpec((int(height), int(width)), mean, std, bool(grayscale))
+            spec = ImageSpec((int(height), int(width)), mean, std, bool(grayscale))
         except InputError as exc:
             st.error(f"Preprocessing: {str(exc).rstrip('.')}. Fix the values above or pick a preset.")
-            return None
+            spec = None
+        st.button("Reset to the model's defaults", key="img_reset_preprocessing", on_click=_forget_owner,
+                  width="stretch")
+        return spec
+
+
+def _forget_owner() -> None:
+    st.session_state.pop("img_spec_owner", None)
 
 
 def model_sidebar() -> ModelRequest | None:

@@ -45,7 +45,7 @@ def open_model_or_error(request: ModelRequest):
         with st.spinner(f"Loading {request.display_name}…"):
             return load_model(request)
     except XaiError as exc:
-        hint = ""
+        hint = " Check Preprocessing in the sidebar ('Reset to the model's defaults' restores the zoo entry's)."
         if request.source == "file":
             hint = " In the sidebar, set the model's input size, Grayscale and normalization under Preprocessing."
             if request.framework == "torch":
