@@ -1,0 +1,12 @@
+"""Streamlit entry point: page config and navigation. Run: streamlit run app.py"""
+
+import streamlit as st
+
+st.set_page_config(page_title="XAI dashboard", page_icon=":material/visibility:", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
+    st.Page("pages/image.py", title="Image explainer", icon=":material/image_search:"),
+]
+
+st.navigation(PAGES).run()

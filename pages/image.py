@@ -1,0 +1,37 @@
+"""Image explainer page: widgets in, one xai_core call (through ui.runner), render out."""
+
+import streamlit as st
+
+from ui.image_form import image_picker, model_input_preview
+from ui.method_form import explain_form
+from ui.model_form import model_sidebar
+from ui.quickstart import apply_quickstart, take_autorun
+from ui.results import show_results
+from ui.runner import RESULTS_KEY, open_model_or_error, run_plan
+
+apply_quickstart()
+st.title("Explain an image classifier")
+
+request = model_sidebar()
+adapter = open_model_or_error(request) if request else None
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("Image")
+    picked = image_picker()
+    if picked is not None and request is not None:
+        model_input_preview(picked, request.spec)
+with right:
+    st.subheader("Explainer")
+    plan = explain_form(adapter) if adapter else None
+    if adapter is None:
+        st.info("Choose a model in the sidebar to see the explainers it supports.")
+
+ready = adapter is not None and picked is not None and plan is not None
+clicked = st.button("Explain", type="primary", disabled=not ready)
+autorun = take_autorun()
+if ready and (clicked or autorun):
+    run_plan(request, adapter, picked, plan)
+
+if RESULTS_KEY in st.session_state:
+    show_results(st.session_state[RESULTS_KEY])

@@ -1,0 +1,425 @@
+"""Dashboard pages through streamlit.testing.v1.AppTest (no browser).
+
+Speed: the per-explainer tests use the zoo's 32x32 digits CNN with small budgets;
+only the landing page's one-click start loads EfficientNet-Lite0.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from ui.samples import list_samples
+from xai_core.explainers import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT = 180
+
+# small budgets per method, set through the generated parameter widgets
+SMALL = {
+    "lime": {"samples": 60, "segments": 16},
+    "smoothgrad": {"samples": 4},
+    "integrated_gradients": {"steps": 8},
+    "shap_gradient": {"samples": 8, "background_size": 2},
+    "shap_partition": {"max_evals": 60},
+    "occlusion": {"window": 8, "stride": 8},
+}
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not errors(at), errors(at)
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
+
+
+def image_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/image.py").run()
+    assert_clean(at)
+    return at
+
+
+def use_digits_model(at: AppTest) -> None:
+    at.selectbox(key="img_zoo_model").set_value("digits_cnn").run()
+    assert_clean(at)
+    digit = [s.name for s in list_samples() if s.name.startswith("digit")]
+    if digit:
+        at.selectbox(key="img_sample").set_value(digit[0]).run()
+
+
+BUDGET_WORDS = ("sample", "step", "eval", "background")
+
+
+def small_budget(method: str) -> dict[str, int]:
+    """The budgets above; for a method added later, every integer budget at its lower bound."""
+    if method in SMALL:
+        return SMALL[method]
+    return {p.name: int(p.low) for p in REGISTRY[method].param_infos()
+            if p.type is int and p.low is not None and any(w in p.name for w in BUDGET_WORDS)}
+
+
+def set_params(at: AppTest, method: str) -> None:
+    for name, value in small_budget(method).items():
+        at.number_input(key=f"img_param_{method}_{name}").set_value(value)
+
+
+def click_explain(at: AppTest) -> AppTest:
+    return next(b for b in at.button if b.label == "Explain").click().run()
+
+
+def predictions_frame(at: AppTest):
+    assert len(at.dataframe) == 1
+    return at.dataframe[0].value
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.chelsea()
+
+
+@pytest.fixture(scope="module")
+def digits_module():
+    from model_zoo.pretrained import own_model
+
+    return own_model("digits_cnn").eval()
+
+
+def test_landing_page_one_click_start_explains_a_sample_photo():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    assert "image classifiers" in " ".join(m.value for m in at.markdown)
+    at.button[0].click().run()
+    assert_clean(at)
+    assert at.selectbox(key="img_zoo_model").value == "efficientnet_lite0"
+    assert at.selectbox(key="img_method").value == "grad_cam"
+    shown = captions(at)
+    assert "Original" in shown and "Overlay: Grad-CAM" in shown and "Heatmap: Grad-CAM" in shown
+    frame = predictions_frame(at)
+    assert len(frame) == 5
+    assert list(frame["Probability"]) == sorted(frame["Probability"], reverse=True)
+    assert "cat" in frame["Label"].iloc[0].lower()  # the sample photo is Chelsea the cat
+    assert [m.label for m in at.metric] == ["Run time", "Model evaluations"]
+    assert any(b.label.startswith("Download overlay") for b in at.get("download_button"))
+
+
+@pytest.mark.parametrize("method", list(REGISTRY))
+def test_every_explainer_renders_images_and_predictions(method):
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value(method).run()
+    set_params(at, method)
+    click_explain(at)
+    assert_clean(at)
+    label = REGISTRY[method].label
+    shown = captions(at)
+    assert f"Overlay: {label}" in shown and f"Heatmap: {label}" in shown
+    frame = predictions_frame(at)
+    assert len(frame) == 5 and set(frame["Label"]) <= {str(d) for d in range(10)}
+    evals = int(next(m.value for m in at.metric if m.label == "Model evaluations").replace(",", ""))
+    assert evals >= 2
+
+
+def test_several_explainers_side_by_side_on_a_shared_scale():
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("saliency").run()
+    at.multiselect(key="img_compare").set_value(["grad_cam", "occlusion"]).run()
+    set_params(at, "occlusion")
+    at.checkbox(key="img_shared_scale").check()
+    click_explain(at)
+    assert_clean(at)
+    overlays = [c for c in captions(at) if c.startswith("Overlay: ")]
+    assert overlays == ["Overlay: Saliency (gradients)", "Overlay: Grad-CAM", "Overlay: Occlusion"]
+    assert "All maps share one color scale." in [c.value for c in at.caption]
+    downloads = [b.label for b in at.get("download_button")]
+    assert sum(label.startswith("Download overlay") for label in downloads) == 3
+
+
+def test_reruns_and_repeated_clicks_reuse_the_cached_result(monkeypatch):
+    from ui import cache
+    from xai_core import service
+
+    calls = []
+    real = service.explain
+
+    def counting(*args, **kwargs):
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "explain", counting)
+    cache._explain.clear()
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("saliency").run()
+    click_explain(at)
+    assert calls == ["saliency"]
+    at.run()  # a plain rerun
+    assert calls == ["saliency"] and "Overlay: Saliency (gradients)" in captions(at)
+    click_explain(at)  # same settings: served from st.cache_data
+    assert calls == ["saliency"]
+    at.number_input(key="img_seed").set_value(7)
+    click_explain(at)  # the seed is part of the key
+    assert calls == ["saliency", "saliency"]
+
+
+def test_generated_parameter_widgets_follow_the_definitions():
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("lime").run()
+    infos = {p.name: p for p in REGISTRY["lime"].param_infos()}
+    samples = at.number_input(key="img_param_lime_samples")
+    assert (samples.min, samples.max, samples.value) == (infos["samples"].low, infos["samples"].high,
+                                                        infos["samples"].default)
+    seg = at.selectbox(key="img_param_lime_segmentation")
+    assert seg.options == list(infos["segmentation"].choices)
+    assert seg.help == infos["segmentation"].help
+    width = at.slider(key="img_param_lime_kernel_width")
+    assert (width.min, width.max) == (infos["kernel_width"].low, infos["kernel_width"].high)
+    # Grad-CAM gets a layer picker with output sizes and the default marked
+    at.selectbox(key="img_method").set_value("grad_cam").run()
+    layer = at.selectbox(key="img_layer_grad_cam")
+    assert layer.value == "features"  # the core's default: the last spatial feature map
+    assert layer.options == [
+        "features.0 (Conv2d, 16x32x32)", "features.3 (Conv2d, 32x16x16)", "features.6 (Conv2d, 64x8x8)",
+        "features (Sequential, 64x8x8)  ★ default",
+    ]
+    at.checkbox(key="img_layer_grad_cam_all").check().run()
+    assert len(at.selectbox(key="img_layer_grad_cam").options) == 9
+
+
+def test_zoo_entry_sets_preprocessing_defaults_and_preview():
+    at = image_page()
+    assert (at.number_input(key="img_height").value, at.selectbox(key="img_norm").value) == (224, "ImageNet")
+    use_digits_model(at)
+    assert at.number_input(key="img_height").value == 32
+    assert at.checkbox(key="img_grayscale").value is True
+    assert at.selectbox(key="img_norm").value.startswith("[-1, 1]")
+    assert any(c.startswith("Model input: 32x32, gray") for c in captions(at))
+
+
+def test_upload_torchscript_model_and_photo(photo, digits_module, tmp_path):
+    import torch
+
+    scripted = torch.jit.trace(digits_module, torch.zeros(1, 1, 32, 32))
+    path = tmp_path / "digits_script.pt"
+    torch.jit.save(scripted, str(path))
+    at = image_page()
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    at.file_uploader(key="img_model_file_torch").set_value(("digits_script.pt", path.read_bytes(), "application/octet-stream")).run()
+    assert not at.exception  # loaded at the default 224x224 RGB input, which this model rejects
+    assert any("(1, 3, 224, 224)" in e and "Preprocessing" in e for e in errors(at))
+    at.number_input(key="img_height").set_value(32)
+    at.number_input(key="img_width").set_value(32)
+    at.checkbox(key="img_grayscale").check()
+    at.selectbox(key="img_norm").set_value("[-1, 1] (mean 0.5, std 0.5)").run()
+    at.radio(key="img_image_source").set_value("Upload an image").run()
+    at.file_uploader(key="img_image_file").set_value(("cat.png", png_bytes(photo), "image/png")).run()
+    assert_clean(at)
+    methods = at.selectbox(key="img_method").options
+    assert "Grad-CAM" not in methods and "Saliency (gradients)" in methods  # TorchScript: no layer hooks
+    at.selectbox(key="img_method").set_value("saliency").run()
+    click_explain(at)
+    assert_clean(at)
+    assert "Overlay: Saliency (gradients)" in captions(at)
+    assert len(predictions_frame(at)) == 5
+
+
+def test_state_dict_upload_asks_for_its_architecture(digits_module, tmp_path):
+    import torch
+
+    path = tmp_path / "weights.pth"
+    torch.save(digits_module.state_dict(), str(path))
+    at = image_page()
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    at.file_uploader(key="img_model_file_torch").set_value(("weights.pth", path.read_bytes(), "application/octet-stream")).run()
+    assert not at.exception
+    assert any("state_dict" in e and "Architecture" in e for e in errors(at))
+    assert len(at.selectbox(key="img_arch").options) > 10
+    at.selectbox(key="img_arch").set_value("digits_cnn")
+    at.number_input(key="img_height").set_value(32)
+    at.number_input(key="img_width").set_value(32)
+    at.checkbox(key="img_grayscale").check().run()
+    assert_clean(at)
+    assert "Grad-CAM" in at.selectbox(key="img_method").options
+
+
+def test_pickled_module_needs_explicit_trust(digits_module, tmp_path):
+    import torch
+
+    path = tmp_path / "whole.pt"
+    torch.save(digits_module, str(path))
+    at = image_page()
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    at.file_uploader(key="img_model_file_torch").set_value(("whole.pt", path.read_bytes(), "application/octet-stream")).run()
+    assert not at.exception
+    assert any("pickled" in e and "I trust this file" in e for e in errors(at))
+    assert "img_method" not in [s.key for s in at.selectbox]
+    at.number_input(key="img_height").set_value(32)
+    at.number_input(key="img_width").set_value(32)
+    at.checkbox(key="img_grayscale").check()
+    at.checkbox(key="img_trust_pickle").check().run()
+    assert_clean(at)
+    assert at.selectbox(key="img_method").value is not None
+
+
+def test_bad_uploads_show_errors_and_keep_earlier_results():
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("saliency").run()
+    click_explain(at)
+    assert_clean(at)
+    # a corrupt image
+    at.radio(key="img_image_source").set_value("Upload an image").run()
+    at.file_uploader(key="img_image_file").set_value(("photo.png", b"this is not a png", "image/png")).run()
+    assert not at.exception
+    assert any("photo.png" in e and "not a readable image" in e for e in errors(at))
+    assert "Overlay: Saliency (gradients)" in captions(at)  # the earlier result stays
+    # a bad labels file
+    at.file_uploader(key="img_labels_file").set_value(("labels.json", b"[1, 2", "application/json")).run()
+    assert any("labels.json" in e and "invalid JSON" in e for e in errors(at))
+    # a file that is no model at all
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    at.file_uploader(key="img_model_file_torch").set_value(("model.pt", b"garbage" * 10, "application/octet-stream")).run()
+    assert not at.exception
+    assert any("model.pt" in e and "not a PyTorch model file" in e for e in errors(at))
+    assert "Overlay: Saliency (gradients)" in captions(at)
+
+
+def test_wrong_preprocessing_is_an_error_with_a_fix():
+    at = image_page()
+    at.selectbox(key="img_norm").set_value("Custom").run()
+    at.text_input(key="img_mean").input("0.5, 0.5").run()  # two values for an RGB model
+    assert not at.exception
+    assert any("mean has 2 values" in e for e in errors(at))
+    at.text_input(key="img_mean").input("half").run()
+    assert any("comma-separated numbers" in e for e in errors(at))
+    assert not [b for b in at.button if b.label == "Explain" and not b.disabled]
+
+
+def test_preprocessing_the_model_rejects_is_an_error_and_reset_restores_the_defaults():
+    at = image_page()
+    use_digits_model(at)
+    at.checkbox(key="img_grayscale").uncheck().run()  # three channels into a one-channel CNN
+    assert not at.exception
+    assert any("Could not load the model" in e and "Preprocessing" in e for e in errors(at)), errors(at)
+    assert "img_method" not in [s.key for s in at.selectbox]
+    at.button(key="img_reset_preprocessing").click().run()
+    assert_clean(at)
+    assert at.checkbox(key="img_grayscale").value is True
+    assert at.selectbox(key="img_method").value is not None
+
+
+@pytest.mark.parametrize("failure, shown", [
+    ("unsupported", "does not provide. Change its settings"),
+    ("crash", "failed (MemoryError: out of memory). Try smaller settings"),
+])
+def test_a_method_that_cannot_run_is_an_error_not_a_traceback(monkeypatch, failure, shown):
+    from ui import cache
+    from xai_core import service
+    from xai_core.types import UnsupportedError
+
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("saliency").run()
+    click_explain(at)
+    assert_clean(at)
+
+    def broken(*args, **kwargs):
+        if failure == "unsupported":
+            raise UnsupportedError("grad_cam needs layer hooks, which this model does not provide")
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(service, "explain", broken)
+    cache._explain.clear()
+    at.selectbox(key="img_target").set_value(3)  # a class picked by index through the searchable list
+    at.selectbox(key="img_method").set_value("grad_cam").run()
+    click_explain(at)
+    assert not at.exception
+    msgs = errors(at)
+    assert len(msgs) == 1 and shown in msgs[0] and "Traceback" not in msgs[0], msgs
+    assert "Overlay: Saliency (gradients)" in captions(at)  # the earlier result is still there
+    assert "The previous result is still shown below." in [i.value for i in at.info]
+
+
+def test_reproduce_record_holds_the_command(photo):
+    from ui.reproduce import reproduce_record
+    from xai_core.models import open_model
+    from xai_core.service import explain
+
+    adapter = open_model("digits_cnn")
+    e = explain(adapter, photo, "lime", {"samples": 40}, seed=3)
+    record = reproduce_record(
+        model="digits_cnn", model_source="zoo", image="sample_images/chelsea.png", image_sha256="abc",
+        image_size=photo.shape[:2], explanation=e, spec=adapter.spec, framework="torch",
+    )
+    argv = shlex.split(record["command"])
+    assert argv == record["argv"]
+    assert argv[:4] == ["python", "-m", "xai_core", "explain"]
+    pairs = {argv[i]: argv[i + 1] for i in range(4, len(argv) - 1) if argv[i].startswith("--")}
+    assert pairs["--model"] == "digits_cnn" and pairs["--method"] == "lime"
+    assert pairs["--seed"] == "3" and pairs["--target"] == str(e.target)
+    assert pairs["--input-size"] == "32,32" and pairs["--mean"] == "0.5" and pairs["--std"] == "0.5"
+    assert "--grayscale" in argv
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--param"] == [
+        f"{k}={v}" for k, v in e.params.items()]
+    assert json.loads(json.dumps(record))["predictions"][0]["index"] == e.predictions[0].index
+
+
+def test_core_never_imports_streamlit_and_the_app_imports_no_torch():
+    code = (
+        "import sys\n"
+        "import xai_core.service, xai_core.render, xai_core.models, xai_core.explainers\n"
+        "assert 'streamlit' not in sys.modules, 'xai_core imported streamlit'\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({APP!r}, default_timeout=60).run()\n"
+        "assert not at.exception, at.exception\n"
+        "assert 'torch' not in sys.modules, 'the landing page imported torch'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_progress_comes_from_the_real_batches(photo):
+    from ui import cache
+    from xai_core.models import open_model
+
+    adapter = open_model("digits_cnn")
+    cache._explain.clear()
+    seen = []
+    params = {"window": 8, "stride": 4}
+    e = cache.explain_cached("digits-test", adapter, "chelsea-test", photo, "occlusion", params,
+                             target=None, layer=None, seed=0, progress=lambda f, t: seen.append((f, t)))
+    patches = e.extras["patches"]
+    batches = -(-patches // adapter.default_batch_size)
+    assert len(seen) == batches >= 2
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1] == (1.0, f"{patches}/{patches} patches")
+    seen.clear()
+    again = cache.explain_cached("digits-test", adapter, "chelsea-test", photo, "occlusion", params,
+                                 target=None, layer=None, seed=0, progress=lambda f, t: seen.append((f, t)))
+    assert seen == [] and np.array_equal(again.attribution, e.attribution)  # a cache hit runs nothing

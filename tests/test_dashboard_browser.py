@@ -1,0 +1,215 @@
+"""The dashboard in a real headless Chromium (Playwright) against `streamlit run app.py`.
+
+Uploads a TorchScript digits model and a photo, sets the model's preprocessing,
+picks an explainer, clicks Explain, waits for the overlay, downloads the PNG and
+checks that it decodes at the photo's size. Screenshots go to artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SLOW = 180_000  # ms: the first model load imports torch inside the server
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
+                       "(apt-get install -y chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "streamlit-server.log", "w")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit-server.log'}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def upload_files(tmp_path_factory):
+    import skimage.data
+    import torch
+
+    from model_zoo.pretrained import own_model
+
+    folder = tmp_path_factory.mktemp("browser")
+    model = torch.jit.trace(own_model("digits_cnn").eval(), torch.zeros(1, 1, 32, 32))
+    model_path = folder / "digits_script.pt"
+    torch.jit.save(model, str(model_path))
+    photo = skimage.data.chelsea()
+    photo_path = folder / "chelsea.jpg"
+    Image.fromarray(photo).save(photo_path, quality=92)
+    return model_path, photo_path, (photo.shape[1], photo.shape[0])
+
+
+def settle(page) -> None:
+    """Wait until the script rerun triggered by the last interaction has finished."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]')"
+        " && !document.querySelector('[data-stale=true]')",
+        timeout=SLOW,
+    )
+
+
+def upload(page, label: str, path: Path) -> None:
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text=label)
+    uploader.locator("input[type=file]").set_input_files(str(path))
+    page.get_by_text(path.name).first.wait_for(timeout=SLOW)
+    settle(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+def set_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    settle(page)
+
+
+def click_text(page, text: str) -> None:
+    page.get_by_text(text, exact=True).click()
+    settle(page)
+
+
+def launch(p):
+    return p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def screenshot_results(page, name: str) -> None:
+    """The whole app, tall enough to hold settings and results (the app scrolls inside
+    its own container, so a full-page screenshot would stop at the viewport)."""
+    page.set_viewport_size({"width": 1500, "height": 2300})
+    settle(page)
+    page.wait_for_timeout(1000)  # let the images finish painting
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def test_one_click_start_shows_a_real_explanation(server_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.goto(server_url)
+            expect(page.get_by_text("See why your image classifier decided")).to_be_visible(timeout=SLOW)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-landing.png"))
+            page.get_by_role("button", name="Explain a sample photo").click()
+            expect(page.get_by_text("Overlay: Grad-CAM")).to_be_visible(timeout=SLOW)
+            expect(page.get_by_test_id("stDataFrame")).to_be_visible(timeout=SLOW)
+            assert page.get_by_test_id("stAlertContentError").count() == 0
+            screenshot_results(page, "dashboard-quickstart.png")
+        finally:
+            browser.close()
+
+
+def test_upload_model_and_photo_explain_and_download_overlay(server_url, upload_files, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    model_path, photo_path, photo_size = upload_files
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+            page.goto(server_url)
+            expect(page.get_by_role("button", name="Explain a sample photo")).to_be_visible(timeout=SLOW)
+
+            page.get_by_role("link", name="Image explainer").click()
+            expect(page.get_by_text("Explain an image classifier")).to_be_visible(timeout=SLOW)
+            settle(page)
+            click_text(page, "Upload a model file")
+            upload(page, "Model file", model_path)
+            click_text(page, "Preprocessing")
+            set_number(page, "Input height", 32)
+            set_number(page, "Input width", 32)
+            click_text(page, "Grayscale (one input channel)")
+            choose(page, "Normalization", "[-1, 1] (mean 0.5, std 0.5)")
+            click_text(page, "Upload an image")
+            upload(page, "Image file", photo_path)
+            expect(page.get_by_test_id("stSelectbox").filter(has_text="Explainer")).to_be_visible(timeout=SLOW)
+            choose(page, "Explainer", "Occlusion")
+            expect(page.get_by_text("Model input: 32x32, gray")).to_be_visible(timeout=SLOW)
+
+            page.get_by_role("button", name="Explain", exact=True).click()
+            overlay = page.get_by_text("Overlay: Occlusion")
+            expect(overlay).to_be_visible(timeout=SLOW)
+            expect(page.get_by_test_id("stDataFrame")).to_be_visible(timeout=SLOW)
+            assert page.get_by_test_id("stAlertContentError").count() == 0
+            screenshot_results(page, "dashboard-upload-result.png")
+
+            # a second click with the same settings is served from the cache, progress bar and all
+            page.get_by_role("button", name="Explain", exact=True).click()
+            settle(page)
+            expect(overlay).to_be_visible()
+            assert page.get_by_test_id("stAlertContentError").count() == 0
+            assert page.get_by_test_id("stException").count() == 0
+
+            with page.expect_download(timeout=SLOW) as info:
+                page.get_by_role("button", name="Download overlay PNG").click()
+            download = info.value
+            assert download.suggested_filename == "chelsea__occlusion.png"
+            target = tmp_path / download.suggested_filename
+            download.save_as(str(target))
+        finally:
+            browser.close()
+    with Image.open(target) as png:
+        png.load()
+        assert png.format == "PNG"
+        assert png.size == photo_size
+        assert png.mode == "RGB"

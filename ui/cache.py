@@ -1,0 +1,168 @@
+"""Cached wrappers around xai_core for the dashboard.
+
+* Models live in ``st.cache_resource``: one adapter per model source (zoo name or
+  uploaded file's content hash) and loading options, shared by all sessions. The
+  torch adapter serialises calls with its own lock, so concurrent sessions may
+  share it.
+* Explanations live in ``st.cache_data``, keyed by the model key, the image's
+  content hash, the method, its parameters, target, layer and seed, so a rerun
+  or a widget change that does not change any of these reuses the result.
+* Decoded uploads live in ``st.cache_data`` keyed by their bytes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from xai_core.images import load_image
+from xai_core.types import Explanation, ImageSpec
+
+UPLOAD_DIR = Path(tempfile.gettempdir()) / "xai-dashboard-uploads"
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def array_hash(image: np.ndarray) -> str:
+    digest = hashlib.sha256(np.ascontiguousarray(image).tobytes())
+    digest.update(repr((image.shape, str(image.dtype))).encode())
+    return digest.hexdigest()
+
+
+def store_upload(data: bytes, filename: str) -> Path:
+    """Write uploaded bytes to a temp file named after their hash (open_model needs a
+    path; the suffix tells it the format). The same content is written once."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name).lstrip(".") or "model"
+    folder = UPLOAD_DIR / content_hash(data)[:32]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / safe
+    if not path.is_file() or path.stat().st_size != len(data):
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """Everything that decides which adapter open_model returns."""
+
+    framework: str
+    source: str  # "zoo" or "file"
+    ref: str  # zoo name, or path of the stored upload
+    display_name: str  # zoo name or the uploaded file's name
+    spec: ImageSpec
+    content_hash: str | None = None
+    arch: str | None = None
+    trust_pickle: bool = False
+    labels: tuple[str, ...] | None = None
+    labels_name: str | None = None
+
+    @property
+    def key(self) -> str:
+        identity = {
+            "framework": self.framework,
+            "source": self.source,
+            "model": self.display_name if self.source == "zoo" else self.content_hash,
+            "spec": self.spec.to_dict(),
+            "arch": self.arch,
+            "trust_pickle": self.trust_pickle,
+            "labels": content_hash("\n".join(self.labels).encode()) if self.labels else None,
+        }
+        return content_hash(json.dumps(identity, sort_keys=True).encode())
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _load_model(key: str, _request: ModelRequest):
+    from xai_core.models import SpecOverrides, open_model
+
+    spec = _request.spec
+    return open_model(
+        _request.ref,
+        framework=_request.framework,
+        arch=_request.arch,
+        overrides=SpecOverrides(size=spec.size, mean=spec.mean, std=spec.std, grayscale=spec.grayscale),
+        labels=list(_request.labels) if _request.labels else None,
+        trust_pickle=_request.trust_pickle,
+    )
+
+
+def load_model(request: ModelRequest):
+    """The adapter for ``request``, loaded once per process and shared."""
+    return _load_model(request.key, request)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """Uploaded image bytes -> RGB uint8 (raises InputError for bad files)."""
+    return load_image(data, name)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _explain(
+    model_key: str,
+    image_key: str,
+    method: str,
+    params: tuple[tuple[str, Any], ...],
+    target: int | None,
+    layer: str | None,
+    seed: int,
+    _adapter: Any,
+    _image: np.ndarray,
+    _progress: Callable[[float, str], None] | None,
+) -> Explanation:
+    from xai_core import service
+
+    return service.explain(
+        _adapter, _image, method, dict(params), target=target, layer=layer, seed=seed, progress=_progress
+    )
+
+
+def result_key(model_key: str, image_key: str, method: str, params: dict[str, Any],
+               target: int | None, layer: str | None, seed: int) -> str:
+    payload = [model_key, image_key, method, sorted(params.items()), target, layer, seed]
+    return content_hash(json.dumps(payload, default=str).encode())
+
+
+def explain_cached(
+    model_key: str,
+    adapter: Any,
+    image_key: str,
+    image: np.ndarray,
+    method: str,
+    params: dict[str, Any],
+    *,
+    target: int | None,
+    layer: str | None,
+    seed: int,
+    progress: Callable[[float, str], None] | None = None,
+) -> Explanation:
+    """xai_core.service.explain through st.cache_data.
+
+    The progress callback updates a bar created outside the cached function. It
+    runs in the caller's context (captured here), so Streamlit does not record the
+    bar updates as part of the cached result and replay them on a cache hit.
+    """
+    report = None
+    if progress is not None:
+        outer = contextvars.copy_context()
+
+        def report(fraction: float, text: str) -> None:
+            outer.run(progress, fraction, text)
+
+    return _explain(
+        model_key, image_key, method, tuple(sorted(params.items())), target, layer, seed,
+        adapter, image, report,
+    )

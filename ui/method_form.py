@@ -1,0 +1,149 @@
+"""Explainer choice and settings, generated from the explainers' typed parameters.
+
+Every widget of a method's form comes from ``explainer.param_infos()``: ranges
+become widget limits, choices become select boxes, help text becomes tooltips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from xai_core.adapters.base import ModelAdapter
+from xai_core.explainers import Explainer, ParamInfo, available_for
+from xai_core.types import XaiError
+
+PREDICTED = -1
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    explainer: Explainer
+    params: dict[str, Any]
+    layer: str | None = None
+
+    @property
+    def method(self) -> str:
+        return self.explainer.name
+
+
+@dataclass(frozen=True)
+class ExplainPlan:
+    runs: tuple[MethodRun, ...]
+    target: int | None  # None: the predicted class
+    seed: int
+    shared_scale: bool
+
+
+def param_widget(info: ParamInfo, key: str) -> Any:
+    """One widget for one typed parameter."""
+    label = info.name.replace("_", " ").capitalize()
+    helptext = info.help or None
+    if info.type is bool:
+        return st.checkbox(label, value=info.default, help=helptext, key=key)
+    if info.choices:
+        options = list(info.choices)
+        return st.selectbox(label, options, index=options.index(info.default), help=helptext, key=key)
+    if info.type is int:
+        return int(st.number_input(
+            label, min_value=int(info.low) if info.low is not None else None,
+            max_value=int(info.high) if info.high is not None else None,
+            value=int(info.default), step=int(info.step or 1), help=helptext, key=key,
+        ))
+    if info.type is float:
+        step = float(info.step) if info.step else None
+        if info.low is not None and info.high is not None:
+            return float(st.slider(label, float(info.low), float(info.high), float(info.default),
+                                   step=step, help=helptext, key=key))
+        return float(st.number_input(
+            label, min_value=float(info.low) if info.low is not None else None,
+            max_value=float(info.high) if info.high is not None else None,
+            value=float(info.default), step=step, help=helptext, key=key,
+        ))
+    return st.text_input(label, value=str(info.default), help=helptext, key=key)
+
+
+def params_form(explainer: Explainer) -> dict[str, Any]:
+    return {info.name: param_widget(info, f"img_param_{explainer.name}_{info.name}")
+            for info in explainer.param_infos()}
+
+
+def layer_picker(adapter: ModelAdapter, key: str) -> str | None:
+    """Conv layers with their output sizes; the default (last feature map) is marked."""
+    try:
+        layers = adapter.layers()
+    except Exception as exc:  # noqa: BLE001 - an odd model must not break the page
+        st.warning(f"Could not list this model's layers ({type(exc).__name__}: {exc}); the default layer is used.")
+        return None
+    if not layers:
+        return None
+    default = adapter.default_cam_layer()
+    show_all = st.checkbox("List every feature-map layer", key=f"{key}_all",
+                           help="not only convolutions: activations, norms, pooling, blocks")
+    shown = [info for info in layers if show_all or "conv" in info.kind.lower() or info.name == default]
+    names = [info.name for info in shown]
+    described = {info.name: info.describe() + ("  ★ default" if info.name == default else "") for info in shown}
+    if st.session_state.get(key) not in names:
+        st.session_state.pop(key, None)
+    return st.selectbox(
+        "Layer", names, index=names.index(default) if default in names else len(names) - 1,
+        format_func=described.get, key=key,
+        help="Grad-CAM weighs this layer's feature maps; the default is the last spatial one",
+    )
+
+
+def _keep_valid(key: str, options: list[str], multi: bool = False) -> None:
+    """Drop a remembered choice that the current model does not offer."""
+    if key not in st.session_state:
+        return
+    value = st.session_state[key]
+    if multi:
+        st.session_state[key] = [v for v in value if v in options]
+    elif value not in options:
+        del st.session_state[key]
+
+
+def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
+    explainers = {e.name: e for e in available_for(adapter)}
+    if not explainers:
+        st.error(f"No explainer can run on {adapter.name}: it offers no predictions. Load another model.")
+        return None
+    names = list(explainers)
+    _keep_valid("img_method", names)
+    primary = st.selectbox("Explainer", names, format_func=lambda n: explainers[n].label, key="img_method",
+                           help="only the methods this model supports are listed")
+    chosen = explainers[primary]
+    st.caption(f"{chosen.description} *{chosen.paper}*")
+    others = [n for n in names if n != primary]
+    _keep_valid("img_compare", others, multi=True)
+    compare = st.multiselect("Compare with", others, format_func=lambda n: explainers[n].label, key="img_compare",
+                             help="run more explainers on the same image and show them side by side")
+    runs = []
+    for name in [primary, *compare]:
+        explainer = explainers[name]
+        with st.expander(f"{explainer.label} settings", expanded=name == primary):
+            values = params_form(explainer)
+            layer = layer_picker(adapter, f"img_layer_{name}") if explainer.uses_layer else None
+        try:
+            explainer.params(values)
+        except XaiError as exc:
+            st.error(f"{str(exc).rstrip('.')}. Change the value in {explainer.label} settings.")
+            return None
+        runs.append(MethodRun(explainer, values, layer))
+
+    c1, c2 = st.columns([3, 1])
+    options = [PREDICTED, *range(adapter.num_classes)]
+    target = c1.selectbox(
+        "Target class", options, key="img_target",
+        format_func=lambda i: "Predicted class (top-1)" if i == PREDICTED else f"{i}: {adapter.label(i)}",
+        help="the class whose evidence is explained; type to search by name",
+    )
+    seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="img_seed",
+                               help="fixes the randomness of LIME, SmoothGrad and SHAP"))
+    shared = False
+    if len(runs) > 1:
+        shared = st.checkbox("One color scale for all maps", key="img_shared_scale",
+                             help="draw every map on the same value range (render.Scale.shared)")
+    return ExplainPlan(tuple(runs), None if target == PREDICTED else int(target), seed, shared)

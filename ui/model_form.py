@@ -1,0 +1,204 @@
+"""Sidebar form: framework, model source (zoo or upload), labels, preprocessing.
+
+Returns a :class:`~ui.cache.ModelRequest`, or None with an ``st.error`` saying what
+to fix. Preprocessing widgets take their defaults from the chosen zoo entry and
+are reset whenever another model is chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, XaiError
+
+from .cache import ModelRequest, content_hash, store_upload
+from .frameworks import available_frameworks
+
+ZOO_SOURCE = "Model zoo"
+UPLOAD_SOURCE = "Upload a model file"
+NOT_STATE_DICT = "(not a state_dict)"
+CUSTOM = "Custom"
+
+
+@dataclass(frozen=True)
+class Normalization:
+    label: str
+    color: tuple[tuple[float, ...], tuple[float, ...]]
+    gray: tuple[tuple[float, ...], tuple[float, ...]]
+
+
+PRESETS = (
+    Normalization("ImageNet", (IMAGENET_MEAN, IMAGENET_STD), ((0.449,), (0.226,))),
+    Normalization("[0, 1] (mean 0, std 1)", ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), ((0.0,), (1.0,))),
+    Normalization("[-1, 1] (mean 0.5, std 0.5)", ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), ((0.5,), (0.5,))),
+)
+
+
+def preset_values(label: str, grayscale: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    for preset in PRESETS:
+        if preset.label == label:
+            return preset.gray if grayscale else preset.color
+    raise KeyError(label)
+
+
+def matching_preset(spec: ImageSpec) -> str:
+    for preset in PRESETS:
+        mean, std = preset.gray if spec.grayscale else preset.color
+        if _close(spec.mean_array(), mean) and _close(spec.std_array(), std):
+            return preset.label
+    return CUSTOM
+
+
+def _close(values, target) -> bool:
+    return len(values) == len(target) and all(abs(a - b) < 1e-4 for a, b in zip(values, target, strict=True))
+
+
+def parse_numbers(text: str, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.replace(";", ",").split(",") if v.strip())
+    except ValueError:
+        raise InputError(
+            f"{what} must be comma-separated numbers such as 0.485, 0.456, 0.406; got {text!r}"
+        ) from None
+    if not values:
+        raise InputError(f"{what} is empty: give one value, or one per channel")
+    return values
+
+
+def _fmt(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def _reset_preprocessing(owner: str, spec: ImageSpec) -> None:
+    """Put the preprocessing widgets back to ``spec`` when the model changes."""
+    if st.session_state.get("img_spec_owner") == owner and "img_height" in st.session_state:
+        return
+    st.session_state["img_spec_owner"] = owner
+    st.session_state["img_height"] = int(spec.size[0])
+    st.session_state["img_width"] = int(spec.size[1])
+    st.session_state["img_grayscale"] = bool(spec.grayscale)
+    st.session_state["img_norm"] = matching_preset(spec)
+    st.session_state["img_mean"] = _fmt(spec.mean)
+    st.session_state["img_std"] = _fmt(spec.std)
+
+
+def preprocessing_form(defaults: ImageSpec, owner: str) -> ImageSpec | None:
+    """Input size, normalization preset or custom mean/std, grayscale."""
+    _reset_preprocessing(owner, defaults)
+    with st.expander("Preprocessing", expanded=False):
+        c1, c2 = st.columns(2)
+        height = c1.number_input("Input height", min_value=8, max_value=4096, step=1, key="img_height")
+        width = c2.number_input("Input width", min_value=8, max_value=4096, step=1, key="img_width")
+        grayscale = st.checkbox("Grayscale (one input channel)", key="img_grayscale")
+        norm = st.selectbox(
+            "Normalization", [p.label for p in PRESETS] + [CUSTOM], key="img_norm",
+            help="mean/std the model was trained with; applied to pixels in [0, 1]",
+        )
+        try:
+            if norm == CUSTOM:
+                mean = parse_numbers(st.text_input("Mean", key="img_mean", help="one value or one per channel"), "Mean")
+                std = parse_numbers(st.text_input("Std", key="img_std", help="one value or one per channel"), "Std")
+            else:
+                mean, std = preset_values(norm, grayscale)
+                st.caption(f"mean {_fmt(mean)} · std {_fmt(std)}")
+            spec = ImageSpec((int(height), int(width)), mean, std, bool(grayscale))
+        except InputError as exc:
+            st.error(f"Preprocessing: {str(exc).rstrip('.')}. Fix the values above or pick a preset.")
+            spec = None
+        st.button("Reset to the model's defaults", key="img_reset_preprocessing", on_click=_forget_owner,
+                  width="stretch")
+        return spec
+
+
+def _forget_owner() -> None:
+    st.session_state.pop("img_spec_owner", None)
+
+
+def model_sidebar() -> ModelRequest | None:
+    """The sidebar's model section. Returns what to load, or None (with a message)."""
+    import model_zoo
+
+    st.sidebar.header("Model")
+    frameworks = available_frameworks()
+    with st.sidebar:
+        labels_by_key = {f.key: f.label for f in frameworks}
+        chosen = st.selectbox(
+            "Framework", list(labels_by_key), format_func=labels_by_key.get, key="img_framework",
+            help="frameworks appear here when their adapter and package are installed",
+        )
+        framework = next(f for f in frameworks if f.key == chosen)
+        source = st.radio("Model source", [ZOO_SOURCE, UPLOAD_SOURCE], key="img_source", horizontal=True)
+        labels, labels_name = _labels_uploader()
+        if source == ZOO_SOURCE:
+            names = [name for name, e in model_zoo.ZOO.items() if e.framework == framework.key]
+            if not names:
+                st.info(f"The zoo has no {framework.label} model yet; upload a file instead.")
+                return None
+            name = st.selectbox(
+                "Zoo model", names, key="img_zoo_model",
+                format_func=lambda n: n if model_zoo.ZOO[n].offline else f"{n} (needs downloaded weights)",
+            )
+            entry = model_zoo.ZOO[name]
+            st.caption(entry.description)
+            spec = preprocessing_form(entry.spec, owner=f"zoo:{name}")
+            if spec is None:
+                return None
+            return ModelRequest(framework.key, "zoo", name, name, spec, labels=labels, labels_name=labels_name)
+
+        upload = st.file_uploader(
+            "Model file", type=list(framework.suffixes), key=f"img_model_file_{framework.key}",
+            help=f"{framework.label}: {framework.formats}",
+        )
+        if upload is None:
+            st.info(f"Upload a {framework.label} model ({', '.join('.' + s for s in framework.suffixes)}): "
+                    f"{framework.formats}.")
+            return None
+        data = upload.getvalue()
+        digest = content_hash(data)
+        path = store_upload(data, upload.name)
+        arch, trust = None, False
+        if framework.key == "torch":
+            arch, trust = _torch_file_options(path)
+        spec = preprocessing_form(ImageSpec(), owner=f"file:{digest}")
+        if spec is None:
+            return None
+        return ModelRequest(framework.key, "file", str(path), upload.name, spec, content_hash=digest,
+                            arch=arch, trust_pickle=trust, labels=labels, labels_name=labels_name)
+
+
+def _torch_file_options(path) -> tuple[str | None, bool]:
+    """A torch.save file may be a state_dict (needs an architecture) or a pickled
+    module (needs explicit trust); TorchScript and .pt2 programs need neither."""
+    from xai_core.loading import sniff_torch_format
+
+    if sniff_torch_format(path) != "torch_save":
+        return None, False
+    from model_zoo.architectures import architecture_names
+
+    arch = st.selectbox(
+        "Architecture", [NOT_STATE_DICT] + architecture_names(), key="img_arch",
+        help="a state_dict holds weights only: choose the architecture they belong to",
+    )
+    trust = st.checkbox(
+        "I trust this file", key="img_trust_pickle",
+        help="a fully pickled module runs code from the file when loaded; tick only for files from authors you trust",
+    )
+    return (None if arch == NOT_STATE_DICT else arch), bool(trust)
+
+
+def _labels_uploader() -> tuple[tuple[str, ...] | None, str | None]:
+    from xai_core.labels import read_labels
+
+    upload = st.file_uploader(
+        "Labels file (optional)", type=["txt", "json"], key="img_labels_file",
+        help="one class name per line, a JSON list, or a JSON object {index: name}",
+    )
+    if upload is None:
+        return None, None
+    try:
+        return tuple(read_labels(upload.getvalue(), upload.name)), upload.name
+    except XaiError as exc:
+        st.error(f"{str(exc).rstrip('.')}. The model's own labels are used instead; fix the file and upload it again.")
+        return None, None

@@ -1,0 +1,95 @@
+"""Run the chosen explainers (through the cache) and keep the results in the session.
+
+Results live in ``st.session_state`` so they stay on screen across reruns, page
+switches and failed attempts; a failure shows an ``st.error`` and never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from xai_core.types import Explanation, XaiError
+
+from .cache import ModelRequest, explain_cached, load_model, result_key
+from .image_form import PickedImage
+from .method_form import ExplainPlan
+
+RESULTS_KEY = "img_results"
+
+
+@dataclass(frozen=True)
+class ResultItem:
+    label: str
+    key: str
+    explanation: Explanation
+
+
+@dataclass(frozen=True)
+class ResultSet:
+    image: PickedImage
+    request: ModelRequest
+    items: tuple[ResultItem, ...]
+    shared_scale: bool
+
+
+def _sentence(exc: BaseException) -> str:
+    """The error's text without a trailing period, so a next step can follow."""
+    return str(exc).strip().rstrip(".")
+
+
+def open_model_or_error(request: ModelRequest):
+    """The cached adapter, or None after an st.error naming the next step."""
+    try:
+        with st.spinner(f"Loading {request.display_name}…"):
+            return load_model(request)
+    except XaiError as exc:
+        hint = " Check Preprocessing in the sidebar ('Reset to the model's defaults' restores the zoo entry's)."
+        if request.source == "file":
+            hint = " In the sidebar, set the model's input size, Grayscale and normalization under Preprocessing."
+            if request.framework == "torch":
+                hint += (" A state_dict needs its Architecture; a pickled module you trust needs 'I trust this "
+                         "file'; or re-save the model as TorchScript or .pt2.")
+        st.error(f"Could not load the model: {_sentence(exc)}.{hint}")
+    except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
+        st.error(f"Could not load the model ({type(exc).__name__}: {exc}). Check the file, its framework "
+                 "and the preprocessing settings, or pick a zoo model.")
+    return None
+
+
+def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPlan) -> bool:
+    """Explain ``image`` with every run of ``plan``; store what succeeded. True if any did."""
+    n = len(plan.runs)
+    bar = st.progress(0.0, text="Explaining…")
+    items: list[ResultItem] = []
+    errors: list[str] = []
+    for i, run in enumerate(plan.runs):
+        label = run.explainer.label
+
+        def progress(fraction: float, text: str, i: int = i, label: str = label) -> None:
+            bar.progress(min(1.0, (i + fraction) / n), text=f"{label}: {text or f'{fraction:.0%}'}")
+
+        progress(0.0, "starting")
+        try:
+            explanation = explain_cached(
+                request.key, adapter, image.key, image.array, run.method, run.params,
+                target=plan.target, layer=run.layer, seed=plan.seed, progress=progress,
+            )
+        except XaiError as exc:
+            errors.append(f"{label}: {_sentence(exc)}. Change its settings, the target or the model, then press Explain again.")
+            continue
+        except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
+            errors.append(f"{label} failed ({type(exc).__name__}: {_sentence(exc)}). Try smaller settings (fewer samples "
+                          "or steps), a smaller input size, or another explainer.")
+            continue
+        key = result_key(request.key, image.key, run.method, run.params, plan.target, run.layer, plan.seed)
+        items.append(ResultItem(label, key, explanation))
+    bar.empty()
+    for message in errors:
+        st.error(message)
+    if items:
+        st.session_state[RESULTS_KEY] = ResultSet(image, request, tuple(items), plan.shared_scale)
+    elif RESULTS_KEY in st.session_state:
+        st.info("The previous result is still shown below.")
+    return bool(items)
