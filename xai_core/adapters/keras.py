@@ -67,7 +67,7 @@ class KerasAdapter(ModelAdapter):
         name: str = "model",
         kind: str = "model",
         device: str = "auto",
-        batch_size: int = 32,
+        batch_size: int = 16,
     ) -> None:
         check_device(device)
         if kind not in ("model", "savedmodel"):
@@ -161,11 +161,20 @@ class KerasAdapter(ModelAdapter):
             )
         return out
 
-    def _scores(self, out, target: int):
-        """The explained score: the target's logit, or its probability for softmax models."""
+    def _pick(self, out, target: int | None) -> int:
+        """None -> the first image's predicted class (one pass gives target and gradients)."""
+        if target is None:
+            return int(np.argmax(out[0].numpy()))
         if not 0 <= target < out.shape[1]:
             raise InputError(f"target class {target} is out of range (0..{out.shape[1] - 1})")
+        return int(target)
+
+    def _scores(self, out, target: int):
+        """The explained score: the target's logit, or its probability for softmax models."""
         return out[:, target]
+
+    def _probs(self, out):
+        return out if self._output_kind == "probability" else tf.nn.softmax(out, axis=1)
 
     def _probe_output(self) -> np.ndarray:
         h, w = self.spec.size
@@ -180,9 +189,7 @@ class KerasAdapter(ModelAdapter):
         outs = []
         with self._lock:
             for sl in self.iter_batches(len(batch), batch_size):
-                out = self._call(self._to_input(batch[sl]))
-                probs = out if self._output_kind == "probability" else tf.nn.softmax(out, axis=1)
-                outs.append(probs.numpy())
+                outs.append(self._probs(self._call(self._to_input(batch[sl]))).numpy())
         if not outs:
             return np.zeros((0, self._num_classes), np.float32)
         return np.concatenate(outs).astype(np.float32, copy=False)
@@ -195,33 +202,44 @@ class KerasAdapter(ModelAdapter):
         return np.concatenate(outs).astype(np.float32, copy=False)
 
     def input_gradients(
-        self, batch: np.ndarray, target: int, batch_size: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        grads, scores = [], []
+        self, batch: np.ndarray, target: int | None, batch_size: int | None = None,
+        return_probs: bool = False,
+    ):
+        """(gradients N x H x W x C, scores N[, probabilities N x classes]);
+        ``target=None`` takes the first image's predicted class."""
+        grads, scores, probs = [], [], []
         with self._lock:
             for sl in self.iter_batches(len(batch), batch_size):
                 x = self._to_input(batch[sl])
                 with tf.GradientTape() as tape:
                     tape.watch(x)
-                    score = self._scores(self._call(x), target)
+                    out = self._call(x)
+                    target = self._pick(out, target)
+                    score = self._scores(out, target)
                     total = tf.reduce_sum(score)
                 g = tape.gradient(total, x)
                 if g is None:
                     raise UnsupportedError(f"{self.name}: the output does not depend on the input")
                 grads.append(g.numpy())
                 scores.append(score.numpy())
-        return np.concatenate(grads).astype(np.float32), np.concatenate(scores)
+                if return_probs:
+                    probs.append(self._probs(out).numpy())
+        result = np.concatenate(grads).astype(np.float32), np.concatenate(scores)
+        return (*result, np.concatenate(probs)) if return_probs else result
 
     def layer_activations_and_gradients(
-        self, batch: np.ndarray, target: int, layer: str
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, batch: np.ndarray, target: int | None, layer: str, return_probs: bool = False
+    ):
+        """(activations N x C x h x w, their gradients, scores N[, probabilities]) at
+        ``layer``; ``target=None`` takes the first image's predicted class."""
         found = self._layer(layer)
         captured: list = []
         with self._lock:
             x = self._to_input(batch)
-            with tf.GradientTape() as tape, _recording(found, lambda out: captured.append(out)):
+            with tf.GradientTape() as tape, _recording(found, captured.append):
                 tape.watch(x)
-                score = self._scores(self._call(x, graph=False), target)
+                out = self._call(x, graph=False)
+                score = self._scores(out, self._pick(out, target))
                 total = tf.reduce_sum(score)
             if not captured:
                 raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
@@ -234,11 +252,12 @@ class KerasAdapter(ModelAdapter):
             raise UnsupportedError(
                 f"layer {layer!r} outputs shape {act_np.shape}; a spatial N x H x W x C map is needed"
             )
-        return (
+        result = (
             np.ascontiguousarray(act_np.transpose(0, 3, 1, 2), dtype=np.float32),
             np.ascontiguousarray(g_np.transpose(0, 3, 1, 2), dtype=np.float32),
             score.numpy(),
         )
+        return (*result, self._probs(out).numpy()) if return_probs else result
 
     # -- layers ----------------------------------------------------------------------
     def _all_layers(self) -> dict[str, object]:

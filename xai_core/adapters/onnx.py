@@ -31,7 +31,7 @@ class OnnxAdapter(ModelAdapter):
         spec: ImageSpec,
         labels: list[str] | None = None,
         name: str = "model",
-        batch_size: int = 32,
+        batch_size: int = 16,
     ) -> None:
         self.session = session
         self.input = input_info
