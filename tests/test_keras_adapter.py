@@ -25,6 +25,7 @@ FAST_PARAMS = {
     "lime": {"samples": 100, "segments": 12},
     "shap_partition": {"max_evals": 100},
     "shap_gradient": {"samples": 8, "background_size": 4},
+    "shap_deep": {"background_size": 4},
 }
 
 
@@ -340,3 +341,64 @@ def test_caffe_preprocessing_matches_keras_preprocess_input():
     reference = base.predict(keras.applications.resnet50.preprocess_input(x * 255.0), verbose=0)
     np.testing.assert_allclose(adapter.logits_or_probs(x), reference, rtol=1e-4, atol=1e-3)
     assert adapter.default_cam_layer() == "base/c"
+
+
+# -- SHAP DeepExplainer (Keras only) ----------------------------------------------------
+def test_shap_deep_adds_up_to_the_explained_probability(gray_adapter, digit):
+    e = service.explain(gray_adapter, digit, "shap_deep", {"background_size": 6}, seed=0)
+    probability = e.predictions[0].probability
+    assert e.target == e.predictions[0].index
+    assert abs(float(e.raw.sum()) + e.extras["expected_value"] - probability) < 1e-4
+    assert e.extras["background_size"] == 6
+
+
+def test_shap_deep_on_a_linear_model_is_gradient_times_input():
+    """For a linear network and black references, DeepLIFT's values are exactly
+    gradient x (input - 0): checks the normalisation layer and the target column."""
+    keras = _keras()
+    from xai_core.adapters.keras import KerasAdapter
+
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Conv2D(4, 3, name="lin"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    adapter = KerasAdapter(model, ImageSpec((12, 12), (0.4, 0.5, 0.6), (0.2, 0.3, 0.25)))
+    image = rgb_image(12, seed=3)
+    e = service.explain(adapter, image, "shap_deep", {"background": "black", "background_size": 2}, target=2)
+    from xai_core.images import preprocess
+
+    x = preprocess(image, adapter.spec)
+    grads, _ = adapter.input_gradients(x[None], 2)
+    np.testing.assert_allclose(e.raw, grads[0] * x, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize(("activation", "pattern"), [
+    ("gelu", r"no rule for the TensorFlow op 'Erfc'.*Use shap_gradient"),
+    ("swish", r"fail shap's additivity check.*Use shap_gradient"),
+])
+def test_shap_deep_fails_clearly_on_unsupported_layers(activation, pattern):
+    keras = _keras()
+    from xai_core.adapters.keras import KerasAdapter
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, activation=activation),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    adapter = KerasAdapter(model, ImageSpec((16, 16)))
+    with pytest.raises(UnsupportedError, match=pattern):
+        service.explain(adapter, rgb_image(16), "shap_deep", {"background_size": 4})
+    # the registry swap was undone: true gradients afterwards
+    x = np.random.default_rng(0).random((1, 16, 16, 3)).astype(np.float32)
+    g, _ = adapter.input_gradients(x, 0)
+    eps = 1e-2
+    up, down = x.copy(), x.copy()
+    up[0, 5, 5, 1] += eps
+    down[0, 5, 5, 1] -= eps
+    numeric = (adapter.logits_or_probs(up)[0, 0] - adapter.logits_or_probs(down)[0, 0]) / (2 * eps)
+    assert abs(numeric - g[0, 5, 5, 1]) < 2e-3 + 0.05 * abs(numeric)
+
+
+def test_shap_deep_not_offered_without_a_keras_model(files):
+    _, _, paths = files
+    adapter = open_model(paths["savedmodel"])
+    assert "shap_deep" not in {e.name for e in available_for(adapter)}
+    with pytest.raises(UnsupportedError, match="Use shap_gradient"):
+        service.explain(adapter, rgb_image(24), "shap_deep")

@@ -29,6 +29,11 @@ from .base import LayerInfo, ModelAdapter
 tf = import_tensorflow()
 import keras  # noqa: E402 - after TensorFlow's quiet import
 
+# shap's DeepExplainer swaps entries of TensorFlow's process-wide gradient registry
+# while it runs; every gradient computation here takes this lock so none of them
+# can see DeepLIFT's rules instead of the true gradients.
+GRADIENT_REGISTRY_LOCK = threading.RLock()
+
 
 def check_device(device: str | None) -> None:
     """'auto' and 'cpu' always work; 'cuda' needs a GPU that TensorFlow can see."""
@@ -58,6 +63,7 @@ class KerasAdapter(ModelAdapter):
     """
 
     framework = "keras"
+    gradient_registry_lock = GRADIENT_REGISTRY_LOCK
 
     def __init__(
         self,
@@ -116,6 +122,7 @@ class KerasAdapter(ModelAdapter):
         caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS}
         if self.kind == "model":
             caps.add(Capability.LAYER_GRADIENTS)
+            caps.add(Capability.DEEP_EXPLAINER)
         return frozenset(caps)
 
     @property
@@ -208,7 +215,7 @@ class KerasAdapter(ModelAdapter):
         """(gradients N x H x W x C, scores N[, probabilities N x classes]);
         ``target=None`` takes the first image's predicted class."""
         grads, scores, probs = [], [], []
-        with self._lock:
+        with self._lock, GRADIENT_REGISTRY_LOCK:
             for sl in self.iter_batches(len(batch), batch_size):
                 x = self._to_input(batch[sl])
                 with tf.GradientTape() as tape:
@@ -234,7 +241,7 @@ class KerasAdapter(ModelAdapter):
         ``layer``; ``target=None`` takes the first image's predicted class."""
         found = self._layer(layer)
         captured: list = []
-        with self._lock:
+        with self._lock, GRADIENT_REGISTRY_LOCK:
             x = self._to_input(batch)
             with tf.GradientTape() as tape, _recording(found, captured.append):
                 tape.watch(x)
@@ -258,6 +265,21 @@ class KerasAdapter(ModelAdapter):
             score.numpy(),
         )
         return (*result, self._probs(out).numpy()) if return_probs else result
+
+    def deep_explainer_model(self, target: int):
+        """A Keras model from [0, 1] images to the one explained score (N x 1): the
+        normalisation as a layer, this model, then the target's column (the logit, or
+        the probability for softmax models), for shap's DeepExplainer."""
+        if self.kind != "model":
+            raise UnsupportedError(f"{self.name} is a SavedModel; SHAP DeepExplainer needs a Keras model")
+        if not 0 <= target < self._num_classes:
+            raise InputError(f"target class {target} is out of range (0..{self._num_classes - 1})")
+        h, w = self.spec.size
+        inputs = keras.Input((h, w, self.spec.channels), name="image01")
+        mean, std = self.spec.mean_array(), self.spec.std_array()
+        x = keras.layers.Rescaling(1.0 / std, offset=-mean / std, name="normalise")(inputs)
+        out = _TakeColumn(target, name="target_score")(self.model(x, training=False))
+        return keras.Model(inputs, out, name=f"{self.model.name}_target{target}")
 
     # -- layers ----------------------------------------------------------------------
     def _all_layers(self) -> dict[str, object]:
@@ -318,6 +340,21 @@ class KerasAdapter(ModelAdapter):
         """The last layer whose output is a spatial feature map (run once per forward)."""
         found = self.layers()
         return found[-1].name if found else None
+
+
+class _TakeColumn(keras.layers.Layer):
+    """N x classes -> N x 1, the ``column``-th class. A layer (not a slice op) so that
+    shap's DeepExplainer, which reads ``model.layers[-1].output``, sees one output."""
+
+    def __init__(self, column: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.column = int(column)
+
+    def call(self, x):
+        return x[:, self.column : self.column + 1]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
 
 
 def _walk(model, prefix: str) -> Iterator[tuple[str, object]]:
