@@ -13,7 +13,6 @@ softmax, as Keras classifiers usually do.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,9 @@ OUT = Path(__file__).resolve().parent / "weights"
 
 def build_keras_digits_cnn(num_classes: int = 10, softmax: bool = True):
     """Conv(16)-pool-Conv(32)-pool-Conv(64)-GAP-Dense, input 32 x 32 x 1 (channels-last)."""
+    from xai_core.loading_keras import import_tensorflow
+
+    import_tensorflow()  # in the safe order next to torch
     import keras
 
     layers = keras.layers
@@ -47,9 +49,10 @@ def build_keras_digits_cnn(num_classes: int = 10, softmax: bool = True):
 
 
 def main() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from xai_core.loading_keras import import_tensorflow
+
+    tf = import_tensorflow()
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(SEED)
     tf.config.experimental.enable_op_determinism()

@@ -15,7 +15,9 @@ TensorFlow is imported only when one of these functions runs.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +30,18 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def import_tensorflow():
-    """Import TensorFlow quietly (its C++ start-up chatter would bury our messages)."""
+    """Import TensorFlow quietly (its C++ start-up chatter would bury our messages).
+
+    With TensorFlow loaded before triton's native library (which torch.export and
+    torch.compile load on first use), that later load crashes the process
+    (tensorflow-cpu 2.21 + torch 2.14), so triton, when installed, is imported first.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        try:
+            import triton  # noqa: F401
+        except Exception:  # noqa: BLE001 - triton is optional; only its load order matters
+            pass
     try:
         import tensorflow as tf
     except ImportError:
