@@ -21,6 +21,7 @@ from ..types import Capability, UnsupportedError
 from .base import Context, Explainer, RawAttribution, channel_sum, param, register
 from .shap_gradient import background_set
 
+
 @dataclass(frozen=True)
 class ShapDeepParams:
     background: str = param(
