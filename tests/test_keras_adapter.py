@@ -127,6 +127,13 @@ def test_savedmodel_has_gradients_but_no_layers(files):
     _, _, paths = files
     adapter = open_model(paths["savedmodel"])
     assert adapter.capabilities == {"predict", "input_gradients"}
+    assert adapter.labels == [f"class {i}" for i in range(4)]
+    sidecar = paths["savedmodel"].with_suffix(".json")
+    sidecar.write_text(json.dumps({"labels": ["w", "x", "y", "z"]}))
+    try:
+        assert open_model(paths["savedmodel"]).labels == ["w", "x", "y", "z"]
+    finally:
+        sidecar.unlink()
     assert adapter.layers() == []
     names = {e.name for e in available_for(adapter)}
     assert "saliency" in names and "grad_cam" not in names
@@ -402,3 +409,26 @@ def test_shap_deep_not_offered_without_a_keras_model(files):
     assert "shap_deep" not in {e.name for e in available_for(adapter)}
     with pytest.raises(UnsupportedError, match="Use shap_gradient"):
         service.explain(adapter, rgb_image(24), "shap_deep")
+
+
+@pytest.mark.slow
+def test_keras_application_loads_weights_from_the_keras_cache(tmp_path, monkeypatch):
+    """The real zoo path: keras.applications.MobileNetV2 built with the weights file
+    found at $KERAS_HOME/models/<Keras' own file name> (random weights written there
+    in Keras' legacy HDF5 layout, as the downloaded file is), mean/std 0.5 = [-1, 1]."""
+    keras = _keras()
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    keras.utils.set_random_seed(0)
+    reference = keras.applications.MobileNetV2(weights=None)
+    (tmp_path / "models").mkdir()
+    with h5py.File(tmp_path / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, reference)
+    adapter = open_model("keras_mobilenet_v2")
+    assert adapter.framework == "keras" and adapter.labels[:2] == ["tench", "goldfish"]
+    x = np.random.default_rng(0).random((2, 224, 224, 3), dtype=np.float32)
+    expected = reference.predict(keras.applications.mobilenet_v2.preprocess_input(x * 255.0), verbose=0)
+    np.testing.assert_allclose(adapter.predict(x), expected, atol=1e-6)
+    assert adapter.default_cam_layer() == "out_relu"

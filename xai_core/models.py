@@ -98,7 +98,7 @@ def open_model(
             f"{ref_str}: neither a model file nor a zoo model; zoo models: {', '.join(model_zoo.ZOO)}"
         )
     framework = framework or infer_framework(path)
-    sidecar = read_sidecar(path) if path.is_file() else {}
+    sidecar = read_sidecar(path)  # model.json next to model.keras, or next to a SavedModel folder
     if labels is None and "labels" in sidecar:
         labels = [str(v) for v in sidecar["labels"]]
     if framework == "torch":
