@@ -96,6 +96,8 @@ def files(tmp_path_factory):
         [keras.layers.GlobalAveragePooling2D()(a), b])))
     two.save(out / "two_inputs.keras")
     (out / "not_a_savedmodel").mkdir()
+    rgba = keras.Sequential([keras.Input((8, 8, 4)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    rgba.save(out / "rgba.keras")
     return model, out, paths
 
 
@@ -165,6 +167,7 @@ def test_sidecar_and_overrides_apply(files, tmp_path):
     ("empty.keras", "the file is empty"),
     ("two_inputs.keras", r"2 inputs \(image, extra\); only single-input image"),
     ("not_a_savedmodel", "not a TensorFlow SavedModel"),
+    ("rgba.keras", "takes 4-channel images; only 1 .grayscale. or 3 .RGB. channels"),
 ])
 def test_bad_files_fail_clearly(files, name, pattern):
     _, out, _ = files

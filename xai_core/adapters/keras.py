@@ -104,6 +104,10 @@ class KerasAdapter(ModelAdapter):
                 f"{self.name} takes channels-first input {shape}; only channels-last "
                 "(N x H x W x C) Keras models are supported"
             )
+        if c is not None and c not in (1, 3):
+            raise ModelLoadError(
+                f"{self.name} takes {c}-channel images; only 1 (grayscale) or 3 (RGB) channels are supported"
+            )
         if c is not None and c != self.spec.channels:
             fix = "grayscale on" if c == 1 else "grayscale off"
             raise InputError(
