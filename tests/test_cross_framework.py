@@ -32,7 +32,7 @@ PARAMS = {
     "shap_gradient": {"samples": 8, "background_size": 4},
 }
 GRADIENT_METHODS = {"saliency", "integrated_gradients", "grad_cam", "smoothgrad", "shap_gradient"}
-MAP_TOLERANCE = 1e-3  # of the largest |attribution|
+MAP_TOLERANCE = 1e-4  # of the largest |attribution|
 
 
 @pytest.fixture(scope="module")
