@@ -103,6 +103,68 @@ for _name, _label in (
         offline=False,
     )
 
+
+
+def _keras_app(app: str) -> Callable[[], object]:
+    def build():
+        from .keras_models import keras_application
+
+        return keras_application(app)
+
+    return build
+
+
+def _keras_own(name: str) -> Callable[[], object]:
+    def build():
+        from .keras_models import own_keras_model
+
+        return own_keras_model(name)
+
+    return build
+
+
+def _keras_own_labels(name: str) -> Callable[[], list[str]]:
+    def labels() -> list[str]:
+        from .keras_models import own_keras_metadata
+
+        return list(own_keras_metadata(name)["labels"])
+
+    return labels
+
+
+# keras.applications: MobileNetV2 expects [-1, 1] (mean 0.5, std 0.5); ResNet50 and
+# VGG use caffe preprocessing (BGR, mean subtraction on 0..255), expressed as an
+# RGB-ordered mean/std here plus an RGB -> BGR layer in front of the model
+# (model_zoo/keras_models.py).
+from .keras_models import CAFFE_MEAN_RGB, CAFFE_STD  # noqa: E402 - plain constants, no framework
+
+_CAFFE = ImageSpec((224, 224), CAFFE_MEAN_RGB, CAFFE_STD)
+for _name, _app, _spec, _label in (
+    ("keras_mobilenet_v2", "MobileNetV2", ImageSpec((224, 224), (0.5,), (0.5,)), "MobileNetV2"),
+    ("keras_resnet50", "ResNet50", _CAFFE, "ResNet50"),
+    ("keras_vgg16", "VGG16", _CAFFE, "VGG16"),
+    ("keras_vgg19", "VGG19", _CAFFE, "VGG19"),
+):
+    ZOO[_name] = ZooEntry(
+        _name,
+        "keras",
+        f"keras.applications {_label}, ImageNet-1k; needs its weights file in Keras' cache (~/.keras/models)",
+        _spec,
+        _keras_app(_app),
+        _imagenet_labels,
+        "keras.applications (Apache-2.0); weights from the Keras release",
+        offline=False,
+    )
+ZOO["keras_digits_cnn"] = ZooEntry(
+    "keras_digits_cnn",
+    "keras",
+    "small Keras CNN (softmax output) on scikit-learn's handwritten digits, 32x32 grayscale (trained here)",
+    ImageSpec((32, 32), (0.5,), (0.5,), grayscale=True),
+    _keras_own("keras_digits_cnn"),
+    _keras_own_labels("keras_digits_cnn"),
+    "model_zoo/train_keras_digits_cnn.py (seed 0)",
+)
+
 DEFAULT_MODEL = "efficientnet_lite0"
 
 

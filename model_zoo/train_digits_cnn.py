@@ -15,35 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from model_zoo.architectures import DigitsCNN
+from model_zoo.digits_data import SIZE, digit_split, digit_to_uint8, upsample  # noqa: F401
 
 SEED = 0
-SIZE = 32
 EPOCHS = 30
 OUT = Path(__file__).resolve().parent / "weights"
-
-
-def digit_to_uint8(image8x8: np.ndarray) -> np.ndarray:
-    """sklearn digit (values 0..16) -> uint8 8 x 8 image."""
-    return np.clip(image8x8 * 16, 0, 255).astype(np.uint8)
-
-
-def upsample(image_u8: np.ndarray, size: int = SIZE) -> np.ndarray:
-    return np.asarray(Image.fromarray(image_u8).resize((size, size), Image.BILINEAR), np.float32) / 255.0
 
 
 def main() -> None:
     torch.manual_seed(SEED)
     np.random.seed(SEED)
-    digits = load_digits()
-    images = np.stack([upsample(digit_to_uint8(im)) for im in digits.images])[:, None]
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, digits.target, test_size=0.25, random_state=SEED, stratify=digits.target
-    )
+    x_train, x_test, y_train, y_test = digit_split(SEED)
+    x_train, x_test = x_train[:, None], x_test[:, None]
     x_train = torch.from_numpy((x_train - 0.5) / 0.5)
     x_test = torch.from_numpy((x_test - 0.5) / 0.5)
     y_train, y_test = torch.from_numpy(y_train), torch.from_numpy(y_test)

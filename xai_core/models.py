@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapters.base import ModelAdapter
-from .types import ImageSpec, InputError, ModelLoadError
+from .types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, ModelLoadError
 
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".bin", ".ckpt", ".torchscript")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -105,23 +105,51 @@ def open_model(
             f"{ref_str}: neither a model file nor a zoo model; zoo models: {', '.join(model_zoo.ZOO)}"
         )
     framework = framework or infer_framework(path)
-    sidecar = read_sidecar(path) if path.is_file() else {}
-    spec = overrides.apply(ImageSpec.from_dict(sidecar) if sidecar else ImageSpec())
+    sidecar = read_sidecar(path)  # model.json next to model.keras, or next to a SavedModel folder
     if labels is None and "labels" in sidecar:
         labels = [str(v) for v in sidecar["labels"]]
-    arch = arch or sidecar.get("arch")
     if framework == "torch":
         from .loading import load_torch_file
 
+        spec = overrides.apply(ImageSpec.from_dict(sidecar) if sidecar else ImageSpec())
+        arch = arch or sidecar.get("arch")
         module, kind = load_torch_file(path, arch=arch, trust_pickle=trust_pickle,
                                        num_classes=len(labels) if labels else None)
         return _wrap("torch", module, spec, labels, path.name, kind, device, batch_size)
-    if framework in ("keras", "onnx"):
-        raise ModelLoadError(
-            f"{path.name}: {framework} models are not supported yet in this version; "
-            "use a PyTorch model (TorchScript, .pt2, state_dict)"
-        )
+    if framework == "keras":
+        from .loading_keras import load_keras_file
+
+        # trusting the file allows Keras Lambda layers (Python code), like a trusted pickle
+        model, kind = load_keras_file(path, trust_code=trust_pickle)
+        from .adapters.keras import model_input_shape
+
+        _, h, w, c = model_input_shape(model)
+        spec = overrides.apply(model_default_spec(sidecar, h, w, c))
+        return _wrap("keras", model, spec, labels, path.name, kind, device, batch_size)
+    if framework == "onnx":
+        from .loading_onnx import load_onnx_file
+
+        session, info = load_onnx_file(path)
+        spec = overrides.apply(model_default_spec(sidecar, info.height, info.width, info.channels))
+        from .adapters.onnx import OnnxAdapter
+
+        return OnnxAdapter(session, info, spec, labels, name=path.name, batch_size=batch_size)
     raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
+
+
+def model_default_spec(sidecar: dict[str, Any], height: int | None, width: int | None,
+                       channels: int | None) -> ImageSpec:
+    """Preprocessing defaults for a model that declares its input shape (Keras, ONNX):
+    its fixed height/width and channel count, then whatever the sidecar sets."""
+    grayscale = channels == 1
+    base: dict[str, Any] = {
+        "size": (height, width) if height and width else (224, 224),
+        "grayscale": grayscale,
+        "mean": (0.5,) if grayscale else IMAGENET_MEAN,
+        "std": (0.5,) if grayscale else IMAGENET_STD,
+    }
+    base.update({k: sidecar[k] for k in ("size", "mean", "std", "grayscale") if k in sidecar})
+    return ImageSpec.from_dict(base)
 
 
 def _wrap(framework, module, spec, labels, name, kind, device, batch_size) -> ModelAdapter:
@@ -129,4 +157,9 @@ def _wrap(framework, module, spec, labels, name, kind, device, batch_size) -> Mo
         from .adapters.torch import TorchAdapter
 
         return TorchAdapter(module, spec, labels, name=name, kind=kind, device=device, batch_size=batch_size)
+    if framework == "keras":
+        from .adapters.keras import KerasAdapter
+
+        kind = "model" if kind == "module" else kind  # zoo entries build in-memory models
+        return KerasAdapter(module, spec, labels, name=name, kind=kind, device=device, batch_size=batch_size)
     raise ModelLoadError(f"no adapter for framework {framework!r}")

@@ -62,11 +62,14 @@ def check_method(adapter: ModelAdapter, method: str) -> None:
         why = {
             "input_gradients": "gradients",
             "layer_gradients": "layer hooks",
+            "deep_explainer": "a Keras model for SHAP DeepExplainer",
         }
         needs = " and ".join(why.get(m, m) for m in missing)
         hint = ""
         if getattr(adapter, "kind", "") == "torchscript":
             hint = " TorchScript files allow no layer hooks: save the model as a torch.export program (.pt2) or a state_dict to use it."
+        elif "deep_explainer" in missing and adapter.framework != "onnx":
+            hint = " Use shap_gradient (expected gradients) for this model."
         elif adapter.framework == "onnx":
             hint = " ONNX models offer predictions only: use lime, shap_partition or occlusion."
         raise UnsupportedError(f"{method} needs {needs}, which {adapter.name} does not provide.{hint}")

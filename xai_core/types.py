@@ -39,6 +39,8 @@ class Capability:
     PREDICT = "predict"
     INPUT_GRADIENTS = "input_gradients"
     LAYER_GRADIENTS = "layer_gradients"
+    # a Keras model that shap's DeepExplainer (DeepLIFT rules on TensorFlow ops) can walk
+    DEEP_EXPLAINER = "deep_explainer"
 
 
 @dataclass(frozen=True)

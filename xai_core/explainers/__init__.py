@@ -13,6 +13,7 @@ from . import (  # noqa: F401 - imported for their @register side effect
     lime_image,
     occlusion,
     saliency,
+    shap_deep,
     shap_gradient,
     shap_partition,
     smoothgrad,

@@ -1,0 +1,423 @@
+"""Keras / TensorFlow adapter: Keras 3 models (functional, Sequential, nested) and
+SavedModel signatures.
+
+Only imported when a Keras model is used, so ``import xai_core`` stays light.
+Keras works channels-last, like our canonical N x H x W x C images, so no
+transposition is needed on the way in; layer activations are transposed to the
+protocol's N x C x h x w on the way out.
+
+Layer access works like PyTorch forward hooks: a layer's ``call`` is wrapped for
+the duration of one eager forward pass under a ``GradientTape``, which records the
+layer's output so the tape can differentiate the class score with respect to it.
+This reaches layers inside nested models (a ``keras.applications`` base inside a
+Sequential) without rebuilding any graph.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from ..loading_keras import SavedModelFunction, check_single_image_model, import_tensorflow
+from ..types import Capability, ImageSpec, InputError, ModelLoadError, UnsupportedError
+from .base import LayerInfo, ModelAdapter
+
+tf = import_tensorflow()
+import keras  # noqa: E402 - after TensorFlow's quiet import
+
+# shap's DeepExplainer swaps entries of TensorFlow's process-wide gradient registry
+# while it runs; every gradient computation here takes this lock so none of them
+# can see DeepLIFT's rules instead of the true gradients.
+GRADIENT_REGISTRY_LOCK = threading.RLock()
+
+
+def check_device(device: str | None) -> None:
+    """'auto' and 'cpu' always work; 'cuda' needs a GPU that TensorFlow can see."""
+    if device in (None, "", "auto", "cpu"):
+        return
+    if not device.startswith("cuda"):
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    if not tf.config.list_physical_devices("GPU"):
+        raise InputError(
+            "--device cuda was asked for, but TensorFlow sees no GPU here (tensorflow-cpu "
+            "is installed); use --device cpu for Keras models"
+        )
+
+
+def model_input_shape(model) -> tuple:
+    """(None, H, W, C) of a Keras model or SavedModel signature, None where free."""
+    if isinstance(model, SavedModelFunction):
+        return tuple(model.input_shape)
+    return tuple(model.inputs[0].shape)
+
+
+class KerasAdapter(ModelAdapter):
+    """Wraps a Keras classifier taking N x H x W x C normalised tensors.
+
+    ``kind`` is 'model' (a Keras model: gradients and layers) or 'savedmodel'
+    (a TensorFlow SavedModel signature: gradients, but no layers).
+    """
+
+    framework = "keras"
+    gradient_registry_lock = GRADIENT_REGISTRY_LOCK
+
+    def __init__(
+        self,
+        model,
+        spec: ImageSpec,
+        labels: list[str] | None = None,
+        name: str = "model",
+        kind: str = "model",
+        device: str = "auto",
+        batch_size: int = 16,
+    ) -> None:
+        check_device(device)
+        if kind not in ("model", "savedmodel"):
+            raise ModelLoadError(f"unknown Keras model kind {kind!r}")
+        if kind == "model":
+            check_single_image_model(model, name)
+        self.kind = kind
+        self.name = name
+        self.spec = spec
+        self.model = model
+        self.default_batch_size = batch_size
+        self._lock = threading.RLock()
+        self._check_input(model_input_shape(model))
+        self._mean = tf.constant(spec.mean_array().reshape(1, 1, 1, -1))
+        self._std = tf.constant(spec.std_array().reshape(1, 1, 1, -1))
+        self._layers: list[LayerInfo] | None = None
+        self._paths: dict[str, object] | None = None
+        self._graph_forward = tf.function(self._forward, reduce_retracing=True)
+        probe = self._probe_output()
+        self._num_classes = int(probe.shape[1])
+        self._output_kind = "probability" if _is_prob(probe) else "logit"
+        self.labels = _fit_labels(labels, self._num_classes)
+
+    def _check_input(self, shape: tuple) -> None:
+        _, h, w, c = shape
+        if c is not None and c not in (1, 3) and shape[1] in (1, 3):
+            raise ModelLoadError(
+                f"{self.name} takes channels-first input {shape}; only channels-last "
+                "(N x H x W x C) Keras models are supported"
+            )
+        if c is not None and c not in (1, 3):
+            raise ModelLoadError(
+                f"{self.name} takes {c}-channel images; only 1 (grayscale) or 3 (RGB) channels are supported"
+            )
+        if c is not None and c != self.spec.channels:
+            fix = "grayscale on" if c == 1 else "grayscale off"
+            raise InputError(
+                f"{self.name} takes {c}-channel images but the preprocessing feeds "
+                f"{self.spec.channels}; turn {fix}"
+            )
+        if h is not None and w is not None and (h, w) != tuple(self.spec.size):
+            raise InputError(
+                f"{self.name} takes {h}x{w} images but the input size is set to "
+                f"{self.spec.size[0]}x{self.spec.size[1]}; use --input-size {h},{w}"
+            )
+
+    # -- basic facts -----------------------------------------------------------------
+    @property
+    def capabilities(self) -> frozenset[str]:
+        caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS}
+        if self.kind == "model":
+            caps.add(Capability.LAYER_GRADIENTS)
+            caps.add(Capability.DEEP_EXPLAINER)
+        return frozenset(caps)
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    @property
+    def output_kind(self) -> str:
+        return self._output_kind
+
+    # -- tensors ---------------------------------------------------------------------
+    def _to_input(self, batch: np.ndarray):
+        if batch.ndim != 4 or batch.shape[-1] != self.spec.channels:
+            raise InputError(
+                f"expected images N x H x W x {self.spec.channels}, got shape {batch.shape}"
+            )
+        return tf.convert_to_tensor(np.asarray(batch, dtype=np.float32))
+
+    def _forward(self, x01):
+        """[0, 1] images -> raw outputs N x classes (float32)."""
+        x = (x01 - self._mean) / self._std
+        if self.kind == "savedmodel":
+            out = self.model(x)
+        else:
+            out = self.model(x, training=False)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if isinstance(out, dict):
+            out = next(iter(out.values()))
+        return tf.cast(out, tf.float32)
+
+    def _call(self, x01, graph: bool = True):
+        try:
+            out = self._graph_forward(x01) if graph else self._forward(x01)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
+            raise InputError(
+                f"{self.name} rejected an input of shape {tuple(x01.shape)} (N, H, W, C): "
+                f"{_first_line(exc)}. Check the input size and grayscale settings."
+            ) from None
+        if out.shape.rank != 2:
+            raise UnsupportedError(
+                f"{self.name} returned shape {tuple(out.shape)}; an image classifier must return N x classes"
+            )
+        return out
+
+    def _pick(self, out, target: int | None) -> int:
+        """None -> the first image's predicted class (one pass gives target and gradients)."""
+        if target is None:
+            return int(np.argmax(out[0].numpy()))
+        if not 0 <= target < out.shape[1]:
+            raise InputError(f"target class {target} is out of range (0..{out.shape[1] - 1})")
+        return int(target)
+
+    def _scores(self, out, target: int):
+        """The explained score: the target's logit, or its probability for softmax models."""
+        return out[:, target]
+
+    def _probs(self, out):
+        return out if self._output_kind == "probability" else tf.nn.softmax(out, axis=1)
+
+    def _probe_output(self) -> np.ndarray:
+        h, w = self.spec.size
+        rng = np.random.default_rng(0)
+        noise = rng.random((1, h, w, self.spec.channels), dtype=np.float32)
+        batch = np.concatenate([np.full_like(noise, 0.5), noise])
+        with self._lock:
+            return self._call(self._to_input(batch)).numpy()
+
+    # -- primitives ------------------------------------------------------------------
+    def predict(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        outs = []
+        with self._lock:
+            for sl in self.iter_batches(len(batch), batch_size):
+                outs.append(self._probs(self._call(self._to_input(batch[sl]))).numpy())
+        if not outs:
+            return np.zeros((0, self._num_classes), np.float32)
+        return np.concatenate(outs).astype(np.float32, copy=False)
+
+    def logits_or_probs(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Raw model outputs (the scores gradients are taken of)."""
+        with self._lock:
+            outs = [self._call(self._to_input(batch[sl])).numpy()
+                    for sl in self.iter_batches(len(batch), batch_size)]
+        return np.concatenate(outs).astype(np.float32, copy=False)
+
+    def input_gradients(
+        self, batch: np.ndarray, target: int | None, batch_size: int | None = None,
+        return_probs: bool = False,
+    ):
+        """(gradients N x H x W x C, scores N[, probabilities N x classes]);
+        ``target=None`` takes the first image's predicted class."""
+        grads, scores, probs = [], [], []
+        with self._lock, GRADIENT_REGISTRY_LOCK:
+            for sl in self.iter_batches(len(batch), batch_size):
+                x = self._to_input(batch[sl])
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    out = self._call(x)
+                    target = self._pick(out, target)
+                    score = self._scores(out, target)
+                    total = tf.reduce_sum(score)
+                g = tape.gradient(total, x)
+                if g is None:
+                    raise UnsupportedError(f"{self.name}: the output does not depend on the input")
+                grads.append(g.numpy())
+                scores.append(score.numpy())
+                if return_probs:
+                    probs.append(self._probs(out).numpy())
+        result = np.concatenate(grads).astype(np.float32), np.concatenate(scores)
+        return (*result, np.concatenate(probs)) if return_probs else result
+
+    def layer_activations_and_gradients(
+        self, batch: np.ndarray, target: int | None, layer: str, return_probs: bool = False
+    ):
+        """(activations N x C x h x w, their gradients, scores N[, probabilities]) at
+        ``layer``; ``target=None`` takes the first image's predicted class."""
+        found = self._layer(layer)
+        captured: list = []
+        with self._lock, GRADIENT_REGISTRY_LOCK:
+            x = self._to_input(batch)
+            with tf.GradientTape() as tape, _recording(found, captured.append):
+                tape.watch(x)
+                out = self._call(x, graph=False)
+                score = self._scores(out, self._pick(out, target))
+                total = tf.reduce_sum(score)
+            if not captured:
+                raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
+            act = captured[-1]
+            g = tape.gradient(total, act)
+        if g is None:
+            raise UnsupportedError(f"the score of {self.name} does not depend on layer {layer!r}")
+        act_np, g_np = act.numpy(), g.numpy()
+        if act_np.ndim != 4:
+            raise UnsupportedError(
+                f"layer {layer!r} outputs shape {act_np.shape}; a spatial N x H x W x C map is needed"
+            )
+        result = (
+            np.ascontiguousarray(act_np.transpose(0, 3, 1, 2), dtype=np.float32),
+            np.ascontiguousarray(g_np.transpose(0, 3, 1, 2), dtype=np.float32),
+            score.numpy(),
+        )
+        return (*result, self._probs(out).numpy()) if return_probs else result
+
+    def deep_explainer_model(self, target: int):
+        """A Keras model from [0, 1] images to the one explained score (N x 1): the
+        normalisation as a layer, this model, then the target's column (the logit, or
+        the probability for softmax models), for shap's DeepExplainer."""
+        if self.kind != "model":
+            raise UnsupportedError(f"{self.name} is a SavedModel; SHAP DeepExplainer needs a Keras model")
+        if not 0 <= target < self._num_classes:
+            raise InputError(f"target class {target} is out of range (0..{self._num_classes - 1})")
+        h, w = self.spec.size
+        inputs = keras.Input((h, w, self.spec.channels), name="image01")
+        mean, std = self.spec.mean_array(), self.spec.std_array()
+        x = keras.layers.Rescaling(1.0 / std, offset=-mean / std, name="normalise")(inputs)
+        out = _TakeColumn(target, name="target_score")(self.model(x, training=False))
+        return keras.Model(inputs, out, name=f"{self.model.name}_target{target}")
+
+    # -- layers ----------------------------------------------------------------------
+    def _all_layers(self) -> dict[str, object]:
+        """Every layer by path ('outer/inner' inside nested models), in definition order."""
+        if self._paths is None:
+            self._paths = OrderedDict(_walk(self.model, "")) if self.kind == "model" else OrderedDict()
+        return self._paths
+
+    def _layer(self, layer: str):
+        if self.kind == "savedmodel":
+            raise UnsupportedError(
+                f"{self.name} is a TensorFlow SavedModel, whose layers are not visible; save "
+                "the model as a .keras file to use Grad-CAM"
+            )
+        paths = self._all_layers()
+        if layer in paths:
+            return paths[layer]
+        # a bare layer name is enough when it is unique across nested models
+        matches = [p for p in paths if p.rsplit("/", 1)[-1] == layer]
+        if len(matches) == 1:
+            return paths[matches[0]]
+        names = ", ".join(info.name for info in self.layers()[-8:])
+        raise InputError(f"no layer named {layer!r} in {self.name}; candidates: {names}")
+
+    def layers(self) -> list[LayerInfo]:
+        if self.kind != "model":
+            return []
+        if self._layers is None:
+            self._layers = self._find_feature_layers()
+        return self._layers
+
+    def _find_feature_layers(self) -> list[LayerInfo]:
+        seen: OrderedDict[str, list] = OrderedDict()
+        paths = self._all_layers()
+
+        def record(path: str, layer):
+            def on_output(out):
+                shape = tuple(out.shape) if hasattr(out, "shape") else None
+                if path in seen:
+                    seen[path][1] += 1
+                    seen.move_to_end(path)
+                else:
+                    seen[path] = [shape, 1, type(layer).__name__]
+
+            return on_output
+
+        h, w = self.spec.size
+        x = tf.fill((1, h, w, self.spec.channels), 0.5)
+        with self._lock, _recording_many([(layer, record(p, layer)) for p, layer in paths.items()]):
+            self._call(x, graph=False)
+        found = []
+        for path, (shape, calls, kind) in seen.items():
+            if calls == 1 and shape is not None and len(shape) == 4 and shape[1] > 1 and shape[2] > 1:
+                found.append(LayerInfo(path, kind, (int(shape[3]), int(shape[1]), int(shape[2]))))
+        return found
+
+    def default_cam_layer(self) -> str | None:
+        """The last layer whose output is a spatial feature map (run once per forward)."""
+        found = self.layers()
+        return found[-1].name if found else None
+
+
+class _TakeColumn(keras.layers.Layer):
+    """N x classes -> N x 1, the ``column``-th class. A layer (not a slice op) so that
+    shap's DeepExplainer, which reads ``model.layers[-1].output``, sees one output."""
+
+    def __init__(self, column: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.column = int(column)
+
+    def call(self, x):
+        return x[:, self.column : self.column + 1]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
+def _walk(model, prefix: str) -> Iterator[tuple[str, object]]:
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        path = f"{prefix}{layer.name}"
+        yield path, layer
+        if isinstance(layer, keras.Model):
+            yield from _walk(layer, path + "/")
+
+
+@contextmanager
+def _recording(layer, on_output):
+    with _recording_many([(layer, on_output)]):
+        yield
+
+
+@contextmanager
+def _recording_many(pairs):
+    """Wrap each layer's ``call`` so that ``on_output`` sees its output (eager only)."""
+    patched = []
+    try:
+        for layer, on_output in pairs:
+            original = layer.call
+
+            def wrapper(*args, _original=original, _on=on_output, **kwargs):
+                out = _original(*args, **kwargs)
+                first = out[0] if isinstance(out, (tuple, list)) and out else out
+                _on(first)
+                return out
+
+            layer.call = wrapper
+            patched.append(layer)
+        yield
+    finally:
+        for layer in patched:
+            try:
+                del layer.call
+            except AttributeError:
+                pass
+
+
+def _is_prob(out: np.ndarray) -> bool:
+    if out.size == 0 or out.min() < 0 or out.max() > 1:
+        return False
+    return bool(np.allclose(out.sum(1), 1.0, atol=1e-3))
+
+
+def _fit_labels(labels: list[str] | None, n: int) -> list[str]:
+    if labels is None:
+        return [f"class {i}" for i in range(n)]
+    if len(labels) != n:
+        raise InputError(
+            f"the labels file has {len(labels)} labels but the model outputs {n} classes"
+        )
+    return list(labels)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,256 @@
+"""Safe loaders for Keras / TensorFlow model files that a user gives us (untrusted input).
+
+Formats, detected from the file's content rather than its name:
+
+* ``.keras`` archives (Keras 3 zip): loaded with ``safe_mode=True``, so a
+  ``Lambda`` layer holding Python bytecode is refused unless the user says they
+  trust the file.
+* Legacy HDF5 ``.h5`` / ``.hdf5`` files: the same loader and the same safe mode.
+* TensorFlow SavedModel directories (holding ``saved_model.pb``): a graph, no
+  Python code; its ``serving_default`` signature is called and differentiated,
+  but its layers are not visible (no Grad-CAM).
+
+TensorFlow is imported only when one of these functions runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .types import ModelLoadError
+
+MAX_MODEL_BYTES = 2 * 1024**3
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def import_tensorflow():
+    """Import TensorFlow quietly (its C++ start-up chatter would bury our messages).
+
+    With TensorFlow loaded before triton's native library (which torch.export and
+    torch.compile load on first use), that later load crashes the process
+    (tensorflow-cpu 2.21 + torch 2.14), so triton, when installed, is imported first.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        try:
+            import triton  # noqa: F401
+        except Exception:  # noqa: BLE001 - triton is optional; only its load order matters
+            pass
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise ModelLoadError(
+            "Keras models need TensorFlow: pip install -r requirements.txt (tensorflow-cpu)"
+        ) from None
+    return tf
+
+
+def sniff_keras_format(path: Path) -> str:
+    """'keras' (zip archive), 'h5', 'savedmodel' (directory) or 'unknown'."""
+    if path.is_dir():
+        return "savedmodel" if (path / "saved_model.pb").is_file() else "unknown"
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head == HDF5_SIGNATURE:
+        return "h5"
+    if head[:2] == b"PK":
+        return "keras"
+    return "unknown"
+
+
+@dataclass
+class SavedModelFunction:
+    """A SavedModel's serving signature as a one-input, one-output callable.
+
+    ``input_shape`` is (None, H, W, C) with None where the graph accepts any size.
+    """
+
+    function: Any
+    input_name: str
+    output_name: str
+    input_shape: tuple
+    resource: Any  # the loaded object; keeps the variables alive
+
+    def __call__(self, x):
+        return self.function(**{self.input_name: x})[self.output_name]
+
+
+def load_keras_file(path: str | Path, trust_code: bool = False) -> tuple[Any, str]:
+    """Load a Keras/TensorFlow model -> (model, kind), kind 'model' or 'savedmodel'.
+
+    ``trust_code`` turns Keras' safe mode off (Lambda layers run Python from the
+    file); only for files whose author the user trusts.
+    """
+    path = Path(path)
+    label = path.name
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such model file or directory")
+    if path.is_file():
+        size = path.stat().st_size
+        if size == 0:
+            raise ModelLoadError(f"{label}: the file is empty")
+        if size > MAX_MODEL_BYTES:
+            raise ModelLoadError(f"{label}: larger than {MAX_MODEL_BYTES // 2**30} GB")
+    fmt = sniff_keras_format(path)
+    if fmt == "unknown":
+        if path.is_dir():
+            raise ModelLoadError(
+                f"{label}: this directory is not a TensorFlow SavedModel (no saved_model.pb in it)"
+            )
+        raise ModelLoadError(
+            f"{label}: not a Keras model file (expected a .keras archive, a legacy .h5 file "
+            "or a SavedModel directory). If it is a PyTorch or ONNX model, choose that framework."
+        )
+    if fmt == "savedmodel":
+        return _load_saved_model(path), "savedmodel"
+    if fmt == "keras":
+        _check_zip(path)
+    model = _load_keras_model(path, fmt, trust_code)
+    check_single_image_model(model, label)
+    return model, "model"
+
+
+def _check_zip(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        raise ModelLoadError(
+            f"{path.name}: corrupt or truncated .keras archive (the zip directory is "
+            "unreadable); save or download the model again"
+        ) from None
+    if "config.json" not in names:
+        raise ModelLoadError(
+            f"{path.name}: a zip file but not a Keras model archive (no config.json in it)"
+        )
+
+
+def _load_keras_model(path: Path, fmt: str, trust_code: bool):
+    import_tensorflow()
+    import keras
+
+    label = path.name
+    source = path
+    if fmt == "h5" and path.suffix.lower() not in (".h5", ".hdf5"):
+        source = _h5_alias(path)  # Keras picks the legacy loader by file name
+    try:
+        return keras.saving.load_model(str(source), compile=False, safe_mode=not trust_code)
+    except Exception as exc:  # noqa: BLE001 - every failure here is the file's
+        text = _short(exc, 400)
+        if "Lambda" in text and "safe_mode" in text:
+            raise ModelLoadError(
+                f"{label} contains a Lambda layer holding Python code, which Keras' safe "
+                "mode refuses to load (it could run anything). Re-save the model without "
+                "Lambda layers (use built-in layers or a registered custom layer class), or, "
+                "only if you trust its author, pass --trust-pickle (in the dashboard: tick "
+                "'I trust this file')."
+            ) from None
+        if fmt == "h5" and ("truncated" in text.lower() or "unable to" in text.lower()):
+            raise ModelLoadError(
+                f"{label}: corrupt or truncated HDF5 file ({text}); save or download it again"
+            ) from None
+        if "Could not locate" in text or "Unknown layer" in text:
+            raise ModelLoadError(
+                f"{label} uses a custom class that is not available here ({text}). Save the "
+                "model with built-in Keras layers only."
+            ) from None
+        if fmt == "h5" and "No model config found" in text:
+            raise ModelLoadError(
+                f"{label} holds weights only (no model config); save the whole model "
+                "(model.save('model.keras'))"
+            ) from None
+        raise ModelLoadError(f"{label}: cannot load the Keras model ({text})") from None
+    finally:
+        if source != path:
+            source.unlink(missing_ok=True)
+
+
+def _h5_alias(path: Path) -> Path:
+    import tempfile
+
+    fd, name = tempfile.mkstemp(suffix=".h5")
+    os.close(fd)
+    alias = Path(name)
+    alias.unlink()
+    alias.symlink_to(path.resolve())
+    return alias
+
+
+def check_single_image_model(model: Any, label: str) -> None:
+    """Refuse models with several inputs or outputs, or non-image inputs."""
+    inputs = _model_inputs(model)
+    if len(inputs) != 1:
+        names = ", ".join(str(getattr(t, "name", "?")) for t in inputs)
+        raise ModelLoadError(
+            f"{label} has {len(inputs)} inputs ({names}); only single-input image "
+            "classifiers are supported (one N x H x W x C image tensor)"
+        )
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4:
+        raise ModelLoadError(
+            f"{label} takes input of shape {shape}; an image classifier takes N x H x W x C"
+        )
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) > 1:
+        raise ModelLoadError(
+            f"{label} has {len(outputs)} outputs; only classifiers with one N x classes output are supported"
+        )
+
+
+def _model_inputs(model: Any) -> list:
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ModelLoadError(
+            f"{getattr(model, 'name', 'the model')} has no defined input (a subclassed or "
+            "unbuilt model); save it as a functional or Sequential model with an Input"
+        )
+    return list(inputs)
+
+
+def _load_saved_model(path: Path) -> SavedModelFunction:
+    tf = import_tensorflow()
+    label = path.name
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{label}: cannot load the SavedModel ({_short(exc)})") from None
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    if not signatures:
+        raise ModelLoadError(f"{label}: the SavedModel has no serving signature to call")
+    key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+    function = signatures[key]
+    _, kwargs = function.structured_input_signature
+    if len(kwargs) != 1:
+        raise ModelLoadError(
+            f"{label} has {len(kwargs)} inputs ({', '.join(kwargs)}); only single-input "
+            "image classifiers are supported"
+        )
+    input_name, spec = next(iter(kwargs.items()))
+    shape = tuple(spec.shape.as_list()) if spec.shape.rank is not None else ()
+    if len(shape) != 4:
+        raise ModelLoadError(f"{label} takes input of shape {shape}; an image classifier takes N x H x W x C")
+    outputs = function.structured_outputs
+    if not isinstance(outputs, dict) or len(outputs) != 1:
+        count = len(outputs) if isinstance(outputs, dict) else "?"
+        raise ModelLoadError(
+            f"{label}: the signature {key!r} has {count} outputs; only classifiers with one "
+            "N x classes output are supported"
+        )
+    return SavedModelFunction(function, input_name, next(iter(outputs)), shape, loaded)
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text[:limit] + ("..." if len(text) > limit else "") or type(exc).__name__
+
+
+__all__ = ["load_keras_file", "sniff_keras_format", "check_single_image_model", "SavedModelFunction"]
