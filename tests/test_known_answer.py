@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import torch_image_methods
 from xai_core.adapters.torch import TorchAdapter
-from xai_core.explainers import REGISTRY
 from xai_core.service import explain
 from xai_core.types import ImageSpec
 
@@ -61,7 +61,7 @@ def region_mask(region, pad=4):
     return mask
 
 
-@pytest.mark.parametrize("method", [n for n, e in REGISTRY.items() if e.modality == "image"])
+@pytest.mark.parametrize("method", torch_image_methods())
 @pytest.mark.parametrize(("target", "region"), [(0, RED), (1, GREEN)])
 def test_evidence_lands_on_the_right_square(method, target, region, color_adapter, squares_image):
     e = explain(color_adapter, squares_image, method, BUDGET.get(method, {}), target=target, seed=0)

@@ -102,7 +102,7 @@ def _open(args) -> Any:
         labels=labels,
         trust_pickle=getattr(args, "trust_pickle", False),
         device=getattr(args, "device", "auto"),
-        batch_size=getattr(args, "batch_size", None) or 32,
+        batch_size=getattr(args, "batch_size", None) or 16,
     )
 
 
@@ -224,9 +224,10 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--grayscale", action="store_true", help="feed a single gray channel")
     p.add_argument("--labels", help="labels file: one per line, or a JSON list/dict")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--batch-size", type=int, default=None, help="images per model call (default 32)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per model call (default 16)")
     p.add_argument("--trust-pickle", action="store_true",
-                   help="allow a fully pickled PyTorch module (runs code from the file: only for files you trust)")
+                   help="allow code inside the model file: a fully pickled PyTorch module or a Keras Lambda "
+                        "layer (runs code from the file: only for files you trust)")
 
 
 def build_parser() -> Parser:

@@ -86,7 +86,7 @@ def open_model(
     labels: list[str] | None = None,
     trust_pickle: bool = False,
     device: str = "auto",
-    batch_size: int = 32,
+    batch_size: int = 16,
 ) -> ModelAdapter:
     """A zoo name or a model file -> a ready adapter."""
     import model_zoo
