@@ -5,7 +5,8 @@
 
 Model: EfficientNet-Lite0 (real ImageNet weights). For each method, ours and the
 reference run alternately on the same photo at the same budget (samples, steps,
-evaluations) and the same batch size; each time is the median of --repeats runs
+evaluations) and the same batch size (LIME and SHAP also at their library's
+default batch size of 10); each time is the median of --repeats runs
 after one warm-up. Both sides produce the same thing: the predicted class and
 its attribution map (a reference that needs the class first pays a forward
 pass for it, as a notebook does).
@@ -115,7 +116,7 @@ def references(net, image01: np.ndarray, rgb: np.ndarray):
         explainer = shap.GradientExplainer(net, bg.contiguous(), batch_size=BATCH)
         return explainer.shap_values(x, nsamples=64, ranked_outputs=1, rseed=0)
 
-    def lime():
+    def lime(batch_size=BATCH):
         from lime import lime_image
         from lime.wrappers.scikit_image import SegmentationAlgorithm
 
@@ -127,9 +128,9 @@ def references(net, image01: np.ndarray, rgb: np.ndarray):
         seg = SegmentationAlgorithm("slic", n_segments=50, compactness=10, start_label=0)
         return lime_image.LimeImageExplainer(random_state=0).explain_instance(
             image01.astype(np.float64), classifier_fn, top_labels=1, num_samples=1000,
-            batch_size=BATCH, segmentation_fn=seg, random_seed=0, progress_bar=False)
+            batch_size=batch_size, segmentation_fn=seg, random_seed=0)
 
-    def shap_partition():
+    def shap_partition(batch_size=BATCH):
         import shap
 
         def f(images):
@@ -139,7 +140,7 @@ def references(net, image01: np.ndarray, rgb: np.ndarray):
 
         masker = shap.maskers.Image("blur(112,112)", image01.shape)
         explainer = shap.Explainer(f, masker)
-        return explainer(image01[None], max_evals=500, batch_size=BATCH,
+        return explainer(image01[None], max_evals=500, batch_size=batch_size,
                          outputs=shap.Explanation.argsort.flip[:1], silent=True)
 
     return {
@@ -149,8 +150,10 @@ def references(net, image01: np.ndarray, rgb: np.ndarray):
         "integrated_gradients": [("captum IntegratedGradients", integrated_gradients)],
         "occlusion": [("captum Occlusion", occlusion)],
         "shap_gradient": [("shap GradientExplainer", shap_gradient)],
-        "lime": [("lime_image.explain_instance", lime)],
-        "shap_partition": [("shap Partition, blur masker", shap_partition)],
+        "lime": [("lime_image, batch 16", lime),
+                 ("lime_image, its default batch 10", lambda: lime(10))],
+        "shap_partition": [("shap Partition blur, batch 16", shap_partition),
+                           ("shap Partition blur, default 10", lambda: shap_partition(10))],
     }
 
 

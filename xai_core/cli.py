@@ -83,6 +83,16 @@ def parse_param_args(
     return per_method
 
 
+def make_output_dir(path: str | Path) -> Path:
+    """The --out folder, created if needed; an InputError when it cannot be."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    return out
+
+
 def _open(args) -> Any:
     from .labels import read_labels
     from .models import SpecOverrides, open_model
@@ -125,11 +135,7 @@ def cmd_explain(args) -> int:
     adapter = _open(args)
     for method in args.method:
         check_method(adapter, method)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    out = make_output_dir(args.out)
     records = []
     stems: dict[str, int] = {}
     for path, image in images:

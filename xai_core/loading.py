@@ -22,6 +22,19 @@ from .types import InputError, ModelLoadError
 MAX_MODEL_BYTES = 2 * 1024**3
 
 
+def check_model_file(path: Path, directories: bool = False) -> str:
+    """Refuse a missing, empty or oversized model file; returns its display name."""
+    if not path.exists() or (path.is_dir() and not directories):
+        raise ModelLoadError(f"{path}: no such model file")
+    if path.is_file():
+        size = path.stat().st_size
+        if size == 0:
+            raise ModelLoadError(f"{path.name}: the file is empty")
+        if size > MAX_MODEL_BYTES:
+            raise ModelLoadError(f"{path.name}: larger than {MAX_MODEL_BYTES // 2**30} GB")
+    return path.name
+
+
 def sniff_torch_format(path: Path) -> str:
     """'torchscript', 'export', 'torch_save' (state_dict or pickle) or 'unknown'."""
     try:
@@ -53,14 +66,7 @@ def load_torch_file(
     import torch
 
     path = Path(path)
-    label = path.name
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such model file")
-    size = path.stat().st_size
-    if size == 0:
-        raise ModelLoadError(f"{label}: the file is empty")
-    if size > MAX_MODEL_BYTES:
-        raise ModelLoadError(f"{label}: larger than {MAX_MODEL_BYTES // 2**30} GB")
+    label = check_model_file(path)
     fmt = sniff_torch_format(path)
     if fmt == "unknown":
         raise ModelLoadError(

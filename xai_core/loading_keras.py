@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .loading import check_model_file
 from .types import ModelLoadError
 
-MAX_MODEL_BYTES = 2 * 1024**3
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -88,15 +88,7 @@ def load_keras_file(path: str | Path, trust_code: bool = False) -> tuple[Any, st
     file); only for files whose author the user trusts.
     """
     path = Path(path)
-    label = path.name
-    if not path.exists():
-        raise ModelLoadError(f"{path}: no such model file or directory")
-    if path.is_file():
-        size = path.stat().st_size
-        if size == 0:
-            raise ModelLoadError(f"{label}: the file is empty")
-        if size > MAX_MODEL_BYTES:
-            raise ModelLoadError(f"{label}: larger than {MAX_MODEL_BYTES // 2**30} GB")
+    label = check_model_file(path, directories=True)
     fmt = sniff_keras_format(path)
     if fmt == "unknown":
         if path.is_dir():

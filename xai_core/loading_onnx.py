@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .loading import check_model_file
 from .types import ModelLoadError
 
-MAX_MODEL_BYTES = 2 * 1024**3
 ONNX_FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
 
 
@@ -31,14 +31,7 @@ class OnnxInput:
 def load_onnx_file(path: str | Path) -> tuple[Any, OnnxInput]:
     """An onnxruntime CPU session for ``path`` and a description of its image input."""
     path = Path(path)
-    label = path.name
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such model file")
-    size = path.stat().st_size
-    if size == 0:
-        raise ModelLoadError(f"{label}: the file is empty")
-    if size > MAX_MODEL_BYTES:
-        raise ModelLoadError(f"{label}: larger than {MAX_MODEL_BYTES // 2**30} GB")
+    label = check_model_file(path)
     try:
         import onnxruntime as ort
     except ImportError:

@@ -32,27 +32,38 @@ def predict_image(adapter: ModelAdapter, image: np.ndarray, k: int = 5) -> list[
     return top_predictions(adapter, probs, k)
 
 
-def resolve_target(adapter: ModelAdapter, target: int | str | None, probs: np.ndarray) -> int:
-    """None -> predicted class; an int (or digits) -> that index; text -> the label
-    matching exactly (case-insensitive), else the one label containing it."""
-    if target is None or target == "":
-        return int(np.argmax(probs))
-    if isinstance(target, (int, np.integer)) or str(target).strip().isdigit():
+def resolve_class(
+    target: int | str | None, names: list[str], default: int, what: tuple[str, str] = ("class", "classes")
+) -> int:
+    """The index a user's target means: None/"" -> ``default``; an int (or its digits)
+    -> that index; text -> the name matching exactly (case-insensitive), else the
+    one name containing it. ``what`` is the (singular, plural) noun for errors."""
+    one, many = what
+    if target is None or (isinstance(target, str) and not target.strip()):
+        return default
+    n = len(names)
+    if isinstance(target, (int, np.integer)) or str(target).strip().lstrip("-").isdigit():
         index = int(target)
-        if not 0 <= index < adapter.num_classes:
-            raise InputError(f"target {index} is out of range; the model has {adapter.num_classes} classes (0..{adapter.num_classes - 1})")
+        if not 0 <= index < n:
+            raise InputError(f"target {index} is out of range; the model has {n} {many} (0..{n - 1})")
         return index
     text = str(target).strip().lower()
-    labels = [label.lower() for label in adapter.labels]
-    if text in labels:
-        return labels.index(text)
-    matches = [i for i, label in enumerate(labels) if text in label]
+    lowered = [name.lower() for name in names]
+    if text in lowered:
+        return lowered.index(text)
+    matches = [i for i, name in enumerate(lowered) if text in name]
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise InputError(f"no class label matches {target!r}")
-    shown = ", ".join(adapter.labels[i] for i in matches[:6])
-    raise InputError(f"{target!r} matches several classes ({shown}...); give the index or the exact label")
+        listed = f"; {many}: {', '.join(names)}" if n <= 20 else ""
+        raise InputError(f"no {one} named {target!r}{listed}")
+    shown = ", ".join(names[i] for i in matches[:6])
+    raise InputError(f"{target!r} matches several {many} ({shown}...); give the index or the exact name")
+
+
+def resolve_target(adapter: ModelAdapter, target: int | str | None, probs: np.ndarray) -> int:
+    """The class to explain: the predicted one unless the user names another."""
+    return resolve_class(target, adapter.labels, int(np.argmax(probs)))
 
 
 def check_method(adapter: ModelAdapter, method: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Capability, ImageSpec, UnsupportedError
+from ..types import Capability, ImageSpec, InputError, UnsupportedError
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,29 @@ class LayerInfo:
 ProgressFn = Callable[[int, int], None]
 
 
+def is_probability(out: np.ndarray) -> bool:
+    """True when every row is non-negative and sums to 1 (a softmax output)."""
+    out = np.asarray(out)
+    if out.size == 0 or out.min() < 0 or out.max() > 1:
+        return False
+    return bool(np.allclose(out.sum(1), 1.0, atol=1e-3))
+
+
+def fit_labels(labels: list[str] | None, n: int) -> list[str]:
+    """The user's labels checked against the model's class count, else 'class i'."""
+    if labels is None:
+        return [f"class {i}" for i in range(n)]
+    if len(labels) != n:
+        raise InputError(f"the labels file has {len(labels)} labels but the model outputs {n} classes")
+    return list(labels)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, for one-line error messages."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
 class ModelAdapter(ABC):
     """A classifier seen through framework-neutral primitives."""
 
@@ -45,14 +68,18 @@ class ModelAdapter(ABC):
     @abstractmethod
     def capabilities(self) -> frozenset[str]: ...
 
+    # set by each adapter from a probe forward pass at construction
+    _num_classes: int
+    _output_kind: str = "probability"
+
     @property
-    @abstractmethod
-    def num_classes(self) -> int: ...
+    def num_classes(self) -> int:
+        return self._num_classes
 
     @property
     def output_kind(self) -> str:
         """'logit' when the model ends in raw scores, 'probability' when in softmax."""
-        return "probability"
+        return self._output_kind
 
     @abstractmethod
     def predict(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..loading_keras import SavedModelFunction, check_single_image_model, import_tensorflow
 from ..types import Capability, ImageSpec, InputError, ModelLoadError, UnsupportedError
-from .base import LayerInfo, ModelAdapter
+from .base import LayerInfo, ModelAdapter, first_line, fit_labels, is_probability
 
 tf = import_tensorflow()
 import keras  # noqa: E402 - after TensorFlow's quiet import
@@ -94,8 +94,8 @@ class KerasAdapter(ModelAdapter):
         self._graph_forward = tf.function(self._forward, reduce_retracing=True)
         probe = self._probe_output()
         self._num_classes = int(probe.shape[1])
-        self._output_kind = "probability" if _is_prob(probe) else "logit"
-        self.labels = _fit_labels(labels, self._num_classes)
+        self._output_kind = "probability" if is_probability(probe) else "logit"
+        self.labels = fit_labels(labels, self._num_classes)
 
     def _check_input(self, shape: tuple) -> None:
         _, h, w, c = shape
@@ -129,14 +129,6 @@ class KerasAdapter(ModelAdapter):
             caps.add(Capability.DEEP_EXPLAINER)
         return frozenset(caps)
 
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
-
-    @property
-    def output_kind(self) -> str:
-        return self._output_kind
-
     # -- tensors ---------------------------------------------------------------------
     def _to_input(self, batch: np.ndarray):
         if batch.ndim != 4 or batch.shape[-1] != self.spec.channels:
@@ -164,7 +156,7 @@ class KerasAdapter(ModelAdapter):
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
             raise InputError(
                 f"{self.name} rejected an input of shape {tuple(x01.shape)} (N, H, W, C): "
-                f"{_first_line(exc)}. Check the input size and grayscale settings."
+                f"{first_line(exc)}. Check the input size and grayscale settings."
             ) from None
         if out.shape.rank != 2:
             raise UnsupportedError(
@@ -402,22 +394,6 @@ def _recording_many(pairs):
                 pass
 
 
-def _is_prob(out: np.ndarray) -> bool:
-    if out.size == 0 or out.min() < 0 or out.max() > 1:
-        return False
-    return bool(np.allclose(out.sum(1), 1.0, atol=1e-3))
 
 
-def _fit_labels(labels: list[str] | None, n: int) -> list[str]:
-    if labels is None:
-        return [f"class {i}" for i in range(n)]
-    if len(labels) != n:
-        raise InputError(
-            f"the labels file has {len(labels)} labels but the model outputs {n} classes"
-        )
-    return list(labels)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..loading_onnx import OnnxInput
 from ..types import Capability, ImageSpec, InputError, UnsupportedError
-from .base import ModelAdapter
+from .base import ModelAdapter, first_line, fit_labels, is_probability
 
 
 class OnnxAdapter(ModelAdapter):
@@ -45,8 +45,8 @@ class OnnxAdapter(ModelAdapter):
         self._std = spec.std_array().reshape(1, 1, 1, -1)
         probe = self._probe_output()
         self._num_classes = int(probe.shape[1])
-        self._output_kind = "probability" if _is_prob(probe) else "logit"
-        self.labels = _fit_labels(labels, self._num_classes)
+        self._output_kind = "probability" if is_probability(probe) else "logit"
+        self.labels = fit_labels(labels, self._num_classes)
 
     def _check_input(self) -> None:
         info = self.input
@@ -65,14 +65,6 @@ class OnnxAdapter(ModelAdapter):
     @property
     def capabilities(self) -> frozenset[str]:
         return frozenset({Capability.PREDICT})
-
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
-
-    @property
-    def output_kind(self) -> str:
-        return self._output_kind
 
     def _run(self, batch01: np.ndarray) -> np.ndarray:
         """[0, 1] NHWC images -> raw outputs N x classes, honouring a fixed batch size."""
@@ -100,7 +92,7 @@ class OnnxAdapter(ModelAdapter):
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
             raise InputError(
                 f"{self.name} rejected an input of shape {x.shape} ({self.input.layout}): "
-                f"{_first_line(exc)}. Check the input size and grayscale settings."
+                f"{first_line(exc)}. Check the input size and grayscale settings."
             ) from None
         out = np.asarray(out, np.float32)
         if out.ndim != 2:
@@ -135,20 +127,6 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _is_prob(out: np.ndarray) -> bool:
-    if out.size == 0 or out.min() < 0 or out.max() > 1:
-        return False
-    return bool(np.allclose(out.sum(1), 1.0, atol=1e-3))
 
 
-def _fit_labels(labels: list[str] | None, n: int) -> list[str]:
-    if labels is None:
-        return [f"class {i}" for i in range(n)]
-    if len(labels) != n:
-        raise InputError(f"the labels file has {len(labels)} labels but the model outputs {n} classes")
-    return list(labels)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

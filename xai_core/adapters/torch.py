@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..types import Capability, ImageSpec, InputError, UnsupportedError
-from .base import LayerInfo, ModelAdapter
+from .base import LayerInfo, ModelAdapter, first_line, fit_labels, is_probability
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -72,8 +72,8 @@ class TorchAdapter(ModelAdapter):
         self.max_batch: int | None = None
         probe = self._probe_output()
         self._num_classes = int(probe.shape[1])
-        self._output_kind = _guess_output_kind(probe)
-        self.labels = _fit_labels(labels, self._num_classes)
+        self._output_kind = "probability" if is_probability(probe.numpy()) else "logit"
+        self.labels = fit_labels(labels, self._num_classes)
 
     # -- basic facts -----------------------------------------------------------------
     @property
@@ -82,14 +82,6 @@ class TorchAdapter(ModelAdapter):
         if self.kind != "torchscript":
             caps.add(Capability.LAYER_GRADIENTS)
         return frozenset(caps)
-
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
-
-    @property
-    def output_kind(self) -> str:
-        return self._output_kind
 
     # -- tensors ---------------------------------------------------------------------
     def _to_input(self, batch: np.ndarray) -> torch.Tensor:
@@ -110,7 +102,7 @@ class TorchAdapter(ModelAdapter):
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             raise InputError(
                 f"{self.name} rejected an input of shape {tuple(x.shape)} (N, C, H, W): "
-                f"{_first_line(exc)}. Check the input size and grayscale settings."
+                f"{first_line(exc)}. Check the input size and grayscale settings."
             ) from None
         if isinstance(out, (tuple, list)):
             out = out[0]
@@ -284,26 +276,8 @@ class TorchAdapter(ModelAdapter):
         return found[-1].name if found else None
 
 
-def _guess_output_kind(out: torch.Tensor) -> str:
-    return "probability" if _is_prob(out) else "logit"
 
 
-def _is_prob(out: torch.Tensor) -> bool:
-    if out.numel() == 0 or out.min() < 0 or out.max() > 1:
-        return False
-    return bool(torch.allclose(out.sum(1), torch.ones(out.shape[0]), atol=1e-3))
 
 
-def _fit_labels(labels: list[str] | None, n: int) -> list[str]:
-    if labels is None:
-        return [f"class {i}" for i in range(n)]
-    if len(labels) != n:
-        raise InputError(
-            f"the labels file has {len(labels)} labels but the model outputs {n} classes"
-        )
-    return list(labels)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

@@ -99,11 +99,9 @@ def _run(args: argparse.Namespace) -> int:
                                trust_pickle=args.trust_pickle)
     features = [c.strip() for c in args.features.split(",") if c.strip()] if args.features else None
     data = load_table(data_path, label_column=label_column, feature_columns=features, n_features=model.n_features)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the output folder {out} ({exc.strerror})") from None
+    from ..cli import make_output_dir
+
+    out = make_output_dir(args.out)
     records = []
     for row in args.row:
         for method in methods:

@@ -53,19 +53,10 @@ def predict_rows(model: TabularModel, data: TabularData, rows: Sequence[int] | N
 def resolve_tabular_target(model: TabularModel, target: int | str | None, outputs: np.ndarray) -> int:
     """None -> the largest output (the only one for a single score); an index (or its
     digits) -> that output; text -> the output name matching it (case-insensitive)."""
-    k = model.num_outputs
-    if target is None or (isinstance(target, str) and not target.strip()):
-        return int(np.argmax(outputs)) if k > 1 else 0
-    if isinstance(target, (int, np.integer)) or str(target).strip().lstrip("-").isdigit():
-        index = int(target)
-        if not 0 <= index < k:
-            raise InputError(f"target {index} is out of range; the model has {k} output(s) (0..{k - 1})")
-        return index
-    text = str(target).strip().lower()
-    names = [n.lower() for n in model.output_names]
-    if text in names:
-        return names.index(text)
-    raise InputError(f"no output named {target!r}; outputs: {', '.join(model.output_names)}")
+    from ..service import resolve_class
+
+    default = int(np.argmax(outputs)) if model.num_outputs > 1 else 0
+    return resolve_class(target, list(model.output_names), default, ("output", "output(s)"))
 
 
 def explain_row(
