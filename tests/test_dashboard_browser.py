@@ -213,3 +213,42 @@ def test_upload_model_and_photo_explain_and_download_overlay(server_url, upload_
         assert png.format == "PNG"
         assert png.size == photo_size
         assert png.mode == "RGB"
+
+
+def test_upload_keras_model_explain_with_grad_cam_and_download(server_url, upload_files, tmp_path):
+    """A .keras file of the user's: its 32x32 grayscale input is read from the model,
+    Grad-CAM runs through TensorFlow, and the overlay downloads at the photo's size."""
+    from playwright.sync_api import expect, sync_playwright
+
+    _, photo_path, photo_size = upload_files
+    keras_path = tmp_path / "my_digits.keras"
+    keras_path.write_bytes((ROOT / "model_zoo" / "weights" / "keras_digits_cnn.keras").read_bytes())
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+            page.goto(server_url)
+            page.get_by_role("link", name="Image explainer").click()
+            expect(page.get_by_text("Explain an image classifier")).to_be_visible(timeout=SLOW)
+            settle(page)
+            choose(page, "Framework", "Keras")
+            click_text(page, "Upload a model file")
+            upload(page, "Model file", keras_path)
+            click_text(page, "Upload an image")
+            upload(page, "Image file", photo_path)
+            expect(page.get_by_text("Model input: 32x32, gray")).to_be_visible(timeout=SLOW)
+            choose(page, "Explainer", "Grad-CAM")
+            page.get_by_role("button", name="Explain", exact=True).click()
+            expect(page.get_by_text("Overlay: Grad-CAM")).to_be_visible(timeout=SLOW)
+            assert page.get_by_test_id("stAlertContentError").count() == 0
+            assert page.get_by_test_id("stException").count() == 0
+            screenshot_results(page, "dashboard-keras-upload.png")
+            with page.expect_download(timeout=SLOW) as info:
+                page.get_by_role("button", name="Download overlay PNG").click()
+            target = tmp_path / info.value.suggested_filename
+            info.value.save_as(str(target))
+        finally:
+            browser.close()
+    with Image.open(target) as png:
+        png.load()
+        assert png.size == photo_size

@@ -55,6 +55,22 @@ def store_upload(data: bytes, filename: str) -> Path:
     return path
 
 
+@st.cache_data(show_spinner="Reading the model's input shape…", max_entries=16)
+def declared_preprocessing(path: str, framework: str, trust_code: bool) -> ImageSpec:
+    """The preprocessing the uploaded model declares (input shape, channels), to
+    prefill the form; raises the loader's XaiError for a bad file."""
+    from xai_core.models import declared_spec
+
+    return declared_spec(path, framework, trust_code=trust_code)
+
+
+def unpack_savedmodel(zip_path: str) -> Path:
+    """An uploaded SavedModel zip, unpacked once next to the stored upload."""
+    from xai_core.loading_keras import unpack_savedmodel_zip
+
+    return unpack_savedmodel_zip(zip_path, Path(zip_path).parent / "savedmodel")
+
+
 @dataclass(frozen=True)
 class ModelRequest:
     """Everything that decides which adapter open_model returns."""

@@ -13,7 +13,7 @@ import streamlit as st
 
 from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, XaiError
 
-from .cache import ModelRequest, content_hash, store_upload
+from .cache import ModelRequest, content_hash, declared_preprocessing, store_upload, unpack_savedmodel
 from .frameworks import available_frameworks
 
 ZOO_SOURCE = "Model zoo"
@@ -132,7 +132,9 @@ def model_sidebar() -> ModelRequest | None:
         source = st.radio("Model source", [ZOO_SOURCE, UPLOAD_SOURCE], key="img_source", horizontal=True)
         labels, labels_name = _labels_uploader()
         if source == ZOO_SOURCE:
-            names = [name for name, e in model_zoo.ZOO.items() if e.framework == framework.key]
+            # models that work offline first, so switching framework never lands on a download error
+            names = sorted((name for name, e in model_zoo.ZOO.items() if e.framework == framework.key),
+                           key=lambda n: not model_zoo.ZOO[n].offline)
             if not names:
                 st.info(f"The zoo has no {framework.label} model yet; upload a file instead.")
                 return None
@@ -161,11 +163,31 @@ def model_sidebar() -> ModelRequest | None:
         arch, trust = None, False
         if framework.key == "torch":
             arch, trust = _torch_file_options(path)
-        spec = preprocessing_form(ImageSpec(), owner=f"file:{digest}")
+        elif framework.key == "keras":
+            trust = _keras_file_options()
+        try:
+            if framework.key == "keras" and path.suffix.lower() == ".zip":
+                path = unpack_savedmodel(str(path))
+            declared = declared_preprocessing(str(path), framework.key, trust)
+        except XaiError as exc:
+            hint = " If it has Lambda layers and you trust its author, tick 'I trust this file'." \
+                if framework.key == "keras" else ""
+            st.error(f"Could not read {upload.name}: {str(exc).rstrip('.')}.{hint}")
+            return None
+        spec = preprocessing_form(declared, owner=f"file:{digest}")
         if spec is None:
             return None
         return ModelRequest(framework.key, "file", str(path), upload.name, spec, content_hash=digest,
                             arch=arch, trust_pickle=trust, labels=labels, labels_name=labels_name)
+
+
+def _keras_file_options() -> bool:
+    """Keras loads in safe mode; a Lambda layer (Python code) needs explicit trust."""
+    return bool(st.checkbox(
+        "I trust this file", key="img_trust_keras",
+        help="allows Lambda layers, which run Python code from the file when loaded; tick only for "
+             "files from authors you trust",
+    ))
 
 
 def _torch_file_options(path) -> tuple[str | None, bool]:

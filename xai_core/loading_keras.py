@@ -51,6 +51,39 @@ def import_tensorflow():
     return tf
 
 
+MAX_UNZIPPED_BYTES = 4 * 1024**3
+MAX_ZIP_MEMBERS = 20_000
+
+
+def unpack_savedmodel_zip(zip_path: str | Path, dest: str | Path) -> Path:
+    """Extract a zipped SavedModel folder (as uploaded in the dashboard) -> the folder
+    holding saved_model.pb. Refuses paths that escape ``dest``, links, and archives
+    over 4 GB unpacked or 20,000 members."""
+    zip_path, dest = Path(zip_path), Path(dest)
+    label = zip_path.name
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            members = zf.infolist()
+            if len(members) > MAX_ZIP_MEMBERS:
+                raise ModelLoadError(f"{label}: more than {MAX_ZIP_MEMBERS} files in the archive")
+            if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
+                raise ModelLoadError(f"{label}: unpacks to more than {MAX_UNZIPPED_BYTES // 2**30} GB")
+            root = dest.resolve()
+            for member in members:
+                target = (root / member.filename).resolve()
+                is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
+                if is_link or not target.is_relative_to(root):
+                    raise ModelLoadError(f"{label}: refused, the archive entry {member.filename!r} points outside it")
+            root.mkdir(parents=True, exist_ok=True)
+            zf.extractall(root)
+    except zipfile.BadZipFile:
+        raise ModelLoadError(f"{label}: not a zip archive (zip the SavedModel folder to upload it)") from None
+    found = sorted(p.parent for p in root.rglob("saved_model.pb"))
+    if not found:
+        raise ModelLoadError(f"{label}: no saved_model.pb inside; zip the whole SavedModel folder")
+    return min(found, key=lambda p: len(p.parts))
+
+
 def sniff_keras_format(path: Path) -> str:
     """'keras' (zip archive), 'h5', 'savedmodel' (directory) or 'unknown'."""
     if path.is_dir():

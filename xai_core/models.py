@@ -137,6 +137,28 @@ def open_model(
     raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
 
 
+def declared_spec(path: str | Path, framework: str | None = None, trust_code: bool = False) -> ImageSpec:
+    """The preprocessing a model file declares, before any user override: the
+    sidecar for PyTorch (else ImageNet defaults); for Keras and ONNX the model's
+    own input shape, then the sidecar. Used to prefill forms."""
+    path = Path(path)
+    framework = framework or infer_framework(path)
+    sidecar = read_sidecar(path)
+    if framework == "keras":
+        from .adapters.keras import model_input_shape
+        from .loading_keras import load_keras_file
+
+        model, _ = load_keras_file(path, trust_code=trust_code)
+        _, h, w, c = model_input_shape(model)
+        return model_default_spec(sidecar, h, w, c)
+    if framework == "onnx":
+        from .loading_onnx import load_onnx_file
+
+        _, info = load_onnx_file(path)
+        return model_default_spec(sidecar, info.height, info.width, info.channels)
+    return ImageSpec.from_dict(sidecar) if sidecar else ImageSpec()
+
+
 def model_default_spec(sidecar: dict[str, Any], height: int | None, width: int | None,
                        channels: int | None) -> ImageSpec:
     """Preprocessing defaults for a model that declares its input shape (Keras, ONNX):
