@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
+from ui.method_form import params_form  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
     explain_row,
     explain_rows,
@@ -52,25 +53,6 @@ def _show_error(exc: BaseException) -> None:
     else:
         st.error(f"Unexpected failure ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). "
                  "Your inputs are kept; try other settings.")
-
-
-def _param_form(explainer, key: str) -> dict:
-    values = {}
-    for info in explainer.param_infos():
-        wkey = f"{key}_{explainer.name}_{info.name}"
-        if info.choices:
-            values[info.name] = st.selectbox(info.name, info.choices, index=info.choices.index(info.default),
-                                             help=info.help, key=wkey)
-        elif info.type is bool:
-            values[info.name] = st.checkbox(info.name, value=info.default, help=info.help, key=wkey)
-        elif info.type is int:
-            values[info.name] = st.number_input(info.name, value=info.default, step=1, help=info.help, key=wkey,
-                                                min_value=int(info.low) if info.low is not None else None,
-                                                max_value=int(info.high) if info.high is not None else None)
-        else:
-            values[info.name] = st.number_input(info.name, value=float(info.default), help=info.help, key=wkey,
-                                                min_value=info.low, max_value=info.high)
-    return values
 
 
 def _choose_model():
@@ -163,7 +145,7 @@ try:
     explainer = TABULAR_REGISTRY[method]
     st.caption(f"{explainer.description} {explainer.paper}")
     with st.expander("Parameters"):
-        params = _param_form(explainer, "tab")
+        params = params_form(explainer, "tab")
         seed = int(st.number_input("seed", value=0, min_value=0, step=1, key="tab_seed"))
     target_choice = st.selectbox("Explain output", [PREDICTED, *model.output_names], key="tab_target")
     target = None if target_choice == PREDICTED else model.output_names.index(target_choice)

@@ -24,7 +24,8 @@ def _by_label(elements, prefix):
 
 
 def _set_param(at, name, value):
-    (widget,) = [w for w in at.number_input if w.label == name]
+    """The method's parameter widget (keyed tab_<method>_<parameter>)."""
+    (widget,) = [w for w in at.number_input if w.key.startswith("tab_") and w.key.endswith(f"_{name}")]
     widget.set_value(value)
 
 

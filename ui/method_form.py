@@ -65,8 +65,10 @@ def param_widget(info: ParamInfo, key: str) -> Any:
     return st.text_input(label, value=str(info.default), help=helptext, key=key)
 
 
-def params_form(explainer: Explainer) -> dict[str, Any]:
-    return {info.name: param_widget(info, f"img_param_{explainer.name}_{info.name}")
+def params_form(explainer: Explainer, prefix: str = "img_param") -> dict[str, Any]:
+    """One widget per typed parameter of ``explainer`` (image or tabular), keyed
+    ``<prefix>_<method>_<parameter>``."""
+    return {info.name: param_widget(info, f"{prefix}_{explainer.name}_{info.name}")
             for info in explainer.param_infos()}
 
 
