@@ -8,6 +8,7 @@ framework's layout and device, so explainers never see framework details.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -30,6 +31,35 @@ class LayerInfo:
 
 
 ProgressFn = Callable[[int, int], None]
+
+
+class LayerRecorder:
+    """Output shape and call count of every layer during one probe forward pass.
+
+    :meth:`feature_maps` keeps the Grad-CAM candidates: layers run exactly once
+    whose output is a 4-D spatial map bigger than 1 x 1, in the order they finished.
+    """
+
+    def __init__(self, channels_last: bool) -> None:
+        self.channels_last = channels_last
+        self._seen: OrderedDict[str, list] = OrderedDict()
+
+    def record(self, name: str, kind: str, shape: tuple | None) -> None:
+        if name in self._seen:
+            self._seen[name][1] += 1
+            self._seen.move_to_end(name)
+        else:
+            self._seen[name] = [shape, 1, kind]
+
+    def feature_maps(self) -> list[LayerInfo]:
+        found = []
+        for name, (shape, calls, kind) in self._seen.items():
+            if calls != 1 or shape is None or len(shape) != 4:
+                continue
+            h, w, c = (shape[1], shape[2], shape[3]) if self.channels_last else (shape[2], shape[3], shape[1])
+            if h > 1 and w > 1:
+                found.append(LayerInfo(name, kind, (int(c), int(h), int(w))))
+        return found
 
 
 def is_probability(out: np.ndarray) -> bool:
@@ -106,10 +136,20 @@ class ModelAdapter(ABC):
         raise UnsupportedError(f"{self.name}: this model gives no layer gradients")
 
     def layers(self) -> list[LayerInfo]:
-        """Spatial feature-map layers in execution order (Grad-CAM candidates)."""
+        """Spatial feature-map layers in execution order (Grad-CAM candidates); found
+        once by a probe forward pass, and only where layers can be hooked."""
+        if not self.supports(Capability.LAYER_GRADIENTS):
+            return []
+        if getattr(self, "_layers", None) is None:
+            self._layers = self._find_feature_layers()
+        return self._layers
+
+    def _find_feature_layers(self) -> list[LayerInfo]:
+        """Run one probe forward pass with a :class:`LayerRecorder` attached."""
         return []
 
     def default_cam_layer(self) -> str | None:
+        """The last layer whose output is a spatial feature map (run once per forward)."""
         found = self.layers()
         return found[-1].name if found else None
 

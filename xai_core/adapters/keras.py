@@ -24,7 +24,7 @@ import numpy as np
 
 from ..loading_keras import SavedModelFunction, check_single_image_model, import_tensorflow
 from ..types import Capability, ImageSpec, InputError, ModelLoadError, UnsupportedError
-from .base import LayerInfo, ModelAdapter, first_line, fit_labels, is_probability
+from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line, fit_labels, is_probability
 
 tf = import_tensorflow()
 import keras  # noqa: E402 - after TensorFlow's quiet import
@@ -89,7 +89,6 @@ class KerasAdapter(ModelAdapter):
         self._check_input(model_input_shape(model))
         self._mean = tf.constant(spec.mean_array().reshape(1, 1, 1, -1))
         self._std = tf.constant(spec.std_array().reshape(1, 1, 1, -1))
-        self._layers: list[LayerInfo] | None = None
         self._paths: dict[str, object] | None = None
         self._graph_forward = tf.function(self._forward, reduce_retracing=True)
         probe = self._probe_output()
@@ -300,25 +299,14 @@ class KerasAdapter(ModelAdapter):
         names = ", ".join(info.name for info in self.layers()[-8:])
         raise InputError(f"no layer named {layer!r} in {self.name}; candidates: {names}")
 
-    def layers(self) -> list[LayerInfo]:
-        if self.kind != "model":
-            return []
-        if self._layers is None:
-            self._layers = self._find_feature_layers()
-        return self._layers
-
     def _find_feature_layers(self) -> list[LayerInfo]:
-        seen: OrderedDict[str, list] = OrderedDict()
+        recorder = LayerRecorder(channels_last=True)
         paths = self._all_layers()
 
         def record(path: str, layer):
             def on_output(out):
                 shape = tuple(out.shape) if hasattr(out, "shape") else None
-                if path in seen:
-                    seen[path][1] += 1
-                    seen.move_to_end(path)
-                else:
-                    seen[path] = [shape, 1, type(layer).__name__]
+                recorder.record(path, type(layer).__name__, shape)
 
             return on_output
 
@@ -326,16 +314,7 @@ class KerasAdapter(ModelAdapter):
         x = tf.fill((1, h, w, self.spec.channels), 0.5)
         with self._lock, _recording_many([(layer, record(p, layer)) for p, layer in paths.items()]):
             self._call(x, graph=False)
-        found = []
-        for path, (shape, calls, kind) in seen.items():
-            if calls == 1 and shape is not None and len(shape) == 4 and shape[1] > 1 and shape[2] > 1:
-                found.append(LayerInfo(path, kind, (int(shape[3]), int(shape[1]), int(shape[2]))))
-        return found
-
-    def default_cam_layer(self) -> str | None:
-        """The last layer whose output is a spatial feature map (run once per forward)."""
-        found = self.layers()
-        return found[-1].name if found else None
+        return recorder.feature_maps()
 
 
 class _TakeColumn(keras.layers.Layer):

@@ -6,14 +6,13 @@ Only imported when a PyTorch model is used, so ``import xai_core`` stays light.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..types import Capability, ImageSpec, InputError, UnsupportedError
-from .base import LayerInfo, ModelAdapter, first_line, fit_labels, is_probability
+from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line, fit_labels, is_probability
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -68,7 +67,6 @@ class TorchAdapter(ModelAdapter):
         self.model = model
         self._mean = torch.tensor(spec.mean_array(), device=self.device).view(1, -1, 1, 1)
         self._std = torch.tensor(spec.std_array(), device=self.device).view(1, -1, 1, 1)
-        self._layers: list[LayerInfo] | None = None
         self.max_batch: int | None = None
         probe = self._probe_output()
         self._num_classes = int(probe.shape[1])
@@ -230,26 +228,15 @@ class TorchAdapter(ModelAdapter):
             raise InputError(f"no layer named {layer!r} in {self.name}; candidates: {names}")
         return modules[layer]
 
-    def layers(self) -> list[LayerInfo]:
-        if self.kind == "torchscript":
-            return []
-        if self._layers is None:
-            self._layers = self._find_feature_layers()
-        return self._layers
-
     def _find_feature_layers(self) -> list[LayerInfo]:
-        seen: OrderedDict[str, list] = OrderedDict()
+        recorder = LayerRecorder(channels_last=False)
         handles = []
 
         def make_hook(name: str, module: nn.Module):
             def hook(_m, _inp, out):
                 out = out[0] if isinstance(out, (tuple, list)) and out else out
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-                if name in seen:
-                    seen[name][1] += 1
-                    seen.move_to_end(name)
-                else:
-                    seen[name] = [shape, 1, type(module).__name__]
+                recorder.record(name, type(module).__name__, shape)
 
             return hook
 
@@ -264,20 +251,4 @@ class TorchAdapter(ModelAdapter):
         finally:
             for handle in handles:
                 handle.remove()
-        found = []
-        for name, (shape, calls, kind) in seen.items():
-            if calls == 1 and shape is not None and len(shape) == 4 and shape[2] > 1 and shape[3] > 1:
-                found.append(LayerInfo(name, kind, (shape[1], shape[2], shape[3])))
-        return found
-
-    def default_cam_layer(self) -> str | None:
-        """The last layer whose output is a spatial feature map (run once per forward)."""
-        found = self.layers()
-        return found[-1].name if found else None
-
-
-
-
-
-
-
+        return recorder.feature_maps()
