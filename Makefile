@@ -7,7 +7,7 @@ PY := .venv/bin/python
 
 run:
 	@bash scripts/setup.sh run
-	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
+	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false --server.fileWatcherType none
 
 test:
 	@bash scripts/setup.sh test
