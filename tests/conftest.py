@@ -21,7 +21,7 @@ def torch_image_methods() -> list[str]:
     from xai_core.types import Capability
 
     torch_caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS, Capability.LAYER_GRADIENTS}
-    return [n for n, e in REGISTRY.items() if e.modality == "image" and e.requires <= torch_caps]
+    return [n for n, e in REGISTRY.items() if e.input_kind == "image" and e.requires <= torch_caps]
 
 
 # small budgets so every method runs fast in the contract suite

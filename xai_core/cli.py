@@ -186,7 +186,7 @@ def cmd_methods(args) -> int:
 
     adapter = _open(args) if args.model else None
     for explainer in REGISTRY.values():
-        if explainer.modality != "image":
+        if explainer.input_kind != "image":
             continue
         missing = explainer.missing_capabilities(adapter) if adapter else []
         status = f"  (not available: needs {', '.join(missing)})" if missing else ""

@@ -19,6 +19,7 @@ from .images import preprocess
 from .types import Explanation, InputError, Prediction, UnsupportedError
 
 ProgressCallback = Callable[[float, str], None]
+MAX_KEPT_PROBABILITIES = 100  # results keep every class probability up to this many classes
 
 
 def top_predictions(adapter: ModelAdapter, probs: np.ndarray, k: int = 5) -> list[Prediction]:
@@ -107,8 +108,8 @@ def explain(
     explainer = get_explainer(method)
     check_method(adapter, method)
     parsed = explainer.params(params)
-    if layer and not explainer.uses_layer:
-        layer = None
+    if layer not in (None, "") and not explainer.uses_layer:
+        raise InputError(f"{method} does not use a layer; drop --layer (it is for methods that work at a layer, such as grad_cam)")
     x = preprocess(image, adapter.spec)
     start = time.perf_counter()
     ctx = Context(
@@ -136,6 +137,11 @@ def explain(
         raw=raw.raw,
         signed=explainer.signed and raw.extras.get("signed", True),
         layer=raw.layer,
-        output_kind=adapter.output_kind if explainer.requires - {"predict"} else "probability",
+        output_kind=adapter.explains if explainer.requires - {"predict"} else "probability",
         extras=raw.extras,
+        inputs=[s.name for s in adapter.inputs],
+        input_kinds=adapter.input_kinds,
+        layer_attribution=raw.layer_attribution,
+        neuron=raw.neuron,
+        probabilities=np.asarray(probs, np.float32) if len(probs) <= MAX_KEPT_PROBABILITIES else None,
     )

@@ -107,12 +107,19 @@ def _coerce(info: ParamInfo, raw: Any, method: str) -> Any:
 
 @dataclass
 class RawAttribution:
-    """What an explainer hook returns: a 2-D map at model input resolution."""
+    """What an explainer hook returns: a 2-D map at model input resolution (the
+    first input's), and for a model with several inputs one array per input in
+    ``attributions`` (2-D maps for images, (F,) for vectors). ``layer_attribution``
+    holds per-unit values at ``layer`` ((units,) dense, (C, h, w) conv) for methods
+    that attribute to a layer; ``neuron`` the unit a neuron method explains."""
 
     attribution: np.ndarray  # H x W float32
     raw: np.ndarray | None = None  # H x W x C where the method has one
     extras: dict[str, Any] = field(default_factory=dict)
     layer: str | None = None
+    attributions: list[np.ndarray] | None = None
+    layer_attribution: np.ndarray | None = None
+    neuron: int | None = None
 
 
 class Context:
@@ -189,11 +196,14 @@ class Context:
 class Explainer:
     """Subclass, set the class attributes, implement :meth:`run`, decorate with @register."""
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # the user-facing method name (CLI, results)
+    # the registry key: the name, unless another input kind already uses that name
+    key: ClassVar[str] = ""
     label: ClassVar[str]
     description: ClassVar[str]
     paper: ClassVar[str] = ""
-    modality: ClassVar[str] = "image"
+    input_kind: ClassVar[str] = "image"  # the input kind it explains: image or vector
+    rank: ClassVar[int] = 50  # place in menus (then by module name); lower comes first
     requires: ClassVar[frozenset[str]] = frozenset({Capability.PREDICT})
     Params: ClassVar[type]
     signed: ClassVar[bool] = True
@@ -216,9 +226,18 @@ class Explainer:
     def missing_capabilities(self, adapter: ModelAdapter) -> list[str]:
         return sorted(r for r in self.requires if not adapter.supports(r))
 
+    @property
+    def modality(self) -> str:
+        """'image' or 'tabular' (the page that offers it); see :attr:`input_kind`."""
+        return "image" if self.input_kind == "image" else "tabular"
+
 
 def register(cls: type[Explainer]) -> type[Explainer]:
-    REGISTRY[cls.name] = cls()
+    """Class decorator: add one instance to :data:`REGISTRY` under its key."""
+    key = cls.key or cls.name
+    if key in REGISTRY:
+        raise ValueError(f"two explainers registered as {key!r}")
+    REGISTRY[key] = cls()
     return cls
 
 
