@@ -76,10 +76,9 @@ def _run(args: argparse.Namespace) -> int:
     from model_zoo.tabular import TABULAR_ZOO
 
     from .data import load_table
-    from .service import get_tabular_explainer
     from .models import open_tabular_model
     from .plots import save_bar_png
-    from .service import explain_row
+    from .service import explain_row, get_tabular_explainer
 
     methods = list(dict.fromkeys(args.method))
     for method in methods:
