@@ -138,22 +138,34 @@ def cmd_explain(args) -> int:
     out = make_output_dir(args.out)
     records = []
     stems: dict[str, int] = {}
+    given = _named_inputs(adapter, getattr(args, "input", []) or [])
     for path, image in images:
         stem = path.stem
         stems[stem] = stems.get(stem, 0) + 1
         if stems[stem] > 1:
             stem = f"{stem}_{stems[stem]}"
+        items = _input_items(adapter, image, given)
         for method in args.method:
             exp = explain(
-                adapter, image, method, per_method[method],
+                adapter, items if adapter.multi_input else image, method, per_method[method],
                 target=args.target, layer=args.layer, seed=args.seed, batch_size=args.batch_size,
             )
-            overlay_path = out / f"{stem}__{method}.png"
-            npy_path = out / f"{stem}__{method}.npy"
-            png = render.to_png(render.overlay(image, exp, alpha=args.alpha))
-            overlay_path.write_bytes(png)
-            np.save(npy_path, exp.attribution.astype(np.float32))
+            files = []
+            for i, spec in enumerate(adapter.inputs):
+                suffix = f"__{spec.name}" if i or adapter.multi_input else ""
+                png_path, npy_path = out / f"{stem}__{method}{suffix}.png", out / f"{stem}__{method}{suffix}.npy"
+                picture = items[i] if spec.kind == "image" else None
+                names = spec.names() if spec.kind == "vector" else None
+                png_path.write_bytes(render.to_png(render.draw_input(exp, i, picture, names, alpha=args.alpha)))
+                np.save(npy_path, exp.attributions[i].astype(np.float32))
+                files.append({"input": spec.name, "kind": spec.kind, "overlay": str(png_path), "attribution": str(npy_path)})
+                if i == 0 and suffix:  # the unsuffixed pair always exists: the first input's
+                    for src, dst in ((png_path, out / f"{stem}__{method}.png"), (npy_path, out / f"{stem}__{method}.npy")):
+                        dst.write_bytes(src.read_bytes())
+            overlay_path, npy_path = out / f"{stem}__{method}.png", out / f"{stem}__{method}.npy"
             record = {"image": str(path), **exp.record(), "overlay": str(overlay_path), "attribution": str(npy_path)}
+            if adapter.multi_input:
+                record["input_files"] = files
             records.append(record)
             top = exp.predictions[0]
             print(
@@ -163,6 +175,47 @@ def cmd_explain(args) -> int:
     (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
     print(f"wrote {len(records)} explanation(s) to {out}")
     return 0
+
+
+def _named_inputs(adapter, items: list[str]) -> dict[str, Any]:
+    """--input NAME=FILE pairs -> {input name: RGB image or 1-D feature row}."""
+    import numpy as np
+
+    from .images import load_image
+
+    specs = {s.name: s for s in adapter.inputs}
+    found: dict[str, Any] = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not file:
+            raise InputError(f"--input {item!r} must look like NAME=FILE")
+        if name not in specs:
+            raise InputError(f"--input {name!r}: the model has no such input; inputs: {', '.join(specs)}")
+        path = Path(file)
+        if not path.is_file():
+            raise InputError(f"--input {name}: no such file {file}")
+        if specs[name].kind == "image":
+            found[name] = load_image(path)
+            continue
+        try:
+            row = np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=1)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"--input {name}: cannot read feature values from {path.name} ({exc})") from None
+        found[name] = np.asarray(row, np.float32).reshape(-1)
+    return found
+
+
+def _input_items(adapter, image, given: dict[str, Any]) -> list:
+    """One item per model input: what --input named, else the --image picture."""
+    items = []
+    for spec in adapter.inputs:
+        if spec.name in given:
+            items.append(given[spec.name])
+        elif spec.kind == "image":
+            items.append(image)
+        else:
+            raise InputError(f"input {spec.name!r} takes feature values: give them with --input {spec.name}=FILE (.npy or .csv)")
+    return items
 
 
 def cmd_models(args) -> int:
@@ -246,6 +299,9 @@ def build_parser() -> Parser:
     p.add_argument("--out", required=True)
     p.add_argument("--target", help="class index or label (default: the predicted class)")
     p.add_argument("--layer", help="layer for grad_cam (see `layers`)")
+    p.add_argument("--input", nargs="+", action="extend", default=[], metavar="NAME=FILE",
+                   help="for a model with several inputs: what feeds input NAME (an image file, or a .npy/.csv "
+                        "row of feature values); image inputs not named get the --image picture")
     p.add_argument("--param", nargs="+", action="extend", metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1")

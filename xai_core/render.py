@@ -147,3 +147,51 @@ def to_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", optimize=False)
     return buf.getvalue()
+
+
+# -- one view per model input, chosen by the input's kind ---------------------------
+def input_view(explanation: Explanation, index: int) -> Explanation:
+    """The explanation seen through one model input: ``attribution`` is that input's."""
+    from dataclasses import replace
+
+    return replace(explanation, attribution=explanation.attributions[index], attributions=list(explanation.attributions))
+
+
+def feature_bars(values: np.ndarray, names: list[str], title: str = "", top_k: int = 20) -> np.ndarray:
+    """Signed horizontal bars of per-feature attributions (largest |value| on top,
+    red raises the score, blue lowers it) as an RGB uint8 image."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    values = np.asarray(values, np.float64).reshape(-1)
+    order = np.argsort(-np.abs(values), kind="stable")[:top_k][::-1]
+    fig = Figure(figsize=(6, max(2.0, 0.3 * len(order) + 1.0)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.barh(range(len(order)), values[order], color=["#d62728" if values[i] >= 0 else "#1f77b4" for i in order])
+    ax.set_yticks(range(len(order)), [names[i] if i < len(names) else f"feature {i}" for i in order], fontsize=8)
+    ax.axvline(0, color="#777777", linewidth=0.8)
+    ax.set_xlabel("attribution (red raises the score, blue lowers it)", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def draw_input(explanation: Explanation, index: int, item: np.ndarray | None, names: list[str] | None = None,
+               alpha: float = 0.5) -> np.ndarray:
+    """What one input's attribution looks like, by the input's kind: an overlay on
+    ``item`` (the RGB uint8 picture) for an image, a bar chart for a feature vector."""
+    kind = explanation.input_kinds[index] if index < len(explanation.input_kinds) else "image"
+    view = input_view(explanation, index)
+    if kind == "image":
+        if item is None:
+            raise ValueError("an image input needs its picture to draw the overlay on")
+        return overlay(item, view, alpha=alpha)
+    values = view.attribution
+    return feature_bars(values, names or [f"feature {i}" for i in range(len(values))],
+                        title=f"{explanation.method}: {explanation.inputs[index]} -> {explanation.target_label}")

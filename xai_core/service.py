@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from .adapters.base import ModelAdapter
-from .explainers import Context, get_explainer
+from .explainers import Context, available_for, get_explainer
 from .images import preprocess
-from .types import Explanation, InputError, Prediction, UnsupportedError
+from .types import Explanation, ImageSpec, InputError, Prediction, UnsupportedError, VectorSpec
 
 ProgressCallback = Callable[[float, str], None]
 MAX_KEPT_PROBABILITIES = 100  # results keep every class probability up to this many classes
@@ -27,9 +27,40 @@ def top_predictions(adapter: ModelAdapter, probs: np.ndarray, k: int = 5) -> lis
     return [Prediction(int(i), adapter.label(int(i)), float(probs[i])) for i in order]
 
 
-def predict_image(adapter: ModelAdapter, image: np.ndarray, k: int = 5) -> list[Prediction]:
-    """RGB uint8 image -> top-k predictions."""
-    probs = adapter.predict(preprocess(image, adapter.spec)[None])[0]
+def prepare_inputs(adapter: ModelAdapter, given) -> list[np.ndarray]:
+    """What the user gives -> one canonical item per model input (no batch dimension).
+
+    ``given`` is one RGB uint8 image (it feeds every image input of the model, the
+    same picture at each input's own size), or a list with one item per input: an
+    image for an image input, a 1-D row of feature values for a vector input.
+    """
+    specs = adapter.inputs
+    if isinstance(given, (list, tuple)):
+        if len(given) != len(specs):
+            raise InputError(f"{adapter.name} takes {len(specs)} inputs "
+                             f"({', '.join(s.name for s in specs)}); {len(given)} were given")
+        items = list(given)
+    else:
+        vectors = [s.name for s in specs if isinstance(s, VectorSpec)]
+        if vectors and any(isinstance(s, ImageSpec) for s in specs):
+            raise InputError(f"{adapter.name} also takes feature rows ({', '.join(vectors)}); give one item per input")
+        items = [given] * len(specs)
+    out = []
+    for spec, item in zip(specs, items, strict=True):
+        if isinstance(spec, ImageSpec):
+            out.append(preprocess(np.asarray(item), spec))
+            continue
+        row = np.asarray(item, np.float32).reshape(-1)
+        if spec.size is not None and len(row) != spec.size:
+            raise InputError(f"input {spec.name!r} takes {spec.size} feature values; {len(row)} were given")
+        out.append(row)
+    return out
+
+
+def predict_image(adapter: ModelAdapter, image, k: int = 5) -> list[Prediction]:
+    """RGB uint8 image (or one item per input, see :func:`prepare_inputs`) -> top-k predictions."""
+    items = prepare_inputs(adapter, image)
+    probs = adapter.predict(adapter.join([x[None] for x in items]))[0]
     return top_predictions(adapter, probs, k)
 
 
@@ -107,28 +138,34 @@ def explain(
     """
     explainer = get_explainer(method)
     check_method(adapter, method)
+    if adapter.multi_input and not explainer.several_inputs:
+        serving = ", ".join(e.name for e in available_for(adapter) if e.several_inputs)
+        raise UnsupportedError(f"{method} explains models with one input; {adapter.name} has "
+                               f"{len(adapter.inputs)} ({', '.join(s.name for s in adapter.inputs)}): use {serving}")
     parsed = explainer.params(params)
     if layer not in (None, "") and not explainer.uses_layer:
         raise InputError(f"{method} does not use a layer; drop --layer (it is for methods that work at a layer, such as grad_cam)")
-    x = preprocess(image, adapter.spec)
+    items = prepare_inputs(adapter, image)
+    x = items[0]
     start = time.perf_counter()
     ctx = Context(
         adapter, x, None, seed, int(batch_size or adapter.default_batch_size),
-        progress=progress, layer=layer, original_image=image,
+        progress=progress, layer=layer, original_image=image if isinstance(image, np.ndarray) else None,
+        inputs=items,
     )
     if not (explainer.single_pass and (target is None or target == "")):
-        ctx.probs = adapter.predict(x[None])[0]
+        ctx.probs = adapter.predict(ctx.one())[0]
         ctx.model_evals += 1
         ctx.target = resolve_target(adapter, target, ctx.probs)
     raw = explainer.run(ctx, parsed)
     elapsed = time.perf_counter() - start
     index, probs = ctx.target, ctx.probs
-    attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    attributions = [_finite(a) for a in (raw.attributions or [raw.attribution])]
     return Explanation(
         method=method,
         target=index,
         target_label=adapter.label(index),
-        attribution=attribution,
+        attribution=attributions[0],
         predictions=top_predictions(adapter, probs, top_k),
         params=asdict(parsed),
         seed=seed,
@@ -139,9 +176,14 @@ def explain(
         layer=raw.layer,
         output_kind=adapter.explains if explainer.requires - {"predict"} else "probability",
         extras=raw.extras,
+        attributions=attributions,
         inputs=[s.name for s in adapter.inputs],
         input_kinds=adapter.input_kinds,
         layer_attribution=raw.layer_attribution,
         neuron=raw.neuron,
         probabilities=np.asarray(probs, np.float32) if len(probs) <= MAX_KEPT_PROBABILITIES else None,
     )
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(np.asarray(a, np.float32), nan=0.0, posinf=0.0, neginf=0.0)

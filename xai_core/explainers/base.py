@@ -123,8 +123,10 @@ class RawAttribution:
 
 
 class Context:
-    """Everything an explainer gets: the model, one preprocessed image, the target,
-    a seeded RNG, the batch size, and counters/progress for model evaluations."""
+    """Everything an explainer gets: the model, the preprocessed input (``image``:
+    the first input's item; ``inputs``: one item per model input, without the batch
+    dimension), the target, a seeded RNG, the batch size, and counters/progress for
+    model evaluations."""
 
     def __init__(
         self,
@@ -137,9 +139,12 @@ class Context:
         layer: str | None = None,
         original_image: np.ndarray | None = None,
         probs: np.ndarray | None = None,
+        inputs: list[np.ndarray] | None = None,
     ) -> None:
         self.adapter = adapter
         self.image = image  # H x W x C float32 in [0, 1]
+        self.inputs = inputs if inputs is not None else [image]
+        self.kinds = [s.kind for s in adapter.inputs] if inputs is not None else ["image"]
         # None until the first gradient pass picks the predicted class (single-pass methods)
         self.target = target
         self.probs = probs  # the image's class probabilities, once known
@@ -168,16 +173,26 @@ class Context:
             return grads, scores
         return self.adapter.input_gradients(batch, self.target, self.batch_size)
 
+    def one(self):
+        """The input as a batch of one, in the adapter's canonical form."""
+        return self.adapter.join([x[None] for x in self.inputs])
+
+    def gradient_parts(self, parts: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """:meth:`gradients` on a batch given as one array per input -> (one gradient
+        array per input, scores)."""
+        grads, scores = self.gradients(self.adapter.join(parts) if len(parts) > 1 else parts[0])
+        return as_parts(grads), scores
+
     def layer_gradients(self, layer: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(activations, gradients, scores) of the image at ``layer``."""
         self.model_evals += 1
         if self.target is None:
             acts, grads, scores, probs = self.adapter.layer_activations_and_gradients(
-                self.image[None], None, layer, return_probs=True
+                self.one(), None, layer, return_probs=True
             )
             self._settle(probs[0])
             return acts, grads, scores
-        return self.adapter.layer_activations_and_gradients(self.image[None], self.target, layer)
+        return self.adapter.layer_activations_and_gradients(self.one(), self.target, layer)
 
     def _settle(self, probs: np.ndarray) -> None:
         self.probs = probs
@@ -210,6 +225,9 @@ class Explainer:
     uses_layer: ClassVar[bool] = False
     stochastic: ClassVar[bool] = False
     slow: ClassVar[bool] = False
+    # True when run() handles models with several inputs (ctx.inputs), returning one
+    # attribution per input
+    several_inputs: ClassVar[bool] = False
     # True when one gradient pass of the image itself gives both the predicted class
     # and the attribution, so the service skips its separate prediction pass.
     single_pass: ClassVar[bool] = False
@@ -239,6 +257,27 @@ def register(cls: type[Explainer]) -> type[Explainer]:
         raise ValueError(f"two explainers registered as {key!r}")
     REGISTRY[key] = cls()
     return cls
+
+
+def as_parts(batch) -> list[np.ndarray]:
+    """An adapter batch (an array, or a list for several inputs) -> a list of arrays."""
+    return list(batch) if isinstance(batch, (list, tuple)) else [batch]
+
+
+def shown(raw: np.ndarray, kind: str, magnitude: bool = False) -> np.ndarray:
+    """One input's raw attribution -> what is drawn: an image's H x W x C becomes an
+    H x W map (signed channel sum, or max |.| over channels when ``magnitude``); a
+    vector's values stay one per feature (|.| when ``magnitude``)."""
+    if kind == "image":
+        return channel_max_abs(raw) if magnitude else channel_sum(raw)
+    return (np.abs(raw) if magnitude else raw).astype(np.float32)
+
+
+def per_input(raws: list[np.ndarray], kinds: list[str], magnitude: bool = False, **kwargs: Any) -> RawAttribution:
+    """A RawAttribution holding one shown attribution per input (the first also as
+    ``attribution``, its raw array as ``raw``)."""
+    maps = [shown(r, k, magnitude) for r, k in zip(raws, kinds, strict=True)]
+    return RawAttribution(maps[0], raw=raws[0] if kinds[0] == "image" else None, attributions=maps, **kwargs)
 
 
 def channel_sum(raw: np.ndarray) -> np.ndarray:

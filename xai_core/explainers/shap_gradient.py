@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..types import Capability
-from .base import Context, Explainer, RawAttribution, channel_sum, fill_image, param, register
+from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
 
 
 @dataclass(frozen=True)
@@ -58,29 +58,41 @@ class ShapGradient(Explainer):
     Params = ShapGradientParams
     stochastic = True
     slow = True
+    several_inputs = True
 
     def run(self, ctx: Context, params: ShapGradientParams) -> RawAttribution:
-        x = ctx.image
-        bg = background_set(x, params.background, params.background_size, ctx.rng)
-        total = np.zeros_like(x, dtype=np.float64)
-        total_sq = np.zeros_like(x, dtype=np.float64)
+        xs = ctx.inputs
+        # an image's references follow params.background; a feature vector's are zeros
+        bgs = [background_set(x, params.background, params.background_size, ctx.rng) if k == "image"
+               else np.zeros((params.background_size, *x.shape), np.float32)
+               for x, k in zip(xs, ctx.kinds, strict=True)]
+        totals = [np.zeros_like(x, dtype=np.float64) for x in xs]
+        totals_sq = [np.zeros_like(x, dtype=np.float64) for x in xs]
         for start, stop in ctx.chunks(params.samples):
             n = stop - start
-            picks = ctx.rng.integers(0, len(bg), size=n)
-            t = ctx.rng.uniform(0, 1, size=(n, 1, 1, 1)).astype(np.float32)
-            xs = np.repeat(x[None], n, axis=0)
-            if params.local_smoothing > 0:
-                xs = xs + ctx.rng.normal(0, params.local_smoothing, size=xs.shape).astype(np.float32)
-            delta = xs - bg[picks]
-            grads, _ = ctx.gradients(bg[picks] + t * delta)
-            sample = grads.astype(np.float64) * delta
-            total += sample.sum(0)
-            total_sq += (sample**2).sum(0)
+            picks = ctx.rng.integers(0, params.background_size, size=n)
+            t = ctx.rng.uniform(0, 1, size=n).astype(np.float32)
+            deltas, path = [], []
+            for x, bg in zip(xs, bgs, strict=True):
+                reps = np.repeat(x[None], n, axis=0)
+                if params.local_smoothing > 0:
+                    reps = reps + ctx.rng.normal(0, params.local_smoothing, size=reps.shape).astype(np.float32)
+                delta = reps - bg[picks]
+                deltas.append(delta)
+                path.append(bg[picks] + t.reshape(-1, *[1] * x.ndim) * delta)
+            grads, _ = ctx.gradient_parts(path)
+            for total, total_sq, g, delta in zip(totals, totals_sq, grads, deltas, strict=True):
+                sample = g.astype(np.float64) * delta
+                total += sample.sum(0)
+                total_sq += (sample**2).sum(0)
             ctx.progress(stop / params.samples, f"{stop}/{params.samples} samples")
-        mean = total / params.samples
-        var = np.maximum(total_sq / params.samples - mean**2, 0) / params.samples
-        raw = mean.astype(np.float32)
-        return RawAttribution(
-            channel_sum(raw), raw=raw,
-            extras={"variance": var.sum(-1).astype(np.float32), "background_size": len(bg)},
+        means = [total / params.samples for total in totals]
+        # the variance of the mean (per-sample variance / samples), summed over channels
+        variances = [np.maximum(sq / params.samples - m**2, 0) / params.samples for sq, m in zip(totals_sq, means, strict=True)]
+        raws = [m.astype(np.float32) for m in means]
+        shown_var = [v.sum(-1) if k == "image" else v for v, k in zip(variances, ctx.kinds, strict=True)]
+        return per_input(
+            raws, ctx.kinds,
+            extras={"variance": shown_var[0].astype(np.float32), "background_size": params.background_size,
+                    "variances": [v.astype(np.float32) for v in shown_var]},
         )
