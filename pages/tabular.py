@@ -19,6 +19,7 @@ if str(ROOT) not in sys.path:
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
+    default_label_column,
     explain_row,
     explain_rows,
     load_table,
@@ -79,12 +80,12 @@ def _choose_table(entry):
     sample = entry.csv_path if entry is not None else TABULAR_ZOO[DEFAULT_TABULAR_MODEL].csv_path
     source = st.radio("Data", [f"Sample CSV ({sample.name})", "Upload a CSV"], horizontal=True, key="tab_data_source")
     if source.startswith("Sample"):
-        return sample.read_bytes(), sample.name, (entry or TABULAR_ZOO[DEFAULT_TABULAR_MODEL]).label_column
+        return sample.read_bytes(), sample.name
     upload = st.file_uploader("CSV file with a header line", type=["csv", "txt"], key="tab_csv_upload")
     if upload is None:
         st.info("Upload a CSV, or use the sample.")
         st.stop()
-    return upload.getvalue(), upload.name, None
+    return upload.getvalue(), upload.name
 
 
 def _render_row(expl) -> None:
@@ -124,20 +125,29 @@ st.title("Tabular rows")
 st.caption("Which features moved the model's output for a row: LIME, Kernel SHAP, Integrated Gradients.")
 try:
     model, entry = _choose_model()
-    csv_bytes, csv_name, default_label = _choose_table(entry)
+    csv_bytes, csv_name = _choose_table(entry)
     columns = read_columns(csv_bytes, csv_name)
-    # keyed by the header, so that a new CSV starts from its own defaults
-    header_key = hashlib.sha256("\x1f".join(columns).encode()).hexdigest()[:12]
+    # keyed by the header and the model, so that a new CSV or model starts from its own defaults
+    header_key = hashlib.sha256("\x1f".join([model.name, *(model.feature_names or ()), "", *columns]).encode()
+                                ).hexdigest()[:12]
+    default_label = default_label_column(columns, model_label=model.label_column,
+                                         model_features=model.feature_names)
     label_options = [NO_LABEL, *columns]
     label_choice = st.selectbox("Label column (not fed to the model)", label_options,
                                 key=f"tab_label_column_{header_key}",
                                 index=label_options.index(default_label) if default_label in columns else 0)
     label_column = None if label_choice == NO_LABEL else label_choice
-    features = st.multiselect("Feature columns, in model input order", [c for c in columns if c != label_column],
-                              default=[c for c in columns if c != label_column],
-                              key=f"tab_features_{header_key}_{label_choice}")
+    if model.feature_names is None:
+        features = st.multiselect("Feature columns, in model input order",
+                                  [c for c in columns if c != label_column],
+                                  default=[c for c in columns if c != label_column],
+                                  key=f"tab_features_{header_key}_{label_choice}")
+    else:
+        features = None
+        st.caption(f"Columns are matched by name to the model's {len(model.feature_names)} features, "
+                   "so their order in the file does not matter.")
     data = load_table(csv_bytes, label_column=label_column, feature_columns=features,
-                      n_features=model.n_features, name=csv_name)
+                      n_features=model.n_features, model_features=model.feature_names, name=csv_name)
     st.caption(f"{model.name}: {model.framework}, {data.n_features} features -> {', '.join(model.output_names)} "
                f"({model.output_kind}); {data.n_rows} rows in {csv_name}")
     method = st.selectbox("Explainer", [e.name for e in tabular_methods_for(model)],
