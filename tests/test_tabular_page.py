@@ -149,3 +149,27 @@ def test_uploaded_onnx_model_explains_a_row_with_lime(app):
     assert len(at.get("plotly_chart")) == 1  # LIME: bars, no waterfall (no base value)
     assert any("no waterfall" in c.value for c in at.caption)
     assert at.dataframe[1].value["feature"].nunique() == 30
+
+
+def test_a_result_is_shown_only_with_the_model_and_row_it_was_computed_from(app):
+    at = app
+    at.selectbox(key="tab_method").set_value("integrated_gradients")
+    at.run()
+    at.button(key="tab_explain_row").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2
+
+    def hidden():
+        return [c.value for c in at.caption if "The last result is hidden" in c.value]
+
+    at.selectbox(key="tab_zoo_model").set_value("breast_cancer_sklearn")
+    at.run()
+    assert not at.exception and not at.error
+    assert not at.get("plotly_chart") and hidden()  # the MLP's IG result is not shown under the ONNX model
+    at.selectbox(key="tab_zoo_model").set_value("breast_cancer_mlp")
+    at.run()
+    assert len(at.get("plotly_chart")) == 2 and not hidden()  # back to its inputs: shown again
+    at.number_input(key="tab_row").set_value(5)
+    at.run()
+    assert not at.get("plotly_chart") and hidden()
