@@ -94,6 +94,6 @@ def show_stopped(key: str) -> bool:
         return False
     what, elapsed = stopped
     after = f" after {format_seconds(elapsed)}" if elapsed is not None else ""
-    st.info(f"Stopped ({what}{after}). Your settings and any earlier results are kept; press the button again "
+    st.info(f"Stopped{after} ({what}). Your settings and any earlier results are kept; press the button again "
             "to start over.")
     return True
