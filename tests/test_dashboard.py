@@ -389,7 +389,7 @@ def test_a_method_that_cannot_run_is_an_error_not_a_traceback(monkeypatch, failu
     msgs = errors(at)
     assert len(msgs) == 1 and shown in msgs[0] and "Traceback" not in msgs[0], msgs
     assert "Overlay: Saliency (gradients)" in captions(at)  # the earlier result is still there
-    assert "The previous result is still shown below." in [i.value for i in at.info]
+    assert "The previous result of this model and image is still shown below." in [i.value for i in at.info]
 
 
 def test_reproduce_record_holds_the_command(photo):
