@@ -89,7 +89,7 @@ def fit_labels(labels: list[str] | None, n: int, output_kind: str = "probability
         return ["score"] if output_kind == "score" else [f"class {i}" for i in range(n)]
     labels = [str(v) for v in labels]
     if len(labels) != n:
-        raise InputError(f"{len(labels)} labels but the model outputs {n} classes; give one label per output")
+        raise InputError(f"{len(labels)} labels but the model outputs {n} classes; give one label for each of its {n} outputs")
     return labels
 
 
@@ -129,6 +129,7 @@ class ModelAdapter(ABC):
     kind: str = ""
     default_batch_size: int = 16
     max_batch: int | None = None  # set for exported graphs with a fixed batch size
+    label_column: str | None = None  # the label column of the tables it was trained on, when known
 
     @property
     @abstractmethod
@@ -284,6 +285,12 @@ class ModelAdapter(ABC):
         """Width of a one-vector model's input (None when the model does not say)."""
         spec = self.inputs[0]
         return spec.size if isinstance(spec, VectorSpec) else None
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        """A one-vector model's input columns by name, in order, when known."""
+        spec = self.inputs[0]
+        return list(spec.feature_names) if isinstance(spec, VectorSpec) and spec.feature_names else None
 
     @property
     def num_outputs(self) -> int:

@@ -11,19 +11,22 @@ Formats (untrusted files load without running their code):
 
 A JSON sidecar next to the file (``model.pt`` -> ``model.json``) may give
 ``labels`` (output names), ``arch``/``architecture``, ``output`` (probability,
-logit, sigmoid or score) and ``feature_names``.
+logit, sigmoid or score), ``feature_names`` (input columns in order: tables are then matched
+to the model by column name) and ``label_column``.
 """
 
 from __future__ import annotations
 
 import pickle
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..adapters.base import ModelAdapter
 from ..loading import check_model_file
 from ..types import InputError, ModelLoadError, VectorSpec
+from .data import feature_names_from_sidecar
 
 
 def infer_tabular_framework(path: Path) -> str:
@@ -70,29 +73,34 @@ def open_tabular_model(
     output_kind = output_kind or sidecar.get("output")
     arch = arch or sidecar.get("arch") or sidecar.get("architecture")
     framework = framework or infer_tabular_framework(path)
-    names = sidecar.get("feature_names")
-    spec = VectorSpec(feature_names=None if names is None else tuple(str(n) for n in names))
+    spec = VectorSpec()
     if framework == "torch":
         from ..adapters.torch import TorchAdapter
 
         module, kind = _load_torch(path, name, arch, trust_pickle)
-        return TorchAdapter(module, spec, labels, name=name, kind=kind, device="cpu",
-                            batch_size=4096, output_kind=output_kind)
-    if framework == "keras":
+        model: ModelAdapter = TorchAdapter(module, spec, labels, name=name, kind=kind, device="cpu",
+                                           batch_size=4096, output_kind=output_kind)
+    elif framework == "keras":
         from ..adapters.keras import KerasAdapter
         from ..loading_keras import load_keras_file
 
-        model, kind = load_keras_file(path, trust_code=trust_pickle)
-        return KerasAdapter(model, spec, labels, name=name, kind=kind, device="cpu",
-                            batch_size=4096, output_kind=output_kind)
-    if framework == "onnx":
+        loaded, kind = load_keras_file(path, trust_code=trust_pickle)
+        model = KerasAdapter(loaded, spec, labels, name=name, kind=kind, device="cpu",
+                             batch_size=4096, output_kind=output_kind)
+    elif framework == "onnx":
         from ..adapters.onnx import OnnxAdapter, onnx_class_labels
         from ..loading_onnx import describe_inputs, load_onnx_file
 
         session, _ = load_onnx_file(path)
-        return OnnxAdapter(session, describe_inputs(session, name), spec, labels, name=name, batch_size=4096,
-                           output_kind=output_kind, class_labels=onnx_class_labels(path.read_bytes()))
-    raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
+        model = OnnxAdapter(session, describe_inputs(session, name), spec, labels, name=name, batch_size=4096,
+                            output_kind=output_kind, class_labels=onnx_class_labels(path.read_bytes()))
+    else:
+        raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
+    names = feature_names_from_sidecar(sidecar, model.n_features, name)
+    if names is not None:
+        model.inputs = (replace(model.inputs[0], feature_names=tuple(names)),)
+    model.label_column = sidecar.get("label_column") if isinstance(sidecar.get("label_column"), str) else None
+    return model
 
 
 def open_uploaded_model(
