@@ -132,38 +132,10 @@ def test_cli_writes_one_file_per_input(tmp_path, picture):
     assert record["inputs"] == ["small", "large"] and [f["input"] for f in record["input_files"]] == ["small", "large"]
 
 
-class SigmoidNet(nn.Module):
-    """p = sigmoid(2 x_0 - x_1): one output, a binary classifier."""
+def test_vector_input_is_drawn_as_bars(image_and_vector, picture):
+    from xai_core import render
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(3, 1)
-        with torch.no_grad():
-            self.fc.weight.copy_(torch.tensor([[2.0, -1.0, 0.0]]))
-            self.fc.bias.zero_()
-
-    def forward(self, x):
-        return torch.sigmoid(self.fc(x))
-
-
-def test_sigmoid_output_is_two_classes():
-    adapter = TorchAdapter(SigmoidNet(), VectorSpec(3), name="sigmoid", device="cpu")
-    assert adapter.output_kind == "sigmoid" and adapter.num_classes == 2 and adapter.explains == "probability"
-    x = np.array([[1.0, 0.5, 3.0]], np.float32)
-    p = 1 / (1 + np.exp(-1.5))
-    np.testing.assert_allclose(adapter.predict(x), [[1 - p, p]], atol=1e-6)
-    g1, s1 = adapter.gradients(x, 1)
-    g0, s0 = adapter.gradients(x, 0)
-    np.testing.assert_allclose(s1 + s0, 1.0, atol=1e-6)
-    np.testing.assert_allclose(g0, -g1, atol=1e-7)
-    np.testing.assert_allclose(g1[0], p * (1 - p) * np.array([2.0, -1.0, 0.0]), atol=1e-6)
-
-
-def test_raw_single_output_is_a_score():
-    net = nn.Linear(3, 1)
-    with torch.no_grad():
-        net.weight.fill_(3.0)
-        net.bias.fill_(5.0)
-    adapter = TorchAdapter(net, VectorSpec(3), name="score", device="cpu")
-    assert adapter.output_kind == "score" and adapter.labels == ["score"] and adapter.num_classes == 1
-    np.testing.assert_allclose(adapter.predict(np.ones((1, 3), np.float32)), [[14.0]], atol=1e-5)
+    result = explain(image_and_vector, [picture, np.ones(3, np.float32)], "saliency", target=2)
+    bars = render.draw_input(result, 1, None, list(EXTRA.feature_names))
+    assert bars.ndim == 3 and bars.shape[2] == 3 and bars.dtype == np.uint8
+    assert render.draw_input(result, 0, picture).shape == picture.shape

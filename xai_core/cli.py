@@ -149,6 +149,7 @@ def cmd_explain(args) -> int:
             exp = explain(
                 adapter, items if adapter.multi_input else image, method, per_method[method],
                 target=args.target, layer=args.layer, seed=args.seed, batch_size=args.batch_size,
+                output=getattr(args, "explains", None),
             )
             files = []
             for i, spec in enumerate(adapter.inputs):
@@ -299,6 +300,9 @@ def build_parser() -> Parser:
     p.add_argument("--out", required=True)
     p.add_argument("--target", help="class index or label (default: the predicted class)")
     p.add_argument("--layer", help="layer for grad_cam (see `layers`)")
+    p.add_argument("--explains", choices=("logit", "probability"),
+                   help="for a model ending in a softmax: explain the logit (the softmax stripped) or the "
+                        "probability (default: the model's own output)")
     p.add_argument("--input", nargs="+", action="extend", default=[], metavar="NAME=FILE",
                    help="for a model with several inputs: what feeds input NAME (an image file, or a .npy/.csv "
                         "row of feature values); image inputs not named get the --image picture")

@@ -130,12 +130,23 @@ def explain(
     batch_size: int | None = None,
     progress: ProgressCallback | None = None,
     top_k: int = 5,
+    output: str | None = None,
 ) -> Explanation:
-    """Explain ``image`` (RGB uint8 H x W x 3, any size) with ``method``.
+    """Explain ``image`` (RGB uint8 H x W x 3, any size; or one item per model input,
+    see :func:`prepare_inputs`) with ``method``.
 
-    The attribution in the result is at model input resolution; render it onto
-    the original image with :func:`xai_core.render.overlay`.
+    ``output`` chooses what gradient methods explain for a model that ends in a
+    softmax: 'logit' (the softmax stripped) or 'probability' (default: as the
+    model is). The attribution in the result is at model input resolution; render
+    it onto the original image with :func:`xai_core.render.overlay`.
     """
+    with adapter.explaining(output):
+        return _explain(adapter, image, method, params, target=target, layer=layer, seed=seed,
+                        batch_size=batch_size, progress=progress, top_k=top_k)
+
+
+def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] | None, *, target, layer,
+             seed: int, batch_size: int | None, progress: ProgressCallback | None, top_k: int) -> Explanation:
     explainer = get_explainer(method)
     check_method(adapter, method)
     if adapter.multi_input and not explainer.several_inputs:

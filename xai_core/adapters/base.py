@@ -20,6 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -204,6 +205,37 @@ class ModelAdapter(ABC):
         """What gradients are taken of: 'logit', 'probability' or 'score' (a sigmoid
         model's class probability p or 1 - p)."""
         return {"sigmoid": "probability"}.get(self._output_kind, self._output_kind)
+
+    EXPLAINED_OUTPUTS = ("logit", "probability")
+
+    @contextmanager
+    def explaining(self, what: str | None) -> Iterator[None]:
+        """Within this block the model is explained as ``what``: 'logit' strips a
+        final softmax (as tf-keras-vis does), so gradient methods see the logits;
+        'probability' or None keep the model as it is. Predictions stay
+        probabilities either way. Holds the adapter's lock throughout."""
+        if what in (None, "") or what == self.explains:
+            yield
+            return
+        if what not in self.EXPLAINED_OUTPUTS:
+            raise InputError(f"explain the {what!r}? choose logit or probability")
+        if what == "probability":
+            raise InputError(f"{self.name} outputs {self.explains}s, not probabilities; explain its {self.explains}")
+        if self._output_kind != "probability":
+            raise InputError(f"{self.name} outputs {self.explains}s; there is no final softmax to strip")
+        with self._lock, self._without_final_softmax():
+            saved = self._output_kind
+            self._output_kind = "logit"
+            try:
+                yield
+            finally:
+                self._output_kind = saved
+
+    @contextmanager
+    def _without_final_softmax(self) -> Iterator[None]:
+        """The framework's way to run the model without its final softmax."""
+        raise UnsupportedError(f"{self.name}: {self.framework} models cannot have their final softmax stripped")
+        yield  # pragma: no cover
 
     def _settle_outputs(self, raw: np.ndarray, labels: list[str] | None, output_kind: str | None) -> None:
         """Number of classes, output kind and labels from the raw probe outputs."""

@@ -142,6 +142,7 @@ class KerasAdapter(ModelAdapter):
             for i, s in enumerate(self.inputs) if isinstance(s, ImageSpec)
         }
         self._paths: dict[str, object] | None = None
+        self._eager = False
         self._graph_forward = tf.function(self._forward, reduce_retracing=True)
         with self._lock:
             probe = self._call(self._tensors(self.probe_batch())).numpy()
@@ -205,7 +206,33 @@ class KerasAdapter(ModelAdapter):
             out = out[:, None]
         return out
 
+    @contextmanager
+    def _without_final_softmax(self):
+        """The last layer's softmax activation is swapped for a linear one (a Softmax
+        layer passes its input through) while the model runs eagerly."""
+        layer = self.model.layers[-1] if self.kind == "model" and self.model.layers else None
+        while isinstance(layer, keras.Model) and layer.layers:
+            layer = layer.layers[-1]
+        activation = getattr(layer, "activation", None)
+        if activation is not None and getattr(activation, "__name__", "") == "softmax":
+            layer.activation = keras.activations.linear
+            restore = lambda: setattr(layer, "activation", activation)  # noqa: E731
+        elif isinstance(layer, keras.layers.Softmax):
+            layer.call = lambda inputs, *args, **kwargs: inputs
+            restore = lambda: delattr(layer, "call")  # noqa: E731
+        else:
+            raise UnsupportedError(
+                f"{self.name} does not end in a softmax layer or activation; explain the probability"
+            )
+        self._eager = True  # the traced graph holds the softmax
+        try:
+            yield
+        finally:
+            restore()
+            self._eager = False
+
     def _call(self, xs01: list, graph: bool = True):
+        graph = graph and not self._eager
         try:
             out = self._graph_forward(xs01) if graph else self._forward(xs01)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -138,6 +139,34 @@ class TorchAdapter(ModelAdapter):
                     self.max_batch = 1
             outs = [self._forward(self._tensors([p[i : i + 1] for p in probe])) for i in range(2)]
         return torch.cat(outs).cpu().numpy()
+
+    @contextmanager
+    def _without_final_softmax(self):
+        """A forward hook makes the last nn.Softmax (when it gives the model's output)
+        pass its input through: the model then outputs logits."""
+        softmax = self._final_softmax()
+        handle = softmax.register_forward_hook(lambda _m, inputs, _out: inputs[0])
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def _final_softmax(self) -> nn.Module:
+        found = [m for m in self.model.modules() if isinstance(m, nn.Softmax)] if self.kind != "torchscript" else []
+        if found:
+            captured: list[torch.Tensor] = []
+            handle = found[-1].register_forward_hook(lambda _m, _i, out: captured.append(out))
+            try:
+                with torch.inference_mode():
+                    out = self._forward(self._tensors([p[:1] for p in self.probe_batch()]))
+            finally:
+                handle.remove()
+            if captured and captured[-1].shape == out.shape and torch.allclose(captured[-1].float(), out):
+                return found[-1]
+        raise UnsupportedError(
+            f"{self.name} does not end in an nn.Softmax layer (a functional softmax cannot be stripped); "
+            "explain the probability, or save the model with nn.Softmax as its last module"
+        )
 
     # -- primitives ------------------------------------------------------------------
     def _run(self, parts: list[np.ndarray]) -> np.ndarray:

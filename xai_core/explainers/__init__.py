@@ -41,9 +41,12 @@ def methods_for_kind(input_kind: str) -> list[Explainer]:
 
 def available_for(adapter: ModelAdapter, modality: str = "image") -> list[Explainer]:
     """Explainers for inputs of one kind ('image'; 'vector' or 'tabular' for rows)
-    whose required capabilities the model has."""
+    whose required capabilities the model has (for a model with several inputs,
+    those that give one attribution per input)."""
     kind = "vector" if modality == "tabular" else modality
-    return [e for e in methods_for_kind(kind) if not e.missing_capabilities(adapter)]
+    several = kind == "image" and adapter.multi_input
+    return [e for e in methods_for_kind(kind)
+            if not e.missing_capabilities(adapter) and (e.several_inputs or not several)]
 
 
 __all__ = [
