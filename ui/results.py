@@ -87,6 +87,14 @@ def _stats(item: ResultItem) -> None:
     details += [f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
                 for k, v in extras.items() if not isinstance(v, bool)]
     st.caption(" · ".join(details))
+    variance = e.extras.get("variance")
+    if isinstance(variance, np.ndarray) and variance.ndim == 2:
+        with st.expander("Variance of the estimate"):
+            scale = render.Scale.of(variance, signed=False)
+            st.image(render.to_png(render.heatmap(variance, scale, render.SEQUENTIAL)), width="stretch")
+            st.caption(f"per pixel, summed over channels; max {float(variance.max()):.3g}. It is the variance of "
+                       "the mean over samples (per-sample variance / samples); shap's return_variances reports "
+                       "per-sample variance / sqrt(samples) per channel.")
 
 
 def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes, stacked: bool = False) -> None:

@@ -120,7 +120,7 @@ def cmd_explain(args) -> int:
     import numpy as np
 
     from . import render
-    from .explainers import get_explainer
+    from .explainers import REGISTRY, get_explainer
     from .images import load_image
     from .service import check_method, explain
 
@@ -129,6 +129,11 @@ def cmd_explain(args) -> int:
     per_method = parse_param_args(args.param or [], args.method)
     for method in args.method:
         get_explainer(method).params(per_method[method])  # fail before loading anything
+    if args.layer:
+        unused = [m for m in args.method if not get_explainer(m).uses_layer]
+        if unused:
+            users = ", ".join(name for name, e in REGISTRY.items() if e.uses_layer) or "none"
+            raise InputError(f"--layer is not used by {', '.join(unused)}; methods that take a layer: {users}")
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     images = [(Path(p), load_image(p)) for p in args.image]
@@ -165,6 +170,13 @@ def cmd_explain(args) -> int:
                         dst.write_bytes(src.read_bytes())
             overlay_path, npy_path = out / f"{stem}__{method}.png", out / f"{stem}__{method}.npy"
             record = {"image": str(path), **exp.record(), "overlay": str(overlay_path), "attribution": str(npy_path)}
+            variances = exp.extras.get("variances") or ([exp.extras["variance"]] if "variance" in exp.extras else [])
+            for i, variance in enumerate(variances):
+                if isinstance(variance, np.ndarray):  # shap_gradient: the variance of the estimate
+                    suffix = f"__{adapter.inputs[i].name}" if i else ""
+                    var_path = out / f"{stem}__{method}{suffix}__variance.npy"
+                    np.save(var_path, variance.astype(np.float32))
+                    record.setdefault("variance", str(var_path))
             if adapter.multi_input:
                 record["input_files"] = files
             records.append(record)

@@ -4,8 +4,14 @@
 Each sample draws a background image b and a point t ~ U(0, 1) and evaluates
 ``grad f(b + t (x - b)) * (x - b)``; the mean over samples estimates SHAP values
 with the background as the reference distribution. Written on the adapter's
-gradient primitive so PyTorch and Keras share it; the per-pixel variance of the
-estimate is returned as ``extras['variance']``.
+gradient primitive so PyTorch and Keras share it.
+
+``extras['variance']`` is the variance of the estimate (the mean over samples):
+the per-sample variance divided by the number of samples, summed over channels
+(one H x W map; one value per feature for a vector). shap's
+``GradientExplainer(..., return_variances=True)`` reports ``samples.var(0) /
+sqrt(samples)`` per channel instead: multiply ours (per channel) by
+sqrt(samples) to compare.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Capability
+from ..types import Capability, InputError
 from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
 
 
@@ -31,21 +37,43 @@ class ShapGradientParams:
     )
 
 
-def background_set(image: np.ndarray, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n reference images: blurred at increasing strength, constant, or noise."""
+MAX_BACKGROUND_BYTES = 2 * 1024**3  # distinct reference images held at once
+
+
+def background_references(image: np.ndarray, kind: str, n: int,
+                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n reference images as (distinct images R x H x W x C, index (n,) into them):
+    blurred at increasing strength (sigma = side/32 * 1.6^level, and the image's
+    mean once sigma reaches the image's side, where a blur has nothing left), the
+    constant images, or noise. Each distinct image is computed and held once, so a
+    background of 1000 blurred copies costs a handful of blurs."""
     side = max(image.shape[:2])
-    out = []
+    if kind == "noise":
+        need = n * image.size * 4
+        if need > MAX_BACKGROUND_BYTES:
+            raise InputError(f"a noise background of {n} images of {image.shape[1]}x{image.shape[0]} needs "
+                             f"{need / 2**30:.1f} GB; lower background_size or use a blur background")
+        return np.stack([rng.uniform(0, 1, size=image.shape).astype(np.float32) for _ in range(n)]), np.arange(n)
+    keys = []
     for i in range(n):
-        if kind == "noise":
-            out.append(rng.uniform(0, 1, size=image.shape).astype(np.float32))
-        elif kind in ("black", "gray"):
-            out.append(fill_image(image, kind))
+        if kind in ("black", "gray"):
+            keys.append(kind)
         elif kind == "blur_black" and i % 2 == 1:
-            out.append(fill_image(image, "black"))
+            keys.append("black")
         else:
             step = i // 2 if kind == "blur_black" else i
-            out.append(fill_image(image, "blur", sigma=side / 32 * (1.6**step)))
-    return np.stack(out)
+            sigma = side / 32 * (1.6**step)
+            keys.append("mean" if sigma >= side else sigma)
+    distinct = list(dict.fromkeys(keys))
+    refs = [fill_image(image, "blur", sigma=k) if isinstance(k, float) else fill_image(image, k) for k in distinct]
+    position = {k: j for j, k in enumerate(distinct)}
+    return np.stack(refs), np.array([position[k] for k in keys])
+
+
+def background_set(image: np.ndarray, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The n reference images of :func:`background_references`, N x H x W x C."""
+    refs, index = background_references(image, kind, n, rng)
+    return refs[index]
 
 
 @register
@@ -63,8 +91,8 @@ class ShapGradient(Explainer):
     def run(self, ctx: Context, params: ShapGradientParams) -> RawAttribution:
         xs = ctx.inputs
         # an image's references follow params.background; a feature vector's are zeros
-        bgs = [background_set(x, params.background, params.background_size, ctx.rng) if k == "image"
-               else np.zeros((params.background_size, *x.shape), np.float32)
+        bgs = [background_references(x, params.background, params.background_size, ctx.rng) if k == "image"
+               else (np.zeros((1, *x.shape), np.float32), np.zeros(params.background_size, int))
                for x, k in zip(xs, ctx.kinds, strict=True)]
         totals = [np.zeros_like(x, dtype=np.float64) for x in xs]
         totals_sq = [np.zeros_like(x, dtype=np.float64) for x in xs]
@@ -73,13 +101,14 @@ class ShapGradient(Explainer):
             picks = ctx.rng.integers(0, params.background_size, size=n)
             t = ctx.rng.uniform(0, 1, size=n).astype(np.float32)
             deltas, path = [], []
-            for x, bg in zip(xs, bgs, strict=True):
+            for x, (refs, index) in zip(xs, bgs, strict=True):
                 reps = np.repeat(x[None], n, axis=0)
                 if params.local_smoothing > 0:
                     reps = reps + ctx.rng.normal(0, params.local_smoothing, size=reps.shape).astype(np.float32)
-                delta = reps - bg[picks]
+                chosen = refs[index[picks]]
+                delta = reps - chosen
                 deltas.append(delta)
-                path.append(bg[picks] + t.reshape(-1, *[1] * x.ndim) * delta)
+                path.append(chosen + t.reshape(-1, *[1] * x.ndim) * delta)
             grads, _ = ctx.gradient_parts(path)
             for total, total_sq, g, delta in zip(totals, totals_sq, grads, deltas, strict=True):
                 sample = g.astype(np.float64) * delta
