@@ -7,7 +7,7 @@ seen in the browser is reproducible from a shell.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -145,8 +145,72 @@ def explain(
                         batch_size=batch_size, progress=progress, top_k=top_k)
 
 
+MAX_CLASSES_AT_ONCE = 100
+
+
+def resolve_classes(adapter: ModelAdapter, classes: str | Sequence[int | str], probs: np.ndarray) -> list[int]:
+    """'topK' (the K most probable), 'all' (at most 100 classes), or a list of class
+    indices / names -> class indices, in that order."""
+    n = adapter.num_classes
+    if isinstance(classes, str):
+        text = classes.strip().lower()
+        if text == "all":
+            if n > MAX_CLASSES_AT_ONCE:
+                raise InputError(f"{adapter.name} has {n} classes; explain at most {MAX_CLASSES_AT_ONCE} at once "
+                                 "(use topK or list them)")
+            return list(range(n))
+        if text.startswith("top") and text[3:].isdigit():
+            k = int(text[3:])
+            if not 1 <= k <= min(n, MAX_CLASSES_AT_ONCE):
+                raise InputError(f"{classes}: k must be between 1 and {min(n, MAX_CLASSES_AT_ONCE)}")
+            return [int(i) for i in np.argsort(-probs, kind="stable")[:k]]
+        classes = [c for c in text.split(",") if c.strip()]
+    chosen = [resolve_target(adapter, c, probs) for c in classes]
+    if not chosen:
+        raise InputError("no classes chosen; give topK, all, or class indices or names")
+    return list(dict.fromkeys(chosen))
+
+
+def explain_classes(
+    adapter: ModelAdapter,
+    image,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    classes: str | Sequence[int | str] = "top3",
+    layer: str | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    output: str | None = None,
+) -> list[Explanation]:
+    """One explanation per class (``classes``: see :func:`resolve_classes`), in one run.
+
+    Every class runs with the same seed, so the perturbation methods (occlusion,
+    LIME, SHAP Partition) draw the same perturbed images for each class and each is
+    evaluated once: their model evaluations are shared (each result's
+    ``model_evals`` counts only the evaluations it added). Gradient methods need a
+    backward pass per class.
+    """
+    with adapter.explaining(output):
+        items = prepare_inputs(adapter, image)
+        probs = adapter.predict(adapter.join([x[None] for x in items]))[0]
+        targets = resolve_classes(adapter, classes, probs)
+        memo: dict[bytes, np.ndarray] = {}
+        results = []
+        for i, cls in enumerate(targets):
+            step = None
+            if progress is not None:
+                def step(fraction: float, text: str, _i: int = i) -> None:
+                    progress((_i + fraction) / len(targets), f"class {_i + 1} of {len(targets)}: {text}")
+            results.append(_explain(adapter, image, method, params, target=cls, layer=layer, seed=seed,
+                                    batch_size=batch_size, progress=step, top_k=5, memo=memo))
+        return results
+
+
 def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] | None, *, target, layer,
-             seed: int, batch_size: int | None, progress: ProgressCallback | None, top_k: int) -> Explanation:
+             seed: int, batch_size: int | None, progress: ProgressCallback | None, top_k: int,
+             memo: dict[bytes, np.ndarray] | None = None) -> Explanation:
     explainer = get_explainer(method)
     check_method(adapter, method)
     if adapter.multi_input and not explainer.several_inputs:
@@ -162,7 +226,7 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
     ctx = Context(
         adapter, x, None, seed, int(batch_size or adapter.default_batch_size),
         progress=progress, layer=layer, original_image=image if isinstance(image, np.ndarray) else None,
-        inputs=items,
+        inputs=items, memo=memo,
     )
     if not (explainer.single_pass and (target is None or target == "")):
         ctx.probs = adapter.predict(ctx.one())[0]
