@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backgrounds import load_background_rows
 from .base import param, register
 from .rows import RowAttribution, RowContext, RowExplainer
 
@@ -20,6 +21,9 @@ class KernelShapParams:
                             help="summarise the table with k-means (shap.kmeans) or a seeded random sample")
     l1_reg: str = param("off", choices=("off", "aic", "bic"),
                         help="feature selection before the fit; off keeps every feature")
+    background_file: str = param("", help="your own background rows: a CSV with the feature columns, or an "
+                                          ".npy array (at most 1000 rows, sampled with the seed); "
+                                          "summarised like the table")
 
 
 @register
@@ -37,7 +41,11 @@ class KernelShap(RowExplainer):
     def setup(self, ctx: RowContext, params: KernelShapParams) -> Any:
         import shap
 
-        data = ctx.data.x.astype(np.float64)
+        if params.background_file:
+            data = load_background_rows(params.background_file, list(ctx.data.feature_names), ctx.seed)
+        else:
+            data = ctx.data.x
+        data = data.astype(np.float64)
         k = min(params.background_size, len(data))
         if params.background == "kmeans" and k < len(data):
             background = shap.kmeans(data, k)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backgrounds import load_background
 from ..types import Capability, UnsupportedError
 from .base import Context, Explainer, RawAttribution, channel_sum, param, register
 from .shap_gradient import background_set
@@ -29,6 +30,9 @@ class ShapDeepParams:
         help="reference images: blurred copies of the image and/or constant images",
     )
     background_size: int = param(16, low=1, high=1000, help="images in the background set")
+    background_file: str = param("", help="your own background: a folder or .zip of images, or an .npy array "
+                                          "(at most background_size items, sampled with the seed); "
+                                          "replaces 'background'")
 
 
 @register
@@ -45,7 +49,10 @@ class ShapDeep(Explainer):
         import shap
 
         x = ctx.image
-        bg = background_set(x, params.background, params.background_size, ctx.rng)
+        if params.background_file:
+            bg = load_background(params.background_file, ctx.adapter.spec, params.background_size, ctx.seed)
+        else:
+            bg = background_set(x, params.background, params.background_size, ctx.rng)
         model = ctx.adapter.deep_explainer_model(ctx.target)
         ctx.progress(0.1, "building DeepExplainer")
         # shap swaps TensorFlow's process-wide gradient registry while it runs: hold the

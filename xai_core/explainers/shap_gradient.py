@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backgrounds import load_background
 from ..types import Capability, InputError
 from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
 
@@ -32,6 +33,9 @@ class ShapGradientParams:
         help="reference images: blurred copies of the image and/or constant images",
     )
     background_size: int = param(8, low=1, high=1000, help="images in the background set")
+    background_file: str = param("", help="your own background: a folder or .zip of images, or an .npy array "
+                                          "(at most background_size items, sampled with the seed); "
+                                          "replaces 'background'")
     local_smoothing: float = param(
         0.0, low=0.0, high=1.0, step=0.01, help="std of noise added to the image (shap's local_smoothing)"
     )
@@ -88,17 +92,29 @@ class ShapGradient(Explainer):
     slow = True
     several_inputs = True
 
+    @staticmethod
+    def _references(ctx: Context, params: ShapGradientParams, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Input i's (distinct references, index): the user's background file for an
+        image input when given, else params.background; a feature vector's are zeros."""
+        x, kind = ctx.inputs[i], ctx.kinds[i]
+        if kind != "image":
+            return np.zeros((1, *x.shape), np.float32), np.zeros(params.background_size, int)
+        if params.background_file:
+            spec = ctx.adapter.inputs[i] if len(ctx.kinds) > 1 else ctx.adapter.spec
+            refs = load_background(params.background_file, spec, params.background_size, ctx.seed)
+            return refs, np.arange(len(refs))
+        return background_references(x, params.background, params.background_size, ctx.rng)
+
     def run(self, ctx: Context, params: ShapGradientParams) -> RawAttribution:
         xs = ctx.inputs
         # an image's references follow params.background; a feature vector's are zeros
-        bgs = [background_references(x, params.background, params.background_size, ctx.rng) if k == "image"
-               else (np.zeros((1, *x.shape), np.float32), np.zeros(params.background_size, int))
-               for x, k in zip(xs, ctx.kinds, strict=True)]
+        bgs = [self._references(ctx, params, i) for i in range(len(xs))]
+        n_refs = len(bgs[0][1])
         totals = [np.zeros_like(x, dtype=np.float64) for x in xs]
         totals_sq = [np.zeros_like(x, dtype=np.float64) for x in xs]
         for start, stop in ctx.chunks(params.samples):
             n = stop - start
-            picks = ctx.rng.integers(0, params.background_size, size=n)
+            picks = ctx.rng.integers(0, n_refs, size=n)
             t = ctx.rng.uniform(0, 1, size=n).astype(np.float32)
             deltas, path = [], []
             for x, (refs, index) in zip(xs, bgs, strict=True):
@@ -122,6 +138,6 @@ class ShapGradient(Explainer):
         shown_var = [v.sum(-1) if k == "image" else v for v, k in zip(variances, ctx.kinds, strict=True)]
         return per_input(
             raws, ctx.kinds,
-            extras={"variance": shown_var[0].astype(np.float32), "background_size": params.background_size,
+            extras={"variance": shown_var[0].astype(np.float32), "background_size": n_refs,
                     "variances": [v.astype(np.float32) for v in shown_var]},
         )
