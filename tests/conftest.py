@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 SAMPLES = ROOT / "sample_images"
 
 def torch_image_methods() -> list[str]:
-    """Image explainers a PyTorch module can serve (shap_deep is Keras-only)."""
+    """Image explainers a PyTorch module can serve (shap_deep is checked on its own)."""
     from xai_core.explainers import REGISTRY
     from xai_core.types import Capability
 

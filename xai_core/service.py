@@ -105,7 +105,7 @@ def check_method(adapter: ModelAdapter, method: str) -> None:
         why = {
             "input_gradients": "gradients",
             "layer_gradients": "layer hooks",
-            "deep_explainer": "a Keras model for SHAP DeepExplainer",
+            "deep_explainer": "a Keras model or PyTorch module with one image input for SHAP DeepExplainer",
         }
         needs = " and ".join(why.get(m, m) for m in missing)
         hint = ""

@@ -338,6 +338,15 @@ class KerasAdapter(ModelAdapter):
         out = _TakeColumn(0 if sigmoid else target, flip=sigmoid and target == 0, name="target_score")(out)
         return keras.Model(inputs[0] if len(inputs) == 1 else inputs, out, name=f"{self.model.name}_target{target}")
 
+    def deep_explainer_data(self, batch):
+        """Canonical inputs -> what the DeepExplainer model takes (the same arrays)."""
+        return batch
+
+    def deep_explainer_values(self, values) -> np.ndarray:
+        """shap's values for one output -> canonical N x H x W x C."""
+        arr = np.asarray(values[0] if isinstance(values, list) and len(values) == 1 else values, np.float32)
+        return arr[..., 0] if arr.ndim == 5 else arr
+
     # -- layers ----------------------------------------------------------------------
     def _all_layers(self) -> dict[str, object]:
         """Every layer by path ('outer/inner' inside nested models), in definition order."""

@@ -88,7 +88,36 @@ class TorchAdapter(ModelAdapter):
         caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS}
         if self.kind != "torchscript":
             caps.add(Capability.LAYER_GRADIENTS)
+        if self.kind == "module" and not self.multi_input and isinstance(self.spec, ImageSpec):
+            caps.add(Capability.DEEP_EXPLAINER)
         return frozenset(caps)
+
+    # -- shap's DeepExplainer ----------------------------------------------------------
+    @property
+    def gradient_registry_lock(self):
+        """shap's PyTorch DeepExplainer hooks the model's modules while it runs."""
+        return self._lock
+
+    def deep_explainer_model(self, target: int) -> nn.Module:
+        """An nn.Module from [0, 1] N x C x H x W images to the one explained score
+        (N x 1): normalisation, this model, the target's score, for shap's DeepExplainer."""
+        if Capability.DEEP_EXPLAINER not in self.capabilities:
+            raise UnsupportedError(f"{self.name}: SHAP DeepExplainer needs a PyTorch module with one image input")
+        if not 0 <= target < self._num_classes:
+            raise InputError(f"target class {target} is out of range (0..{self._num_classes - 1})")
+        return _TargetScore(self.model, self._norm[0][0], self._norm[0][1], target,
+                            self._output_kind == "sigmoid").eval()
+
+    def deep_explainer_data(self, batch: np.ndarray) -> torch.Tensor:
+        """Canonical N x H x W x C images -> what the DeepExplainer model takes."""
+        return torch.from_numpy(np.ascontiguousarray(batch, np.float32)).permute(0, 3, 1, 2).contiguous().to(self.device)
+
+    def deep_explainer_values(self, values) -> np.ndarray:
+        """shap's values (N x C x H x W[ x 1]) -> canonical N x H x W x C."""
+        arr = np.asarray(values[0] if isinstance(values, list) else values, np.float32)
+        if arr.ndim == 5:
+            arr = arr[..., 0]
+        return arr.transpose(0, 2, 3, 1)
 
     # -- tensors ---------------------------------------------------------------------
     def _tensors(self, parts: list[np.ndarray]) -> list[torch.Tensor]:
@@ -272,3 +301,21 @@ def _with_vector_size(specs: tuple[InputSpec, ...], model) -> tuple[InputSpec, .
             if p.ndim == 2:
                 return (VectorSpec(int(p.shape[1]), specs[0].feature_names, specs[0].name),)
     return specs
+
+
+class _TargetScore(nn.Module):
+    """[0, 1] images -> (x - mean) / std -> model -> the target's score (N x 1)."""
+
+    def __init__(self, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, target: int, sigmoid: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", mean.detach().clone())
+        self.register_buffer("std", std.detach().clone())
+        self.target = target
+        self.sigmoid = sigmoid
+
+    def forward(self, x):
+        out = self.model((x - self.mean) / self.std)
+        if self.sigmoid:
+            return out[:, :1] if self.target == 1 else 1 - out[:, :1]
+        return out[:, self.target : self.target + 1]

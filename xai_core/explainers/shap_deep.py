@@ -39,7 +39,7 @@ class ShapDeepParams:
 class ShapDeep(Explainer):
     name = "shap_deep"
     label = "SHAP DeepExplainer (DeepLIFT)"
-    description = "SHAP values by DeepLIFT rules against a background set (shap's DeepExplainer; Keras models)."
+    description = "SHAP values by DeepLIFT rules against a background set (shap's DeepExplainer; Keras models and PyTorch modules)."
     paper = "Lundberg & Lee, 2017; Shrikumar et al., 2017, DeepLIFT"
     requires = frozenset({Capability.PREDICT, Capability.DEEP_EXPLAINER})
     Params = ShapDeepParams
@@ -59,8 +59,8 @@ class ShapDeep(Explainer):
         # lock every Keras gradient computation takes
         with ctx.adapter.gradient_registry_lock:
             try:
-                explainer = shap.DeepExplainer(model, bg)
-                values = explainer.shap_values(x[None], check_additivity=True)
+                explainer = shap.DeepExplainer(model, ctx.adapter.deep_explainer_data(bg))
+                values = explainer.shap_values(ctx.adapter.deep_explainer_data(x[None]), check_additivity=True)
             except AssertionError:
                 raise UnsupportedError(
                     f"SHAP DeepExplainer's values for {ctx.adapter.name} fail shap's additivity "
@@ -70,7 +70,7 @@ class ShapDeep(Explainer):
             except Exception as exc:  # noqa: BLE001 - shap's failures on odd layers vary
                 raise UnsupportedError(_failure_message(exc, ctx.adapter.name)) from None
         ctx.model_evals += len(bg) + 1
-        raw = np.asarray(values, np.float32).reshape(x.shape)
+        raw = ctx.adapter.deep_explainer_values(values).reshape(x.shape)
         expected = float(np.ravel(explainer.expected_value)[0])
         ctx.progress(1.0)
         return RawAttribution(
