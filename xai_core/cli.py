@@ -131,9 +131,10 @@ def cmd_explain(args) -> int:
     if getattr(args, "classes", None) and args.target not in (None, ""):
         raise InputError("give --target (one class) or --classes (several), not both")
     if args.layer:
-        unused = [m for m in args.method if not get_explainer(m).uses_layer]
+        takes = {name for name, e in REGISTRY.items() if e.uses_layer or e.accepts_layer}
+        unused = [m for m in args.method if m not in takes]
         if unused:
-            users = ", ".join(name for name, e in REGISTRY.items() if e.uses_layer) or "none"
+            users = ", ".join(sorted(takes)) or "none"
             raise InputError(f"--layer is not used by {', '.join(unused)}; methods that take a layer: {users}")
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
@@ -211,6 +212,10 @@ def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, ada
             var_path = out / f"{base}{suffix}__variance.npy"
             np.save(var_path, variance.astype(np.float32))
             record.setdefault("variance", str(var_path))
+    if exp.layer_attribution is not None:  # per-unit values at the layer (C x h x w, or units)
+        layer_path = out / f"{base}{class_suffix}__layer.npy"
+        np.save(layer_path, exp.layer_attribution.astype(np.float32))
+        record["layer_attribution"] = str(layer_path)
     if adapter.multi_input:
         record["input_files"] = files
     return record

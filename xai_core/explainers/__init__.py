@@ -13,7 +13,7 @@ from ..adapters.base import ModelAdapter
 from ..types import InputError
 from .base import REGISTRY, Context, Explainer, ParamInfo, RawAttribution, param_infos
 
-_TEMPLATES = {"base", "rows"}
+_TEMPLATES = {"at_layer", "base", "rows"}
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module not in _TEMPLATES and not _module.startswith("_"):
         importlib.import_module(f"{__name__}.{_module}")

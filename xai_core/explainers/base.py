@@ -233,6 +233,8 @@ class Explainer:
     Params: ClassVar[type]
     signed: ClassVar[bool] = True
     uses_layer: ClassVar[bool] = False
+    # True when a layer may be given (then the method attributes to that layer's units)
+    accepts_layer: ClassVar[bool] = False
     stochastic: ClassVar[bool] = False
     slow: ClassVar[bool] = False
     # True when run() handles models with several inputs (ctx.inputs), returning one

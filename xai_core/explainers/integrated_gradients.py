@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Capability
+from ..types import Capability, UnsupportedError
+from .at_layer import layer_path_attribution
 from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
 
 
@@ -27,6 +28,8 @@ class IntegratedGradientsParams:
         "gausslegendre", choices=("gausslegendre", "riemann_trapezoid", "riemann_middle"),
         help="quadrature rule for the path integral",
     )
+    at: str = param("output", choices=("output", "input"),
+                    help="with a layer: attribute to the layer's output or to its input")
 
 
 def quadrature(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +54,9 @@ def make_baseline(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.
 
 @register
 class IntegratedGradients(Explainer):
+    """Integrated Gradients at the input, or at a layer (captum's LayerIntegratedGradients:
+    the path runs from the baseline image's values at the layer to the image's)."""
+
     name = "integrated_gradients"
     label = "Integrated Gradients"
     description = "Gradients integrated along a straight path from a baseline image; attributions add up to the score change."
@@ -59,8 +65,11 @@ class IntegratedGradients(Explainer):
     Params = IntegratedGradientsParams
     slow = True
     several_inputs = True
+    accepts_layer = True
 
     def run(self, ctx: Context, params: IntegratedGradientsParams) -> RawAttribution:
+        if ctx.layer:
+            return self._at_layer(ctx, params)
         xs = ctx.inputs
         # an image's baseline is params.baseline; a feature vector's is all zeros
         bases = [make_baseline(x, params.baseline, ctx.rng) if k == "image" else np.zeros_like(x)
@@ -82,3 +91,15 @@ class IntegratedGradients(Explainer):
             raws, ctx.kinds,
             extras={"convergence_delta": delta, "score": float(ends[0]), "baseline_score": float(ends[1])},
         )
+
+    def _at_layer(self, ctx: Context, params: IntegratedGradientsParams) -> RawAttribution:
+        if len(ctx.inputs) > 1:
+            raise UnsupportedError("integrated_gradients at a layer explains models with one input")
+        base = make_baseline(ctx.image, params.baseline, ctx.rng)
+        base_values = ctx.adapter.layer_values(base[None], ctx.layer, params.at)
+        alphas, weights = quadrature(params.steps, params.method)
+        raw = layer_path_attribution(ctx, base_values, alphas, weights, None, params.at, {})
+        ends = ctx.adapter.target_scores(np.stack([ctx.image, base]), ctx.target)
+        ctx.model_evals += 3
+        raw.extras["convergence_delta"] = float(raw.layer_attribution.sum(dtype=np.float64) - (ends[0] - ends[1]))
+        return raw

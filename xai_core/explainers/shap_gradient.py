@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backgrounds import load_background
-from ..types import Capability, InputError
+from ..types import Capability, InputError, UnsupportedError
+from .at_layer import layer_path_attribution
 from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
 
 
@@ -33,6 +34,8 @@ class ShapGradientParams:
         help="reference images: blurred copies of the image and/or constant images",
     )
     background_size: int = param(8, low=1, high=1000, help="images in the background set")
+    at: str = param("output", choices=("output", "input"),
+                    help="with a layer: attribute to the layer's output or to its input")
     background_file: str = param("", help="your own background: a folder or .zip of images, or an .npy array "
                                           "(at most background_size items, sampled with the seed); "
                                           "replaces 'background'")
@@ -91,6 +94,21 @@ class ShapGradient(Explainer):
     stochastic = True
     slow = True
     several_inputs = True
+    accepts_layer = True
+
+    def _at_layer(self, ctx: Context, params: ShapGradientParams) -> RawAttribution:
+        """Expected gradients over the layer's values: references are the background
+        images' values at the layer (shap's GradientExplainer on (model, layer))."""
+        if len(ctx.inputs) > 1:
+            raise UnsupportedError("shap_gradient at a layer explains models with one input")
+        refs, index = self._references(ctx, params, 0)
+        ref_values = ctx.adapter.layer_values(refs, ctx.layer, params.at)
+        ctx.model_evals += len(refs)
+        picks = index[ctx.rng.integers(0, len(index), size=params.samples)]
+        t = ctx.rng.uniform(0, 1, size=params.samples)
+        weights = np.full(params.samples, 1.0 / params.samples)
+        return layer_path_attribution(ctx, ref_values, t, weights, picks, params.at,
+                                      {"background_size": len(index)})
 
     @staticmethod
     def _references(ctx: Context, params: ShapGradientParams, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,6 +124,8 @@ class ShapGradient(Explainer):
         return background_references(x, params.background, params.background_size, ctx.rng)
 
     def run(self, ctx: Context, params: ShapGradientParams) -> RawAttribution:
+        if ctx.layer:
+            return self._at_layer(ctx, params)
         xs = ctx.inputs
         # an image's references follow params.background; a feature vector's are zeros
         bgs = [self._references(ctx, params, i) for i in range(len(xs))]
