@@ -111,3 +111,16 @@ def test_same_attributions(twins, images, method):
         diff = float(np.abs(e_torch.attribution - e_keras.attribution).max())
         assert diff <= MAP_TOLERANCE * scale, f"{method}: max diff {diff:.3g} vs scale {scale:.3g}"
         assert e_torch.model_evals == e_keras.model_evals
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "shap_gradient"])
+def test_same_attributions_at_a_layer(twins, images, method):
+    """The path methods at the last conv block (torch 'features', Keras 'conv3')."""
+    torch_adapter, keras_adapter = twins
+    params = {"steps": 8} if method == "integrated_gradients" else {"samples": 8, "background_size": 4}
+    e_torch = service.explain(torch_adapter, images[0], method, params, seed=3, target=4, layer="features")
+    e_keras = service.explain(keras_adapter, images[0], method, params, seed=3, target=4, layer="conv3")
+    assert e_torch.layer_attribution.shape == e_keras.layer_attribution.shape == (64, 8, 8)
+    scale = float(np.abs(e_torch.layer_attribution).max())
+    assert scale > 0
+    np.testing.assert_allclose(e_keras.layer_attribution, e_torch.layer_attribution, atol=1e-4 * scale)

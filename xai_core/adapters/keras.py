@@ -338,6 +338,55 @@ class KerasAdapter(ModelAdapter):
         out = _TakeColumn(0 if sigmoid else target, flip=sigmoid and target == 0, name="target_score")(out)
         return keras.Model(inputs[0] if len(inputs) == 1 else inputs, out, name=f"{self.model.name}_target{target}")
 
+    def layer_values(self, batch, layer: str, where: str = "output") -> np.ndarray:
+        found = self._layer(layer)
+        parts = self.split(batch)
+        outs = []
+        with self._lock:
+            for sl in self.iter_batches(len(parts[0]), None):
+                captured: list = []
+
+                def call(original, args, kwargs, _c=captured):
+                    if where == "input":
+                        _c.append(args[0])
+                        return original(*args, **kwargs)
+                    out = original(*args, **kwargs)
+                    _c.append(out[0] if isinstance(out, (tuple, list)) else out)
+                    return out
+
+                with _intercepting(found, call):
+                    self._call(self._tensors([p[sl] for p in parts]), graph=False)
+                if not captured:
+                    raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
+                outs.append(_to_protocol(np.asarray(captured[-1], np.float32)))
+        return np.concatenate(outs)
+
+    def layer_gradients_at(self, batch, target: int, layer: str, values: np.ndarray,
+                           where: str = "output", batch_size: int | None = None):
+        found = self._layer(layer)
+        parts = self.split(batch)
+        grads, scores = [], []
+        with self._lock, GRADIENT_REGISTRY_LOCK:
+            for sl in self.iter_batches(len(parts[0]), batch_size):
+                v = tf.convert_to_tensor(_from_protocol(np.asarray(values[sl], np.float32)))
+
+                def call(original, args, kwargs, _v=v):
+                    if where == "input":
+                        return original(_v, *args[1:], **kwargs)
+                    return _v
+
+                with tf.GradientTape() as tape, _intercepting(found, call):
+                    tape.watch(v)
+                    out = self._call(self._tensors([p[sl] for p in parts]), graph=False)
+                    score = self._scores(out, self._pick(out.numpy(), target))
+                    total = tf.reduce_sum(score)
+                g = tape.gradient(total, v)
+                if g is None:
+                    raise UnsupportedError(f"the score of {self.name} does not depend on layer {layer!r}")
+                grads.append(_to_protocol(g.numpy()))
+                scores.append(score.numpy())
+        return np.concatenate(grads).astype(np.float32), np.concatenate(scores)
+
     def deep_explainer_data(self, batch):
         """Canonical inputs -> what the DeepExplainer model takes (the same arrays)."""
         return batch
@@ -412,6 +461,33 @@ def _walk(model, prefix: str) -> Iterator[tuple[str, object]]:
         yield path, layer
         if isinstance(layer, keras.Model):
             yield from _walk(layer, path + "/")
+
+
+def _to_protocol(values: np.ndarray) -> np.ndarray:
+    """Keras N x h x w x C -> the protocol's N x C x h x w (dense N x units as is)."""
+    return np.ascontiguousarray(values.transpose(0, 3, 1, 2)) if values.ndim == 4 else values
+
+
+def _from_protocol(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values.transpose(0, 2, 3, 1)) if values.ndim == 4 else values
+
+
+@contextmanager
+def _intercepting(layer, call):
+    """Route ``layer``'s call through ``call(original, args, kwargs)`` (eager only)."""
+    original = layer.call
+
+    def wrapper(*args, **kwargs):
+        return call(original, args, kwargs)
+
+    layer.call = wrapper
+    try:
+        yield
+    finally:
+        try:
+            del layer.call
+        except AttributeError:
+            pass
 
 
 @contextmanager
