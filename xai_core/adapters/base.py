@@ -159,6 +159,8 @@ class ModelAdapter(ABC):
         """A batch in canonical form (an array, or a list of arrays for several inputs)
         -> a list of float32 arrays, one per input, checked against the specs."""
         parts = list(batch) if isinstance(batch, (list, tuple)) else [batch]
+        if len(parts) == 1 and len(self.inputs) > 1 and self._row_widths() is not None:
+            parts = self.rows_to_inputs(parts[0])
         if len(parts) != len(self.inputs):
             raise InputError(f"{self.name} takes {len(self.inputs)} input(s) "
                              f"({', '.join(s.name for s in self.inputs)}); got {len(parts)}")
@@ -175,6 +177,21 @@ class ModelAdapter(ABC):
         if len({len(p) for p in out}) > 1:
             raise InputError(f"the inputs of one batch differ in length: {[len(p) for p in out]}")
         return out
+
+    def _row_widths(self) -> list[int] | None:
+        """Each input's width when every input is a feature vector of known size."""
+        if all(isinstance(s, VectorSpec) and s.size is not None for s in self.inputs):
+            return [s.size for s in self.inputs]
+        return None
+
+    def rows_to_inputs(self, rows: np.ndarray) -> list[np.ndarray]:
+        """N x F table rows -> one N x F_i block per vector input, columns in input
+        order (a model with one Input per column reads a table row as they come)."""
+        widths = self._row_widths()
+        rows = np.asarray(rows, np.float32)
+        if widths is None or rows.ndim != 2 or rows.shape[1] != sum(widths):
+            return [rows]
+        return np.split(rows, np.cumsum(widths)[:-1], axis=1)
 
     def join(self, parts: list[np.ndarray]):
         """The inverse of :meth:`split`: one array for a one-input model, else the list."""
@@ -314,13 +331,20 @@ class ModelAdapter(ABC):
     # -- feature-vector models (the tabular page) -------------------------------------
     @property
     def n_features(self) -> int | None:
-        """Width of a one-vector model's input (None when the model does not say)."""
+        """Width of a table row for a model over feature vectors: the input's width, or
+        the sum over several vector inputs (None when the model does not say)."""
+        widths = self._row_widths()
+        if widths is not None:
+            return sum(widths)
         spec = self.inputs[0]
-        return spec.size if isinstance(spec, VectorSpec) else None
+        return spec.size if isinstance(spec, VectorSpec) and len(self.inputs) == 1 else None
 
     @property
     def feature_names(self) -> list[str] | None:
-        """A one-vector model's input columns by name, in order, when known."""
+        """The input columns by name, in order, when known: a vector's feature names;
+        for one Input per column, the inputs' names."""
+        if len(self.inputs) > 1 and self._row_widths() is not None:
+            return [s.name if s.size == 1 else f"{s.name}[{j}]" for s in self.inputs for j in range(s.size)]
         spec = self.inputs[0]
         return list(spec.feature_names) if isinstance(spec, VectorSpec) and spec.feature_names else None
 
@@ -338,8 +362,12 @@ class ModelAdapter(ABC):
             raise InputError(f"the model {self.name} takes {n} features but {count} columns were chosen")
 
     def gradients(self, x: np.ndarray, target: int, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """d score[target] / d input for N x F rows -> (gradients N x F, scores N)."""
-        return self.input_gradients(x, target, batch_size or 4096)
+        """d score[target] / d input for N x F rows -> (gradients N x F, scores N)
+        (the inputs' gradients side by side for a model with one Input per column)."""
+        grads, scores = self.input_gradients(x, target, batch_size or 4096)
+        if isinstance(grads, list):
+            grads = np.concatenate([g.reshape(len(g), -1) for g in grads], axis=1)
+        return grads, scores
 
     def input_gradients(
         self, batch, target: int | None, batch_size: int | None = None,

@@ -42,7 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, help="model file (.pt/.pt2/.keras/.onnx) or tabular zoo name")
     p.add_argument("--data", help="CSV with a header (default for a zoo model: its sample CSV)")
-    p.add_argument("--row", nargs="+", type=int, required=True, metavar="N", help="0-based data row(s)")
+    p.add_argument("--row", nargs="+", required=True, metavar="N",
+                   help="0-based data row(s): N, a range A-B (inclusive), or all; with several rows each method "
+                        "also writes <method>__summary.csv and <method>__importance.csv (mean |attribution|)")
     p.add_argument("--method", nargs="+", required=True, metavar="M", help="lime, kernel_shap, integrated_gradients")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--label-column", help="column that is the label, not a feature (default: the model's own label "
@@ -82,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     from .data import default_label_column, load_table, read_columns
     from .models import open_tabular_model
     from .plots import save_bar_png
-    from .service import explain_row, get_tabular_explainer
+    from .service import explain_rows, get_tabular_explainer
 
     methods = list(dict.fromkeys(args.method))
     for method in methods:
@@ -109,21 +111,48 @@ def _run(args: argparse.Namespace) -> int:
     from ..cli import make_output_dir
 
     out = make_output_dir(args.out)
-    records = []
-    for row in args.row:
-        for method in methods:
-            expl = explain_row(model, data, row, method, per_method[method], target=args.target, seed=args.seed)
-            chart = save_bar_png(expl, out / f"row{row}__{method}.png")
-            record = expl.record() | {"chart": chart.name}
-            records.append(record)
+    rows = parse_rows(args.row, data.n_rows)
+    found: dict[tuple[int, str], dict] = {}
+    for method in methods:
+        summary = explain_rows(model, data, rows, method, per_method[method], target=args.target, seed=args.seed,
+                               per_row_target=args.target is None)
+        for expl in summary.explanations:
+            chart = save_bar_png(expl, out / f"row{expl.row}__{method}.png")
+            found[(expl.row, method)] = expl.record() | {"chart": chart.name}
             extra = ""
             if expl.additivity_error is not None:
                 extra = f"  base {expl.base_value:.4g}, additivity error {expl.additivity_error:.2e}"
             top = ", ".join(f"{f} {v:+.3g}" for f, v in expl.ranked()[:3])
-            print(f"row {row} {method}: {expl.target_label} {expl.output:.4g}; top {top}{extra}")
+            print(f"row {expl.row} {method}: {expl.target_label} {expl.output:.4g}; top {top}{extra}")
+        if len(rows) > 1:
+            summary.table().to_csv(out / f"{method}__summary.csv", index=False)
+            summary.mean_abs.rename_axis("feature").to_csv(out / f"{method}__importance.csv")
+            top = ", ".join(f"{f} {v:.3g}" for f, v in summary.mean_abs.head(5).items())
+            print(f"{method} over {len(rows)} rows, mean |attribution|: {top}")
+    records = [found[(row, method)] for row in rows for method in methods]
     (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
     print(f"wrote {len(records)} record(s) to {out / 'results.json'}")
     return 0
+
+
+def parse_rows(items: Sequence[str], n_rows: int) -> list[int]:
+    """'--row' items: N, A-B (inclusive) or all -> row indices (duplicates dropped, order kept)."""
+    rows: list[int] = []
+    for item in items:
+        text = str(item).strip().lower()
+        if text == "all":
+            rows.extend(range(n_rows))
+        elif "-" in text.lstrip("-") and text[0] != "-":
+            low, _, high = text.partition("-")
+            if not (low.isdigit() and high.isdigit()) or int(low) > int(high):
+                raise InputError(f"--row {item!r}: a range is A-B with A <= B")
+            rows.extend(range(int(low), int(high) + 1))
+        else:
+            try:
+                rows.append(int(text))
+            except ValueError:
+                raise InputError(f"--row {item!r}: give a row number, a range A-B, or all") from None
+    return list(dict.fromkeys(rows))
 
 
 class _Parser(argparse.ArgumentParser):

@@ -73,7 +73,9 @@ def open_tabular_model(
     output_kind = output_kind or sidecar.get("output")
     arch = arch or sidecar.get("arch") or sidecar.get("architecture")
     framework = framework or infer_tabular_framework(path)
-    spec = VectorSpec()
+    from ..models import sidecar_inputs
+
+    spec = sidecar_inputs(sidecar) or VectorSpec()  # a model with one input per column declares them
     if framework == "torch":
         from ..adapters.torch import TorchAdapter
 
@@ -97,7 +99,7 @@ def open_tabular_model(
     else:
         raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
     names = feature_names_from_sidecar(sidecar, model.n_features, name)
-    if names is not None:
+    if names is not None and not model.multi_input:
         model.inputs = (replace(model.inputs[0], feature_names=tuple(names)),)
     model.label_column = sidecar.get("label_column") if isinstance(sidecar.get("label_column"), str) else None
     return model
