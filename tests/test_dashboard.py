@@ -145,6 +145,20 @@ def test_every_explainer_renders_images_and_predictions(method):
     assert evals >= 1
 
 
+def test_top_classes_show_the_image_x_class_grid():
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("occlusion").run()
+    set_params(at, "occlusion")
+    at.selectbox(key="img_target").set_value("top3").run()
+    click_explain(at)
+    assert_clean(at)
+    assert "Occlusion: image x class grid" in captions(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download overlay grid PNG (occlusion)" in labels
+    assert sum(label.startswith("Download overlay PNG") for label in labels) == 3  # one per class
+
+
 def test_several_explainers_side_by_side_on_a_shared_scale():
     at = image_page()
     use_digits_model(at)

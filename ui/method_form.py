@@ -35,6 +35,7 @@ class ExplainPlan:
     target: int | None  # None: the predicted class
     seed: int
     shared_scale: bool
+    classes: str | None = None  # several classes in one run ("top3", "top5", "all"): the image x class grid
 
 
 def param_widget(info: ParamInfo, key: str) -> Any:
@@ -136,11 +137,16 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
         runs.append(MethodRun(explainer, values, layer))
 
     c1, c2 = st.columns([3, 1])
-    options = [PREDICTED, *range(adapter.num_classes)]
+    several = [f"top{k}" for k in (3, 5) if k < adapter.num_classes]
+    several += ["all"] if 2 < adapter.num_classes <= 20 else []
+    options = [PREDICTED, *several, *range(adapter.num_classes)]
+    _keep_valid("img_target", options)
     target = c1.selectbox(
         "Target class", options, key="img_target",
-        format_func=lambda i: "Predicted class (top-1)" if i == PREDICTED else f"{i}: {adapter.label(i)}",
-        help="the class whose evidence is explained; type to search by name",
+        format_func=lambda i: ("Predicted class (top-1)" if i == PREDICTED else
+                               f"{'All' if i == 'all' else 'Top ' + i[3:]} classes (image x class grid)"
+                               if isinstance(i, str) else f"{i}: {adapter.label(i)}"),
+        help="the class whose evidence is explained, or several at once; type to search by name",
     )
     seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="img_seed",
                                help="fixes the randomness of LIME, SmoothGrad and SHAP"))
@@ -148,4 +154,6 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
     if len(runs) > 1:
         shared = st.checkbox("One color scale for all maps", key="img_shared_scale",
                              help="draw every map on the same value range (render.Scale.shared)")
+    if isinstance(target, str):
+        return ExplainPlan(tuple(runs), None, seed, True, classes=target)
     return ExplainPlan(tuple(runs), None if target == PREDICTED else int(target), seed, shared)

@@ -99,19 +99,49 @@ def _stats(item: ResultItem) -> None:
 
 def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes, stacked: bool = False) -> None:
     e = item.explanation
-    base = f"{_stem(results.image.name)}__{e.method}"
+    base = f"{_stem(results.image.name)}__{e.method}" + (f"__c{e.target}" if results.grid else "")
+    wid = f"{e.method}_c{e.target}" if results.grid else e.method
     st.download_button("Download overlay PNG", overlay_png, f"{base}.png", "image/png",
-                       key=f"dl_png_{e.method}", on_click="ignore", width="stretch")
+                       key=f"dl_png_{wid}", on_click="ignore", width="stretch")
     c1, c2 = (st.container(), st.container()) if stacked else st.columns(2)
     c1.download_button("Attribution .npy", _npy(e.attribution), f"{base}.npy", "application/octet-stream",
-                       key=f"dl_npy_{e.method}", on_click="ignore", width="stretch",
+                       key=f"dl_npy_{wid}", on_click="ignore", width="stretch",
                        help="signed 2-D map at model input resolution (float32)")
     c2.download_button("Reproduce .json", _record_json(results, item), f"{base}.json", "application/json",
-                       key=f"dl_json_{e.method}", on_click="ignore", width="stretch",
+                       key=f"dl_json_{wid}", on_click="ignore", width="stretch",
                        help="every setting, and the python -m xai_core command that recomputes it")
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _grid_png(keys: tuple[str, ...], _explanations: list[Explanation], _image: np.ndarray) -> bytes:
+    return render.to_png(render.class_grid([(_image, _explanations)]))
+
+
+def show_grid(results: ResultSet) -> None:
+    """Several classes per method: one image x class grid per method (one colour
+    scale per grid: red pushes the class up, blue down), then the per-class downloads."""
+    image = results.image.array
+    st.subheader("Results")
+    st.caption(f"{results.request.display_name} on {results.image.name}: one column per class")
+    methods = list(dict.fromkeys(item.explanation.method for item in results.items))
+    for method in methods:
+        items = [i for i in results.items if i.explanation.method == method]
+        png = _grid_png(tuple(i.key for i in items), [i.explanation for i in items], image)
+        st.image(png, caption=f"{items[0].label.split(':')[0]}: image x class grid", width="stretch")
+        st.download_button(f"Download overlay grid PNG ({method})", png, f"{_stem(results.image.name)}__{method}__grid.png",
+                           "image/png", key=f"dl_grid_{method}", on_click="ignore")
+        with st.expander("Per class: attributions and reproduce commands"):
+            for item in items:
+                st.markdown(f"**{item.label}**")
+                _downloads(results, item, render.to_png(render.overlay(image, item.explanation)))
+    st.markdown("**Top predictions**")
+    predictions_table(results.items[0].explanation.predictions)
+
+
 def show_results(results: ResultSet) -> None:
+    if results.grid:
+        show_grid(results)
+        return
     image = results.image.array
     h, w = image.shape[:2]
     scale = None

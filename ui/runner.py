@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from xai_core.service import explain_classes
 from xai_core.types import Explanation, XaiError
 
 from .cache import ModelRequest, explain_cached, load_model, result_key
@@ -34,6 +35,7 @@ class ResultSet:
     request: ModelRequest
     items: tuple[ResultItem, ...]
     shared_scale: bool
+    grid: bool = False  # several classes per method: shown as the image x class grid
 
 
 def _sentence(exc: BaseException) -> str:
@@ -74,6 +76,14 @@ def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPl
 
             progress(0.0, "starting")
             try:
+                if plan.classes:
+                    for explanation in explain_classes(adapter, image.array, run.method, run.params,
+                                                       classes=plan.classes, layer=run.layer, seed=plan.seed,
+                                                       progress=progress):
+                        key = result_key(request.key, image.key, run.method, run.params, explanation.target,
+                                         run.layer, plan.seed)
+                        items.append(ResultItem(f"{label}: {explanation.target_label}", key, explanation))
+                    continue
                 explanation = explain_cached(
                     request.key, adapter, image.key, image.array, run.method, run.params,
                     target=plan.target, layer=run.layer, seed=plan.seed, progress=progress,
@@ -91,7 +101,8 @@ def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPl
     for message in errors:
         st.error(message)
     if items:
-        st.session_state[RESULTS_KEY] = ResultSet(image, request, tuple(items), plan.shared_scale)
+        st.session_state[RESULTS_KEY] = ResultSet(image, request, tuple(items), plan.shared_scale,
+                                                  grid=bool(plan.classes))
     elif _same_inputs(st.session_state.get(RESULTS_KEY), request, image):
         st.info("The previous result of this model and image is still shown below.")
     return bool(items)
