@@ -68,6 +68,21 @@ def keras_files(tmp_path_factory):
     return out
 
 
+def test_softmax_model_can_be_explained_as_logits():
+    at = image_page()
+    choose_framework(at, "keras")
+    use_digit_sample(at)
+    at.selectbox(key="img_method").set_value("saliency").run()
+    at.radio(key="img_explains").set_value("logit").run()
+    click_explain(at)
+    assert_clean(at)
+    assert "Overlay: Saliency (gradients)" in captions(at)
+    from ui.runner import RESULTS_KEY
+
+    (item,) = at.session_state[RESULTS_KEY].items
+    assert item.explanation.output_kind == "logit"
+
+
 def test_keras_zoo_model_explains_a_digit():
     at = image_page()
     choose_framework(at, "keras")

@@ -138,17 +138,21 @@ def _explain(
     _adapter: Any,
     _image: np.ndarray,
     _progress: Callable[[float, str], None] | None,
+    output: str | None = None,
 ) -> Explanation:
     from xai_core import service
 
     return service.explain(
-        _adapter, _image, method, dict(params), target=target, layer=layer, seed=seed, progress=_progress
+        _adapter, _image, method, dict(params), target=target, layer=layer, seed=seed, progress=_progress,
+        output=output,
     )
 
 
 def result_key(model_key: str, image_key: str, method: str, params: dict[str, Any],
-               target: int | None, layer: str | None, seed: int) -> str:
+               target: int | None, layer: str | None, seed: int, output: str | None = None) -> str:
     payload = [model_key, image_key, method, sorted(params.items()), target, layer, seed]
+    if output:
+        payload.append(output)
     return content_hash(json.dumps(payload, default=str).encode())
 
 
@@ -164,6 +168,7 @@ def explain_cached(
     layer: str | None,
     seed: int,
     progress: Callable[[float, str], None] | None = None,
+    output: str | None = None,
 ) -> Explanation:
     """xai_core.service.explain through st.cache_data.
 
@@ -180,5 +185,5 @@ def explain_cached(
 
     return _explain(
         model_key, image_key, method, tuple(sorted(params.items())), target, layer, seed,
-        adapter, image, report,
+        adapter, image, report, output,
     )

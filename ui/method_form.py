@@ -36,6 +36,7 @@ class ExplainPlan:
     seed: int
     shared_scale: bool
     classes: str | None = None  # several classes in one run ("top3", "top5", "all"): the image x class grid
+    output: str | None = None  # for a softmax model: explain the "logit" (softmax stripped) or the probability
 
 
 def param_widget(info: ParamInfo, key: str) -> Any:
@@ -150,10 +151,15 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
     )
     seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="img_seed",
                                help="fixes the randomness of LIME, SmoothGrad and SHAP"))
+    output = None
+    if adapter.output_kind == "probability" and adapter.framework != "onnx":
+        output = st.radio("Explain the", ["probability", "logit"], horizontal=True, key="img_explains",
+                          help="the model ends in a softmax: explain the class probability, or the logit "
+                               "before it (the softmax stripped, as tf-keras-vis does)")
     shared = False
     if len(runs) > 1:
         shared = st.checkbox("One color scale for all maps", key="img_shared_scale",
                              help="draw every map on the same value range (render.Scale.shared)")
     if isinstance(target, str):
-        return ExplainPlan(tuple(runs), None, seed, True, classes=target)
-    return ExplainPlan(tuple(runs), None if target == PREDICTED else int(target), seed, shared)
+        return ExplainPlan(tuple(runs), None, seed, True, classes=target, output=output)
+    return ExplainPlan(tuple(runs), None if target == PREDICTED else int(target), seed, shared, output=output)

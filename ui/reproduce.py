@@ -44,6 +44,8 @@ def command_argv(
     argv += ["--seed", str(explanation.seed), "--target", str(explanation.target)]
     if explanation.layer:
         argv += ["--layer", explanation.layer]
+    if explanation.output_kind == "logit":  # a no-op for a logit model; strips a softmax model's softmax
+        argv += ["--explains", "logit"]
     h, w = spec.size
     argv += ["--input-size", f"{h},{w}", "--mean", _numbers(spec.mean), "--std", _numbers(spec.std)]
     if spec.grayscale:

@@ -79,14 +79,14 @@ def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPl
                 if plan.classes:
                     for explanation in explain_classes(adapter, image.array, run.method, run.params,
                                                        classes=plan.classes, layer=run.layer, seed=plan.seed,
-                                                       progress=progress):
+                                                       progress=progress, output=plan.output):
                         key = result_key(request.key, image.key, run.method, run.params, explanation.target,
-                                         run.layer, plan.seed)
+                                         run.layer, plan.seed, plan.output)
                         items.append(ResultItem(f"{label}: {explanation.target_label}", key, explanation))
                     continue
                 explanation = explain_cached(
                     request.key, adapter, image.key, image.array, run.method, run.params,
-                    target=plan.target, layer=run.layer, seed=plan.seed, progress=progress,
+                    target=plan.target, layer=run.layer, seed=plan.seed, progress=progress, output=plan.output,
                 )
             except XaiError as exc:
                 errors.append(f"{label}: {_sentence(exc)}. Change its settings, the target or the model, "
@@ -96,7 +96,8 @@ def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPl
                 errors.append(f"{label} failed ({type(exc).__name__}: {_sentence(exc)}). Try smaller settings "
                               "(fewer samples or steps), a smaller input size, or another explainer.")
                 continue
-            key = result_key(request.key, image.key, run.method, run.params, plan.target, run.layer, plan.seed)
+            key = result_key(request.key, image.key, run.method, run.params, plan.target, run.layer, plan.seed,
+                             plan.output)
             items.append(ResultItem(label, key, explanation))
     for message in errors:
         st.error(message)
