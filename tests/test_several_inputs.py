@@ -82,6 +82,7 @@ def test_integrated_gradients_gives_one_attribution_per_input_like_captum(image_
     np.testing.assert_allclose(result.attributions[0], ref_a[0].sum(0).numpy(), atol=1e-5)
     np.testing.assert_allclose(result.attributions[1], ref_b[0].numpy(), atol=1e-5)
     assert abs(result.extras["convergence_delta"]) < 1e-3
+    assert result.model_evals == 1 + 32 + 2  # the prediction, the path, its two ends: items, not inputs
 
 
 def test_one_picture_feeds_two_image_inputs_like_captum_saliency(picture):

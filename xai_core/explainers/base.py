@@ -174,7 +174,7 @@ class Context:
         """Input gradients of the target score; when the target is still open, the
         same pass yields the predicted class and the probabilities (batch[0] must
         then be the image itself)."""
-        self.model_evals += len(batch)
+        self.model_evals += len(as_parts(batch)[0])
         if self.target is None:
             grads, scores, probs = self.adapter.input_gradients(
                 batch, None, self.batch_size, return_probs=True
