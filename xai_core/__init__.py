@@ -13,7 +13,7 @@ when a model of that framework is opened.
 from . import render
 from .images import load_image
 from .models import SpecOverrides, open_model
-from .service import explain, predict_image
+from .service import explain, explain_classes, predict_image
 from .types import (
     Explanation,
     ImageSpec,
@@ -21,10 +21,12 @@ from .types import (
     ModelLoadError,
     Prediction,
     UnsupportedError,
+    VectorSpec,
     XaiError,
 )
 
 __all__ = [
     "Explanation", "ImageSpec", "InputError", "ModelLoadError", "Prediction", "SpecOverrides",
-    "UnsupportedError", "XaiError", "explain", "load_image", "open_model", "predict_image", "render",
+    "UnsupportedError", "VectorSpec", "XaiError", "explain", "explain_classes", "load_image", "open_model",
+    "predict_image", "render",
 ]
