@@ -18,7 +18,9 @@ if str(ROOT) not in sys.path:
 
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
 from ui.long_run import LongRun, show_stopped  # noqa: E402
+from ui.messages import page_text  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
+from xai_core.quality import quality_notes  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
     default_label_column,
     explain_row,
@@ -52,9 +54,9 @@ def _uploaded_model(filename: str, digest: str, _data: bytes, arch: str, trust: 
 
 def _show_error(exc: BaseException) -> None:
     if isinstance(exc, XaiError):
-        st.error(" ".join(str(exc).split()))
+        st.error(page_text(exc) + ".")
     else:
-        st.error(f"Unexpected failure ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). "
+        st.error(f"Unexpected failure ({type(exc).__name__}: {page_text(exc)[:300]}). "
                  "Your inputs are kept; try other settings.")
 
 
@@ -108,6 +110,8 @@ def _render_row(expl) -> None:
         st.caption(f"LIME weights of a local linear surrogate (intercept {expl.extras.get('intercept', 0):.4g}, "
                    f"local prediction {expl.extras.get('local_prediction', 0):.4g}, R² {expl.extras.get('r2_score', 0):.3f}); "
                    "no base value, so no waterfall.")
+    for note in quality_notes(expl.method, expl.extras, expl.base_value):
+        st.warning(note, icon=":material/warning:")
     st.dataframe(
         [{"feature": f, "value": expl.feature_values[f], "attribution": v} for f, v in expl.ranked()],
         hide_index=True, key="tab_values",

@@ -46,6 +46,15 @@ def assert_clean(at: AppTest) -> None:
     assert not errors(at), errors(at)
 
 
+def assert_page_words(at: AppTest) -> None:
+    """Errors speak of the page's widgets and the uploaded file's name, never of
+    command-line flags or the server's temporary copies."""
+    import tempfile
+
+    for e in errors(at):
+        assert "--" not in e and tempfile.gettempdir() not in e and "xai-dashboard-uploads" not in e, e
+
+
 def captions(at: AppTest) -> list[str]:
     return [c for img in at.get("image") for c in img.captions]
 
@@ -234,6 +243,7 @@ def test_upload_torchscript_model_and_photo(photo, digits_module, tmp_path):
     at.file_uploader(key="img_model_file_torch").set_value(("digits_script.pt", path.read_bytes(), "application/octet-stream")).run()
     assert not at.exception  # loaded at the default 224x224 RGB input, which this model rejects
     assert any("(1, 3, 224, 224)" in e and "Preprocessing" in e for e in errors(at))
+    assert_page_words(at)
     at.number_input(key="img_height").set_value(32)
     at.number_input(key="img_width").set_value(32)
     at.checkbox(key="img_grayscale").check()
@@ -243,6 +253,9 @@ def test_upload_torchscript_model_and_photo(photo, digits_module, tmp_path):
     assert_clean(at)
     methods = at.selectbox(key="img_method").options
     assert "Grad-CAM" not in methods and "Saliency (gradients)" in methods  # TorchScript: no layer hooks
+    (missing,) = [x for x in at.expander if x.label.startswith("Not available for this model")]
+    why = " ".join(m.value for m in missing.markdown)
+    assert "**Grad-CAM**" in why and "TorchScript files allow no layer hooks" in why and ".pt2" in why
     at.selectbox(key="img_method").set_value("saliency").run()
     click_explain(at)
     assert_clean(at)
@@ -259,7 +272,8 @@ def test_state_dict_upload_asks_for_its_architecture(digits_module, tmp_path):
     at.radio(key="img_source").set_value("Upload a model file").run()
     at.file_uploader(key="img_model_file_torch").set_value(("weights.pth", path.read_bytes(), "application/octet-stream")).run()
     assert not at.exception
-    assert any("state_dict" in e and "Architecture" in e for e in errors(at))
+    assert any("state_dict" in e and "choose its Architecture" in e for e in errors(at)), errors(at)
+    assert_page_words(at)
     assert len(at.selectbox(key="img_arch").options) > 10
     at.selectbox(key="img_arch").set_value("digits_cnn")
     at.number_input(key="img_height").set_value(32)
@@ -279,6 +293,7 @@ def test_pickled_module_needs_explicit_trust(digits_module, tmp_path):
     at.file_uploader(key="img_model_file_torch").set_value(("whole.pt", path.read_bytes(), "application/octet-stream")).run()
     assert not at.exception
     assert any("pickled" in e and "I trust this file" in e for e in errors(at))
+    assert_page_words(at)
     assert "img_method" not in [s.key for s in at.selectbox]
     at.number_input(key="img_height").set_value(32)
     at.number_input(key="img_width").set_value(32)
@@ -312,7 +327,7 @@ def test_bad_uploads_show_errors_and_hide_results_of_other_inputs():
     at.radio(key="img_image_source").set_value("Sample image").run()
     assert "Overlay: Saliency (gradients)" in captions(at)  # nothing was lost
     # a bad labels file
-    at.file_uploader(key="img_labels_file").set_value(("labels.json", b"[1, 2", "application/json")).run()
+    labels_uploader(at).set_value(("labels.json", b"[1, 2", "application/json")).run()
     assert any("labels.json" in e and "invalid JSON" in e for e in errors(at))
     # a file that is no model at all
     at.radio(key="img_source").set_value("Upload a model file").run()
@@ -449,3 +464,32 @@ def test_progress_comes_from_the_real_batches(photo):
     again = cache.explain_cached("digits-test", adapter, "chelsea-test", photo, "occlusion", params,
                                  target=None, layer=None, seed=0, progress=lambda f, t: seen.append((f, t)))
     assert seen == [] and np.array_equal(again.attribution, e.attribution)  # a cache hit runs nothing
+
+
+def labels_uploader(at: AppTest):
+    (found,) = [u for u in at.file_uploader if u.label.startswith("Labels file")]
+    return found
+
+
+def test_a_labels_file_belongs_to_its_model():
+    at = image_page()
+    use_digits_model(at)
+    labels_uploader(at).set_value(("digits.txt", "\n".join(f"digit {i}" for i in range(10)).encode(), "text/plain")).run()
+    assert_clean(at)
+    assert at.selectbox(key="img_target").format_func(3) == "3: digit 3"
+    at.selectbox(key="img_zoo_model").set_value("efficientnet_lite0").run()
+    assert_clean(at)  # ten names for 1000 classes would be an error: the file is not carried over
+    assert not [u for u in at.file_uploader if u.label.startswith("Labels file") and u.value]
+    at.selectbox(key="img_zoo_model").set_value("digits_cnn").run()
+    assert not [u for u in at.file_uploader if u.label.startswith("Labels file") and u.value]
+
+
+def test_an_unconverged_integrated_gradients_result_gets_a_visible_note():
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("integrated_gradients").run()
+    at.number_input(key="img_param_integrated_gradients_steps").set_value(2)
+    at.selectbox(key="img_param_integrated_gradients_method").set_value("riemann_trapezoid").run()
+    click_explain(at)
+    assert_clean(at)
+    assert any("Integrated Gradients has not converged" in w.value for w in at.warning), [w.value for w in at.warning]

@@ -12,6 +12,7 @@ from xai_core.images import preprocess
 from xai_core.types import ImageSpec, XaiError
 
 from .cache import array_hash, decode_image
+from .messages import page_text
 from .samples import list_samples
 
 SAMPLE_SOURCE = "Sample image"
@@ -55,7 +56,7 @@ def image_picker() -> PickedImage | None:
         try:
             st.image([_thumbnail(n) for n in names], caption=names)
         except XaiError as exc:
-            st.warning(f"A sample image could not be read: {exc}")
+            st.warning(f"A sample image could not be read: {page_text(exc)}.")
         if st.session_state.get("img_sample") not in names:
             st.session_state.pop("img_sample", None)
             if st.session_state.get(KEPT_SAMPLE) in names:  # the choice survives a switch to uploading and back
@@ -66,7 +67,7 @@ def image_picker() -> PickedImage | None:
         try:
             pixels = _sample_pixels(name)
         except XaiError as exc:
-            st.error(f"{str(exc).rstrip('.')}. Pick another sample or upload an image.")
+            st.error(f"{page_text(exc)}. Pick another sample or upload an image.")
             return None
         return PickedImage(by_name[name].command_path, pixels, array_hash(pixels))
 
@@ -78,7 +79,7 @@ def image_picker() -> PickedImage | None:
     try:
         pixels = decode_image(upload.getvalue(), upload.name)
     except XaiError as exc:
-        st.error(f"{str(exc).rstrip('.')}. Upload another file, or pick a sample image.")
+        st.error(f"{page_text(exc)}. Upload another file, or pick a sample image.")
         return None
     return PickedImage(upload.name, pixels, array_hash(pixels))
 

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from xai_core import render
+from xai_core.quality import quality_notes
 from xai_core.types import Explanation, Prediction
 
 from .reproduce import reproduce_record
@@ -87,6 +88,8 @@ def _stats(item: ResultItem) -> None:
     details += [f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
                 for k, v in extras.items() if not isinstance(v, bool)]
     st.caption(" · ".join(details))
+    for note in quality_notes(e.method, e.extras):
+        st.warning(note, icon=":material/warning:")
 
 
 def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes, stacked: bool = False) -> None:

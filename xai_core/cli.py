@@ -122,6 +122,7 @@ def cmd_explain(args) -> int:
     from . import render
     from .explainers import get_explainer
     from .images import load_image
+    from .quality import quality_notes
     from .service import check_method, explain
 
     for method in args.method:
@@ -160,6 +161,8 @@ def cmd_explain(args) -> int:
                 f"{path.name}  {method:<22} target={exp.target} ({exp.target_label})  "
                 f"top={top.label} {top.probability:.3f}  evals={exp.model_evals}  {exp.elapsed_s:.2f}s"
             )
+            for note in quality_notes(method, exp.extras):
+                print(f"  note: {note}")
     (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
     print(f"wrote {len(records)} explanation(s) to {out}")
     return 0

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from model_zoo.tabular import TABULAR_ZOO
 
+    from ..quality import quality_notes
     from .data import default_label_column, load_table, read_columns
     from .explainers import get_tabular_explainer
     from .models import open_tabular_model
@@ -122,6 +123,8 @@ def _run(args: argparse.Namespace) -> int:
                 extra = f"  base {expl.base_value:.4g}, additivity error {expl.additivity_error:.2e}"
             top = ", ".join(f"{f} {v:+.3g}" for f, v in expl.ranked()[:3])
             print(f"row {row} {method}: {expl.target_label} {expl.output:.4g}; top {top}{extra}")
+            for note in quality_notes(method, expl.extras, expl.base_value):
+                print(f"  note: {note}")
     (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
     print(f"wrote {len(records)} record(s) to {out / 'results.json'}")
     return 0
