@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
+from ui.limits import CSV_MB, TABULAR_MODEL_MB  # noqa: E402
 from ui.long_run import LongRun, show_stopped  # noqa: E402
 from ui.messages import page_text  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
@@ -69,7 +70,7 @@ def _choose_model():
         st.caption(TABULAR_ZOO[name].description)
         return _zoo_model(name), TABULAR_ZOO[name], f"zoo:{name}"
     upload = st.file_uploader("Model file (.pt TorchScript/state_dict, .pt2, .keras, .onnx)", type=MODEL_TYPES,
-                              key="tab_model_upload")
+                              key="tab_model_upload", max_upload_size=TABULAR_MODEL_MB)
     arch = st.text_input("Architecture of a bare state_dict", value="", placeholder="tabular_mlp", key="tab_arch")
     trust = st.checkbox("I trust this file (allows a fully pickled PyTorch module, which runs its code)",
                         key="tab_trust")
@@ -87,7 +88,8 @@ def _choose_table(entry):
     source = st.radio("Data", [f"Sample CSV ({sample.name})", "Upload a CSV"], horizontal=True, key="tab_data_source")
     if source.startswith("Sample"):
         return sample.read_bytes(), sample.name
-    upload = st.file_uploader("CSV file with a header line", type=["csv", "txt"], key="tab_csv_upload")
+    upload = st.file_uploader("CSV file with a header line", type=["csv", "txt"], key="tab_csv_upload",
+                              max_upload_size=CSV_MB)
     if upload is None:
         st.info("Upload a CSV, or use the sample.")
         st.stop()

@@ -493,3 +493,22 @@ def test_an_unconverged_integrated_gradients_result_gets_a_visible_note():
     click_explain(at)
     assert_clean(at)
     assert any("Integrated Gradients has not converged" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+def test_each_uploader_states_the_limit_and_types_the_service_accepts():
+    from xai_core.images import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, load_image
+    from xai_core.loading import MAX_MODEL_BYTES
+
+    at = image_page()
+    at.radio(key="img_image_source").set_value("Upload an image").run()
+    labels = labels_uploader(at).proto
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    by_label = {u.label: u.proto for u in at.file_uploader}
+    image, model = by_label["Image file"], by_label["Model file"]
+    assert image.max_upload_size_mb == MAX_FILE_BYTES // 2**20 == 50
+    assert model.max_upload_size_mb == MAX_MODEL_BYTES // 2**20
+    assert labels.max_upload_size_mb == 4
+    assert {f".{t.lstrip('.')}" for t in image.type} >= set(SUPPORTED_SUFFIXES) >= {".tif", ".tiff", ".gif"}
+    gif = io.BytesIO()
+    Image.new("P", (8, 6)).save(gif, format="GIF")
+    assert load_image(gif.getvalue(), "x.gif").shape == (6, 8, 3)  # what the uploader offers, the service reads

@@ -8,16 +8,17 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from xai_core.images import preprocess
+from xai_core.images import SUPPORTED_SUFFIXES, preprocess
 from xai_core.types import ImageSpec, XaiError
 
 from .cache import array_hash, decode_image
+from .limits import IMAGE_MB
 from .messages import page_text
 from .samples import list_samples
 
 SAMPLE_SOURCE = "Sample image"
 UPLOAD_SOURCE = "Upload an image"
-IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp"]
+IMAGE_TYPES = [suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES]  # exactly what load_image reads
 THUMB_HEIGHT = 96
 PREVIEW_SIDE = 160
 KEPT_SAMPLE = "img_sample_kept"  # not a widget key, so Streamlit keeps it while the selectbox is hidden
@@ -71,10 +72,10 @@ def image_picker() -> PickedImage | None:
             return None
         return PickedImage(by_name[name].command_path, pixels, array_hash(pixels))
 
-    upload = st.file_uploader("Image file", type=IMAGE_TYPES, key="img_image_file",
-                              help="JPG, PNG, BMP or WebP; EXIF orientation is applied")
+    upload = st.file_uploader("Image file", type=IMAGE_TYPES, key="img_image_file", max_upload_size=IMAGE_MB,
+                              help="JPG, PNG, BMP, WebP, TIFF or GIF (first frame); EXIF orientation is applied")
     if upload is None:
-        st.info("Upload a photo (JPG, PNG, BMP or WebP), or switch to a sample image.")
+        st.info("Upload a photo (JPG, PNG, BMP, WebP, TIFF or GIF), or switch to a sample image.")
         return None
     try:
         pixels = decode_image(upload.getvalue(), upload.name)

@@ -15,6 +15,7 @@ from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, X
 
 from .cache import ModelRequest, content_hash, declared_preprocessing, store_upload, unpack_savedmodel
 from .frameworks import available_frameworks
+from .limits import IMAGE_MODEL_MB, LABELS_MB
 from .messages import page_text
 
 ZOO_SOURCE = "Model zoo"
@@ -152,7 +153,7 @@ def model_sidebar() -> ModelRequest | None:
 
         upload = st.file_uploader(
             "Model file", type=list(framework.suffixes), key=f"img_model_file_{framework.key}",
-            help=f"{framework.label}: {framework.formats}",
+            help=f"{framework.label}: {framework.formats}", max_upload_size=IMAGE_MODEL_MB,
         )
         if upload is None:
             st.info(f"Upload a {framework.label} model ({', '.join('.' + s for s in framework.suffixes)}): "
@@ -220,6 +221,7 @@ def _labels_uploader(owner: str) -> tuple[tuple[str, ...] | None, str | None]:
     upload = st.file_uploader(
         "Labels file (optional)", type=["txt", "json"], key=f"img_labels_file_{content_hash(owner.encode())[:12]}",
         help="class names for this model: one per line, a JSON list, or a JSON object {index: name}",
+        max_upload_size=LABELS_MB,
     )
     if upload is None:
         return None, None
