@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -404,7 +405,7 @@ def test_a_method_that_cannot_run_is_an_error_not_a_traceback(monkeypatch, failu
     msgs = errors(at)
     assert len(msgs) == 1 and shown in msgs[0] and "Traceback" not in msgs[0], msgs
     assert "Overlay: Saliency (gradients)" in captions(at)  # the earlier result is still there
-    assert "The previous result is still shown below." in [i.value for i in at.info]
+    assert "The previous result of this model and image is still shown below." in [i.value for i in at.info]
 
 
 def test_reproduce_record_holds_the_command(photo):
@@ -512,3 +513,32 @@ def test_each_uploader_states_the_limit_and_types_the_service_accepts():
     gif = io.BytesIO()
     Image.new("P", (8, 6)).save(gif, format="GIF")
     assert load_image(gif.getvalue(), "x.gif").shape == (6, 8, 3)  # what the uploader offers, the service reads
+
+
+def test_the_reproduce_command_runs_from_any_folder_and_records_the_files_hash(tmp_path):
+    """The page's "Reproduce .json" for a sample image, run from an unrelated folder
+    with no PYTHONPATH (the project is installed into .venv), gives the same map."""
+    import hashlib
+
+    from ui.results import _record_json
+    from ui.runner import RESULTS_KEY
+
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("integrated_gradients").run()
+    set_params(at, "integrated_gradients")
+    click_explain(at)
+    assert_clean(at)
+    results = at.session_state[RESULTS_KEY]
+    (item,) = results.items
+    record = json.loads(_record_json(results, item))
+    image_file = Path(record["image"]["file"])
+    assert image_file.is_absolute() and image_file.is_file()
+    assert record["image"]["sha256"] == hashlib.sha256(image_file.read_bytes()).hexdigest()
+    assert "run_in" not in record  # nothing uploaded: the command needs no particular folder
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    argv = [sys.executable if a == "python" else a for a in shlex.split(record["command"])]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (npy,) = (tmp_path / "xai_out").glob("*__integrated_gradients.npy")
+    assert np.array_equal(np.load(npy), item.explanation.attribution.astype(np.float32))

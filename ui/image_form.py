@@ -11,7 +11,7 @@ from PIL import Image
 from xai_core.images import SUPPORTED_SUFFIXES, preprocess
 from xai_core.types import ImageSpec, XaiError
 
-from .cache import array_hash, decode_image
+from .cache import array_hash, content_hash, decode_image
 from .limits import IMAGE_MB
 from .messages import page_text
 from .samples import list_samples
@@ -26,9 +26,12 @@ KEPT_SAMPLE = "img_sample_kept"  # not a widget key, so Streamlit keeps it while
 
 @dataclass(frozen=True)
 class PickedImage:
-    name: str  # the file name the reproduce command uses for --image
+    name: str  # what the page shows: a sample's path in the repository, or the uploaded file's name
     array: np.ndarray  # RGB uint8 H x W x 3
-    key: str  # content hash of the decoded pixels
+    key: str  # content hash of the decoded pixels (what results are keyed by)
+    file_sha256: str = ""  # sha256 of the file itself, as `sha256sum` prints it
+    command_path: str = ""  # --image of the reproduce command: a sample's absolute path, an upload's name
+    uploaded: bool = False  # the user's own file, which the command names by its bare name
 
     @property
     def size(self) -> tuple[int, int]:
@@ -39,6 +42,11 @@ class PickedImage:
 def _sample_pixels(name: str) -> np.ndarray:
     samples = {s.name: s for s in list_samples()}
     return samples[name].load()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _sample_sha256(name: str) -> str:
+    return content_hash({s.name: s for s in list_samples()}[name].read_bytes())
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -70,7 +78,9 @@ def image_picker() -> PickedImage | None:
         except XaiError as exc:
             st.error(f"{page_text(exc)}. Pick another sample or upload an image.")
             return None
-        return PickedImage(by_name[name].command_path, pixels, array_hash(pixels))
+        sample = by_name[name]
+        return PickedImage(sample.command_path, pixels, array_hash(pixels), _sample_sha256(name),
+                           str(sample.path.resolve()) if sample.path is not None else sample.name)
 
     upload = st.file_uploader("Image file", type=IMAGE_TYPES, key="img_image_file", max_upload_size=IMAGE_MB,
                               help="JPG, PNG, BMP, WebP, TIFF or GIF (first frame); EXIF orientation is applied")
@@ -82,7 +92,8 @@ def image_picker() -> PickedImage | None:
     except XaiError as exc:
         st.error(f"{page_text(exc)}. Upload another file, or pick a sample image.")
         return None
-    return PickedImage(upload.name, pixels, array_hash(pixels))
+    return PickedImage(upload.name, pixels, array_hash(pixels), content_hash(upload.getvalue()), upload.name,
+                       uploaded=True)
 
 
 def model_input_preview(image: PickedImage, spec: ImageSpec) -> None:

@@ -66,12 +66,13 @@ def _npy(array: np.ndarray) -> bytes:
 
 
 def _record_json(results: ResultSet, item: ResultItem) -> str:
-    req = results.request
+    req, image = results.request, results.image
+    uploaded = ([req.display_name] if req.source == "file" else []) + ([req.labels_name] if req.labels_name else [])
     record = reproduce_record(
-        model=req.display_name, model_source=req.source, image=results.image.name,
-        image_sha256=results.image.key, image_size=results.image.size, explanation=item.explanation,
+        model=req.display_name, model_source=req.source, image=image.command_path or image.name,
+        image_sha256=image.file_sha256, image_size=image.size, explanation=item.explanation,
         spec=req.spec, framework=req.framework, arch=req.arch, labels=req.labels_name,
-        trust_pickle=req.trust_pickle,
+        trust_pickle=req.trust_pickle, uploaded=tuple(uploaded + ([image.name] if image.uploaded else [])),
     )
     return json.dumps(record, indent=2)
 
