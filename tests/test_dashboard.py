@@ -151,6 +151,8 @@ def test_every_explainer_renders_images_and_predictions(method):
     assert f"Overlay: {label}" in shown and f"Heatmap: {label}" in shown
     frame = predictions_frame(at)
     assert len(frame) == 5 and set(frame["Label"]) <= {str(d) for d in range(10)}
+    (chart,) = at.get("plotly_chart")
+    assert json.loads(chart.proto.spec)["layout"]["yaxis"]["type"] == "category"  # "0".."9" are names
     evals = int(next(m.value for m in at.metric if m.label == "Model evaluations").replace(",", ""))
     assert evals >= 1
 
@@ -158,15 +160,18 @@ def test_every_explainer_renders_images_and_predictions(method):
 def test_several_explainers_side_by_side_on_a_shared_scale():
     at = image_page()
     use_digits_model(at)
-    at.selectbox(key="img_method").set_value("saliency").run()
-    at.multiselect(key="img_compare").set_value(["grad_cam", "occlusion"]).run()
-    set_params(at, "occlusion")
+    at.selectbox(key="img_method").set_value("integrated_gradients").run()
+    at.multiselect(key="img_compare").set_value(["grad_cam", "shap_gradient"]).run()
+    set_params(at, "integrated_gradients")
+    set_params(at, "shap_gradient")
     at.checkbox(key="img_shared_scale").check()
     click_explain(at)
     assert_clean(at)
     overlays = [c for c in captions(at) if c.startswith("Overlay: ")]
-    assert overlays == ["Overlay: Saliency (gradients)", "Overlay: Grad-CAM", "Overlay: Occlusion"]
-    assert "All maps share one color scale." in [c.value for c in at.caption]
+    assert overlays == ["Overlay: Integrated Gradients", "Overlay: Grad-CAM", "Overlay: SHAP expected gradients"]
+    note = next(c.value for c in at.caption if "colour scale" in c.value)
+    assert "Integrated Gradients and SHAP expected gradients share one colour scale" in note
+    assert "Grad-CAM keep their own scale" in note
     downloads = [b.label for b in at.get("download_button")]
     assert sum(label.startswith("Download overlay") for label in downloads) == 3
 

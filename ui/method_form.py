@@ -169,6 +169,8 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
                                help="fixes the randomness of LIME, SmoothGrad and SHAP"))
     shared = False
     if len(runs) > 1:
-        shared = st.checkbox("One color scale for all maps", key="img_shared_scale",
-                             help="draw every map on the same value range (render.Scale.shared)")
+        shared = st.checkbox("Shared colour scale", key="img_shared_scale",
+                             help="maps in the same units (e.g. Integrated Gradients and SHAP expected gradients) "
+                                  "are drawn on one value range, so their colours compare; maps in other units "
+                                  "keep their own range, so none is washed out")
     return ExplainPlan(tuple(runs), None if target == PREDICTED else int(target), seed, shared)

@@ -134,7 +134,7 @@ def explain(
         model_evals=ctx.model_evals,
         elapsed_s=elapsed,
         raw=raw.raw,
-        signed=explainer.signed and raw.extras.get("signed", True),
+        signed=bool(raw.extras.get("signed", explainer.signed)),  # e.g. Grad-CAM without ReLU is signed
         layer=raw.layer,
         output_kind=adapter.output_kind if explainer.requires - {"predict"} else "probability",
         extras=raw.extras,
