@@ -12,36 +12,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from served_app import make_run_streamlit_args  # noqa: E402
+from served_app import serve  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 SLOW = 240_000
-
-
-def serve(port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", *make_run_streamlit_args(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"error: streamlit did not start; see {log}")
 
 
 def settle(page) -> None:
@@ -72,9 +52,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import expect, sync_playwright
 
-    url = f"http://127.0.0.1:{args.port}"
-    server = serve(args.port, out / "server.log")
-    try:
+    with serve(args.port, out / "server.log") as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
                                                                         "--disable-gpu"])
@@ -99,6 +77,8 @@ def main() -> int:
                 page.get_by_role("option", name="Integrated Gradients").click()
                 page.keyboard.press("Escape")
                 settle(page)
+                page.get_by_text("Integrated Gradients settings").click()
+                settle(page)
                 field = page.get_by_label("Steps", exact=True)
                 field.fill("16")
                 field.press("Enter")
@@ -118,12 +98,6 @@ def main() -> int:
                     shoot(page, out / f"tabular-{width}-{theme}.png", width)
                 page.close()
             browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
     print(f"wrote {len(list(out.glob('*.png')))} screenshots to {out}")
     return 0
 

@@ -158,14 +158,13 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
             return None
         runs.append(MethodRun(explainer, values, layer))
 
-    c1, c2 = st.columns([3, 1])
     options = [PREDICTED, *range(adapter.num_classes)]
-    target = c1.selectbox(
+    target = st.selectbox(
         "Target class", options, key="img_target",
         format_func=lambda i: "Predicted class (top-1)" if i == PREDICTED else f"{i}: {adapter.label(i)}",
         help="the class whose evidence is explained; type to search by name",
     )
-    seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="img_seed",
+    seed = int(st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="img_seed",
                                help="fixes the randomness of LIME, SmoothGrad and SHAP"))
     shared = False
     if len(runs) > 1:
