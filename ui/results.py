@@ -111,9 +111,9 @@ def _record_json(results: ResultSet, item: ResultItem) -> str:
 
 def _stats(item: ResultItem) -> None:
     e = item.explanation
-    c1, c2 = st.columns(2)
-    c1.metric("Run time", f"{e.elapsed_s:.2f} s")
-    c2.metric("Model evaluations", f"{e.model_evals:,}")
+    # one above the other: side by side, a narrow column (compare view, 800 px) cuts the numbers
+    st.metric("Run time", f"{e.elapsed_s:.2f} s")
+    st.metric("Model evaluations", f"{e.model_evals:,}")
     details = [f"target {e.target}: {e.target_label}"]
     if e.layer:
         details.append(f"layer {e.layer}")
