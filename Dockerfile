@@ -20,5 +20,7 @@ RUN python -m pip install --no-deps -e . && useradd --create-home app && chown -
 USER app
 
 EXPOSE 8501
+# Python, as PID 1, ignores SIGTERM but turns SIGINT into a clean Streamlit shutdown
+STOPSIGNAL SIGINT
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:8501/_stcore/health')"
 CMD ["python", "-m", "streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=8501", "--server.headless=true", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
