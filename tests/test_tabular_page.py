@@ -176,8 +176,8 @@ def test_a_result_is_shown_only_with_the_model_and_row_it_was_computed_from(app)
 
 
 def test_uploaders_state_the_limits_the_service_accepts(app):
+    from xai_core.loading import MAX_MODEL_BYTES
     from xai_core.tabular.data import MAX_CSV_BYTES
-    from xai_core.tabular.models import MAX_MODEL_BYTES
 
     at = app
     at.radio(key="tab_data_source").set_value("Upload a CSV")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from xai_core.images import MAX_FILE_BYTES as IMAGE_BYTES
 from xai_core.labels import MAX_LABELS_BYTES
-from xai_core.loading import MAX_MODEL_BYTES as IMAGE_MODEL_BYTES
+from xai_core.loading import MAX_MODEL_BYTES  # image and tabular models go through the same check_model_file
 from xai_core.tabular.data import MAX_CSV_BYTES
-from xai_core.tabular.models import MAX_MODEL_BYTES as TABULAR_MODEL_BYTES
 
 
 def _mb(n: int) -> int:
@@ -17,6 +16,5 @@ def _mb(n: int) -> int:
 # megabytes, for st.file_uploader(max_upload_size=...)
 IMAGE_MB = _mb(IMAGE_BYTES)
 LABELS_MB = _mb(MAX_LABELS_BYTES)
-IMAGE_MODEL_MB = _mb(IMAGE_MODEL_BYTES)
-TABULAR_MODEL_MB = _mb(TABULAR_MODEL_BYTES)
+IMAGE_MODEL_MB = TABULAR_MODEL_MB = _mb(MAX_MODEL_BYTES)
 CSV_MB = _mb(MAX_CSV_BYTES)
