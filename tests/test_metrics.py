@@ -1,0 +1,200 @@
+"""Faithfulness and sanity metrics: known answers on models whose answer we know,
+agreement with the field's reference code (Quantus, pytorch-grad-cam's ROAD), and
+the adapters' randomised copies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+# pytorch-grad-cam (through torchvision) loads triton, which crashes when TensorFlow
+# (imported by quantus) is already loaded: import it first
+from pytorch_grad_cam.metrics.perturbation_confidence import (
+    PerturbationConfidenceMetric,
+    RemoveLeastRelevantFirst,
+    RemoveMostRelevantFirst,
+)
+from pytorch_grad_cam.metrics.road import NoisyLinearImputer, ROADCombined
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+from tests.test_known_answer import GREEN, RED, ColorNet, region_mask
+from tests.test_reference_agreement import Normalised
+from xai_core.adapters.torch import TorchAdapter
+from xai_core.images import preprocess
+from xai_core.metrics import Modality
+from xai_core.metrics.base import MetricInput
+from xai_core.metrics.road import impute
+from xai_core.metrics.service import evaluate_image, run_metrics
+from xai_core.service import explain
+from xai_core.types import ImageSpec
+
+
+@pytest.fixture(scope="module")
+def color_adapter():
+    return TorchAdapter(ColorNet(), ImageSpec((64, 64), (0.0,), (1.0,)), ["red", "green"], name="colornet")
+
+
+def _squares():
+    rng = np.random.default_rng(0)
+    img = np.empty((64, 64, 3), np.float32)
+    img[:] = (0.2, 0.2, 0.8)
+    img += rng.uniform(-0.03, 0.03, img.shape).astype(np.float32)
+    img[RED] = (0.9, 0.1, 0.1)
+    img[GREEN] = (0.1, 0.75, 0.1)
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def task_for(adapter, x, attribution, target, **kwargs):
+    return MetricInput(x=x, attribution=attribution, target=target,
+                       predict=lambda b: adapter.predict(b), modality=Modality.IMAGE, **kwargs)
+
+
+# -- known answers -------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion"])
+def test_right_map_beats_random_and_wrong_maps(method, color_adapter):
+    image = _squares()
+    x = preprocess(image, color_adapter.spec)
+    params = {"integrated_gradients": {"steps": 16}, "occlusion": {"window": 8, "stride": 4}}[method]
+    exp = explain(color_adapter, image, method, params, target=0, seed=0)
+    maps = {
+        "right": exp.attribution,
+        "random": np.random.default_rng(1).random((64, 64)),
+        "wrong": region_mask(GREEN).astype(np.float64) + 0.01 * np.random.default_rng(2).random((64, 64)),
+    }
+    scores = {}
+    for kind, attribution in maps.items():
+        got = run_metrics(task_for(color_adapter, x, attribution, 0), ["deletion", "insertion"])
+        scores[kind] = {name: r.value for name, r in got.items()}
+        if kind == "right":
+            assert got["deletion"].passed and got["insertion"].passed  # beats its own random-order baseline
+    for other in ("random", "wrong"):
+        assert scores["right"]["deletion"] < scores[other]["deletion"] - 0.05, scores
+        assert scores["right"]["insertion"] > scores[other]["insertion"] + 0.05, scores
+
+
+def test_road_and_correlation_rank_the_right_map_first(color_adapter):
+    x = preprocess(_squares(), color_adapter.spec)
+    right = region_mask(RED, pad=0).astype(np.float64) + 0.01 * np.random.default_rng(3).random((64, 64))
+    wrong = region_mask(GREEN, pad=0).astype(np.float64) + 0.01 * np.random.default_rng(3).random((64, 64))
+    got = {k: run_metrics(task_for(color_adapter, x, m, 0), ["road", "correlation"])
+           for k, m in (("right", right), ("wrong", wrong))}
+    assert got["right"]["road"].value > 0.05 > got["wrong"]["road"].value
+    assert got["right"]["correlation"].value > 0.5 > got["wrong"]["correlation"].value
+
+
+def sobel_edges(x: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    gray = x.mean(-1)
+    return np.hypot(ndimage.sobel(gray, 0), ndimage.sobel(gray, 1))
+
+
+@pytest.mark.parametrize("name", ["input", "edges"])
+def test_model_independent_map_fails_randomization(name, digits_adapter, digit_image):
+    x = preprocess(digit_image, digits_adapter.spec)
+    fn = {"input": lambda v: v.mean(-1), "edges": sobel_edges}[name]
+    task = task_for(digits_adapter, x, fn(x), 7, explain=lambda v, model: (fn(v), 0),
+                    randomized=digits_adapter.randomized_copy, layers=len(digits_adapter.weight_layers()))
+    result = run_metrics(task, ["randomization"])["randomization"]
+    assert result.value > 0.99 and result.passed is False
+    assert "survives randomising" in result.warning
+    assert result.record()["warning"] == result.warning
+
+
+def test_gradient_map_passes_randomization(digits_adapter, digit_image):
+    exp = explain(digits_adapter, digit_image, "grad_cam", seed=0)
+    x = preprocess(digit_image, digits_adapter.spec)
+    result = evaluate_image(digits_adapter, x, exp, ["randomization"])["randomization"]
+    assert result.warning is None and result.passed
+    assert result.value < 0.5
+    assert result.details["layers_randomized"][-1] == len(digits_adapter.weight_layers())
+    assert result.model_evals == len(result.details["layers_randomized"])
+
+
+def test_sensitivity_known_answer(digits_adapter, digit_image):
+    """The input as its own map moves by exactly the noise: max ||d|| / ||x||."""
+    x = preprocess(digit_image, digits_adapter.spec)
+    task = task_for(digits_adapter, x, x.mean(-1), 7, explain=lambda v, model: (v.mean(-1), 0), seed=5)
+    result = run_metrics(task, ["sensitivity"], {"sensitivity": {"samples": 3, "radius": 0.05}})["sensitivity"]
+    rng = np.random.default_rng(5)
+    expected = max(
+        np.linalg.norm(np.clip(x + rng.uniform(-0.05, 0.05, x.shape).astype(np.float32), 0, 1).mean(-1) - x.mean(-1))
+        for _ in range(3)
+    ) / np.linalg.norm(x.mean(-1))
+    assert result.value == pytest.approx(expected, rel=1e-5)
+    assert 0 < result.value < 0.2
+
+
+# -- agreement with the references ------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits_reference(digits_adapter, digit_image):
+    x = preprocess(digit_image, digits_adapter.spec)
+    wrapped = Normalised(digits_adapter.model, [0.5], [0.5]).eval()
+    attribution = explain(digits_adapter, digit_image, "saliency", seed=0).attribution.astype(np.float64)
+    return wrapped, x, attribution, int(digits_adapter.predict(x[None])[0].argmax())
+
+
+def test_deletion_equals_quantus_pixel_flipping(digits_adapter, digits_reference):
+    import quantus
+
+    wrapped, x, attribution, target = digits_reference
+    steps = 64  # 1024 pixels, 16 per step
+    ours = run_metrics(task_for(digits_adapter, x, attribution, target), ["deletion"],
+                       {"deletion": {"steps": steps}})["deletion"]
+    metric = quantus.PixelFlipping(features_in_step=1024 // steps, perturb_baseline=0.0, normalise=False,
+                                   disable_warnings=True, return_auc_per_sample=False)
+    theirs = metric(model=wrapped, x_batch=np.transpose(x, (2, 0, 1))[None], y_batch=np.array([target]),
+                    a_batch=attribution[None, None].astype(np.float32), device="cpu", softmax=True)[0]
+    np.testing.assert_allclose(ours.curve[1][1:], theirs, atol=1e-5)  # Quantus records no point before step 1
+    # Quantus' AUC (return_auc_per_sample) calls np.trapz, gone in NumPy 2.4; it is the
+    # trapezoid rule with unit spacing over these points, ours over the fraction 0..1.
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.01])
+def test_road_equals_pytorch_grad_cam(noise, digits_adapter, digits_reference):
+    wrapped, x, attribution, target = digits_reference
+    tensor = torch.from_numpy(x).permute(2, 0, 1)[None].contiguous()
+    cams = attribution[None].astype(np.float32)
+    targets = [ClassifierOutputSoftmaxTarget(target)]
+    ours = run_metrics(task_for(digits_adapter, x, attribution, target), ["road"],
+                       {"road": {"steps": 9, "noise": noise}})["road"]
+    if noise == 0.0:  # deterministic imputation: every point must match
+        for i, p in enumerate(range(10, 100, 10)):
+            morf = PerturbationConfidenceMetric(RemoveMostRelevantFirst(p, NoisyLinearImputer(noise=0.0)))
+            lerf = PerturbationConfidenceMetric(RemoveLeastRelevantFirst(p, NoisyLinearImputer(noise=0.0)))
+            assert ours.curve[1][i] == pytest.approx(
+                float(morf(tensor, cams, targets, wrapped, return_diff=False)[0]), abs=1e-5)
+            assert ours.baseline_curve[1][i] == pytest.approx(
+                float(lerf(tensor, cams, targets, wrapped, return_diff=False)[0]), abs=1e-5)
+    else:  # the reference's default (noise 0.01, torch's RNG): the same value within the noise
+        torch.manual_seed(0)
+        theirs = float(ROADCombined(percentiles=list(range(10, 100, 10)))(tensor, cams, targets, wrapped)[0])
+        assert ours.value == pytest.approx(theirs, abs=0.02)
+
+
+def test_imputation_is_the_neighbour_mean():
+    """A removed pixel inside a linear ramp gets the ramp's value back."""
+    ramp = np.tile(np.linspace(0, 1, 16, dtype=np.float32), (16, 1))[..., None]
+    removed = np.zeros((16, 16), bool)
+    removed[5:9, 5:9] = True
+    out = impute(ramp, removed, 0.0, np.random.default_rng(0))
+    np.testing.assert_allclose(out, ramp, atol=1e-5)
+
+
+# -- the adapters' randomised copies ------------------------------------------------------
+def test_torch_randomized_copy_leaves_the_original(digits_adapter, digit_image):
+    x = preprocess(digit_image, digits_adapter.spec)[None]
+    before = digits_adapter.predict(x)
+    layers = digits_adapter.weight_layers()
+    top = digits_adapter.randomized_copy(1, seed=0)
+    every = digits_adapter.randomized_copy(len(layers), seed=0)
+    np.testing.assert_array_equal(digits_adapter.predict(x), before)
+    assert not np.allclose(top.predict(x), before, atol=1e-4)
+    same = digits_adapter.randomized_copy(1, seed=0)
+    np.testing.assert_allclose(same.predict(x), top.predict(x), atol=1e-6)  # seeded
+    top_params = dict(top.model.named_parameters())
+    for name, p in digits_adapter.model.named_parameters():
+        changed = not torch.equal(p, top_params[name])
+        assert changed == (name.rpartition(".")[0] == layers[-1]), name
+    assert not np.allclose(every.predict(x), top.predict(x))

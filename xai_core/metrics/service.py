@@ -1,0 +1,93 @@
+"""Run metrics on what the service explained: the bridge between adapters and the
+metrics' plain-array inputs, shared by the command line and the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..adapters.base import ModelAdapter
+from ..types import Explanation, UnsupportedError
+from . import get_metric
+from .base import MetricInput, MetricResult, Modality, Needs
+
+ProgressCallback = Callable[[float, str], None]
+
+
+def image_rerun(adapter: ModelAdapter, exp: Explanation, batch_size: int | None = None):
+    """(x H x W x C in [0, 1], model adapter or None) -> (attribution, evals): the
+    explanation's method, params, class, layer and seed on another input or model."""
+    from ..explainers import Context, get_explainer
+
+    explainer = get_explainer(exp.method)
+    parsed = explainer.params(exp.params)
+
+    def run(x: np.ndarray, model: ModelAdapter | None = None) -> tuple[np.ndarray, int]:
+        model = model or adapter
+        ctx = Context(model, np.asarray(x, np.float32), exp.target, exp.seed,
+                      int(batch_size or model.default_batch_size), layer=exp.layer,
+                      original_image=(np.clip(x, 0, 1) * 255).round().astype(np.uint8))
+        raw = explainer.run(ctx, parsed)
+        attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        return attribution, ctx.model_evals
+
+    return run
+
+
+def run_metrics(
+    task: MetricInput,
+    names: Sequence[str],
+    params: dict[str, dict[str, Any]] | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, MetricResult]:
+    """Each named metric on one task; ``params`` maps a metric name to its values.
+    Progress is reported per metric, in the order given."""
+    results: dict[str, MetricResult] = {}
+    names = list(names)
+    for i, name in enumerate(names):
+        metric = get_metric(name)
+
+        def tell(fraction: float, text: str, i: int = i) -> None:
+            if progress is not None:
+                progress((i + fraction) / len(names), text)
+
+        task.progress = tell
+        tell(0.0, f"{metric.label}")
+        results[name] = metric(task, (params or {}).get(name))
+    if progress is not None:
+        progress(1.0, "metrics done")
+    return results
+
+
+def evaluate_image(
+    adapter: ModelAdapter,
+    x: np.ndarray,
+    exp: Explanation,
+    names: Sequence[str],
+    params: dict[str, dict[str, Any]] | None = None,
+    *,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, MetricResult]:
+    """Metrics of ``exp`` on the preprocessed image ``x`` (H x W x C in [0, 1], as
+    :func:`xai_core.images.preprocess` gives it)."""
+    size = int(batch_size or adapter.default_batch_size)
+    layers = adapter.weight_layers()
+    for name in names:
+        if Needs.WEIGHTS in get_metric(name).needs and not layers:
+            raise UnsupportedError(f"metric {name} needs model weights, which {adapter.name} does not expose "
+                                   f"({adapter.framework})")
+    task = MetricInput(
+        x=np.asarray(x, np.float32), attribution=exp.attribution, target=exp.target,
+        predict=lambda batch: adapter.predict(batch, size), modality=Modality.IMAGE,
+        explain=image_rerun(adapter, exp, size),
+        randomized=adapter.randomized_copy, layers=len(layers), seed=exp.seed,
+    )
+    return run_metrics(task, names, params, progress)
+
+
+def records(results: dict[str, MetricResult]) -> dict[str, Any]:
+    """JSON-ready records of a run, keyed by metric name."""
+    return {name: result.record() for name, result in results.items()}
