@@ -198,3 +198,68 @@ def test_torch_randomized_copy_leaves_the_original(digits_adapter, digit_image):
         changed = not torch.equal(p, top_params[name])
         assert changed == (name.rpartition(".")[0] == layers[-1]), name
     assert not np.allclose(every.predict(x), top.predict(x))
+
+
+# -- command line -----------------------------------------------------------------------
+def test_cli_writes_metrics_to_results_json(tmp_path, capsys):
+    import json
+
+    from tests.conftest import SAMPLES
+    from xai_core.cli import main
+
+    rc = main(["explain", "--model", "digits_cnn", "--image", str(SAMPLES / "digit_9.png"), "--method", "grad_cam",
+               "--metrics", "deletion,insertion", "road", "--metric-param", "deletion.steps=8", "--out", str(tmp_path)])
+    assert rc == 0
+    record = json.loads((tmp_path / "results.json").read_text())[0]
+    assert list(record["metrics"]) == ["deletion", "insertion", "road"]
+    deletion = record["metrics"]["deletion"]
+    assert deletion["params"]["steps"] == 8 and len(deletion["curve"]["y"]) == 9
+    assert deletion["model_evals"] == 18 and deletion["baseline"] is not None
+    assert "deletion" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--metrics", "deletoin"], "unknown metric 'deletoin'"),
+    (["--metrics", "road", "--metric-param", "road.steps=0"], "road: parameter steps must be between"),
+    (["--metrics", "road", "--metric-param", "deletion.steps=4"], "not in --metrics"),
+])
+def test_cli_bad_metric_flags_exit_2(argv, message, tmp_path, capsys):
+    from tests.conftest import SAMPLES
+    from xai_core.cli import main
+
+    rc = main(["explain", "--model", "digits_cnn", "--image", str(SAMPLES / "digit_9.png"), "--method", "saliency",
+               "--out", str(tmp_path), *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_tabular_metrics_on_a_linear_model(tmp_path):
+    """A linear model explained exactly (w * (x - mean)): faithfulness correlation is 1 and the
+    deletion curve follows the map's order."""
+    import pandas as pd
+
+    from xai_core.metrics.service import evaluate_row
+    from xai_core.tabular.data import load_table
+    from xai_core.tabular.types import TabularExplanation
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(50, 6)), columns=[f"f{i}" for i in range(6)])
+    csv = tmp_path / "t.csv"
+    table.to_csv(csv, index=False)
+    data = load_table(csv)
+    w = np.array([3.0, -2.0, 1.0, 0.5, 0.0, -0.25])
+
+    class Linear:
+        def predict(self, x):
+            return (np.asarray(x, np.float64).reshape(-1, 6) @ w)[:, None]
+
+    row = 3
+    attribution = w * (data.x[row] - data.x.mean(0))
+    exp = TabularExplanation(row, "integrated_gradients", 0, "score", 0.0, "score", [],
+                             dict(zip(data.feature_names, attribution, strict=True)), {}, None, {}, 0, 0, 0.0)
+    got = evaluate_row(Linear(), data, exp, ["correlation", "deletion"])
+    assert got["correlation"].value == pytest.approx(1.0, abs=1e-6)
+    assert got["correlation"].baseline < 0.9
+    # deletion of w*(x - mean) in its order: the score falls by the sorted attributions
+    expected = data.x[row] @ w - np.concatenate([[0], np.cumsum(np.sort(attribution)[::-1])])
+    np.testing.assert_allclose(got["deletion"].curve[1], expected, atol=1e-4)

@@ -91,3 +91,37 @@ def evaluate_image(
 def records(results: dict[str, MetricResult]) -> dict[str, Any]:
     """JSON-ready records of a run, keyed by metric name."""
     return {name: result.record() for name, result in results.items()}
+
+
+def evaluate_row(
+    model: Any,
+    data: Any,
+    exp: Any,
+    names: Sequence[str],
+    params: dict[str, dict[str, Any]] | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> dict[str, MetricResult]:
+    """Metrics of a :class:`~xai_core.tabular.types.TabularExplanation` of row
+    ``exp.row`` of ``data``: removed features take the column means, input noise
+    is scaled by the column standard deviations."""
+    from ..tabular.explainers import TabularContext, get_tabular_explainer
+
+    explainer = get_tabular_explainer(exp.method)
+    parsed = explainer.params(exp.params)
+    prepared: dict[str, Any] = {}
+
+    def rerun(x: np.ndarray, _model: Any = None) -> tuple[np.ndarray, int]:
+        ctx = TabularContext(model, data, exp.target, exp.seed)
+        if "state" not in prepared:  # the method's setup (SHAP background, LIME statistics) is made once
+            prepared["state"] = explainer.setup(ctx, parsed)
+        raw = explainer.explain(ctx, parsed, prepared["state"], np.asarray(x, np.float32))
+        return np.asarray(raw.attributions, np.float64).reshape(-1), ctx.model_evals
+
+    x = np.asarray(data.x[exp.row], np.float32)
+    task = MetricInput(
+        x=x, attribution=np.array([exp.attributions[f] for f in data.feature_names], np.float64),
+        target=exp.target, predict=model.predict, modality=Modality.ROWS,
+        baseline=data.x.mean(0), scale=data.x.std(0), explain=rerun, seed=exp.seed,
+    )
+    return run_metrics(task, names, params, progress)
