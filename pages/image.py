@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui.image_form import image_picker, model_input_preview
 from ui.method_form import explain_form
+from ui.metrics_panel import image_metrics_panel
 from ui.model_form import model_sidebar
 from ui.quickstart import apply_quickstart, take_autorun
 from ui.results import show_results
@@ -35,3 +36,4 @@ if ready and (clicked or autorun):
 
 if RESULTS_KEY in st.session_state:
     show_results(st.session_state[RESULTS_KEY])
+    image_metrics_panel(st.session_state[RESULTS_KEY], adapter)

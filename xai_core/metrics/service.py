@@ -29,6 +29,7 @@ def image_rerun(adapter: ModelAdapter, exp: Explanation, batch_size: int | None 
         ctx = Context(model, np.asarray(x, np.float32), exp.target, exp.seed,
                       int(batch_size or model.default_batch_size), layer=exp.layer,
                       original_image=(np.clip(x, 0, 1) * 255).round().astype(np.uint8))
+        ctx.probs = ctx.predict(ctx.image[None])[0]  # as service.explain: methods may read the image's own scores
         raw = explainer.run(ctx, parsed)
         attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         return attribution, ctx.model_evals
