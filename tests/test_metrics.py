@@ -263,3 +263,15 @@ def test_tabular_metrics_on_a_linear_model(tmp_path):
     # deletion of w*(x - mean) in its order: the score falls by the sorted attributions
     expected = data.x[row] @ w - np.concatenate([[0], np.cumsum(np.sort(attribution)[::-1])])
     np.testing.assert_allclose(got["deletion"].curve[1], expected, atol=1e-4)
+
+
+def test_random_baseline_orders_whole_squares():
+    from xai_core.metrics.curves import random_orders
+
+    (order,) = random_orders((32, 32), 1, seed=0, block=8)
+    assert sorted(order) == list(range(1024))
+    rows, cols = np.divmod(order, 32)
+    cells = (rows // 8) * 4 + cols // 8
+    for start in range(0, 1024, 64):  # each run of 64 pixels is one 8 x 8 square
+        assert len(set(cells[start:start + 64])) == 1
+    assert len(set(cells[::64])) == 16

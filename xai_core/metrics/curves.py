@@ -5,7 +5,8 @@ value, rows take the baseline row's value) and records the target's score after
 each step; a faithful map makes it fall fast (small area, lower is better).
 Insertion starts from a blurred image (for rows: the baseline row) and puts the
 most important features back first; a faithful map makes it rise fast (large
-area, higher is better). The same curve for a random order is the baseline.
+area, higher is better). The same curve for a random order (of squares, for
+images) is the baseline.
 Every curve point is one input of a single batch (steps + 1 inputs per order).
 """
 
@@ -48,17 +49,42 @@ def area(fractions: np.ndarray, scores: np.ndarray) -> float:
     return float(np.trapezoid(scores, fractions))
 
 
-def random_orders(n_features: int, count: int, seed: int) -> list[np.ndarray]:
+def random_orders(shape: tuple[int, ...], count: int, seed: int, block: int = 1) -> list[np.ndarray]:
+    """``count`` random feature orders. For an image (``shape`` = H x W) with
+    ``block`` > 1 the order is random over block x block squares (and random inside
+    each): a map with no information but the coarseness of a typical heatmap.
+    Pixel-by-pixel random deletion is salt-and-pepper noise, which destroys most
+    photos within a few percent of the pixels and would be a baseline no smooth map
+    can beat."""
     rng = np.random.default_rng(seed)
-    return [rng.permutation(n_features) for _ in range(count)]
+    n = int(np.prod(shape))
+    if len(shape) != 2 or block <= 1:
+        return [rng.permutation(n) for _ in range(count)]
+    h, w = shape
+    rows, cols = np.divmod(np.arange(n), w)
+    cell = (rows // block) * (-(-w // block)) + cols // block
+    orders = []
+    for _ in range(count):
+        rank = rng.permutation(int(cell.max()) + 1)
+        orders.append(np.lexsort((rng.random(n), rank[cell])))
+    return orders
 
 
-def run_curves(task: MetricInput, start: np.ndarray, end: np.ndarray, steps: int, orders: int):
+def auto_block(shape: tuple[int, ...], block: int) -> int:
+    """The random baseline's square side: ``block``, or 0 -> 1/14 of the image's
+    shorter side (16 pixels at 224, one cell of a 14 x 14 grid)."""
+    if len(shape) != 2:
+        return 1
+    return block if block > 0 else max(1, round(min(shape) / 14))
+
+
+def run_curves(task: MetricInput, start: np.ndarray, end: np.ndarray, steps: int, orders: int, block: int = 1):
     """The map's curve and the mean curve of ``orders`` random orders, from one batch.
 
     Returns (fractions, map scores, random scores)."""
     shape = task.x.shape
-    paths = [removal_order(task.attribution), *random_orders(len(start), orders, task.seed)]
+    grid = np.shape(task.attribution)
+    paths = [removal_order(task.attribution), *random_orders(grid, orders, task.seed, auto_block(grid, block))]
     batches = [path_inputs(start, end, order, steps) for order in paths]
     fractions = batches[0][0]
     stacked = np.concatenate([b for _, b in batches]).reshape(-1, *shape)
@@ -78,8 +104,10 @@ def fill_for(task: MetricInput, fill: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CurveParams:
-    steps: int = param(16, low=2, high=1024, help="points on the curve (each one model evaluation)")
+    steps: int = param(10, low=2, high=1024, help="points on the curve (each one model evaluation)")
     random_orders: int = param(1, low=1, high=16, help="random orders averaged for the baseline curve")
+    random_block: int = param(0, low=0, high=512,
+                              help="image baseline: random order over squares of this side (0: 1/14 of the image)")
     fill: str = param("black", choices=("black", "gray", "mean", "blur"),
                       help="value of a removed pixel (rows take the baseline row's value)")
 
@@ -97,7 +125,7 @@ class _Curve(Metric):
         x = features(np.asarray(task.x, np.float32), task.modality)
         empty = fill_for(task, params.fill)
         start, end = (empty, x) if self.inserting else (x, empty)
-        fractions, ours, rand = run_curves(task, start, end, params.steps, params.random_orders)
+        fractions, ours, rand = run_curves(task, start, end, params.steps, params.random_orders, params.random_block)
         value, base = area(fractions, ours), area(fractions, rand)
         return self.result(
             value, baseline=base,
