@@ -275,3 +275,40 @@ def test_random_baseline_orders_whole_squares():
     for start in range(0, 1024, 64):  # each run of 64 pixels is one 8 x 8 square
         assert len(set(cells[start:start + 64])) == 1
     assert len(set(cells[::64])) == 16
+
+
+@pytest.fixture(scope="module")
+def onnx_digits(tmp_path_factory, digits_adapter):
+    import warnings
+
+    from xai_core.models import SpecOverrides, open_model
+
+    path = tmp_path_factory.mktemp("onnx") / "digits.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(digits_adapter.model, (torch.zeros(1, 1, 32, 32),), str(path), input_names=["image"],
+                          output_names=["scores"], dynamic_axes={"image": {0: "b"}, "scores": {0: "b"}}, dynamo=False)
+    return open_model(str(path), overrides=SpecOverrides(size=(32, 32), mean=(0.5,), std=(0.5,), grayscale=True))
+
+
+@pytest.mark.parametrize("framework", ["keras", "onnx"])
+def test_keras_and_onnx_randomized_copies(framework, request, digit_image):
+    from xai_core.models import open_model
+
+    adapter = open_model("keras_digits_cnn") if framework == "keras" else request.getfixturevalue("onnx_digits")
+    x = preprocess(digit_image, adapter.spec)
+    layers = adapter.weight_layers()
+    assert len(layers) >= 3, layers
+    before = adapter.predict(x[None])
+    top = adapter.randomized_copy(1, seed=0)
+    assert not np.allclose(top.predict(x[None]), before, atol=1e-4)
+    np.testing.assert_array_equal(adapter.predict(x[None]), before)  # the original is untouched
+    np.testing.assert_allclose(adapter.randomized_copy(1, seed=0).predict(x[None]), top.predict(x[None]), atol=1e-6)
+    # the full check through the service: the input as its own map survives and is flagged
+    task = task_for(adapter, x, x.mean(-1), 7, explain=lambda v, model: (v.mean(-1), 0),
+                    randomized=adapter.randomized_copy, layers=len(layers))
+    assert run_metrics(task, ["randomization"])["randomization"].warning
+    method, params = ("grad_cam", {}) if framework == "keras" else ("occlusion", {"window": 8, "stride": 8})
+    exp = explain(adapter, digit_image, method, params, seed=0)
+    result = evaluate_image(adapter, x, exp, ["randomization"], {"randomization": {"steps": 2}})["randomization"]
+    assert np.isfinite(result.value) and result.details["layers_randomized"][-1] == len(layers)
