@@ -33,3 +33,20 @@ def test_panel_ranks_methods_in_one_table_and_caches(monkeypatch):
     next(b for b in at.button if b.label == "Check faithfulness").click().run()  # cached: nothing recomputed
     assert_clean(at)
     assert len(calls) == 6
+
+
+def test_tabular_row_panel():
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_tabular_page import PAGE
+
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.selectbox(key="tab_method").set_value("integrated_gradients").run()
+    at.button(key="tab_explain_row").click().run()
+    assert not at.exception and not at.error
+    assert at.multiselect(key="metric_choice_rows").value == ["deletion", "insertion", "correlation", "sensitivity"]
+    next(b for b in at.button if b.label == "Check faithfulness").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = at.dataframe[-1].value
+    assert list(table["Method"]) == ["integrated_gradients, row 0"]
+    assert table["correlation (↑)"][0] > table["correlation random"][0]

@@ -191,11 +191,16 @@ def image_metrics_panel(results: Any, adapter: Any) -> None:
     _panel(Modality.IMAGE, items, bool(adapter.weight_layers()), "img_metric_results", run, cost)
 
 
-def row_metrics_panel(items: Sequence[tuple[str, str, Any]], model: Any, data: Any) -> None:
-    """The panel under tabular results: (label, cache key, TabularExplanation) per result."""
-    if not items:
+def row_metrics_panel(explanation: Any, model: Any, data: Any) -> None:
+    """The panel under a tabular row's result (a ``TabularExplanation`` of ``data``)."""
+    if explanation is None:
         return
-    cost = {key: (e.model_evals, e.elapsed_s) for _, key, e in items}
+    from .cache import content_hash
+
+    identity = [model.name, data.source, data.x.shape, explanation.record()]
+    key = content_hash(json.dumps(identity, default=str, sort_keys=True).encode())
+    items = [(f"{explanation.method}, row {explanation.row}", key, explanation)]
+    cost = {key: (explanation.model_evals, explanation.elapsed_s)}
 
     def run(key: str, name: str, explanation: Any, progress, params: dict) -> MetricResult:
         return _row_metric(key, name, json.dumps(params, sort_keys=True), model, data, explanation, progress)
