@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -194,8 +194,6 @@ class Metric:
         result = self.compute(task, parsed)
         result.elapsed_s = time.perf_counter() - start
         result.model_evals = task.evals - evals_before
-        from dataclasses import asdict
-
         result.params = asdict(parsed)
         return result
 
