@@ -250,7 +250,7 @@ def test_tabular_metrics_on_a_linear_model(tmp_path):
     w = np.array([3.0, -2.0, 1.0, 0.5, 0.0, -0.25])
 
     class Linear:
-        def predict(self, x):
+        def explained_scores(self, x, batch_size=None):
             return (np.asarray(x, np.float64).reshape(-1, 6) @ w)[:, None]
 
     row = 3

@@ -26,9 +26,10 @@ def image_rerun(adapter: ModelAdapter, exp: Explanation, batch_size: int | None 
 
     def run(x: np.ndarray, model: ModelAdapter | None = None) -> tuple[np.ndarray, int]:
         model = model or adapter
-        ctx = Context(model, np.asarray(x, np.float32), exp.target, exp.seed,
-                      int(batch_size or model.default_batch_size), layer=exp.layer,
-                      original_image=(np.clip(x, 0, 1) * 255).round().astype(np.uint8))
+        x = np.asarray(x, np.float32)
+        ctx = Context(model, x, exp.target, exp.seed, int(batch_size or model.default_batch_size),
+                      layer=exp.layer, original_image=(np.clip(x, 0, 1) * 255).round().astype(np.uint8),
+                      inputs=[x])
         ctx.probs = ctx.predict(ctx.image[None])[0]  # as service.explain: methods may read the image's own scores
         raw = explainer.run(ctx, parsed)
         attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
@@ -75,6 +76,9 @@ def evaluate_image(
     """Metrics of ``exp`` on the preprocessed image ``x`` (H x W x C in [0, 1], as
     :func:`xai_core.images.preprocess` gives it)."""
     size = int(batch_size or adapter.default_batch_size)
+    if adapter.input_kinds != ["image"]:
+        raise UnsupportedError(f"the image metrics need a model with one image input; {adapter.name} takes "
+                               f"{', '.join(adapter.input_kinds)}")
     layers = adapter.weight_layers()
     for name in names:
         if Needs.WEIGHTS in get_metric(name).needs and not layers:
@@ -105,15 +109,17 @@ def evaluate_row(
 ) -> dict[str, MetricResult]:
     """Metrics of a :class:`~xai_core.tabular.types.TabularExplanation` of row
     ``exp.row`` of ``data``: removed features take the column means, input noise
-    is scaled by the column standard deviations."""
-    from ..tabular.explainers import TabularContext, get_tabular_explainer
+    is scaled by the column standard deviations, and the score is the explained
+    one (the class probability, the logit of a logit model, or the score)."""
+    from ..explainers.rows import RowContext
+    from ..tabular.service import get_tabular_explainer
 
     explainer = get_tabular_explainer(exp.method)
     parsed = explainer.params(exp.params)
     prepared: dict[str, Any] = {}
 
     def rerun(x: np.ndarray, _model: Any = None) -> tuple[np.ndarray, int]:
-        ctx = TabularContext(model, data, exp.target, exp.seed)
+        ctx = RowContext(model, data, exp.target, exp.seed)
         if "state" not in prepared:  # the method's setup (SHAP background, LIME statistics) is made once
             prepared["state"] = explainer.setup(ctx, parsed)
         raw = explainer.explain(ctx, parsed, prepared["state"], np.asarray(x, np.float32))
@@ -122,7 +128,7 @@ def evaluate_row(
     x = np.asarray(data.x[exp.row], np.float32)
     task = MetricInput(
         x=x, attribution=np.array([exp.attributions[f] for f in data.feature_names], np.float64),
-        target=exp.target, predict=model.predict, modality=Modality.ROWS,
+        target=exp.target, predict=lambda batch: model.explained_scores(batch, 4096), modality=Modality.ROWS,
         baseline=data.x.mean(0), scale=data.x.std(0), explain=rerun, seed=exp.seed,
     )
     return run_metrics(task, names, params, progress)
