@@ -253,6 +253,11 @@ def test_tabular_metrics_on_a_linear_model(tmp_path):
         def explained_scores(self, x, batch_size=None):
             return (np.asarray(x, np.float64).reshape(-1, 6) @ w)[:, None]
 
+        def weight_layers(self):
+            return []
+
+        randomized_copy = None
+
     row = 3
     attribution = w * (data.x[row] - data.x.mean(0))
     exp = TabularExplanation(row, "integrated_gradients", 0, "score", 0.0, "score", [],
@@ -329,3 +334,24 @@ def test_sensitivity_agrees_with_quantus_max_sensitivity(digits_adapter, digits_
                     a_batch=np.transpose(x, (2, 0, 1))[None].copy(), device="cpu",
                     explain_func=lambda model, inputs, targets, **kw: np.asarray(inputs).mean(axis=1, keepdims=True))[0]
     assert ours.value == pytest.approx(theirs, rel=0.05)  # measured: within 0.2-2.1% on two digits, two radii
+
+
+def test_rows_randomization_on_the_zoo_mlp():
+    """Rows run the same check on the one adapter: Integrated Gradients changes with the
+    weights; the row's own deviation from the mean (a model-independent map) does not."""
+    from model_zoo.tabular import TABULAR_ZOO
+    from xai_core.metrics.base import Modality as M
+    from xai_core.metrics.service import evaluate_row
+    from xai_core.tabular import explain_row, load_table, open_tabular_model
+
+    model = open_tabular_model("breast_cancer_mlp")
+    entry = TABULAR_ZOO["breast_cancer_mlp"]
+    data = load_table(entry.csv_path, label_column=entry.label_column, n_features=model.n_features)
+    exp = explain_row(model, data, 0, "integrated_gradients", {"steps": 32}, seed=0)
+    ig = evaluate_row(model, data, exp, ["randomization"])["randomization"]
+    assert ig.passed and ig.value < 0.5 and ig.details["total_layers"] == len(model.weight_layers())
+    x, mean = data.x[0], data.x.mean(0)
+    task = MetricInput(x=x, attribution=x - mean, target=exp.target, predict=model.explained_scores,
+                       modality=M.ROWS, explain=lambda v, m: (v - mean, 0), randomized=model.randomized_copy,
+                       layers=len(model.weight_layers()))
+    assert run_metrics(task, ["randomization"])["randomization"].warning

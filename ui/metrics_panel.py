@@ -205,4 +205,4 @@ def row_metrics_panel(explanation: Any, model: Any, data: Any) -> None:
     def run(key: str, name: str, explanation: Any, progress, params: dict) -> MetricResult:
         return _row_metric(key, name, json.dumps(params, sort_keys=True), model, data, explanation, progress)
 
-    _panel(Modality.ROWS, items, False, "tab_metric_results", run, cost)
+    _panel(Modality.ROWS, items, bool(model.weight_layers()), "tab_metric_results", run, cost)

@@ -14,7 +14,7 @@ from . import correlation, curves, randomization, road, sensitivity  # noqa: F40
 from .base import REGISTRY, Direction, Metric, MetricInput, MetricResult, Modality, Needs
 
 IMAGE_DEFAULTS = ("deletion", "insertion", "road", "randomization", "sensitivity")
-ROW_DEFAULTS = ("deletion", "insertion", "correlation", "sensitivity")
+ROW_DEFAULTS = ("deletion", "insertion", "correlation", "randomization", "sensitivity")
 
 
 def get_metric(name: str) -> Metric:

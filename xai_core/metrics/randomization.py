@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..explainers.base import param
-from .base import Direction, Metric, MetricInput, MetricResult, Modality, Needs, register
+from .base import Direction, Metric, MetricInput, MetricResult, Needs, register
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -68,7 +68,6 @@ class Randomization(Metric):
     paper = "Adebayo et al. 2018"
     needs = frozenset({Needs.EXPLAIN, Needs.WEIGHTS})
     direction = Direction.LOWER
-    modalities = frozenset({Modality.IMAGE})  # table models expose no randomised copies yet
     Params = RandomizationParams
 
     def compute(self, task: MetricInput, params) -> MetricResult:

@@ -38,6 +38,14 @@ def image_rerun(adapter: ModelAdapter, exp: Explanation, batch_size: int | None 
     return run
 
 
+def check_weights(adapter: ModelAdapter, names: Sequence[str], layers: list[str]) -> None:
+    """An UnsupportedError when a metric needs weights that the model does not expose."""
+    for name in names:
+        if Needs.WEIGHTS in get_metric(name).needs and not layers:
+            raise UnsupportedError(f"metric {name} needs model weights, which {adapter.name} does not expose "
+                                   f"({adapter.framework})")
+
+
 def run_metrics(
     task: MetricInput,
     names: Sequence[str],
@@ -80,10 +88,7 @@ def evaluate_image(
         raise UnsupportedError(f"the image metrics need a model with one image input; {adapter.name} takes "
                                f"{', '.join(adapter.input_kinds)}")
     layers = adapter.weight_layers()
-    for name in names:
-        if Needs.WEIGHTS in get_metric(name).needs and not layers:
-            raise UnsupportedError(f"metric {name} needs model weights, which {adapter.name} does not expose "
-                                   f"({adapter.framework})")
+    check_weights(adapter, names, layers)
     task = MetricInput(
         x=np.asarray(x, np.float32), attribution=exp.attribution, target=exp.target,
         predict=lambda batch: adapter.predict(batch, size), modality=Modality.IMAGE,
@@ -114,15 +119,18 @@ def evaluate_row(
     from ..explainers.rows import RowContext
     from ..tabular.service import get_tabular_explainer
 
+    layers = model.weight_layers()
+    check_weights(model, names, layers)
     explainer = get_tabular_explainer(exp.method)
     parsed = explainer.params(exp.params)
     prepared: dict[str, Any] = {}
 
-    def rerun(x: np.ndarray, _model: Any = None) -> tuple[np.ndarray, int]:
-        ctx = RowContext(model, data, exp.target, exp.seed)
-        if "state" not in prepared:  # the method's setup (SHAP background, LIME statistics) is made once
-            prepared["state"] = explainer.setup(ctx, parsed)
-        raw = explainer.explain(ctx, parsed, prepared["state"], np.asarray(x, np.float32))
+    def rerun(x: np.ndarray, variant: Any = None) -> tuple[np.ndarray, int]:
+        ctx = RowContext(variant or model, data, exp.target, exp.seed)
+        key = id(variant)  # the method's setup (SHAP background, LIME statistics) is made once per model
+        if key not in prepared:
+            prepared[key] = explainer.setup(ctx, parsed)
+        raw = explainer.explain(ctx, parsed, prepared[key], np.asarray(x, np.float32))
         return np.asarray(raw.attributions, np.float64).reshape(-1), ctx.model_evals
 
     x = np.asarray(data.x[exp.row], np.float32)
@@ -130,5 +138,6 @@ def evaluate_row(
         x=x, attribution=np.array([exp.attributions[f] for f in data.feature_names], np.float64),
         target=exp.target, predict=lambda batch: model.explained_scores(batch, 4096), modality=Modality.ROWS,
         baseline=data.x.mean(0), scale=data.x.std(0), explain=rerun, seed=exp.seed,
+        randomized=model.randomized_copy, layers=len(layers),
     )
     return run_metrics(task, names, params, progress)
