@@ -147,3 +147,97 @@ def to_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", optimize=False)
     return buf.getvalue()
+
+
+def class_grid(
+    items,
+    class_names: list[str],
+    *,
+    feature_names: list[str] | None = None,
+    title: str = "",
+    top_features: int = 8,
+    cell_inches: float = 1.35,
+) -> np.ndarray:
+    """The item x class grid of a labelled set, as an RGB image.
+
+    ``items`` are :class:`~xai_core.set_model.ItemExplanation`-like (``name``,
+    ``label``, ``prediction``, ``probabilities``, ``classes``, ``attributions`` C x
+    H x W or C x F, ``input``). One row per item, one column per explained class,
+    titled with the class name and its probability (the true class in green, a
+    wrong prediction in red). Every cell shares one colour scale: red raises the
+    class's score, blue lowers it. Image rows start with the model's input; table
+    rows get horizontal bars of the ``top_features`` largest |attributions|.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    items = list(items)
+    if not items:
+        raise ValueError("class_grid needs at least one item")
+    images = items[0].attributions.ndim == 3
+    ncols = max(len(it.classes) for it in items) + (1 if images else 0)
+    top = max(float(np.percentile(np.abs(it.attributions), 99.5)) for it in items)
+    top = top if np.isfinite(top) and top > 0 else 1.0
+    width = cell_inches * ncols * (1.0 if images else 1.6)
+    fig, axes = plt.subplots(len(items), ncols, figsize=(width, cell_inches * 1.15 * len(items) + 0.9),
+                             squeeze=False)
+    norm = Normalize(-top, top)
+    for r, it in enumerate(items):
+        row = axes[r]
+        wrong = it.label >= 0 and it.prediction != it.label
+        truth = class_names[it.label] if it.label >= 0 else "?"
+        heading = f"{it.name}\ntrue {truth}, pred {class_names[it.prediction]}"
+        start = 0
+        if images:
+            start = 1
+            gray = _gray(it.input) if it.input is not None else None
+            if gray is not None:
+                color = it.input.ndim == 3 and it.input.shape[-1] == 3
+                row[0].imshow(np.clip(it.input, 0, 1) if color else gray, cmap=None if color else "gray", vmin=0, vmax=1)
+            row[0].set_title(heading, fontsize=6.5, color="#b00020" if wrong else "black")
+        else:
+            row[0].set_ylabel(heading, fontsize=6.5, color="#b00020" if wrong else "black")
+        for j, (c, att) in enumerate(zip(it.classes, it.attributions, strict=True)):
+            ax = row[start + j]
+            if images:
+                if gray is not None:
+                    ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
+                ax.imshow(att, cmap=DIVERGING, norm=norm, alpha=0.8 if gray is not None else 1.0)
+            else:
+                order = np.argsort(-np.abs(att))[:top_features][::-1]
+                names = feature_names or [f"x{k}" for k in range(len(att))]
+                ax.barh(range(len(order)), att[order], color=[_bar_color(v) for v in att[order]])
+                ax.set_yticks(range(len(order)), [names[k][:18] for k in order], fontsize=5)
+                ax.set_xlim(-top * 1.05, top * 1.05)
+                ax.axvline(0, color="0.3", lw=0.5)
+                ax.tick_params(axis="x", labelsize=5)
+            color = "#1b7f3b" if c == it.label else ("#b00020" if c == it.prediction and wrong else "black")
+            ax.set_title(f"{class_names[c]}: {float(it.probabilities[c]):.3f}", fontsize=7, color=color,
+                         fontweight="bold" if c == it.prediction else "normal")
+        for ax in row[start + len(it.classes):]:
+            ax.axis("off")
+        if images:
+            for ax in row:
+                ax.set_xticks([])
+                ax.set_yticks([])
+    fig.suptitle(title or "red: raises the class's score, blue: lowers it (one colour scale)", fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    cax = fig.add_axes([0.3, 0.03, 0.4, 0.012])
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=DIVERGING), cax=cax, orientation="horizontal")
+    cax.tick_params(labelsize=6)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _gray(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x.mean(axis=-1) if x.ndim == 3 else x
+
+
+def _bar_color(value: float) -> str:
+    return "#d62728" if value >= 0 else "#1f77b4"
