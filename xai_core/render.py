@@ -241,3 +241,35 @@ def _gray(x: np.ndarray) -> np.ndarray:
 
 def _bar_color(value: float) -> str:
     return "#d62728" if value >= 0 else "#1f77b4"
+
+
+def class_mean_maps(summary, class_names: list[str], cell_inches: float = 1.35) -> np.ndarray:
+    """The class-mean maps of a :class:`~xai_core.set_explain.SetSummary` (images):
+    one panel per explained class, the mean signed map over the items explained
+    for it, on one colour scale (red raises the class's score, blue lowers it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    cs = summary.classes
+    maps = [summary.mean_signed(c) for c in cs]
+    top = max(float(np.percentile(np.abs(m), 99.5)) for m in maps) if maps else 1.0
+    norm = Normalize(-(top or 1.0), top or 1.0)
+    fig, axes = plt.subplots(1, max(1, len(cs)), figsize=(cell_inches * max(1, len(cs)), cell_inches * 1.2 + 0.7),
+                             squeeze=False)
+    for ax, c, m in zip(axes[0], cs, maps, strict=False):
+        ax.imshow(m, cmap=DIVERGING, norm=norm)
+        ax.set_title(f"{class_names[c]} (n={int(summary.counts[c])})", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("class-mean maps: mean attribution for each class over the explained items", fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 0.92))
+    cax = fig.add_axes([0.3, 0.06, 0.4, 0.03])
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=DIVERGING), cax=cax, orientation="horizontal")
+    cax.tick_params(labelsize=6)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return np.asarray(Image.open(buf).convert("RGB"))
