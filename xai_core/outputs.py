@@ -31,10 +31,12 @@ def escape_cell(value):
 
 def safe_csv(frame) -> bytes:
     """A pandas DataFrame as CSV bytes with every text cell (and header) escaped."""
+    from pandas.api.types import is_numeric_dtype
+
     frame = frame.copy()
     frame.columns = [escape_cell(str(c)) for c in frame.columns]
     for col in frame.columns:
-        if frame[col].dtype == object:
+        if not is_numeric_dtype(frame[col]):
             frame[col] = frame[col].map(escape_cell)
     buf = io.StringIO()
     frame.to_csv(buf, index=False)
