@@ -188,7 +188,7 @@ def show_metrics(ev: Evaluation) -> tuple[int, int] | None:
         st.markdown("**Confusion matrix** (rows: true class, columns: predicted). Click a cell to see its items.")
         frame = pd.DataFrame(ev.confusion(), index=[f"true {n}" for n in names], columns=[f"pred {n}" for n in names])
         event = st.dataframe(frame.style.background_gradient(cmap="Blues", axis=None), key="set_confusion",
-                             on_select="rerun", selection_mode="single-cell")
+                             on_select="rerun", selection_mode="single-cell", width="stretch")
     with right:
         st.markdown("**Per class**")
         st.dataframe(pd.DataFrame(m["per_class"]).drop(columns=["class"]), hide_index=True, width="stretch")
@@ -204,8 +204,10 @@ def show_metrics(ev: Evaluation) -> tuple[int, int] | None:
 def choose_selection(ev: Evaluation, cell: tuple[int, int] | None) -> tuple[str, list[int]]:
     names = ev.class_names
     options = list(SELECT_LABELS)
-    if cell is not None:
-        st.session_state["set_select"] = "cell"
+    if cell != st.session_state.get("set_last_cell"):  # a new click on the matrix selects that cell
+        st.session_state["set_last_cell"] = cell
+        if cell is not None:
+            st.session_state["set_select"] = "cell"
     how = st.radio("Explain which items", options, format_func=SELECT_LABELS.get, horizontal=True,
                    key="set_select")
     c1, c2 = st.columns(2)
