@@ -241,7 +241,7 @@ def test_explain_set_command_files_numbers_and_resume(tmp_path, digits_eval):
     for item in items:
         with np.load(out / item["file"]) as f:
             assert f["attributions"].shape == (10, 32, 32)
-        assert (out / item["png"]).is_file()
+        assert (out / item["grid"]).is_file()
     assert (out / record["methods"][0]["grids"][0]).is_file()
     assert (out / "summary__saliency.png").is_file() and (out / "evaluation.csv").is_file()
     first = (out / items[0]["file"]).stat().st_mtime_ns

@@ -9,8 +9,8 @@
 
 DIR gets ``evaluation.csv`` (every item: label, prediction, loss, probabilities),
 per selected item x method ``items/<item>__<method>.npz`` (the C x H x W or C x F
-attributions, classes, probabilities, the model input) and ``.png`` (its row of the
-grid), the grids ``grid__<method>__<page>.png`` (up to 20 items each),
+attributions, classes, probabilities, the model input), the item x class grids
+``grid__<method>__<page>.png`` (20 items a page, in selection order),
 ``summary__<method>.npz`` / ``.png`` (class-mean maps) or ``.csv`` (mean |attribution|
 per feature), and one ``results.json``. A rerun with the same model, set, method,
 parameters, seed and classes skips the items whose files exist. Attributions are
@@ -121,7 +121,6 @@ def _resolve_class(text: str, names: list[str], what: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import render
     from .cli import _floats, _size, make_output_dir
     from .datasets import open_set
     from .engines import open_engine
@@ -189,8 +188,6 @@ def _run(args: argparse.Namespace) -> int:
             for item in explain_selection(model, dataset, todo, request, engine=engine, errors=errors,
                                           progress=_progress(f"{method} ")):
                 _write_item(paths[item.index], key, item)
-                write_file(paths[item.index].with_suffix(".png"),
-                           render.to_png(render.class_grid([item], names, feature_names=dataset.feature_names)))
             method_records.append(_finish_method(out, method, request, selection, paths, key, model, dataset,
                                                  evaluation, errors))
         all_errors = {**evaluation.errors, **errors}
@@ -261,7 +258,7 @@ def _finish_method(out: Path, method: str, request, selection: list[int], paths:
                 "probability_true": round(float(item.probabilities[item.label]), 6),
                 "probability_predicted": round(float(item.probabilities[item.prediction]), 6),
                 "loss": round(float(loss[i]), 6), "classes": item.classes, "model_evals": item.model_evals,
-                "file": str(paths[i].relative_to(out)), "png": str(paths[i].with_suffix(".png").relative_to(out)),
+                "file": str(paths[i].relative_to(out)), "grid": f"grid__{method}__{len(grids) + 1:03d}.png",
             })
         if page and (len(page) == GRID_ROWS or n == len(selection) - 1):
             grid = out / f"grid__{method}__{len(grids) + 1:03d}.png"
