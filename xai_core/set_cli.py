@@ -218,7 +218,7 @@ def _method_params(model, args) -> dict[str, dict[str, Any]]:
     from .cli import parse_param_args
 
     if model.kind == "rows":
-        from .tabular.explainers import get_tabular_explainer as lookup
+        from .tabular.service import get_tabular_explainer as lookup
     else:
         from .explainers import get_explainer as lookup
     for method in args.method:

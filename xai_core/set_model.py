@@ -119,7 +119,7 @@ class SetModel:
         from dataclasses import asdict
 
         if self.kind == "rows":
-            from .tabular.explainers import get_tabular_explainer
+            from .tabular.service import get_tabular_explainer
 
             return asdict(get_tabular_explainer(method).params(params))
         from .explainers import get_explainer
