@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -156,7 +157,7 @@ def class_grid(
     feature_names: list[str] | None = None,
     title: str = "",
     top_features: int = 8,
-    cell_inches: float = 1.35,
+    cell: int = 112,
 ) -> np.ndarray:
     """The item x class grid of a labelled set, as an RGB image.
 
@@ -165,69 +166,117 @@ def class_grid(
     H x W or C x F, ``input``). One row per item, one column per explained class,
     titled with the class name and its probability (the true class in green, a
     wrong prediction in red). Every cell shares one colour scale: red raises the
-    class's score, blue lowers it. Image rows start with the model's input; table
-    rows get horizontal bars of the ``top_features`` largest |attributions|.
+    class's score, blue lowers it. Image rows start with the model's input and draw
+    each map over it (``cell`` pixels a side); table rows get horizontal bars of the
+    ``top_features`` largest |attributions|.
     """
+    items = list(items)
+    if not items:
+        raise ValueError("class_grid needs at least one item")
+    top = max(float(np.percentile(np.abs(it.attributions), 99.5)) for it in items)
+    top = top if np.isfinite(top) and top > 0 else 1.0
+    if items[0].attributions.ndim == 3:
+        return _image_grid(items, class_names, Scale(-top, top, True), title, cell)
+    return _bar_grid(items, class_names, top, feature_names, title, top_features)
+
+
+GREEN, RED, BLACK = (27, 127, 59), (176, 0, 32), (20, 20, 20)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+
+        path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+        return ImageFont.truetype(str(path), size)
+    except (ImportError, OSError):
+        return ImageFont.load_default()
+
+
+def _image_grid(items, class_names, scale: Scale, title: str, cell: int) -> np.ndarray:
+    from PIL import ImageDraw
+
+    ncols = 1 + max(len(it.classes) for it in items)
+    head, pad, left = 30, 6, 4
+    width = left + ncols * (cell + pad)
+    height = 26 + len(items) * (cell + head + pad) + 44
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    small, tiny = _font(11), _font(10)
+    draw.text((left, 6), title or "red: raises the class's score, blue: lowers it (one colour scale)",
+              fill=BLACK, font=small)
+    for r, it in enumerate(items):
+        y = 26 + r * (cell + head + pad) + head
+        wrong = it.label >= 0 and it.prediction != it.label
+        truth = class_names[it.label] if it.label >= 0 else "?"
+        base = _cell_image(it.input, cell)
+        gray = base.mean(axis=-1, keepdims=True)
+        canvas.paste(Image.fromarray(base), (left, y))
+        draw.text((left, y - head + 2), str(it.name)[:18], fill=BLACK, font=tiny)
+        draw.text((left, y - head + 15), f"true {truth}, pred {class_names[it.prediction]}"[:22],
+                  fill=RED if wrong else BLACK, font=tiny)
+        for j, (c, att) in enumerate(zip(it.classes, it.attributions, strict=True)):
+            x = left + (j + 1) * (cell + pad)
+            heat = heatmap(resize_map(np.asarray(att, np.float32), cell, cell, cubic=False), scale).astype(np.float32)
+            mixed = np.clip(0.2 * gray + 0.8 * heat, 0, 255).astype(np.uint8)
+            canvas.paste(Image.fromarray(mixed), (x, y))
+            color = GREEN if c == it.label else (RED if c == it.prediction and wrong else BLACK)
+            label = f"{class_names[c]}"[:12] + f": {float(it.probabilities[c]):.3f}"
+            draw.text((x, y - 15), ("> " if c == it.prediction else "") + label, fill=color, font=small)
+    bar_w = min(360, width - 2 * left)
+    ramp = heatmap(np.tile(np.linspace(scale.vmin, scale.vmax, bar_w, dtype=np.float32), (10, 1)), scale)
+    bx, by = (width - bar_w) // 2, height - 38
+    canvas.paste(Image.fromarray(ramp), (bx, by))
+    for frac, value in ((0.0, scale.vmin), (0.5, 0.0), (1.0, scale.vmax)):
+        text = f"{value:.3g}"
+        draw.text((bx + frac * bar_w - 3 * len(text), by + 13), text, fill=BLACK, font=tiny)
+    return np.asarray(canvas)
+
+
+def _cell_image(x, size: int) -> np.ndarray:
+    """The model input (H x W x C in [0, 1]) as a size x size RGB uint8 picture."""
+    if x is None:
+        return np.full((size, size, 3), 128, np.uint8)
+    a = np.clip(np.asarray(x, np.float32), 0, 1)
+    a = np.repeat(a, 3, axis=-1) if a.ndim == 3 and a.shape[-1] == 1 else (a if a.ndim == 3 else
+                                                                             np.repeat(a[..., None], 3, axis=-1))
+    pil = Image.fromarray((a[..., :3] * 255).round().astype(np.uint8))
+    small = max(pil.size) < size
+    return np.asarray(pil.resize((size, size), Image.NEAREST if small else Image.BILINEAR))
+
+
+def _bar_grid(items, class_names, top: float, feature_names, title: str, top_features: int) -> np.ndarray:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import Normalize
 
-    items = list(items)
-    if not items:
-        raise ValueError("class_grid needs at least one item")
-    images = items[0].attributions.ndim == 3
-    ncols = max(len(it.classes) for it in items) + (1 if images else 0)
-    top = max(float(np.percentile(np.abs(it.attributions), 99.5)) for it in items)
-    top = top if np.isfinite(top) and top > 0 else 1.0
-    width = cell_inches * ncols * (1.0 if images else 1.6)
-    fig, axes = plt.subplots(len(items), ncols, figsize=(width, cell_inches * 1.15 * len(items) + 0.9),
-                             squeeze=False)
-    norm = Normalize(-top, top)
+    ncols = max(len(it.classes) for it in items)
+    fig, axes = plt.subplots(len(items), ncols, figsize=(2.2 * ncols, 1.6 * len(items) + 0.6), squeeze=False)
     for r, it in enumerate(items):
         row = axes[r]
         wrong = it.label >= 0 and it.prediction != it.label
         truth = class_names[it.label] if it.label >= 0 else "?"
-        heading = f"{it.name}\ntrue {truth}, pred {class_names[it.prediction]}"
-        start = 0
-        if images:
-            start = 1
-            gray = _gray(it.input) if it.input is not None else None
-            if gray is not None:
-                color = it.input.ndim == 3 and it.input.shape[-1] == 3
-                row[0].imshow(np.clip(it.input, 0, 1) if color else gray, cmap=None if color else "gray", vmin=0, vmax=1)
-            row[0].set_title(heading, fontsize=6.5, color="#b00020" if wrong else "black")
-        else:
-            row[0].set_ylabel(heading, fontsize=6.5, color="#b00020" if wrong else "black")
+        row[0].set_ylabel(f"{it.name}\ntrue {truth}, pred {class_names[it.prediction]}", fontsize=6.5,
+                          color="#b00020" if wrong else "black")
         for j, (c, att) in enumerate(zip(it.classes, it.attributions, strict=True)):
-            ax = row[start + j]
-            if images:
-                if gray is not None:
-                    ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
-                ax.imshow(att, cmap=DIVERGING, norm=norm, alpha=0.8 if gray is not None else 1.0)
-            else:
-                order = np.argsort(-np.abs(att))[:top_features][::-1]
-                names = feature_names or [f"x{k}" for k in range(len(att))]
-                ax.barh(range(len(order)), att[order], color=[_bar_color(v) for v in att[order]])
-                ax.set_yticks(range(len(order)), [names[k][:18] for k in order], fontsize=5)
-                ax.set_xlim(-top * 1.05, top * 1.05)
-                ax.axvline(0, color="0.3", lw=0.5)
-                ax.tick_params(axis="x", labelsize=5)
+            ax = row[j]
+            order = np.argsort(-np.abs(att))[:top_features][::-1]
+            names = feature_names or [f"x{k}" for k in range(len(att))]
+            ax.barh(range(len(order)), att[order], color=[_bar_color(v) for v in att[order]])
+            ax.set_yticks(range(len(order)), [names[k][:18] for k in order], fontsize=5)
+            ax.set_xlim(-top * 1.05, top * 1.05)
+            ax.axvline(0, color="0.3", lw=0.5)
+            ax.tick_params(axis="x", labelsize=5)
             color = "#1b7f3b" if c == it.label else ("#b00020" if c == it.prediction and wrong else "black")
             ax.set_title(f"{class_names[c]}: {float(it.probabilities[c]):.3f}", fontsize=7, color=color,
                          fontweight="bold" if c == it.prediction else "normal")
-        for ax in row[start + len(it.classes):]:
+        for ax in row[len(it.classes):]:
             ax.axis("off")
-        if images:
-            for ax in row:
-                ax.set_xticks([])
-                ax.set_yticks([])
-    fig.suptitle(title or "red: raises the class's score, blue: lowers it (one colour scale)", fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
-    cax = fig.add_axes([0.3, 0.03, 0.4, 0.012])
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=DIVERGING), cax=cax, orientation="horizontal")
-    cax.tick_params(labelsize=6)
+    fig.suptitle(title or "red: raises the class's score, blue: lowers it (one scale)", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
