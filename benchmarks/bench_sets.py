@@ -69,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     rows: list[dict] = []
+
+    def add(row: dict) -> None:
+        rows.append(row)
+        print(f"  {row['what']:<22} {row['engine']:<6} {row['workers']} worker(s)  {row['seconds']:.3f} s  "
+              f"{row['items_per_s']:.1f} items/s", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         path = tiled_set(args.items, Path(tmp))
         model = ModelRef("digits_cnn", device="cpu", batch_size=args.batch_size).open()
@@ -76,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         x = np.stack([preprocess(dataset.read(i), model.model.spec) for i in range(len(dataset))])
         floor = min(median_time(lambda: model.model.predict(x, batch_size=args.batch_size), 1)
                     for _ in range(args.repeats))
-        rows.append({"what": "forward floor", "engine": "local", "workers": 1, "items": len(x),
+        add({"what": "forward floor", "engine": "local", "workers": 1, "items": len(x),
                      "seconds": floor, "items_per_s": len(x) / floor})
         ev_time = median_time(lambda: evaluate(model, dataset, batch_size=args.batch_size), args.repeats)
-        rows.append({"what": "evaluation", "engine": "local", "workers": 1, "items": len(x), "seconds": ev_time,
+        add({"what": "evaluation", "engine": "local", "workers": 1, "items": len(x), "seconds": ev_time,
                      "items_per_s": len(x) / ev_time, "vs_floor": ev_time / floor})
         evaluation = evaluate(model, dataset, batch_size=args.batch_size)
         chosen = evaluation.select("misclassified", top=args.explain)
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for method in args.methods:
             t = median_time(explain_all(method), args.repeats)
-            rows.append({"what": method, "engine": "local", "workers": 1, "items": len(chosen), "seconds": t,
+            add({"what": method, "engine": "local", "workers": 1, "items": len(chosen), "seconds": t,
                          "items_per_s": len(chosen) / t})
         if args.ray_workers:
             from xai_core.engines import open_engine
@@ -99,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                 with open_engine("ray", model, dataset, workers=workers) as engine:
                     t = median_time(lambda e=engine: evaluate(model, dataset, engine=e, batch_size=args.batch_size),
                                     args.repeats)
-                    rows.append({"what": "evaluation", "engine": "ray", "workers": workers, "items": len(x),
+                    add({"what": "evaluation", "engine": "ray", "workers": workers, "items": len(x),
                                  "seconds": t, "items_per_s": len(x) / t, "vs_floor": t / floor})
                     for method in args.methods:
                         t = median_time(explain_all(method, engine), args.repeats)
-                        rows.append({"what": method, "engine": "ray", "workers": workers, "items": len(chosen),
+                        add({"what": method, "engine": "ray", "workers": workers, "items": len(chosen),
                                      "seconds": t, "items_per_s": len(chosen) / t})
 
     print(f"digits_cnn, {args.items} items, batch {args.batch_size}; methods explain {args.explain} items "

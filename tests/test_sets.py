@@ -202,12 +202,12 @@ def test_tabular_set_rows_match_explain_rows():
 
 
 def test_class_grid_draws_one_row_per_item(digits, digits_set, digits_eval):
-    from xai_core import render
+    from xai_core.set_render import set_grid
 
     chosen = digits_eval.select("misclassified", top=3)
     results = list(explain_selection(digits, digits_set, chosen, ExplainRequest("saliency", {}, 0, "all")))
-    one = render.class_grid(results[:1], NAMES)
-    three = render.class_grid(results, NAMES)
+    one = set_grid(results[:1], NAMES)
+    three = set_grid(results, NAMES)
     assert one.ndim == 3 and three.shape[0] > 2 * one.shape[0] * 0.8
     assert three.shape[1] == one.shape[1]
 

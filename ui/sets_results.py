@@ -15,6 +15,7 @@ from xai_core.evaluation import Evaluation
 from xai_core.outputs import npz_bytes, safe_csv
 from xai_core.set_explain import ExplainRequest, SetSummary, explain_selection
 from xai_core.set_model import ItemExplanation, SetModel
+from xai_core.set_render import class_mean_maps, set_grid
 from xai_core.types import XaiError
 
 from .sets import AGAINST, make_engine, show_error
@@ -33,16 +34,16 @@ class SetResult:
 
 
 def _explainers(model: SetModel) -> dict[str, Any]:
+    from xai_core.explainers import methods_for_kind
+
     if model.kind == "rows":
-        from xai_core.tabular.explainers import TABULAR_REGISTRY
         from xai_core.tabular.service import check_tabular_method as check
 
-        found = dict(TABULAR_REGISTRY)
+        found = {e.name: e for e in methods_for_kind("vector")}
     else:
-        from xai_core.explainers import REGISTRY
         from xai_core.service import check_method as check
 
-        found = {n: e for n, e in REGISTRY.items() if e.modality == "image"}
+        found = {e.name: e for e in methods_for_kind("image")}
     usable = {}
     for name, explainer in found.items():
         try:
@@ -114,8 +115,8 @@ def show_result(model: SetModel, dataset: LabelledSet, ev: Evaluation, run_key: 
     grids = []
     for start in range(0, len(result.items), GRID_ROWS):
         page = result.items[start:start + GRID_ROWS]
-        grids.append(render.to_png(render.class_grid(page, names, feature_names=dataset.feature_names,
-                                                     title=f"{result.method} - {model.name}")))
+        grids.append(render.to_png(set_grid(page, names, feature_names=dataset.feature_names,
+                                            method=result.method)))
     for png in grids:
         st.image(png, width="stretch")
     st.subheader("Summary over the selection")
@@ -124,7 +125,7 @@ def show_result(model: SetModel, dataset: LabelledSet, ev: Evaluation, run_key: 
         st.markdown("Mean |attribution| per feature and explained class")
         st.bar_chart(table.head(15))
     else:
-        st.image(render.to_png(render.class_mean_maps(result.summary, names)), width="stretch")
+        st.image(render.to_png(class_mean_maps(result.summary, names)), width="stretch")
         st.markdown("Mean |attribution| per explained class: " + ", ".join(
             f"{k} {v:.3g}" for k, v in result.summary.per_class().items()))
     _downloads(result, dataset, ev, grids)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -150,175 +149,98 @@ def to_png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def class_grid(
-    items,
-    class_names: list[str],
-    *,
-    feature_names: list[str] | None = None,
-    title: str = "",
-    top_features: int = 8,
-    cell: int = 112,
-) -> np.ndarray:
-    """The item x class grid of a labelled set, as an RGB image.
+# -- one view per model input, chosen by the input's kind ---------------------------
+def input_view(explanation: Explanation, index: int) -> Explanation:
+    """The explanation seen through one model input: ``attribution`` is that input's."""
+    from dataclasses import replace
 
-    ``items`` are :class:`~xai_core.set_model.ItemExplanation`-like (``name``,
-    ``label``, ``prediction``, ``probabilities``, ``classes``, ``attributions`` C x
-    H x W or C x F, ``input``). One row per item, one column per explained class,
-    titled with the class name and its probability (the true class in green, a
-    wrong prediction in red). Every cell shares one colour scale: red raises the
-    class's score, blue lowers it. Image rows start with the model's input and draw
-    each map over it (``cell`` pixels a side); table rows get horizontal bars of the
-    ``top_features`` largest |attributions|.
-    """
-    items = list(items)
-    if not items:
-        raise ValueError("class_grid needs at least one item")
-    top = max(float(np.percentile(np.abs(it.attributions), 99.5)) for it in items)
-    top = top if np.isfinite(top) and top > 0 else 1.0
-    if items[0].attributions.ndim == 3:
-        return _image_grid(items, class_names, Scale(-top, top, True), title, cell)
-    return _bar_grid(items, class_names, top, feature_names, title, top_features)
+    return replace(explanation, attribution=explanation.attributions[index], attributions=list(explanation.attributions))
 
 
-GREEN, RED, BLACK = (27, 127, 59), (176, 0, 32), (20, 20, 20)
-
-
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        import matplotlib
-
-        path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-        return ImageFont.truetype(str(path), size)
-    except (ImportError, OSError):
-        return ImageFont.load_default()
-
-
-def _image_grid(items, class_names, scale: Scale, title: str, cell: int) -> np.ndarray:
-    from PIL import ImageDraw
-
-    ncols = 1 + max(len(it.classes) for it in items)
-    head, pad, left = 30, 6, 4
-    width = left + ncols * (cell + pad)
-    height = 26 + len(items) * (cell + head + pad) + 44
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    small, tiny = _font(11), _font(10)
-    draw.text((left, 6), title or "red: raises the class's score, blue: lowers it (one colour scale)",
-              fill=BLACK, font=small)
-    for r, it in enumerate(items):
-        y = 26 + r * (cell + head + pad) + head
-        wrong = it.label >= 0 and it.prediction != it.label
-        truth = class_names[it.label] if it.label >= 0 else "?"
-        base = _cell_image(it.input, cell)
-        gray = base.mean(axis=-1, keepdims=True)
-        canvas.paste(Image.fromarray(base), (left, y))
-        draw.text((left, y - head + 2), str(it.name)[:18], fill=BLACK, font=tiny)
-        draw.text((left, y - head + 15), f"true {truth}, pred {class_names[it.prediction]}"[:22],
-                  fill=RED if wrong else BLACK, font=tiny)
-        for j, (c, att) in enumerate(zip(it.classes, it.attributions, strict=True)):
-            x = left + (j + 1) * (cell + pad)
-            heat = heatmap(resize_map(np.asarray(att, np.float32), cell, cell, cubic=False), scale).astype(np.float32)
-            mixed = np.clip(0.2 * gray + 0.8 * heat, 0, 255).astype(np.uint8)
-            canvas.paste(Image.fromarray(mixed), (x, y))
-            color = GREEN if c == it.label else (RED if c == it.prediction and wrong else BLACK)
-            label = f"{class_names[c]}"[:12] + f": {float(it.probabilities[c]):.3f}"
-            draw.text((x, y - 15), ("> " if c == it.prediction else "") + label, fill=color, font=small)
-    bar_w = min(360, width - 2 * left)
-    ramp = heatmap(np.tile(np.linspace(scale.vmin, scale.vmax, bar_w, dtype=np.float32), (10, 1)), scale)
-    bx, by = (width - bar_w) // 2, height - 38
-    canvas.paste(Image.fromarray(ramp), (bx, by))
-    for frac, value in ((0.0, scale.vmin), (0.5, 0.0), (1.0, scale.vmax)):
-        text = f"{value:.3g}"
-        draw.text((bx + frac * bar_w - 3 * len(text), by + 13), text, fill=BLACK, font=tiny)
-    return np.asarray(canvas)
-
-
-def _cell_image(x, size: int) -> np.ndarray:
-    """The model input (H x W x C in [0, 1]) as a size x size RGB uint8 picture."""
-    if x is None:
-        return np.full((size, size, 3), 128, np.uint8)
-    a = np.clip(np.asarray(x, np.float32), 0, 1)
-    a = np.repeat(a, 3, axis=-1) if a.ndim == 3 and a.shape[-1] == 1 else (a if a.ndim == 3 else
-                                                                             np.repeat(a[..., None], 3, axis=-1))
-    pil = Image.fromarray((a[..., :3] * 255).round().astype(np.uint8))
-    small = max(pil.size) < size
-    return np.asarray(pil.resize((size, size), Image.NEAREST if small else Image.BILINEAR))
-
-
-def _bar_grid(items, class_names, top: float, feature_names, title: str, top_features: int) -> np.ndarray:
+def feature_bars(values: np.ndarray, names: list[str], title: str = "", top_k: int = 20) -> np.ndarray:
+    """Signed horizontal bars of per-feature attributions (largest |value| on top,
+    red raises the score, blue lowers it) as an RGB uint8 image."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    ncols = max(len(it.classes) for it in items)
-    fig, axes = plt.subplots(len(items), ncols, figsize=(2.2 * ncols, 1.6 * len(items) + 0.6), squeeze=False)
-    for r, it in enumerate(items):
-        row = axes[r]
-        wrong = it.label >= 0 and it.prediction != it.label
-        truth = class_names[it.label] if it.label >= 0 else "?"
-        row[0].set_ylabel(f"{it.name}\ntrue {truth}, pred {class_names[it.prediction]}", fontsize=6.5,
-                          color="#b00020" if wrong else "black")
-        for j, (c, att) in enumerate(zip(it.classes, it.attributions, strict=True)):
-            ax = row[j]
-            order = np.argsort(-np.abs(att))[:top_features][::-1]
-            names = feature_names or [f"x{k}" for k in range(len(att))]
-            ax.barh(range(len(order)), att[order], color=[_bar_color(v) for v in att[order]])
-            ax.set_yticks(range(len(order)), [names[k][:18] for k in order], fontsize=5)
-            ax.set_xlim(-top * 1.05, top * 1.05)
-            ax.axvline(0, color="0.3", lw=0.5)
-            ax.tick_params(axis="x", labelsize=5)
-            color = "#1b7f3b" if c == it.label else ("#b00020" if c == it.prediction and wrong else "black")
-            ax.set_title(f"{class_names[c]}: {float(it.probabilities[c]):.3f}", fontsize=7, color=color,
-                         fontweight="bold" if c == it.prediction else "normal")
-        for ax in row[len(it.classes):]:
+    values = np.asarray(values, np.float64).reshape(-1)
+    order = np.argsort(-np.abs(values), kind="stable")[:top_k][::-1]
+    fig = Figure(figsize=(6, max(2.0, 0.3 * len(order) + 1.0)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.barh(range(len(order)), values[order], color=["#d62728" if values[i] >= 0 else "#1f77b4" for i in order])
+    ax.set_yticks(range(len(order)), [names[i] if i < len(names) else f"feature {i}" for i in order], fontsize=8)
+    ax.axvline(0, color="#777777", linewidth=0.8)
+    ax.set_xlabel("attribution (red raises the score, blue lowers it)", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def draw_input(explanation: Explanation, index: int, item: np.ndarray | None, names: list[str] | None = None,
+               alpha: float = 0.5) -> np.ndarray:
+    """What one input's attribution looks like, by the input's kind: an overlay on
+    ``item`` (the RGB uint8 picture) for an image, a bar chart for a feature vector."""
+    kind = explanation.input_kinds[index] if index < len(explanation.input_kinds) else "image"
+    view = input_view(explanation, index)
+    if kind == "image":
+        if item is None:
+            raise ValueError("an image input needs its picture to draw the overlay on")
+        return overlay(item, view, alpha=alpha)
+    values = view.attribution
+    return feature_bars(values, names or [f"feature {i}" for i in range(len(values))],
+                        title=f"{explanation.method}: {explanation.inputs[index]} -> {explanation.target_label}")
+
+
+def class_grid(rows: list[tuple[np.ndarray, list[Explanation]]], alpha: float = 0.5, names: list[str] | None = None,
+               cell: float = 2.2, marks: list[tuple[int, int]] | None = None) -> np.ndarray:
+    """The image x class grid: one row per image (its picture, then one overlay per
+    explained class), titled with the class name and its probability, all maps on
+    one colour scale (signed: red pushes the class up, blue down). ``rows`` pairs
+    each RGB picture with its explanations (one per class); returns RGB uint8.
+    ``marks`` gives each row's (true class, predicted class) of a labelled set: the
+    true class's title is green, a wrong prediction's red and bold."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not rows or not all(exps for _, exps in rows):
+        raise ValueError("the grid needs at least one image with at least one explanation")
+    every = [e for _, exps in rows for e in exps]
+    scale = Scale.shared([(e.attribution, e.signed) for e in every])
+    cmap = DIVERGING if scale.signed else SEQUENTIAL
+    cols = 1 + max(len(exps) for _, exps in rows)
+    fig = Figure(figsize=(cell * cols, cell * len(rows) + 0.6), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for r, (picture, exps) in enumerate(rows):
+        axes[r][0].imshow(picture)
+        axes[r][0].set_title(names[r] if names else f"image {r + 1}", fontsize=8)
+        for c in range(1, cols):
+            ax = axes[r][c]
             ax.axis("off")
-    fig.suptitle(title or "red: raises the class's score, blue: lowers it (one scale)", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return np.asarray(Image.open(buf).convert("RGB"))
-
-
-def _gray(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x.mean(axis=-1) if x.ndim == 3 else x
-
-
-def _bar_color(value: float) -> str:
-    return "#d62728" if value >= 0 else "#1f77b4"
-
-
-def class_mean_maps(summary, class_names: list[str], cell_inches: float = 1.35) -> np.ndarray:
-    """The class-mean maps of a :class:`~xai_core.set_explain.SetSummary` (images):
-    one panel per explained class, the mean signed map over the items explained
-    for it, on one colour scale (red raises the class's score, blue lowers it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import Normalize
-
-    cs = summary.classes
-    maps = [summary.mean_signed(c) for c in cs]
-    top = max(float(np.percentile(np.abs(m), 99.5)) for m in maps) if maps else 1.0
-    norm = Normalize(-(top or 1.0), top or 1.0)
-    fig, axes = plt.subplots(1, max(1, len(cs)), figsize=(cell_inches * max(1, len(cs)), cell_inches * 1.2 + 0.7),
-                             squeeze=False)
-    for ax, c, m in zip(axes[0], cs, maps, strict=False):
-        ax.imshow(m, cmap=DIVERGING, norm=norm)
-        ax.set_title(f"{class_names[c]} (n={int(summary.counts[c])})", fontsize=7)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle("class-mean maps: mean attribution for each class over the explained items", fontsize=8)
-    fig.tight_layout(rect=(0, 0.12, 1, 0.92))
-    cax = fig.add_axes([0.3, 0.06, 0.4, 0.03])
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=DIVERGING), cax=cax, orientation="horizontal")
-    cax.tick_params(labelsize=6)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return np.asarray(Image.open(buf).convert("RGB"))
+            if c - 1 >= len(exps):
+                continue
+            e = exps[c - 1]
+            probability = next((p.probability for p in e.predictions if p.index == e.target), None)
+            if probability is None and e.probabilities is not None:
+                probability = float(e.probabilities[e.target])
+            ax.imshow(overlay(picture, e, alpha=alpha, scale=scale, cmap=cmap))
+            shown_p = f" (p={probability:.3f})" if probability is not None else ""
+            truth, predicted = marks[r] if marks else (None, None)
+            color = "#1b7f3b" if e.target == truth else ("#b00020" if e.target == predicted else "black")
+            ax.set_title(f"{e.target_label}{shown_p}", fontsize=8, color=color,
+                         fontweight="bold" if e.target == predicted and predicted != truth else "normal")
+        axes[r][0].axis("off")
+    note = "red pushes the class up, blue down" if scale.signed else "one scale for every map"
+    fig.suptitle(f"{every[0].method}: {note}", fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

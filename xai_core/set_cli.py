@@ -242,6 +242,7 @@ def _finish_method(out: Path, method: str, request, selection: list[int], paths:
     from . import render
     from .outputs import npz_bytes, safe_csv, write_file
     from .set_explain import SetSummary
+    from .set_render import class_mean_maps, set_grid
 
     names = model.class_names
     summary = SetSummary(names)
@@ -262,8 +263,7 @@ def _finish_method(out: Path, method: str, request, selection: list[int], paths:
             })
         if page and (len(page) == GRID_ROWS or n == len(selection) - 1):
             grid = out / f"grid__{method}__{len(grids) + 1:03d}.png"
-            write_file(grid, render.to_png(render.class_grid(page, names, feature_names=dataset.feature_names,
-                                                              title=f"{method} - {model.name}")))
+            write_file(grid, render.to_png(set_grid(page, names, feature_names=dataset.feature_names, method=method)))
             grids.append(grid.name)
             page = []
     record: dict[str, Any] = {"method": method, "params": request.key()["params"], "items": items, "grids": grids,
@@ -275,6 +275,6 @@ def _finish_method(out: Path, method: str, request, selection: list[int], paths:
             write_file(out / f"summary__{method}.csv", safe_csv(summary.per_feature(dataset.feature_names).reset_index()))
             record["summary"]["per_feature"] = f"summary__{method}.csv"
         else:
-            write_file(out / f"summary__{method}.png", render.to_png(render.class_mean_maps(summary, names)))
+            write_file(out / f"summary__{method}.png", render.to_png(class_mean_maps(summary, names)))
             record["summary"]["class_mean_maps"] = f"summary__{method}.png"
     return record
