@@ -21,6 +21,7 @@ from ui.limits import CSV_MB, TABULAR_MODEL_MB  # noqa: E402
 from ui.long_run import LongRun, show_stopped  # noqa: E402
 from ui.messages import page_text  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
+from ui.metrics_panel import row_metrics_panel  # noqa: E402
 from xai_core.explainers import available_for, get_explainer  # noqa: E402
 from xai_core.quality import quality_notes  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
@@ -209,6 +210,7 @@ with one:
             _render_row(row_result)
         except Exception as exc:  # noqa: BLE001
             _show_error(exc)
+        row_metrics_panel(row_result, model, data)
     else:
         try:
             st.dataframe(dict(zip(model.output_names, predict_rows(model, data, [row])[0].tolist(), strict=True)),
