@@ -124,7 +124,8 @@ def test_landing_page_one_click_start_explains_a_sample_photo():
     assert len(frame) == 5
     assert list(frame["Probability"]) == sorted(frame["Probability"], reverse=True)
     assert "cat" in frame["Label"].iloc[0].lower()  # the sample photo is Chelsea the cat
-    assert [m.label for m in at.metric] == ["Run time", "Model evaluations"]
+    assert [m.label for m in at.metric] == ["Run time", "Model evaluations", "Engine"]
+    assert at.metric[2].value == "torch"  # Grad-CAM's gradients stay on the framework
     assert any(b.label.startswith("Download overlay") for b in at.get("download_button"))
 
 
@@ -143,6 +144,9 @@ def test_every_explainer_renders_images_and_predictions(method):
     assert len(frame) == 5 and set(frame["Label"]) <= {str(d) for d in range(10)}
     evals = int(next(m.value for m in at.metric if m.label == "Model evaluations").replace(",", ""))
     assert evals >= 1
+    engine = next(m.value for m in at.metric if m.label == "Engine")
+    fast = REGISTRY[method].requires == {"predict"}  # gradient-free: the fast forward path
+    assert engine in (("onnxruntime", "openvino") if fast else ("torch",))
 
 
 def test_several_explainers_side_by_side_on_a_shared_scale():

@@ -77,9 +77,10 @@ def _record_json(results: ResultSet, item: ResultItem) -> str:
 
 def _stats(item: ResultItem) -> None:
     e = item.explanation
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     c1.metric("Run time", f"{e.elapsed_s:.2f} s")
     c2.metric("Model evaluations", f"{e.model_evals:,}")
+    c3.metric("Engine", e.engine or "?", help=e.engine_note or None)
     details = [f"target {e.target}: {e.target_label}"]
     if e.layer:
         details.append(f"layer {e.layer}")

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from .adapters.base import ModelAdapter
+from .adapters.fast_forward import prepare as prepare_fast_forward
 from .explainers import Context, get_explainer
 from .images import preprocess
-from .types import Explanation, InputError, Prediction, UnsupportedError
+from .types import Capability, Explanation, InputError, Prediction, UnsupportedError
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -111,6 +112,11 @@ def explain(
         layer = None
     x = preprocess(image, adapter.spec)
     start = time.perf_counter()
+    if explainer.requires == {Capability.PREDICT}:  # gradient-free: the fastest engine that agrees
+        fast = prepare_fast_forward(adapter, x)
+        engine, engine_note = fast.engine, fast.note
+    else:
+        engine, engine_note = adapter.framework, "gradients run on the model's framework"
     ctx = Context(
         adapter, x, None, seed, int(batch_size or adapter.default_batch_size),
         progress=progress, layer=layer, original_image=image,
@@ -138,4 +144,6 @@ def explain(
         layer=raw.layer,
         output_kind=adapter.output_kind if explainer.requires - {"predict"} else "probability",
         extras=raw.extras,
+        engine=engine,
+        engine_note=engine_note,
     )

@@ -137,6 +137,8 @@ class Explanation:
     layer: str | None = None
     output_kind: str = "probability"
     extras: dict[str, Any] = field(default_factory=dict)
+    engine: str = ""  # what ran the forward passes: onnxruntime, openvino, torch, keras...
+    engine_note: str = ""  # why that engine (or why the fast path fell back)
 
     def record(self) -> dict[str, Any]:
         """JSON-ready summary (no arrays) used by results.json and the dashboard."""
@@ -156,6 +158,8 @@ class Explanation:
             "elapsed_s": round(self.elapsed_s, 4),
             "layer": self.layer,
             "output_kind": self.output_kind,
+            "engine": self.engine,
+            "engine_note": self.engine_note,
             "extras": extras,
         }
 

@@ -93,6 +93,8 @@ class ModelAdapter(ABC):
     labels: list[str]
     name: str
     default_batch_size: int = 16
+    # the engine gradient-free predict() runs on, when adapters.fast_forward.prepare() found one
+    fast_forward = None
 
     @property
     @abstractmethod

@@ -87,8 +87,9 @@ class KerasAdapter(ModelAdapter):
         self.default_batch_size = batch_size
         self._lock = threading.RLock()
         self._check_input(model_input_shape(model))
-        self._mean = tf.constant(spec.mean_array().reshape(1, 1, 1, -1))
-        self._std = tf.constant(spec.std_array().reshape(1, 1, 1, -1))
+        # numpy, so a traced _forward holds them as constants (the ONNX export needs that)
+        self._mean = spec.mean_array().reshape(1, 1, 1, -1)
+        self._std = spec.std_array().reshape(1, 1, 1, -1)
         self._paths: dict[str, object] | None = None
         self._graph_forward = tf.function(self._forward, reduce_retracing=True)
         probe = self._probe_output()
@@ -188,6 +189,8 @@ class KerasAdapter(ModelAdapter):
 
     # -- primitives ------------------------------------------------------------------
     def predict(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        if self.fast_forward is not None:
+            return self.fast_forward.predict(self, batch, batch_size)
         outs = []
         with self._lock:
             for sl in self.iter_batches(len(batch), batch_size):

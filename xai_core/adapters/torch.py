@@ -150,6 +150,8 @@ class TorchAdapter(ModelAdapter):
 
     # -- primitives ------------------------------------------------------------------
     def predict(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        if self.fast_forward is not None:
+            return self.fast_forward.predict(self, batch, batch_size)
         outs = []
         with self._lock, torch.inference_mode():
             for sl in self.iter_batches(len(batch), batch_size):

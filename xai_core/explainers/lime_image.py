@@ -65,10 +65,11 @@ class Lime(Explainer):
         fill = fill_image(x, params.hide)
         data = ctx.rng.integers(0, 2, size=(params.samples, n_feat)).astype(np.uint8)
         data[0, :] = 1  # the unperturbed image, as lime_image does
-        probs = np.empty((params.samples, ctx.adapter.num_classes), np.float32)
+        # only the target's column is kept: the fit needs no other (memory flat in the classes)
+        scores = np.empty((params.samples, 1), np.float32)
         for start, stop in ctx.chunks(params.samples):
             keep = data[start:stop][:, segments].astype(bool)[..., None]  # B x H x W x 1
-            probs[start:stop] = ctx.predict(np.where(keep, x[None], fill[None]))
+            scores[start:stop, 0] = ctx.predict(np.where(keep, x[None], fill[None]))[:, ctx.target]
             ctx.progress(stop / params.samples, f"{stop}/{params.samples} perturbed images")
         distances = pairwise_distances(data, data[0:1], metric="cosine").ravel()
         width = params.kernel_width
@@ -78,7 +79,7 @@ class Lime(Explainer):
 
         base = LimeBase(kernel, random_state=ctx.seed)
         intercept, weights, score, local_pred = base.explain_instance_with_data(
-            data, probs, distances, ctx.target, num_features=n_feat
+            data, scores, distances, 0, num_features=n_feat
         )
         per_segment = np.zeros(n_feat, np.float32)
         for feature, weight in weights:
