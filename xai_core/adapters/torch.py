@@ -242,15 +242,17 @@ class TorchAdapter(ModelAdapter):
 
             return hook
 
-        for name, module in self.model.named_modules():
-            if name:
-                handles.append(module.register_forward_hook(make_hook(name, module)))
         h, w = self.spec.size
         x = torch.full((1, self.spec.channels, h, w), 0.5, device=self.device)
-        try:
-            with self._lock, torch.inference_mode():
-                self._forward(x)
-        finally:
-            for handle in handles:
-                handle.remove()
+        # hooks on and off under the lock: another thread's forward pass must not be recorded
+        with self._lock:
+            for name, module in self.model.named_modules():
+                if name:
+                    handles.append(module.register_forward_hook(make_hook(name, module)))
+            try:
+                with torch.inference_mode():
+                    self._forward(x)
+            finally:
+                for handle in handles:
+                    handle.remove()
         return recorder.feature_maps()
