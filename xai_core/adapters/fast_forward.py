@@ -58,18 +58,20 @@ class FastForward:
     note: str
     run: Runner | None = None  # None: the adapter's own forward pass
     ms_per_image: dict[str, float] = field(default_factory=dict)
+    output_kind: str = ""  # the adapter's output kind the engine reproduces
 
-    def predict(self, adapter, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Same contract as ``ModelAdapter.predict``: N x classes probabilities."""
-        outs = [self.run(np.ascontiguousarray(batch[sl], np.float32))
-                for sl in adapter.iter_batches(len(batch), batch_size)]
+    def serves(self, adapter) -> bool:
+        """False while the adapter runs differently from the exported model (a final
+        softmax stripped by ``adapter.explaining('logit')``)."""
+        return self.run is not None and adapter._output_kind == self.output_kind
+
+    def outputs(self, adapter, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Same contract as ``ModelAdapter.outputs``: raw outputs N x K (float32)."""
+        batch = np.asarray(batch, np.float32)
+        outs = [self.run(np.ascontiguousarray(batch[sl])) for sl in adapter.iter_batches(len(batch), batch_size)]
         if not outs:
-            return np.zeros((0, adapter.num_classes), np.float32)
-        out = np.concatenate(outs).astype(np.float32, copy=False)
-        if adapter.output_kind == "logit":
-            out = np.exp(out - out.max(1, keepdims=True))
-            out /= out.sum(1, keepdims=True)
-        return out
+            return np.zeros((0, adapter._raw_width), np.float32)
+        return np.concatenate(outs).astype(np.float32, copy=False)
 
 
 def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -94,7 +96,9 @@ def content_hash(adapter) -> str:
     weights and buffers (or Keras config and weights), the preprocessing and the
     library versions."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{FORMAT_VERSION}|{adapter.framework}|{adapter.kind}|{json.dumps(adapter.spec.to_dict())}".encode())
+    # the output kind too: within adapter.explaining('logit') the model runs without its final softmax
+    h.update(f"{FORMAT_VERSION}|{adapter.framework}|{adapter.kind}|{adapter._output_kind}|"
+             f"{json.dumps(adapter.spec.to_dict())}".encode())
     model = adapter.model
     h.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
     if adapter.framework == "torch":
@@ -129,7 +133,7 @@ def export_onnx(adapter) -> bytes:
                 self.model = adapter.model  # registered, so its weights become initializers
 
             def forward(self, x):
-                return adapter._forward(x.permute(0, 3, 1, 2))
+                return adapter._forward([x.permute(0, 3, 1, 2)])
 
         buf = io.BytesIO()
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
@@ -145,7 +149,7 @@ def export_onnx(adapter) -> bytes:
 
     # the adapter's own _forward, traced; its mean/std are numpy, so they become constants
     proto, _ = tf2onnx.convert.from_function(
-        tf.function(adapter._forward), input_signature=[tf.TensorSpec((None, h, w, c), tf.float32, name="x")],
+        tf.function(lambda x: adapter._forward([x])), input_signature=[tf.TensorSpec((None, h, w, c), tf.float32, name="x")],
         opset=17,
     )
     return proto.SerializeToString()
@@ -274,6 +278,8 @@ def unsupported_reason(adapter) -> str | None:
     if os.environ.get("XAI_FAST_FORWARD", "1").strip().lower() in ("0", "false", "no", "off"):
         return "fast forward path turned off (XAI_FAST_FORWARD=0)"
     framework = getattr(adapter, "framework", "?")
+    if framework in ("torch", "keras") and (adapter.multi_input or adapter.input_kinds != ["image"]):
+        return "the fast path serves models with one image input"
     if framework not in ("torch", "keras"):
         return f"{framework} models already run on their own engine"
     if framework == "torch" and getattr(adapter, "device", None) is not None and adapter.device.type != "cpu":
@@ -318,7 +324,7 @@ def prepare(adapter, image: np.ndarray, cache_dir: str | os.PathLike | None = No
             return _attach(adapter, FastForward(engine, built.verified[digest], built.runners[engine],
                                                 built.choice["ms_per_image"]))
         batch = check_images(image)
-        reference, t_own = _timed(lambda: adapter.logits_or_probs(batch, len(batch)))
+        reference, t_own = _timed(lambda: adapter.outputs(batch, len(batch)))
         timings = {own: 1000 * t_own / len(batch)}
         names = [built.choice["engine"]] if built.choice and built.choice["engine"] in CANDIDATES else list(CANDIDATES)
         ok: dict[str, float] = {}
@@ -365,6 +371,7 @@ def _short(exc: BaseException) -> str:
 
 
 def _attach(adapter, fast: FastForward) -> FastForward:
+    fast.output_kind = adapter._output_kind
     adapter.fast_forward = fast if fast.run is not None else None
     return fast
 
