@@ -19,13 +19,12 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from served_app import make_run_streamlit_args  # noqa: E402
+from served_app import make_run_streamlit_args, wait_until_healthy  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -47,13 +46,8 @@ def one_run(wait: float) -> tuple[float, float]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.3)
+        if not wait_until_healthy(url, proc, timeout=300):
+            raise SystemExit("streamlit did not start")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})

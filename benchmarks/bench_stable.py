@@ -71,6 +71,7 @@ def main() -> None:
     def lime_reference():
         e = lime_image.LimeImageExplainer(random_state=0).explain_instance(
             rgb01.astype(np.float64), f, labels=(target,), top_labels=None, num_samples=1000,
+            hide_color=rgb01.mean(axis=(0, 1)),  # our hide="mean": the image's mean colour
             batch_size=16, segmentation_fn=seg, random_seed=0)
         w = np.zeros(len(truth_w))
         for feature, weight in e.local_exp[target]:

@@ -5,6 +5,8 @@ but switched off in a test would go unseen)."""
 from __future__ import annotations
 
 import shlex
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,3 +35,19 @@ def dockerfile_streamlit_args() -> list[str]:
             argv = json.loads(line[4:])
             return argv[argv.index("streamlit") + 1:]
     raise AssertionError("the Dockerfile has no CMD")
+
+
+def wait_until_healthy(url: str, proc, timeout: float) -> bool:
+    """Poll Streamlit's health endpoint until it answers ok (True), the server
+    process exits or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return True
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)

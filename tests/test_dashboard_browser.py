@@ -11,13 +11,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from served_app import make_run_streamlit_args
+from served_app import make_run_streamlit_args, wait_until_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,17 +52,8 @@ def server_url():
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit-server.log'}")
-            time.sleep(0.5)
+        if not wait_until_healthy(url, proc, timeout=90):
+            pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit-server.log'}")
         yield url
     finally:
         proc.terminate()
