@@ -309,6 +309,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=list(BUDGETS))
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras table")
+    parser.add_argument("--only-keras", action="store_true", help="only the Keras table")
     parser.add_argument("--library-batch", action="store_true",
                         help="also time lime_image and shap Partition at their default batch of 10")
     parser.add_argument("--json", help="also write the tables as JSON here")
@@ -320,14 +321,16 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {BATCH}; "
           f"median of {args.repeats} after a warm-up; load: {os.getloadavg()}")
 
-    rgb = load_image(args.image)
-    ours_model = open_model("efficientnet_lite0", device="cpu", batch_size=BATCH)
-    ref_net = Normalised(efficientnet_lite0().eval()).eval()  # the user's plain model, no tuning
-    image01 = preprocess(rgb, ours_model.spec)
-    t_f, t_fb, model_info = describe_model(ours_model, image01)
-    models = [model_info]
-    rows = run_table(f"EfficientNet-Lite0, {Path(args.image).name}", ours_model, rgb,
-                     references(ref_net, image01, rgb), BUDGETS, args.methods, args.repeats, (t_f, t_fb))
+    models, rows = [], []
+    if not args.only_keras:
+        rgb = load_image(args.image)
+        ours_model = open_model("efficientnet_lite0", device="cpu", batch_size=BATCH)
+        ref_net = Normalised(efficientnet_lite0().eval()).eval()  # the user's plain model, no tuning
+        image01 = preprocess(rgb, ours_model.spec)
+        t_f, t_fb, model_info = describe_model(ours_model, image01)
+        models.append(model_info)
+        rows += run_table(f"EfficientNet-Lite0, {Path(args.image).name}", ours_model, rgb,
+                          references(ref_net, image01, rgb), BUDGETS, args.methods, args.repeats, (t_f, t_fb))
     if not args.no_keras:
         digit = load_image(args.digit)
         keras_ours = open_model(KERAS_MODEL, device="cpu", batch_size=BATCH)
