@@ -16,7 +16,6 @@ import argparse
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from served_app import make_run_streamlit_args, wait_until_healthy  # noqa: E402
+from served_app import serve  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -37,36 +36,27 @@ def free_port() -> int:
 
 def one_run(wait: float) -> tuple[float, float]:
     """(seconds from click to explanation, seconds from opening to the button)."""
+    import tempfile
+
     from playwright.sync_api import expect, sync_playwright
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", *make_run_streamlit_args(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        if not wait_until_healthy(url, proc, timeout=300):
-            raise SystemExit("streamlit did not start")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            opened = time.perf_counter()
-            page.goto(url)
-            button = page.get_by_role("button", name="Explain a sample photo")
-            expect(button).to_be_visible(timeout=120_000)
-            shown = time.perf_counter() - opened
-            page.wait_for_timeout(wait * 1000)
-            start = time.perf_counter()
-            button.click()
-            expect(page.get_by_text("Overlay: Grad-CAM")).to_be_visible(timeout=300_000)
-            expect(page.get_by_test_id("stDataFrame")).to_be_visible(timeout=300_000)
-            elapsed = time.perf_counter() - start
-            browser.close()
-        return elapsed, shown
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    log = Path(tempfile.gettempdir()) / "bench-first-explanation-server.log"
+    with serve(free_port(), log, timeout_s=300) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        opened = time.perf_counter()
+        page.goto(url)
+        button = page.get_by_role("button", name="Explain a sample photo")
+        expect(button).to_be_visible(timeout=120_000)
+        shown = time.perf_counter() - opened
+        page.wait_for_timeout(wait * 1000)
+        start = time.perf_counter()
+        button.click()
+        expect(page.get_by_text("Overlay: Grad-CAM")).to_be_visible(timeout=300_000)
+        expect(page.get_by_test_id("stDataFrame")).to_be_visible(timeout=300_000)
+        elapsed = time.perf_counter() - start
+        browser.close()
+    return elapsed, shown
 
 
 def main() -> None:
