@@ -205,9 +205,9 @@ def test_generated_parameter_widgets_follow_the_definitions():
     at.selectbox(key="img_method").set_value("grad_cam").run()
     layer = at.selectbox(key="img_layer_grad_cam")
     assert layer.value == "features"  # the core's default: the last spatial feature map
-    assert layer.options == [
-        "features.0 (Conv2d, 16x32x32)", "features.3 (Conv2d, 32x16x16)", "features.6 (Conv2d, 64x8x8)",
-        "features (Sequential, 64x8x8)  ★ default",
+    assert layer.options == [  # [index] as in the leaf order of named_modules()
+        "[0] features.0 (Conv2d, 16x32x32)", "[3] features.3 (Conv2d, 32x16x16)",
+        "[6] features.6 (Conv2d, 64x8x8)", "features (Sequential, 64x8x8)  ★ default",
     ]
     at.checkbox(key="img_layer_grad_cam_all").check().run()
     assert len(at.selectbox(key="img_layer_grad_cam").options) == 9

@@ -34,9 +34,13 @@ class ColorNet(nn.Module):
             self.features.weight.copy_(torch.tensor([[1.0, -0.5, -0.5], [-0.5, 1.0, -0.5]]).view(2, 3, 1, 1))
             self.features.bias.zero_()
         self.relu = nn.ReLU()
+        self.head = nn.Linear(2, 2)  # after global average pooling: CAM-ready
+        with torch.no_grad():
+            self.head.weight.copy_(40 * torch.eye(2))
+            self.head.bias.zero_()
 
     def forward(self, x):
-        return 40 * self.relu(self.features(x)).mean(dim=(2, 3))
+        return self.head(self.relu(self.features(x)).mean(dim=(2, 3)))
 
 
 @pytest.fixture(scope="module")

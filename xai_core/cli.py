@@ -120,7 +120,7 @@ def cmd_explain(args) -> int:
     import numpy as np
 
     from . import render
-    from .explainers import get_explainer
+    from .explainers import REGISTRY, get_explainer
     from .images import load_image
     from .service import check_method, explain
 
@@ -132,9 +132,14 @@ def cmd_explain(args) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     images = [(Path(p), load_image(p)) for p in args.image]
+    if args.layer is not None and not any(get_explainer(m).uses_layer for m in args.method):
+        users = ", ".join(sorted(n for n, e in REGISTRY.items() if e.uses_layer))
+        raise InputError(f"--layer is used by {users}; none of --method uses it")
     adapter = _open(args)
     for method in args.method:
         check_method(adapter, method)
+    if args.layer is not None:
+        adapter.resolve_layer(args.layer)  # a wrong layer fails before any work
     out = make_output_dir(args.out)
     records = []
     stems: dict[str, int] = {}
@@ -145,8 +150,9 @@ def cmd_explain(args) -> int:
             stem = f"{stem}_{stems[stem]}"
         for method in args.method:
             exp = explain(
-                adapter, image, method, per_method[method],
-                target=args.target, layer=args.layer, seed=args.seed, batch_size=args.batch_size,
+                adapter, image, method, per_method[method], target=args.target,
+                layer=args.layer if get_explainer(method).uses_layer else None,
+                seed=args.seed, batch_size=args.batch_size,
             )
             overlay_path = out / f"{stem}__{method}.png"
             npy_path = out / f"{stem}__{method}.npy"
@@ -212,11 +218,16 @@ def cmd_layers(args) -> int:
                 f"{adapter.name} is TorchScript: its layers cannot be hooked. Save the model as a "
                 ".pt2 torch.export program or a state_dict to use Grad-CAM"
             )
-        raise UnsupportedError(f"{adapter.name} has no layer with a spatial feature map")
+        raise UnsupportedError(f"{adapter.name} has no layer whose output is a feature map or a vector")
     default = adapter.default_cam_layer()
+    print(f"{'index':>7}  {'layer':<40} {'kind':<24} output")
     for info in layers:
-        mark = "  <- default for grad_cam" if info.name == default else ""
-        print(f"{info.describe()}{mark}")
+        mark = "  <- default for grad_cam and cam" if info.name == default else ""
+        shape = "x".join(str(v) for v in info.output_shape)
+        index = info.index if info.index is not None else "-"
+        print(f"{index:>7}  {info.name:<40} {info.kind:<24} {shape}{mark}")
+    print("\n--layer takes a name or an index (PyTorch: position among the leaf modules of "
+          "named_modules(); Keras: position in model.layers)")
     return 0
 
 
@@ -245,7 +256,7 @@ def build_parser() -> Parser:
     p.add_argument("--method", nargs="+", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--target", help="class index or label (default: the predicted class)")
-    p.add_argument("--layer", help="layer for grad_cam (see `layers`)")
+    p.add_argument("--layer", help="layer name or index for the layer methods (see `layers`)")
     p.add_argument("--param", nargs="+", action="extend", metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1")
@@ -258,7 +269,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("methods", help="list explainers and their parameters")
     _add_model_args(p, required=False)
     p.set_defaults(func=cmd_methods)
-    p = sub.add_parser("layers", help="list Grad-CAM candidate layers of a model")
+    p = sub.add_parser("layers", help="list a model's layers with their indices, kinds and output shapes")
     _add_model_args(p)
     p.set_defaults(func=cmd_layers)
     return parser

@@ -68,12 +68,12 @@ def heatmap(attribution: np.ndarray, scale: Scale, cmap: str | None = None) -> n
 
 def upsample_to(explanation: Explanation, height: int, width: int) -> np.ndarray:
     """The explanation's map at (height, width): nearest for LIME superpixels (crisp
-    regions), bicubic for Grad-CAM (as in the paper), bilinear otherwise."""
+    regions), bicubic for class activation maps (as in the papers), bilinear otherwise."""
     att = explanation.attribution
     if explanation.method == "lime" and "segments" in explanation.extras:
         seg = upsample_segments(explanation.extras["segments"], height, width)
         return explanation.extras["segment_weights"][seg].astype(np.float32)
-    return resize_map(att, height, width, cubic=explanation.method == "grad_cam")
+    return resize_map(att, height, width, cubic="cam" in explanation.extras)
 
 
 def upsample_segments(segments: np.ndarray, height: int, width: int) -> np.ndarray:

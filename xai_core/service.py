@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .adapters.base import ModelAdapter
-from .explainers import Context, get_explainer
+from .explainers import REGISTRY, Context, get_explainer
 from .images import preprocess
 from .types import Explanation, InputError, Prediction, UnsupportedError
 
@@ -107,8 +107,10 @@ def explain(
     explainer = get_explainer(method)
     check_method(adapter, method)
     parsed = explainer.params(params)
-    if layer and not explainer.uses_layer:
-        layer = None
+    if layer is not None and str(layer).strip() and not explainer.uses_layer:
+        users = ", ".join(sorted(n for n, e in REGISTRY.items() if e.uses_layer))
+        raise InputError(f"{method} does not use a layer; a layer is for {users}")
+    layer = adapter.resolve_layer(layer) if explainer.uses_layer else None
     x = preprocess(image, adapter.spec)
     start = time.perf_counter()
     ctx = Context(

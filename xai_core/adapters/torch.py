@@ -215,6 +215,22 @@ class TorchAdapter(ModelAdapter):
         return (*result, self._probs(out.detach()).cpu().numpy()) if return_probs else result
 
     # -- layers ----------------------------------------------------------------------
+    def module(self, layer: str) -> nn.Module:
+        """The submodule called ``layer`` (for captum's layer and neuron methods)."""
+        return self._module(layer)
+
+    def forward_scores(self, x01: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images N x C x H x W -> the scores gradients are taken of, N x
+        classes (normalisation included): the forward function captum is given."""
+        return self._forward(x01)
+
+    def dense_weights(self, layer: str) -> np.ndarray:
+        module = self._module(layer)
+        weight = getattr(module, "weight", None)
+        if not isinstance(module, nn.Linear) or weight is None:
+            raise UnsupportedError(f"layer {layer!r} is a {type(module).__name__}, not a dense (Linear) layer")
+        return weight.detach().float().cpu().numpy()
+
     def _module(self, layer: str) -> nn.Module:
         if self.kind == "torchscript":
             raise UnsupportedError(
@@ -228,15 +244,25 @@ class TorchAdapter(ModelAdapter):
             raise InputError(f"no layer named {layer!r} in {self.name}; candidates: {names}")
         return modules[layer]
 
-    def _find_feature_layers(self) -> list[LayerInfo]:
+    def _layer_name(self, name: str) -> str:
+        self._module(name)
+        return name
+
+    def _layer_indices(self) -> dict[str, str]:
+        if self.kind == "torchscript":
+            return {}
+        leaves = [name for name, module in self.model.named_modules()
+                  if name and next(module.children(), None) is None]
+        return {str(i): name for i, name in enumerate(leaves)}
+
+    def _find_layers(self) -> list[LayerInfo]:
         recorder = LayerRecorder(channels_last=False)
         handles = []
 
         def make_hook(name: str, module: nn.Module):
             def hook(_m, _inp, out):
                 out = out[0] if isinstance(out, (tuple, list)) and out else out
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-                recorder.record(name, type(module).__name__, shape)
+                recorder.record(name, type(module).__name__, out)
 
             return hook
 
@@ -251,4 +277,4 @@ class TorchAdapter(ModelAdapter):
         finally:
             for handle in handles:
                 handle.remove()
-        return recorder.feature_maps()
+        return recorder.found({name: i for i, name in self._layer_indices().items()})

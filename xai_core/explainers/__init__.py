@@ -1,24 +1,20 @@
 """Explainer registry: every module here registers one method by name.
 
-Add a method by adding one module and importing it below.
+Add a method by adding one module: the modules of this package are discovered and
+imported here, and their ``@register`` decorators fill the registry.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from ..adapters.base import ModelAdapter
 from ..types import InputError
-from . import (  # noqa: F401 - imported for their @register side effect
-    grad_cam,
-    integrated_gradients,
-    lime_image,
-    occlusion,
-    saliency,
-    shap_deep,
-    shap_gradient,
-    shap_partition,
-    smoothgrad,
-)
 from .base import REGISTRY, Context, Explainer, ParamInfo, RawAttribution, param_infos
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
 
 IMAGE_METHODS = tuple(name for name, e in REGISTRY.items() if e.modality == "image")
 

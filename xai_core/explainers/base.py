@@ -198,6 +198,9 @@ class Explainer:
     Params: ClassVar[type]
     signed: ClassVar[bool] = True
     uses_layer: ClassVar[bool] = False
+    # True when the layer must be a spatial feature map (CAMs), False when a dense
+    # layer will do too
+    spatial_layers_only: ClassVar[bool] = True
     stochastic: ClassVar[bool] = False
     slow: ClassVar[bool] = False
     # True when one gradient pass of the image itself gives both the predicted class
