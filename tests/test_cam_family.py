@@ -126,3 +126,24 @@ def test_cli_layers_prints_indices_and_explain_takes_an_index(tmp_path):
     bad = run_cli("explain", "--model", "digits_cnn", "--image", "sample_images/digit_7.png",
                   "--method", "saliency", "--layer", "6", "--out", str(tmp_path))
     assert bad.returncode == 2 and bad.stderr.startswith("error: --layer") and "Traceback" not in bad.stderr
+
+
+def test_grad_cam_plus_plus_equals_pytorch_grad_cam(digits_adapter, digit_image):
+    from pytorch_grad_cam import GradCAMPlusPlus
+    from pytorch_grad_cam.utils.image import scale_cam_image
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from tests.test_reference_agreement import Normalised
+
+    ours = explain(digits_adapter, digit_image, "grad_cam_plus_plus", target=2)
+    wrapped = Normalised(digits_adapter.model, [0.5], [0.5]).eval()
+    x01 = preprocess(digit_image, digits_adapter.spec)
+    tensor = torch.from_numpy(x01).permute(2, 0, 1)[None].contiguous()
+    with GradCAMPlusPlus(model=wrapped, target_layers=[wrapped.model.features]) as reference:
+        theirs = reference(input_tensor=tensor, targets=[ClassifierOutputTarget(2)])[0]
+    # pytorch-grad-cam min-max scales, resizes (bilinear), then scales again
+    mine = scale_cam_image(scale_cam_image(ours.extras["cam"][None], (32, 32)))[0]
+    np.testing.assert_allclose(mine, theirs, atol=1e-4)
+    grad_cam = explain(digits_adapter, digit_image, "grad_cam", target=2)
+    assert not np.allclose(ours.extras["cam"] / ours.extras["cam"].max(),
+                           grad_cam.extras["cam"] / grad_cam.extras["cam"].max(), atol=1e-3)
