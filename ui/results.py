@@ -54,6 +54,31 @@ def predictions_table(predictions: list[Prediction]) -> None:
     right.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
 
+def layer_panel(item: ResultItem, image: np.ndarray) -> None:
+    """A layer method's units: bars for a dense layer, the upsampled channel-summed
+    map over the photo for a convolutional layer."""
+    e = item.explanation
+    layer = e.layer_attribution
+    if layer is None:
+        return
+    what = f"neuron {e.neuron} of layer {e.layer}" if e.neuron is not None else f"layer {e.layer}"
+    if layer.ndim == 1:
+        import plotly.express as px
+
+        frame = pd.DataFrame({"Unit": np.arange(len(layer)), "Attribution": layer})
+        frame["Sign"] = np.where(layer >= 0, "for", "against")
+        fig = px.bar(frame, x="Unit", y="Attribution", color="Sign", height=260,
+                     color_discrete_map={"for": "#c0392b", "against": "#2166ac"})
+        fig.update_layout(margin={"l": 0, "r": 10, "t": 10, "b": 0}, showlegend=False)
+        st.markdown(f"**Units of {what}** ({len(layer)}): conductance per unit")
+        st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"layer_bars_{e.method}")
+        return
+    view = render.layer_view(e)
+    if view is not None:
+        st.image(render.to_png(render.overlay(image, view)),
+                 caption=f"{what}: {layer.shape[0]} channels of {layer.shape[1]}x{layer.shape[2]}, summed, upsampled")
+
+
 def _stem(name: str) -> str:
     return Path(name).stem or "image"
 
@@ -83,6 +108,8 @@ def _stats(item: ResultItem) -> None:
     details = [f"target {e.target}: {e.target_label}"]
     if e.layer:
         details.append(f"layer {e.layer}")
+    if e.neuron is not None:
+        details.append(f"neuron {e.neuron}")
     extras = e.record()["extras"]
     details += [f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
                 for k, v in extras.items() if not isinstance(v, bool)]
@@ -101,6 +128,10 @@ def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes, stacked
     c2.download_button("Reproduce .json", _record_json(results, item), f"{base}.json", "application/json",
                        key=f"dl_json_{e.method}", on_click="ignore", width="stretch",
                        help="every setting, and the python -m xai_core command that recomputes it")
+    if e.layer_attribution is not None:
+        st.download_button("Layer attribution .npy", _npy(e.layer_attribution), f"{base}__layer.npy",
+                           "application/octet-stream", key=f"dl_layer_{e.method}", on_click="ignore",
+                           width="stretch", help="one value per unit of the layer: (units,) or (C, h, w), float32")
 
 
 def show_results(results: ResultSet) -> None:
@@ -127,6 +158,7 @@ def show_results(results: ResultSet) -> None:
             _downloads(results, item, v["overlay"])
         with c1:
             _stats(item)
+        layer_panel(item, image)
     else:
         columns = st.columns(len(results.items) + 1)
         columns[0].image(image, caption="Original")
@@ -138,6 +170,7 @@ def show_results(results: ResultSet) -> None:
                 st.image(v["colorbar"], caption=render.colorbar_label(item.explanation))
                 _stats(item)
                 _downloads(results, item, v["overlay"], stacked=len(results.items) > 2)
+                layer_panel(item, image)
         if scale is not None:
             st.caption("All maps share one color scale.")
     st.markdown("**Top predictions**")

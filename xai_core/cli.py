@@ -160,6 +160,10 @@ def cmd_explain(args) -> int:
             overlay_path.write_bytes(png)
             np.save(npy_path, exp.attribution.astype(np.float32))
             record = {"image": str(path), **exp.record(), "overlay": str(overlay_path), "attribution": str(npy_path)}
+            if exp.layer_attribution is not None:
+                layer_path = out / f"{stem}__{method}__layer.npy"
+                np.save(layer_path, exp.layer_attribution.astype(np.float32))
+                record["layer_attribution"] = str(layer_path)
             records.append(record)
             top = exp.predictions[0]
             print(

@@ -140,4 +140,7 @@ def explain(
         layer=raw.layer,
         output_kind=adapter.output_kind if explainer.requires - {"predict"} else "probability",
         extras=raw.extras,
+        layer_attribution=None if raw.layer_attribution is None else np.nan_to_num(
+            np.asarray(raw.layer_attribution, np.float32), nan=0.0, posinf=0.0, neginf=0.0),
+        neuron=raw.neuron,
     )

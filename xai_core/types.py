@@ -119,8 +119,11 @@ class Explanation:
 
     ``attribution`` is the signed 2-D map (H x W, float32) at model input
     resolution; ``raw`` the per-channel attribution (H x W x C) where the method
-    has one. ``extras`` holds method-specific arrays and numbers (LIME segments,
-    IG convergence delta, SHAP variance...).
+    has one. Layer methods add ``layer_attribution``, one value per unit of
+    ``layer``: (units,) for a dense layer, (C, h, w) for a convolutional one;
+    neuron methods the ``neuron`` explained (a flat index into the layer's output,
+    C x h x w order). ``extras`` holds method-specific arrays and numbers (LIME
+    segments, IG convergence delta, SHAP variance...).
     """
 
     method: str
@@ -137,6 +140,8 @@ class Explanation:
     layer: str | None = None
     output_kind: str = "probability"
     extras: dict[str, Any] = field(default_factory=dict)
+    layer_attribution: np.ndarray | None = None
+    neuron: int | None = None
 
     def record(self) -> dict[str, Any]:
         """JSON-ready summary (no arrays) used by results.json and the dashboard."""
@@ -155,6 +160,10 @@ class Explanation:
             "model_evals": self.model_evals,
             "elapsed_s": round(self.elapsed_s, 4),
             "layer": self.layer,
+            "neuron": self.neuron,
+            "layer_attribution_shape": (
+                None if self.layer_attribution is None else list(self.layer_attribution.shape)
+            ),
             "output_kind": self.output_kind,
             "extras": extras,
         }

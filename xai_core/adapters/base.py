@@ -143,6 +143,8 @@ class ModelAdapter(ABC):
     labels: list[str]
     name: str
     default_batch_size: int = 16
+    # the most inputs one call may take (programs exported for one image take 1)
+    max_batch: int | None = None
 
     @property
     @abstractmethod

@@ -220,15 +220,21 @@ class TorchAdapter(ModelAdapter):
         return self._module(layer)
 
     def forward_scores(self, x01: torch.Tensor) -> torch.Tensor:
-        """[0, 1] images N x C x H x W -> the scores gradients are taken of, N x
-        classes (normalisation included): the forward function captum is given."""
-        return self._forward(x01)
+        """[0, 1] images N x H x W x C (the canonical layout, as a tensor on
+        :attr:`device`) -> the scores gradients are taken of, N x classes: the
+        forward function captum is given. Call it holding :attr:`lock`."""
+        return self._forward(x01.permute(0, 3, 1, 2))
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every primitive: hold it while running the model from outside."""
+        return self._lock
 
     def dense_weights(self, layer: str) -> np.ndarray:
         module = self._module(layer)
         weight = getattr(module, "weight", None)
-        if not isinstance(module, nn.Linear) or weight is None:
-            raise UnsupportedError(f"layer {layer!r} is a {type(module).__name__}, not a dense (Linear) layer")
+        if _kind(module) != "Linear" or not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+            raise UnsupportedError(f"layer {layer!r} is a {_kind(module)}, not a dense (Linear) layer")
         return weight.detach().float().cpu().numpy()
 
     def _module(self, layer: str) -> nn.Module:
@@ -260,9 +266,11 @@ class TorchAdapter(ModelAdapter):
         handles = []
 
         def make_hook(name: str, module: nn.Module):
+            kind = _kind(module)
+
             def hook(_m, _inp, out):
                 out = out[0] if isinstance(out, (tuple, list)) and out else out
-                recorder.record(name, type(module).__name__, out)
+                recorder.record(name, kind, out)
 
             return hook
 
@@ -278,3 +286,19 @@ class TorchAdapter(ModelAdapter):
             for handle in handles:
                 handle.remove()
         return recorder.found({name: i for i, name in self._layer_indices().items()})
+
+
+def _kind(module: nn.Module) -> str:
+    """The module's class name; for a module of an unflattened torch.export program
+    (all called InterpreterModule), the first operator it runs: Conv2d for
+    ``aten.conv2d``, Linear for ``aten.linear``, else the operator's name
+    (``max_pool2d``, ``relu``...)."""
+    name = type(module).__name__
+    graph = getattr(module, "graph", None)
+    if name != "InterpreterModule" or graph is None:
+        return name
+    ops = [str(node.target).split(".")[1] for node in graph.nodes
+           if node.op == "call_function" and str(node.target).startswith("aten.")]
+    if not ops:
+        return name
+    return {"conv2d": "Conv2d", "linear": "Linear"}.get(ops[0], ops[0])

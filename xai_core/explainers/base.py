@@ -107,12 +107,16 @@ def _coerce(info: ParamInfo, raw: Any, method: str) -> Any:
 
 @dataclass
 class RawAttribution:
-    """What an explainer hook returns: a 2-D map at model input resolution."""
+    """What an explainer hook returns: a 2-D map at model input resolution, and for
+    layer methods the attribution of the layer's units (units,) or (C, h, w) and
+    the neuron explained."""
 
     attribution: np.ndarray  # H x W float32
     raw: np.ndarray | None = None  # H x W x C where the method has one
     extras: dict[str, Any] = field(default_factory=dict)
     layer: str | None = None
+    layer_attribution: np.ndarray | None = None
+    neuron: int | None = None
 
 
 class Context:
@@ -138,7 +142,7 @@ class Context:
         self.probs = probs  # the image's class probabilities, once known
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.batch_size = batch_size
+        self.batch_size = min(batch_size, adapter.max_batch or batch_size)
         self.layer = layer
         self.original_image = original_image
         self.model_evals = 0
@@ -161,8 +165,14 @@ class Context:
             return grads, scores
         return self.adapter.input_gradients(batch, self.target, self.batch_size)
 
-    def layer_gradients(self, layer: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(activations, gradients, scores) of the image at ``layer``."""
+    def layer_gradients(
+        self, layer: str, batch: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(activations, gradients, scores) at ``layer`` of the image, or of ``batch``
+        once the target is known."""
+        if batch is not None:
+            self.model_evals += len(batch)
+            return self.adapter.layer_activations_and_gradients(batch, self.target, layer)
         self.model_evals += 1
         if self.target is None:
             acts, grads, scores, probs = self.adapter.layer_activations_and_gradients(
@@ -171,6 +181,11 @@ class Context:
             self._settle(probs[0])
             return acts, grads, scores
         return self.adapter.layer_activations_and_gradients(self.image[None], self.target, layer)
+
+    def neuron_gradients(self, batch: np.ndarray, layer: str, neuron: int) -> tuple[np.ndarray, np.ndarray]:
+        """(d unit / d input, d target score / d unit) of ``neuron`` of ``layer`` for ``batch``."""
+        self.model_evals += len(batch)
+        return self.adapter.neuron_gradients(batch, self.target, layer, neuron)
 
     def _settle(self, probs: np.ndarray) -> None:
         self.probs = probs

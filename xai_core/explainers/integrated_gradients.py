@@ -60,20 +60,26 @@ class IntegratedGradients(Explainer):
     slow = True
 
     def run(self, ctx: Context, params: IntegratedGradientsParams) -> RawAttribution:
-        x = ctx.image
-        base = make_baseline(x, params.baseline, ctx.rng)
-        alphas, weights = quadrature(params.steps, params.method)
-        diff = x - base
-        total = np.zeros_like(x, dtype=np.float64)
-        for start, stop in ctx.chunks(params.steps):
-            a = alphas[start:stop].astype(np.float32)[:, None, None, None]
-            grads, _ = ctx.gradients(base[None] + a * diff[None])
-            total += np.tensordot(weights[start:stop], grads, axes=(0, 0))
-            ctx.progress(stop / params.steps, f"{stop}/{params.steps} steps")
-        raw = (total * diff).astype(np.float32)
-        _, ends = ctx.gradients(np.stack([x, base]))
-        delta = float(raw.sum(dtype=np.float64) - (ends[0] - ends[1]))
-        return RawAttribution(
-            channel_sum(raw), raw=raw,
-            extras={"convergence_delta": delta, "score": float(ends[0]), "baseline_score": float(ends[1])},
-        )
+        base = make_baseline(ctx.image, params.baseline, ctx.rng)
+        return integrate(ctx, base, params.steps, params.method)
+
+
+def integrate(ctx: Context, base: np.ndarray, steps: int, method: str) -> RawAttribution:
+    """Integrated Gradients of the target score from ``base`` to the image, with the
+    convergence delta, the image's score and the baseline's in ``extras``."""
+    x = ctx.image
+    alphas, weights = quadrature(steps, method)
+    diff = x - base
+    total = np.zeros_like(x, dtype=np.float64)
+    for start, stop in ctx.chunks(steps):
+        a = alphas[start:stop].astype(np.float32).reshape((-1,) + (1,) * x.ndim)
+        grads, _ = ctx.gradients(base[None] + a * diff[None])
+        total += np.tensordot(weights[start:stop], grads, axes=(0, 0))
+        ctx.progress(stop / steps, f"{stop}/{steps} steps")
+    raw = (total * diff).astype(np.float32)
+    _, ends = ctx.gradients(np.stack([x, base]))
+    delta = float(raw.sum(dtype=np.float64) - (ends[0] - ends[1]))
+    return RawAttribution(
+        channel_sum(raw), raw=raw,
+        extras={"convergence_delta": delta, "score": float(ends[0]), "baseline_score": float(ends[1])},
+    )
