@@ -1,6 +1,6 @@
 """What the two conductance methods share (Dhamdhere, Sundararajan & Yan 2018,
-"How Important Is a Neuron?", arXiv:1805.12233): parameters, the layer choice,
-the baseline, and the neuron's position in its layer.
+"How Important Is a Neuron?", arXiv:1805.12233): the two algorithms, the layer
+choice, the path rule and the neuron's position in its layer.
 
 Conductance splits Integrated Gradients through a hidden layer: the conductance of
 unit j is ``sum_i (x_i - x'_i) * int_0^1 dF/dy_j * dy_j/dx_i da`` along the
@@ -11,19 +11,25 @@ every path crosses, it is Integrated Gradients again.
 
 PyTorch models run captum's LayerConductance / NeuronConductance on the adapter's
 module; other models with layer gradients (Keras) run the same algorithm on the
-adapter's primitives, with the path points captum uses.
+adapter's primitives, with the path points and step sizes captum uses. The
+functions here take one input item (an image H x W x C or a row (F,)) and its
+baseline, so image and row explainers share them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from ..adapters.base import ModelAdapter
 from ..types import Capability, InputError, UnsupportedError
-from .base import Context, Explainer
-from .integrated_gradients import IntegratedGradientsParams, make_baseline, quadrature
+from .base import Explainer
+from .integrated_gradients import IntegratedGradientsParams, quadrature
 
 # the path parameters are Integrated Gradients' own: steps, baseline, quadrature rule
 ConductanceParams = IntegratedGradientsParams
+Progress = Callable[[float, str], None]
 
 
 class ConductanceExplainer(Explainer):
@@ -47,46 +53,27 @@ def path_rule(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:
     return alphas, weights
 
 
-def conductance_layer(ctx: Context) -> str:
-    """The chosen layer, else the last convolution-like feature map, else the first
-    vector layer (the first hidden layer of an MLP)."""
-    if ctx.layer:
-        return ctx.layer
-    default = ctx.adapter.default_cam_layer()
+def default_layer(adapter: ModelAdapter) -> str:
+    """The last convolution-like feature map, else the first vector layer (the first
+    hidden layer of an MLP)."""
+    default = adapter.default_cam_layer()
     if default is None:
-        vectors = [info.name for info in ctx.adapter.layers() if not info.spatial]
+        vectors = [info.name for info in adapter.layers() if not info.spatial]
         default = vectors[0] if vectors else None
     if default is None:
-        raise UnsupportedError(f"{ctx.adapter.name} has no layer whose units can be attributed")
+        raise UnsupportedError(f"{adapter.name} has no layer whose units can be attributed")
     return default
 
 
-def layer_shape(ctx: Context, layer: str) -> tuple[int, ...]:
+def layer_shape(adapter: ModelAdapter, layer: str) -> tuple[int, ...]:
     """(units,) or (C, h, w) of ``layer``'s output for one input."""
-    for info in ctx.adapter.layers():
+    for info in adapter.layers():
         if info.name == layer:
             return info.output_shape
     raise UnsupportedError(
-        f"layer {layer!r} of {ctx.adapter.name} has no single output per forward pass (it runs more "
+        f"layer {layer!r} of {adapter.name} has no single output per forward pass (it runs more "
         "than once, or its output is neither a feature map nor a vector); pick another layer"
     )
-
-
-def baseline(ctx: Context, how: str) -> np.ndarray:
-    return make_baseline(ctx.image, how, ctx.rng)
-
-
-def uses_captum(ctx: Context) -> bool:
-    return ctx.adapter.framework == "torch"
-
-
-def captum_tensors(ctx: Context, base: np.ndarray):
-    """The image and the baseline as 1 x H x W x C tensors on the model's device."""
-    import torch
-
-    device = ctx.adapter.device
-    return (torch.from_numpy(np.ascontiguousarray(ctx.image[None])).to(device),
-            torch.from_numpy(np.ascontiguousarray(base[None], dtype=np.float32)).to(device))
 
 
 def neuron_position(shape: tuple[int, ...], neuron: int, layer: str) -> int | tuple[int, ...]:
@@ -97,3 +84,83 @@ def neuron_position(shape: tuple[int, ...], neuron: int, layer: str) -> int | tu
     if len(shape) == 1:
         return int(neuron)
     return tuple(int(v) for v in np.unravel_index(neuron, shape))
+
+
+def _batch(adapter: ModelAdapter, batch_size: int) -> int:
+    return max(1, min(batch_size, adapter.max_batch or batch_size))
+
+
+def _path(x: np.ndarray, base: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    a = alphas.astype(np.float32).reshape((-1,) + (1,) * x.ndim)
+    return (base[None] + a * (x - base)[None]).astype(np.float32)
+
+
+def _captum_tensors(adapter, x: np.ndarray, base: np.ndarray):
+    import torch
+
+    return (torch.from_numpy(np.ascontiguousarray(x[None], dtype=np.float32)).to(adapter.device),
+            torch.from_numpy(np.ascontiguousarray(base[None], dtype=np.float32)).to(adapter.device))
+
+
+def layer_units(adapter: ModelAdapter, x: np.ndarray, base: np.ndarray, target: int, layer: str,
+                steps: int, method: str, batch_size: int,
+                progress: Progress | None = None) -> tuple[np.ndarray, int]:
+    """Layer conductance of every unit of ``layer`` ((units,) or (C, h, w)) and the
+    number of model evaluations (steps + 1)."""
+    size = _batch(adapter, batch_size)
+    if adapter.framework == "torch" and size > 1:  # captum differences two path points per batch
+        from captum.attr import LayerConductance
+
+        inputs, baselines = _captum_tensors(adapter, x, base)
+        with adapter.lock:
+            attr = LayerConductance(adapter.forward_scores, adapter.module(layer)).attribute(
+                inputs, baselines=baselines, target=target, n_steps=steps, method=method,
+                internal_batch_size=size,
+            )
+        return attr[0].detach().float().cpu().numpy(), steps + 1
+    # captum's algorithm: steps + 1 path points a_0 < ... < a_n (the rule's nodes for
+    # steps + 1), sum_k dF/dy(a_k) * (y(a_{k+1}) - y(a_k))
+    alphas, _ = quadrature(steps + 1, method)
+    total = None
+    previous = None  # the last path point's (activation, gradient) of the chunk before
+    for start in range(0, len(alphas), size):
+        stop = min(len(alphas), start + size)
+        acts, grads, _ = adapter.layer_activations_and_gradients(_path(x, base, alphas[start:stop]), target, layer)
+        if previous is not None:
+            acts = np.concatenate([previous[0][None], acts])
+            grads = np.concatenate([previous[1][None], grads])
+        part = (grads[:-1].astype(np.float64) * (acts[1:] - acts[:-1])).sum(axis=0)
+        total = part if total is None else total + part
+        previous = (acts[-1], grads[-1])
+        if progress is not None:
+            progress(stop / len(alphas), f"{stop}/{len(alphas)} layer steps")
+    return total, steps + 1
+
+
+def neuron_inputs(adapter: ModelAdapter, x: np.ndarray, base: np.ndarray, target: int, layer: str,
+                  neuron: int, steps: int, method: str, batch_size: int,
+                  progress: Progress | None = None) -> tuple[np.ndarray, int]:
+    """Neuron conductance of every input value (shaped like ``x``) for unit ``neuron``
+    of ``layer``, and the number of model evaluations (steps)."""
+    selector = neuron_position(layer_shape(adapter, layer), neuron, layer)
+    size = _batch(adapter, batch_size)
+    if adapter.framework == "torch":
+        from captum.attr import NeuronConductance
+
+        inputs, baselines = _captum_tensors(adapter, x, base)
+        with adapter.lock:
+            attr = NeuronConductance(adapter.forward_scores, adapter.module(layer)).attribute(
+                inputs, neuron_selector=selector, baselines=baselines, target=target, n_steps=steps,
+                method=method, internal_batch_size=size,
+            )
+        return attr[0].detach().float().cpu().numpy(), steps
+    # captum's algorithm: (x - x') * sum_k w_k dF/dy(a_k) dy/dx(a_k)
+    alphas, weights = path_rule(steps, method)
+    total = np.zeros_like(x, dtype=np.float64)
+    for start in range(0, steps, size):
+        stop = min(steps, start + size)
+        d_input, d_unit = adapter.neuron_gradients(_path(x, base, alphas[start:stop]), target, layer, neuron)
+        total += np.tensordot(weights[start:stop] * d_unit, d_input, axes=(0, 0))
+        if progress is not None:
+            progress(stop / steps, f"{stop}/{steps} steps")
+    return total * (x - base), steps

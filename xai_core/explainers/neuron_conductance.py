@@ -14,17 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Context, RawAttribution, channel_sum, param, register
-from .conductance import (
-    ConductanceExplainer,
-    ConductanceParams,
-    baseline,
-    captum_tensors,
-    conductance_layer,
-    layer_shape,
-    neuron_position,
-    path_rule,
-    uses_captum,
-)
+from .conductance import ConductanceExplainer, ConductanceParams, default_layer, neuron_inputs
+from .integrated_gradients import make_baseline
 
 
 @dataclass(frozen=True)
@@ -45,43 +36,13 @@ class NeuronConductance(ConductanceExplainer):
     Params = NeuronConductanceParams
 
     def run(self, ctx: Context, params: NeuronConductanceParams) -> RawAttribution:
-        layer = conductance_layer(ctx)
-        selector = neuron_position(layer_shape(ctx, layer), params.neuron, layer)
-        base = baseline(ctx, params.baseline)
-        if uses_captum(ctx):
-            raw = self._captum(ctx, layer, selector, base, params)
-        else:
-            raw = self._on_primitives(ctx, layer, base, params)
+        layer = ctx.layer or default_layer(ctx.adapter)
+        base = make_baseline(ctx.image, params.baseline, ctx.rng)
+        raw, evals = neuron_inputs(ctx.adapter, ctx.image, base, ctx.target, layer, params.neuron, params.steps,
+                                   params.method, ctx.batch_size, ctx.progress)
+        ctx.model_evals += evals
         raw = raw.astype(np.float32)
         return RawAttribution(
             channel_sum(raw) if raw.ndim == 3 else raw, raw=raw, layer=layer, neuron=params.neuron,
             extras={"neuron_total": float(raw.sum(dtype=np.float64))},
         )
-
-    def _captum(self, ctx: Context, layer: str, selector, base: np.ndarray,
-                params: NeuronConductanceParams) -> np.ndarray:
-        from captum.attr import NeuronConductance as CaptumNeuronConductance
-
-        adapter = ctx.adapter
-        x, b = captum_tensors(ctx, base)
-        with adapter.lock:
-            attr = CaptumNeuronConductance(adapter.forward_scores, adapter.module(layer)).attribute(
-                x, neuron_selector=selector, baselines=b, target=ctx.target, n_steps=params.steps,
-                method=params.method, internal_batch_size=ctx.batch_size,
-            )
-        ctx.model_evals += params.steps
-        return attr[0].detach().float().cpu().numpy()
-
-    def _on_primitives(self, ctx: Context, layer: str, base: np.ndarray,
-                       params: NeuronConductanceParams) -> np.ndarray:
-        """captum's algorithm: (x - x') * sum_k w_k dF/dy(a_k) dy/dx(a_k)."""
-        x = ctx.image
-        alphas, weights = path_rule(params.steps, params.method)
-        diff = x - base
-        total = np.zeros_like(x, dtype=np.float64)
-        for start, stop in ctx.chunks(params.steps):
-            a = alphas[start:stop].astype(np.float32).reshape((-1,) + (1,) * x.ndim)
-            d_input, d_unit = ctx.neuron_gradients(base[None] + a * diff[None], layer, params.neuron)
-            total += np.tensordot(weights[start:stop] * d_unit, d_input, axes=(0, 0))
-            ctx.progress(stop / params.steps, f"{stop}/{params.steps} steps")
-        return total * diff
