@@ -3,6 +3,8 @@ the logits; the rectify option; layers by name or index; the default layer."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -147,3 +149,25 @@ def test_grad_cam_plus_plus_equals_pytorch_grad_cam(digits_adapter, digit_image)
     grad_cam = explain(digits_adapter, digit_image, "grad_cam", target=2)
     assert not np.allclose(ours.extras["cam"] / ours.extras["cam"].max(),
                            grad_cam.extras["cam"] / grad_cam.extras["cam"].max(), atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def gap200():
+    """The user story's model: a Keras CNN on 200 x 200 grayscale digits ending in
+    GlobalAveragePooling + Dense(softmax) (model_zoo/train_keras_digits_gap200.py)."""
+    from xai_core.models import open_model
+
+    return open_model(str(Path(__file__).resolve().parents[1] / "model_zoo/weights/keras_digits_gap200.keras"))
+
+
+def test_cam_and_grad_cam_by_index_with_abs_on_the_200px_gap_model(gap200, digit_image):
+    assert gap200.spec.size == (200, 200) and gap200.output_kind == "probability"
+    assert gap200.default_cam_layer() == "conv4" == gap200.model.get_layer(index=6).name
+    cam = explain(gap200, digit_image, "cam", {"rectify": "abs"}, layer=6)
+    assert cam.layer == "conv4" and cam.target_label == "7" and cam.attribution.shape == (200, 200)
+    acts, _, _ = gap200.layer_activations_and_gradients(preprocess(digit_image, gap200.spec)[None], 7, "conv4")
+    kernel = gap200.model.get_layer("classifier").get_weights()[0]
+    np.testing.assert_allclose(cam.extras["cam"], np.abs(np.tensordot(kernel[:, 7], acts[0], axes=(0, 0))),
+                               rtol=1e-4, atol=1e-5)
+    grad = explain(gap200, digit_image, "grad_cam", {"rectify": "abs"}, layer="conv4")
+    assert grad.layer == "conv4" and not grad.signed and grad.attribution.min() >= 0
