@@ -32,7 +32,7 @@ class LayerConductance(ConductanceExplainer):
         units, evals = layer_units(ctx.adapter, ctx.image, base, ctx.target, layer, params.steps, params.method,
                                    ctx.batch_size, lambda f, text: ctx.progress(f / 2, text))
         ctx.model_evals += evals
-        result = integrate(ctx, base, params.steps, params.method)
+        result = integrate(ctx, [base], params.steps, params.method)
         result.layer = layer
         result.layer_attribution = units.astype(np.float32)
         result.extras["layer_total"] = float(units.sum(dtype=np.float64))
