@@ -171,3 +171,15 @@ def test_cam_and_grad_cam_by_index_with_abs_on_the_200px_gap_model(gap200, digit
                                rtol=1e-4, atol=1e-5)
     grad = explain(gap200, digit_image, "grad_cam", {"rectify": "abs"}, layer="conv4")
     assert grad.layer == "conv4" and not grad.signed and grad.attribution.min() >= 0
+
+
+def test_cam_equals_grad_cam_of_the_logit_on_a_softmax_model(gap200, digit_image):
+    """The issue's check: on a GAP + Dense(softmax) network, Grad-CAM of the softmax
+    output disagrees with CAM, Grad-CAM of the logit (softmax stripped) agrees."""
+    cam = explain(gap200, digit_image, "cam", {"rectify": "none"}, layer=6)
+    logit = explain(gap200, digit_image, "grad_cam", {"rectify": "none"}, layer=6, output="logit")
+    probability = explain(gap200, digit_image, "grad_cam", {"rectify": "none"}, layer=6)
+    h, w = cam.extras["cam"].shape
+    np.testing.assert_allclose(cam.extras["cam"], logit.extras["cam"] * h * w, rtol=1e-3, atol=1e-4)
+    assert logit.output_kind == "logit" and probability.output_kind == "probability"
+    assert not np.allclose(cam.extras["cam"], probability.extras["cam"] * h * w, rtol=1e-2, atol=1e-2)
