@@ -19,13 +19,16 @@ baseline, so image and row explainers share them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..adapters.base import ModelAdapter
 from ..types import Capability, InputError, UnsupportedError
-from .base import Explainer
+from .base import Explainer, param
 from .integrated_gradients import IntegratedGradientsParams, quadrature
+from .integrated_gradients_tabular import TabularIGParams
+from .rows import RowContext
 
 # the path parameters are Integrated Gradients' own: steps, baseline, quadrature rule
 ConductanceParams = IntegratedGradientsParams
@@ -40,6 +43,18 @@ class ConductanceExplainer(Explainer):
     uses_layer = True
     spatial_layers_only = False
     slow = True
+
+
+@dataclass(frozen=True)
+class RowConductanceParams(TabularIGParams):
+    """Rows: the row IG's path parameters, and the layer (rows have no --layer)."""
+
+    layer: str = param("", help="hidden layer by name or index (see python -m xai_core layers); "
+                                "empty: the first layer with a vector output")
+
+
+def row_layer(ctx: RowContext, params: RowConductanceParams) -> str:
+    return ctx.model.resolve_layer(params.layer) or default_layer(ctx.model)
 
 
 def path_rule(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:

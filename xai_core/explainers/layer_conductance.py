@@ -11,11 +11,22 @@ conductance.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import Context, RawAttribution, register
-from .conductance import ConductanceExplainer, ConductanceParams, default_layer, layer_units
+from .conductance import (
+    ConductanceExplainer,
+    ConductanceParams,
+    RowConductanceParams,
+    default_layer,
+    layer_units,
+    row_layer,
+)
 from .integrated_gradients import integrate, make_baseline
+from .integrated_gradients_tabular import TabularIntegratedGradients
+from .rows import RowAttribution, RowContext, RowExplainer
 
 
 @register
@@ -37,3 +48,29 @@ class LayerConductance(ConductanceExplainer):
         result.layer_attribution = units.astype(np.float32)
         result.extras["layer_total"] = float(units.sum(dtype=np.float64))
         return result
+
+
+@register
+class LayerConductanceRows(RowExplainer, ConductanceExplainer):
+    """The same method on table rows: per-unit values of a hidden layer, and the row's
+    Integrated Gradients (same baseline row and path) as the feature attributions."""
+
+    key = "layer_conductance_tabular"
+    name = "layer_conductance"
+    rank = 40
+    label = LayerConductance.label
+    description = LayerConductance.description
+    Params = RowConductanceParams
+
+    def setup(self, ctx: RowContext, params: RowConductanceParams) -> Any:
+        return TabularIntegratedGradients().setup(ctx, params)
+
+    def explain(self, ctx: RowContext, params: RowConductanceParams, state: Any, x: np.ndarray) -> RowAttribution:
+        layer = row_layer(ctx, params)
+        units, evals = layer_units(ctx.model, x.astype(np.float32), np.asarray(state, np.float32), ctx.target,
+                                   layer, params.steps, params.method, 4096)
+        ctx.model_evals += evals
+        ig = TabularIntegratedGradients().explain(ctx, params, state, x)
+        ig.extras["layer_total"] = float(units.sum(dtype=np.float64))
+        return RowAttribution(ig.attributions, ig.base_value, ig.extras, layer=layer,
+                              layer_attribution=units.astype(np.float32))

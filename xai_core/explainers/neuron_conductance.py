@@ -10,12 +10,22 @@ path crosses, neuron conductances give Integrated Gradients.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .base import Context, RawAttribution, channel_sum, param, register
-from .conductance import ConductanceExplainer, ConductanceParams, default_layer, neuron_inputs
+from .conductance import (
+    ConductanceExplainer,
+    ConductanceParams,
+    RowConductanceParams,
+    default_layer,
+    neuron_inputs,
+    row_layer,
+)
 from .integrated_gradients import make_baseline
+from .integrated_gradients_tabular import TabularIntegratedGradients
+from .rows import RowAttribution, RowContext, RowExplainer
 
 
 @dataclass(frozen=True)
@@ -46,3 +56,33 @@ class NeuronConductance(ConductanceExplainer):
             channel_sum(raw) if raw.ndim == 3 else raw, raw=raw, layer=layer, neuron=params.neuron,
             extras={"neuron_total": float(raw.sum(dtype=np.float64))},
         )
+
+
+@dataclass(frozen=True)
+class RowNeuronConductanceParams(RowConductanceParams):
+    method: str = NeuronConductanceParams.__dataclass_fields__["method"]
+    neuron: int = NeuronConductanceParams.__dataclass_fields__["neuron"]
+
+
+@register
+class NeuronConductanceRows(RowExplainer, ConductanceExplainer):
+    """The same method on table rows: which features feed one hidden unit."""
+
+    key = "neuron_conductance_tabular"
+    name = "neuron_conductance"
+    rank = 41
+    label = NeuronConductance.label
+    description = NeuronConductance.description
+    Params = RowNeuronConductanceParams
+
+    def setup(self, ctx: RowContext, params: RowNeuronConductanceParams) -> Any:
+        return TabularIntegratedGradients().setup(ctx, params)
+
+    def explain(self, ctx: RowContext, params: RowNeuronConductanceParams, state: Any,
+                x: np.ndarray) -> RowAttribution:
+        layer = row_layer(ctx, params)
+        raw, evals = neuron_inputs(ctx.model, x.astype(np.float32), np.asarray(state, np.float32), ctx.target,
+                                   layer, params.neuron, params.steps, params.method, 4096)
+        ctx.model_evals += evals
+        return RowAttribution(raw.astype(np.float64), None, {"neuron_total": float(raw.sum(dtype=np.float64))},
+                              layer=layer, neuron=params.neuron)
