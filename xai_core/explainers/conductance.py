@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from ..types import Capability, InputError, UnsupportedError
 from .base import Explainer, param
 from .integrated_gradients import IntegratedGradientsParams, quadrature
 from .integrated_gradients_tabular import TabularIGParams
-from .rows import RowContext
+from .rows import RowContext, RowExplainer
 
 # the path parameters are Integrated Gradients' own: steps, baseline, quadrature rule
 ConductanceParams = IntegratedGradientsParams
@@ -53,8 +54,17 @@ class RowConductanceParams(TabularIGParams):
                                 "empty: the first layer with a vector output")
 
 
-def row_layer(ctx: RowContext, params: RowConductanceParams) -> str:
-    return ctx.model.resolve_layer(params.layer) or default_layer(ctx.model)
+class RowConductanceExplainer(RowExplainer, ConductanceExplainer):
+    """The row form of a conductance method: the baseline row is the row IG's."""
+
+    def setup(self, ctx: RowContext, params: RowConductanceParams) -> Any:
+        from .integrated_gradients_tabular import TabularIntegratedGradients
+
+        return TabularIntegratedGradients().setup(ctx, params)
+
+    @staticmethod
+    def layer(ctx: RowContext, params: RowConductanceParams) -> str:
+        return ctx.model.resolve_layer(params.layer) or default_layer(ctx.model)
 
 
 def path_rule(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:

@@ -19,14 +19,14 @@ from .base import Context, RawAttribution, register
 from .conductance import (
     ConductanceExplainer,
     ConductanceParams,
+    RowConductanceExplainer,
     RowConductanceParams,
     default_layer,
     layer_units,
-    row_layer,
 )
 from .integrated_gradients import integrate, make_baseline
 from .integrated_gradients_tabular import TabularIntegratedGradients
-from .rows import RowAttribution, RowContext, RowExplainer
+from .rows import RowAttribution, RowContext
 
 
 @register
@@ -51,7 +51,7 @@ class LayerConductance(ConductanceExplainer):
 
 
 @register
-class LayerConductanceRows(RowExplainer, ConductanceExplainer):
+class LayerConductanceRows(RowConductanceExplainer):
     """The same method on table rows: per-unit values of a hidden layer, and the row's
     Integrated Gradients (same baseline row and path) as the feature attributions."""
 
@@ -62,11 +62,8 @@ class LayerConductanceRows(RowExplainer, ConductanceExplainer):
     description = LayerConductance.description
     Params = RowConductanceParams
 
-    def setup(self, ctx: RowContext, params: RowConductanceParams) -> Any:
-        return TabularIntegratedGradients().setup(ctx, params)
-
     def explain(self, ctx: RowContext, params: RowConductanceParams, state: Any, x: np.ndarray) -> RowAttribution:
-        layer = row_layer(ctx, params)
+        layer = self.layer(ctx, params)
         units, evals = layer_units(ctx.model, x.astype(np.float32), np.asarray(state, np.float32), ctx.target,
                                    layer, params.steps, params.method, 4096)
         ctx.model_evals += evals

@@ -18,14 +18,13 @@ from .base import Context, RawAttribution, channel_sum, param, register
 from .conductance import (
     ConductanceExplainer,
     ConductanceParams,
+    RowConductanceExplainer,
     RowConductanceParams,
     default_layer,
     neuron_inputs,
-    row_layer,
 )
 from .integrated_gradients import make_baseline
-from .integrated_gradients_tabular import TabularIntegratedGradients
-from .rows import RowAttribution, RowContext, RowExplainer
+from .rows import RowAttribution, RowContext
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class RowNeuronConductanceParams(RowConductanceParams):
 
 
 @register
-class NeuronConductanceRows(RowExplainer, ConductanceExplainer):
+class NeuronConductanceRows(RowConductanceExplainer):
     """The same method on table rows: which features feed one hidden unit."""
 
     key = "neuron_conductance_tabular"
@@ -75,12 +74,9 @@ class NeuronConductanceRows(RowExplainer, ConductanceExplainer):
     description = NeuronConductance.description
     Params = RowNeuronConductanceParams
 
-    def setup(self, ctx: RowContext, params: RowNeuronConductanceParams) -> Any:
-        return TabularIntegratedGradients().setup(ctx, params)
-
     def explain(self, ctx: RowContext, params: RowNeuronConductanceParams, state: Any,
                 x: np.ndarray) -> RowAttribution:
-        layer = row_layer(ctx, params)
+        layer = self.layer(ctx, params)
         raw, evals = neuron_inputs(ctx.model, x.astype(np.float32), np.asarray(state, np.float32), ctx.target,
                                    layer, params.neuron, params.steps, params.method, 4096)
         ctx.model_evals += evals
