@@ -54,6 +54,20 @@ def predictions_table(predictions: list[Prediction]) -> None:
     right.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
 
+def unit_bars(values: np.ndarray, what: str, key: str) -> None:
+    """One bar per unit of a dense layer (red: for the class, blue: against)."""
+    import plotly.express as px
+
+    values = np.asarray(values, np.float64).reshape(-1)
+    frame = pd.DataFrame({"Unit": np.arange(len(values)), "Attribution": values})
+    frame["Sign"] = np.where(values >= 0, "for", "against")
+    fig = px.bar(frame, x="Unit", y="Attribution", color="Sign", height=260,
+                 color_discrete_map={"for": "#c0392b", "against": "#2166ac"})
+    fig.update_layout(margin={"l": 0, "r": 10, "t": 10, "b": 0}, showlegend=False)
+    st.markdown(f"**Units of {what}** ({len(values)}): conductance per unit")
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=key)
+
+
 def layer_panel(item: ResultItem, image: np.ndarray) -> None:
     """A layer method's units: bars for a dense layer, the upsampled channel-summed
     map over the photo for a convolutional layer."""
@@ -63,15 +77,7 @@ def layer_panel(item: ResultItem, image: np.ndarray) -> None:
         return
     what = f"neuron {e.neuron} of layer {e.layer}" if e.neuron is not None else f"layer {e.layer}"
     if layer.ndim == 1:
-        import plotly.express as px
-
-        frame = pd.DataFrame({"Unit": np.arange(len(layer)), "Attribution": layer})
-        frame["Sign"] = np.where(layer >= 0, "for", "against")
-        fig = px.bar(frame, x="Unit", y="Attribution", color="Sign", height=260,
-                     color_discrete_map={"for": "#c0392b", "against": "#2166ac"})
-        fig.update_layout(margin={"l": 0, "r": 10, "t": 10, "b": 0}, showlegend=False)
-        st.markdown(f"**Units of {what}** ({len(layer)}): conductance per unit")
-        st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"layer_bars_{e.method}")
+        unit_bars(layer, what, f"layer_bars_{e.method}")
         return
     view = render.layer_view(e)
     if view is not None:
