@@ -365,6 +365,9 @@ def build_parser() -> Parser:
     from .tabular.cli import add_parser as add_tabular_parser
 
     add_tabular_parser(sub)
+    from .set_cli import add_parser as add_set_parser
+
+    add_set_parser(sub)
     p = sub.add_parser("models", help="list the model zoo")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("methods", help="list explainers and their parameters")
