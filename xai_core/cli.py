@@ -300,9 +300,16 @@ def cmd_methods(args) -> int:
 
 
 def cmd_layers(args) -> int:
+    from model_zoo.tabular import TABULAR_ZOO
+
     from .types import UnsupportedError
 
-    adapter = _open(args)
+    if args.model in TABULAR_ZOO and not Path(args.model).exists():  # a table's model: rows have layers too
+        from .tabular import open_tabular_model
+
+        adapter = open_tabular_model(args.model)
+    else:
+        adapter = _open(args)
     layers = adapter.layers()
     if not layers:
         if getattr(adapter, "kind", "") == "torchscript":
