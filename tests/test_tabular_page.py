@@ -202,3 +202,15 @@ def test_titanic_layer_and_neuron_conductance(app):
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("which features feed unit 10 of layer sigmoid1" in c.value for c in at.caption)
+
+def test_uploaders_state_the_limits_the_service_accepts(app):
+    from xai_core.loading import MAX_MODEL_BYTES
+    from xai_core.tabular.data import MAX_CSV_BYTES
+
+    at = app
+    at.radio(key="tab_data_source").set_value("Upload a CSV")
+    at.run()
+    assert at.file_uploader(key="tab_csv_upload").proto.max_upload_size_mb == MAX_CSV_BYTES // 2**20 == 50
+    at.radio(key="tab_model_source").set_value("Upload a model")
+    at.run()
+    assert at.file_uploader(key="tab_model_upload").proto.max_upload_size_mb == MAX_MODEL_BYTES // 2**20
