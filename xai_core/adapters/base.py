@@ -428,18 +428,6 @@ class ModelAdapter(ABC):
         protocol's C x h x w order): (d unit / d input N x H x W x C, d score / d unit N)."""
         raise UnsupportedError(f"{self.name}: this model gives no layer gradients")
 
-    def layer_values(self, batch, layer: str, where: str = "output") -> np.ndarray:
-        """The values at ``layer``'s output (or its first input, ``where='input'``) for
-        a batch: N x C x h x w for a conv layer, N x units for a dense one."""
-        raise UnsupportedError(f"{self.name}: this model gives no layer values")
-
-    def layer_gradients_at(self, batch, target: int, layer: str, values: np.ndarray,
-                           where: str = "output", batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Run ``batch`` with ``layer``'s output (or input) replaced by ``values`` (shaped
-        as :meth:`layer_values` returns them) and return (d score / d values, scores):
-        the primitive for attributions at a layer (expected gradients, IG)."""
-        raise UnsupportedError(f"{self.name}: this model gives no layer gradients")
-
     def layers(self) -> list[LayerInfo]:
         """Feature-map and vector (dense) layers in execution order, each with its
         index; found once by a probe forward pass, and only where layers can be hooked."""

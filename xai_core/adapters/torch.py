@@ -254,50 +254,6 @@ class TorchAdapter(ModelAdapter):
         )
         return (*result, self.probabilities(out.detach().cpu().numpy())) if return_probs else result
 
-    def layer_values(self, batch, layer: str, where: str = "output") -> np.ndarray:
-        module = self._module(layer)
-        captured: list[torch.Tensor] = []
-        if where == "input":
-            handle = module.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
-        else:
-            handle = module.register_forward_hook(
-                lambda _m, _i, out: captured.append(out[0] if isinstance(out, (tuple, list)) else out))
-        parts = self.split(batch)
-        outs = []
-        try:
-            with self._lock, torch.inference_mode():
-                for sl in self.iter_batches(len(parts[0]), None):
-                    captured.clear()
-                    self._forward(self._tensors([p[sl] for p in parts]))
-                    if not captured:
-                        raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
-                    outs.append(captured[-1].float().contiguous().cpu().numpy())
-        finally:
-            handle.remove()
-        return np.concatenate(outs)
-
-    def layer_gradients_at(self, batch, target: int, layer: str, values: np.ndarray,
-                           where: str = "output", batch_size: int | None = None):
-        module = self._module(layer)
-        parts = self.split(batch)
-        grads, scores = [], []
-        with self._lock:
-            for sl in self.iter_batches(len(parts[0]), batch_size):
-                v = torch.from_numpy(np.ascontiguousarray(values[sl], np.float32)).to(self.device).requires_grad_(True)
-                if where == "input":
-                    handle = module.register_forward_pre_hook(lambda _m, inputs, _v=v: (_v, *inputs[1:]))
-                else:
-                    handle = module.register_forward_hook(lambda _m, _i, _o, _v=v: _v)
-                try:
-                    with torch.enable_grad():
-                        out = self._forward(self._tensors([p[sl] for p in parts]))
-                        score = self._scores(out, self._pick(out.detach().cpu().numpy(), target))
-                        (g,) = torch.autograd.grad(score.sum(), v)
-                finally:
-                    handle.remove()
-                grads.append(g.cpu().numpy())
-                scores.append(score.detach().cpu().numpy())
-        return np.concatenate(grads).astype(np.float32), np.concatenate(scores)
     # -- randomisation check ---------------------------------------------------------
     def weight_layers(self) -> list[str]:
         """Modules owning parameters, in registration order (input side first)."""
