@@ -10,6 +10,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,7 @@ from ui.long_run import LongRun, show_stopped  # noqa: E402
 from ui.messages import page_text  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
 from ui.metrics_panel import row_metrics_panel  # noqa: E402
+from ui.results import unit_bars  # noqa: E402
 from xai_core.explainers import available_for, get_explainer  # noqa: E402
 from xai_core.quality import quality_notes  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
@@ -102,7 +104,12 @@ def _render_row(expl) -> None:
                 + (f"; label in the CSV: `{expl.label}`" if expl.label is not None else ""))
     st.dataframe([p.to_dict() for p in expl.predictions], hide_index=True, key="tab_predictions")
     st.plotly_chart(bar_figure(expl), key="tab_bar")
-    if expl.base_value is not None:
+    if expl.layer_attribution is not None:
+        unit_bars(np.asarray(expl.layer_attribution), f"layer {expl.layer}", "tab_layer_bars")
+    if expl.neuron is not None:
+        st.caption(f"Neuron conductance: which features feed unit {expl.neuron} of layer {expl.layer} "
+                   f"(sum {expl.extras.get('neuron_total', 0):.4g}); no base value, so no waterfall.")
+    elif expl.base_value is not None:
         st.plotly_chart(waterfall_figure(expl), key="tab_waterfall")
         st.caption(f"base value {expl.base_value:.4g} + attributions = "
                    f"{expl.base_value + sum(expl.attributions.values()):.4g}; model output {expl.output:.4g}"

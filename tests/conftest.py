@@ -32,6 +32,9 @@ FAST_PARAMS = {
     "lime": {"samples": 120, "segments": 16},
     "shap_partition": {"max_evals": 120},
     "shap_gradient": {"samples": 8, "background_size": 4},
+    "layer_conductance": {"steps": 8},
+    # unit (15, 5, 2) of the default layer: active on the digits (unit 0, a corner, is dead)
+    "neuron_conductance": {"steps": 8, "neuron": 1002},
 }
 
 

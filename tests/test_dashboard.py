@@ -224,9 +224,9 @@ def test_generated_parameter_widgets_follow_the_definitions():
     at.selectbox(key="img_method").set_value("grad_cam").run()
     layer = at.selectbox(key="img_layer_grad_cam")
     assert layer.value == "features"  # the core's default: the last spatial feature map
-    assert layer.options == [
-        "features.0 (Conv2d, 16x32x32)", "features.3 (Conv2d, 32x16x16)", "features.6 (Conv2d, 64x8x8)",
-        "features (Sequential, 64x8x8)  ★ default",
+    assert layer.options == [  # [index] as in the leaf order of named_modules()
+        "[0] features.0 (Conv2d, 16x32x32)", "[3] features.3 (Conv2d, 32x16x16)",
+        "[6] features.6 (Conv2d, 64x8x8)", "features (Sequential, 64x8x8)  ★ default",
     ]
     at.checkbox(key="img_layer_grad_cam_all").check().run()
     assert len(at.selectbox(key="img_layer_grad_cam").options) == 9
@@ -475,6 +475,24 @@ def test_progress_comes_from_the_real_batches(photo):
                                  target=None, layer=None, seed=0, progress=lambda f, t: seen.append((f, t)))
     assert seen == [] and np.array_equal(again.attribution, e.attribution)  # a cache hit runs nothing
 
+
+def test_layer_conductance_shows_unit_bars_for_dense_and_a_map_for_conv_layers():
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("layer_conductance").run()
+    at.number_input(key="img_param_layer_conductance_steps").set_value(4)
+    layer = at.selectbox(key="img_layer_layer_conductance")
+    assert "[9] classifier (Linear, 10)" in layer.options  # dense layers offered, with their index
+    layer.set_value("classifier")
+    click_explain(at)
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 2  # the unit bars and the predictions
+    assert any(m.value.startswith("**Units of layer classifier** (10)") for m in at.markdown)
+    assert "Layer attribution .npy" in [b.label for b in at.get("download_button")]
+    at.selectbox(key="img_layer_layer_conductance").set_value("features.6")
+    click_explain(at)
+    assert_clean(at)
+    assert any(c.startswith("layer features.6: 64 channels of 8x8") for c in captions(at))
 
 def labels_uploader(at: AppTest):
     (found,) = [u for u in at.file_uploader if u.label.startswith("Labels file")]

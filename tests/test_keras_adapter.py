@@ -268,8 +268,18 @@ def test_nested_model_layers_and_exact_layer_gradients():
     adapter = KerasAdapter(model, ImageSpec((20, 20)), name="nested")
     # inner layers in execution order, then the nested model itself (its output is
     # b_conv2's map too), like a torch container module
-    names = [info.name for info in adapter.layers()]
+    names = [info.name for info in adapter.layers() if info.spatial]
     assert names == ["base/b_conv1", "base/b_conv2", "base"]
+    assert [(i.name, i.output_shape, i.index) for i in adapter.layers() if not i.spatial] == [
+        ("gap", (7,), "1"), ("head", (3,), "2")]
+    # indices as Keras counts them: model.layers[i], and layer j of a nested model as "i/j"
+    assert [adapter.resolve_layer(i) for i in (2, "-1", "0", "0/2", "b_conv2")] == [
+        "head", "head", "base", "base/b_conv2", "base/b_conv2"]
+    assert model.layers[2].name == "head" and model.layers[0].layers[2].name == "b_conv2"
+    with pytest.raises(InputError, match="input layer"):
+        adapter.resolve_layer("0/0")
+    with pytest.raises(InputError, match="no layer with index 3"):
+        adapter.resolve_layer(3)
     assert adapter.layers()[1].output_shape == (7, 20, 20)
     assert adapter.default_cam_layer() == "base"
     x = np.random.default_rng(6).random((2, 20, 20, 3)).astype(np.float32)

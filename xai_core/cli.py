@@ -179,6 +179,8 @@ def cmd_explain(args) -> int:
                          f"{len(adapter.inputs)} inputs")
     for method in args.method:
         check_method(adapter, method)
+    if args.layer:
+        adapter.resolve_layer(args.layer)  # a wrong name or index fails before any work
     out = make_output_dir(args.out)
     records = []
     stems: dict[str, int] = {}
@@ -256,6 +258,10 @@ def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, ada
             var_path = out / f"{base}{suffix}__variance.npy"
             np.save(var_path, variance.astype(np.float32))
             record.setdefault("variance", str(var_path))
+    if exp.layer_attribution is not None:  # per-unit values at the layer (C x h x w, or units)
+        layer_path = out / f"{base}{class_suffix}__layer.npy"
+        np.save(layer_path, exp.layer_attribution.astype(np.float32))
+        record["layer_attribution"] = str(layer_path)
     if adapter.multi_input:
         record["input_files"] = files
     return record
@@ -339,9 +345,16 @@ def cmd_methods(args) -> int:
 
 
 def cmd_layers(args) -> int:
+    from model_zoo.tabular import TABULAR_ZOO
+
     from .types import UnsupportedError
 
-    adapter = _open(args)
+    if args.model in TABULAR_ZOO and not Path(args.model).exists():  # a table's model: rows have layers too
+        from .tabular import open_tabular_model
+
+        adapter = open_tabular_model(args.model)
+    else:
+        adapter = _open(args)
     layers = adapter.layers()
     if not layers:
         if getattr(adapter, "kind", "") == "torchscript":
@@ -349,11 +362,16 @@ def cmd_layers(args) -> int:
                 f"{adapter.name} is TorchScript: its layers cannot be hooked. Save the model as a "
                 ".pt2 torch.export program or a state_dict to use Grad-CAM"
             )
-        raise UnsupportedError(f"{adapter.name} has no layer with a spatial feature map")
+        raise UnsupportedError(f"{adapter.name} has no layer whose output is a feature map or a vector")
     default = adapter.default_cam_layer()
+    print(f"{'index':>7}  {'layer':<40} {'kind':<24} output")
     for info in layers:
-        mark = "  <- default for grad_cam" if info.name == default else ""
-        print(f"{info.describe()}{mark}")
+        mark = "  <- default for grad_cam and cam" if info.name == default else ""
+        shape = "x".join(str(v) for v in info.output_shape)
+        index = info.index if info.index is not None else "-"
+        print(f"{index:>7}  {info.name:<40} {info.kind:<24} {shape}{mark}")
+    print("\n--layer takes a name or an index (PyTorch: position among the leaf modules of "
+          "named_modules(); Keras: position in model.layers)")
     return 0
 
 
@@ -390,7 +408,7 @@ def build_parser() -> Parser:
     p.add_argument("--method", nargs="+", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--target", help="class index or label (default: the predicted class)")
-    p.add_argument("--layer", help="layer for grad_cam (see `layers`)")
+    p.add_argument("--layer", help="layer name or index for the methods that work at a layer (see `layers`)")
     p.add_argument("--classes", help="explain several classes in one run: topK (e.g. top4), all (up to 100 "
                                      "classes) or a comma-separated list; files get a __c<class> suffix and "
                                      "<method>__grid.png shows one row per image, one column per class")
@@ -416,7 +434,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("methods", help="list explainers and their parameters")
     _add_model_args(p, required=False)
     p.set_defaults(func=cmd_methods)
-    p = sub.add_parser("layers", help="list Grad-CAM candidate layers of a model")
+    p = sub.add_parser("layers", help="list a model's layers with their indices, kinds and output shapes")
     _add_model_args(p)
     p.set_defaults(func=cmd_layers)
     return parser

@@ -219,8 +219,9 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
         raise UnsupportedError(f"{method} explains models with one input; {adapter.name} has "
                                f"{len(adapter.inputs)} ({', '.join(s.name for s in adapter.inputs)}): use {serving}")
     parsed = explainer.params(params)
-    if layer not in (None, "") and not explainer.uses_layer:
+    if layer not in (None, "") and not (explainer.uses_layer or explainer.accepts_layer):
         raise InputError(f"{method} does not use a layer; drop --layer (it is for methods that work at a layer, such as grad_cam)")
+    layer = adapter.resolve_layer(layer) if explainer.uses_layer or explainer.accepts_layer else None
     items = prepare_inputs(adapter, image)
     x = items[0]
     start = time.perf_counter()
@@ -260,7 +261,7 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
         attributions=attributions,
         inputs=[s.name for s in adapter.inputs],
         input_kinds=adapter.input_kinds,
-        layer_attribution=raw.layer_attribution,
+        layer_attribution=None if raw.layer_attribution is None else _finite(raw.layer_attribution),
         neuron=raw.neuron,
         probabilities=np.asarray(probs, np.float32) if len(probs) <= MAX_KEPT_PROBABILITIES else None,
         engine=engine,

@@ -258,6 +258,9 @@ class Explanation:
             "model_evals": self.model_evals,
             "elapsed_s": round(self.elapsed_s, 4),
             "layer": self.layer,
+            "layer_attribution_shape": (
+                None if self.layer_attribution is None else list(self.layer_attribution.shape)
+            ),
             "output_kind": self.output_kind,
             "explains": self.explains,
             "inputs": list(self.inputs),

@@ -124,6 +124,10 @@ def _run(args: argparse.Namespace) -> int:
             expl = explain_row(model, data, row, method, per_method[method], target=args.target, seed=args.seed)
             chart = save_bar_png(expl, out / f"row{row}__{method}.png")
             record = expl.record() | {"chart": chart.name}
+            if expl.layer_attribution is not None:  # layer methods: one value per unit
+                import numpy as np
+
+                np.save(out / f"row{row}__{method}__layer.npy", np.asarray(expl.layer_attribution, np.float32))
             records.append(record)
             extra = ""
             if expl.additivity_error is not None:

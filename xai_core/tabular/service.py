@@ -191,6 +191,10 @@ def explain_rows(
             elapsed_s=time.perf_counter() - t0,
             label=_plain(data.labels[row]) if data.labels is not None else None,
             extras=dict(raw.extras),
+            layer=raw.layer,
+            layer_attribution=None if raw.layer_attribution is None else [
+                float(v) for v in np.nan_to_num(np.asarray(raw.layer_attribution, np.float64)).reshape(-1)],
+            neuron=raw.neuron,
         ))
         total_evals = sum(c.model_evals for c, _ in contexts.values())
         if progress is not None:
