@@ -231,9 +231,17 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--labels", help="labels file: one per line, or a JSON list/dict")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=None, help="images per model call (default 16)")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow code inside the model file: a fully pickled PyTorch module or a Keras Lambda "
-                        "layer (runs code from the file: only for files you trust)")
+    add_trust_args(p)
+
+
+def add_trust_args(p: argparse.ArgumentParser) -> None:
+    """--trust-code (alias --trust-pickle) and --deadline, shared with explain-tabular."""
+    p.add_argument("--trust-code", "--trust-pickle", dest="trust_pickle", action="store_true",
+                   help="where no kernel confinement is available, allow model files that carry code "
+                        "(TorchScript, .pt2, SavedModel, pickled modules, Keras Lambda layers): only "
+                        "for files you trust")
+    p.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock limit per call into the model worker (default 600)")
 
 
 def build_parser() -> Parser:
@@ -299,6 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if not 0 <= getattr(args, "alpha", 0.5) <= 1:
             raise InputError("--alpha must be between 0 and 1")
+        deadline = getattr(args, "deadline", None)
+        if deadline is not None:
+            if not 0 < deadline < 1e6:
+                raise InputError("--deadline must be a positive number of seconds")
+            os.environ["XAI_WORKER_DEADLINE"] = str(deadline)
         return args.func(args)
 
     return report_errors(run, "lower --batch-size or the method's sample count")

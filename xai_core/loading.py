@@ -6,7 +6,14 @@ Formats, detected from the file's content rather than its name:
 * ``torch.export`` programs (``.pt2``): unflattened so that layers can be hooked.
 * ``state_dict`` files: read with ``weights_only=True``; an architecture name
   (torchvision classifier or a zoo architecture) builds the module.
-* Fully pickled modules: arbitrary code on load, so only with ``trust_pickle``.
+* ``.safetensors`` weights (data only) plus an architecture name, like a state_dict.
+* Fully pickled modules: arbitrary code on load.
+
+TorchScript, ``.pt2`` programs and pickled modules carry code: they load inside the
+confined model worker, or, where no confinement is available, only with the user's
+explicit trust (``trust_pickle``, the command line's ``--trust-code``). A ``.pt2``'s
+pickled members are read with ``weights_only=True`` first, confined or not: an
+archive that would unpickle anything but tensors is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from .engines.sandbox import code_allowed
 from .types import InputError, ModelLoadError
 
 MAX_MODEL_BYTES = 2 * 1024**3
@@ -74,6 +82,9 @@ def load_torch_file(
             ".pt2 program, a state_dict or a pickled module). If it is a Keras or ONNX "
             "model, choose that framework."
         )
+    if fmt in ("torchscript", "export") and not code_allowed(trust_pickle):
+        what = "a TorchScript program" if fmt == "torchscript" else "a torch.export program"
+        raise ModelLoadError(needs_trust(label, what))
     if fmt == "torchscript":
         try:
             with warnings.catch_warnings():
@@ -82,6 +93,7 @@ def load_torch_file(
         except Exception as exc:  # noqa: BLE001 - any failure is the file's
             raise ModelLoadError(f"{label}: corrupt TorchScript archive ({_short(exc)})") from None
     if fmt == "export":
+        check_pt2_members(path, label)
         try:
             program = torch.export.load(str(path))
             module = torch.export.unflatten(program)
@@ -103,13 +115,8 @@ def _load_torch_save(path: Path, arch: str | None, trust_pickle: bool, num_class
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"{label}: corrupt or truncated PyTorch file ({_short(exc)})") from None
     if obj is None:
-        if not trust_pickle:
-            raise ModelLoadError(
-                f"{label} is a fully pickled PyTorch module: loading it runs arbitrary code "
-                "from the file. Re-save it as TorchScript, a .pt2 torch.export program or a "
-                "state_dict, or, only if you trust its author, pass --trust-pickle (in the "
-                "dashboard: tick 'I trust this file')."
-            )
+        if not code_allowed(trust_pickle):
+            raise ModelLoadError(needs_trust(label, "a fully pickled PyTorch module"))
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=False)
         except Exception as exc:  # noqa: BLE001
@@ -138,6 +145,57 @@ def _load_torch_save(path: Path, arch: str | None, trust_pickle: bool, num_class
             f"{label}: the weights do not fit architecture {arch!r} ({missing}); check --arch"
         ) from None
     return module, "module"
+
+
+def needs_trust(label: str, what: str) -> str:
+    """The one refusal for a file that carries code where no confinement is available."""
+    return (
+        f"{label} is {what}: loading it runs code from the file, and no kernel confinement "
+        "is available on this machine. Save the weights as a state_dict or .safetensors with "
+        "an architecture name, or, only if you trust its author, pass --trust-code (in the "
+        "dashboard: tick 'I trust this file')."
+    )
+
+
+_PT2_TEXT_MEMBERS = {"archive_format", "archive_version", "byteorder", "version", "serialization_id"}
+
+
+def check_pt2_members(path: Path, label: str) -> None:
+    """Refuse a ``.pt2`` archive with a pickled member that is more than tensors.
+
+    ``torch.export.load`` unpickles sample inputs, weights and constants saved with
+    ``use_pickle`` and legacy records with full pickle; each such member must load
+    with ``weights_only=True`` here first. Raw tensor members (listed as not pickled
+    in the archive's ``*_config.json``) and the text members are skipped."""
+    import io
+    import json
+
+    import torch
+
+    with zipfile.ZipFile(path) as zf:
+        raw: set[str] = set()
+        for info in zf.infolist():
+            if info.filename.endswith("_config.json"):
+                folder = info.filename.rsplit("/", 1)[0]
+                try:
+                    config = json.loads(zf.read(info)).get("config", {})
+                    raw |= {f"{folder}/{v['path_name']}" for v in config.values()
+                            if isinstance(v, dict) and not v.get("use_pickle", False)}
+                except (ValueError, AttributeError, KeyError, TypeError):
+                    raise ModelLoadError(f"{label}: corrupt torch.export archive ({info.filename})") from None
+        for info in zf.infolist():
+            name = info.filename
+            base = name.rsplit("/", 1)[-1]
+            if info.is_dir() or name in raw or name.endswith(".json") or base in _PT2_TEXT_MEMBERS:
+                continue
+            try:
+                torch.load(io.BytesIO(zf.read(info)), map_location="cpu", weights_only=True)
+            except Exception as exc:  # noqa: BLE001 - anything that is not plain tensors
+                raise ModelLoadError(
+                    f"{label}: refused: the archive member {name} holds pickled Python objects beyond "
+                    f"tensors ({_short(exc, 120)}). Export the model again with torch.export.save and "
+                    "plain tensor inputs and weights."
+                ) from None
 
 
 def _extract_state_dict(obj: Any, label: str) -> dict:

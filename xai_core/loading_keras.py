@@ -6,9 +6,13 @@ Formats, detected from the file's content rather than its name:
   ``Lambda`` layer holding Python bytecode is refused unless the user says they
   trust the file.
 * Legacy HDF5 ``.h5`` / ``.hdf5`` files: the same loader and the same safe mode.
-* TensorFlow SavedModel directories (holding ``saved_model.pb``): a graph, no
-  Python code; its ``serving_default`` signature is called and differentiated,
-  but its layers are not visible (no Grad-CAM).
+* TensorFlow SavedModel directories (holding ``saved_model.pb``): a graph whose
+  ops run with the process's rights (``tf.io.write_file``...); its
+  ``serving_default`` signature is called and differentiated, but its layers are
+  not visible (no Grad-CAM).
+
+SavedModels and Lambda layers carry code: they load inside the confined model
+worker, or, where no confinement is available, only when the user trusts the file.
 
 TensorFlow is imported only when one of these functions runs.
 """
@@ -23,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .loading import check_model_file
+from .engines.sandbox import code_allowed
+from .loading import check_model_file, needs_trust
 from .types import ModelLoadError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -133,6 +138,8 @@ def load_keras_file(path: str | Path, trust_code: bool = False) -> tuple[Any, st
             "or a SavedModel directory). If it is a PyTorch or ONNX model, choose that framework."
         )
     if fmt == "savedmodel":
+        if not code_allowed(trust_code):
+            raise ModelLoadError(needs_trust(label, "a TensorFlow SavedModel (its graph ops run as code)"))
         return _load_saved_model(path), "savedmodel"
     if fmt == "keras":
         _check_zip(path)
@@ -165,7 +172,7 @@ def _load_keras_model(path: Path, fmt: str, trust_code: bool):
     if fmt == "h5" and path.suffix.lower() not in (".h5", ".hdf5"):
         source = _h5_alias(path)  # Keras picks the legacy loader by file name
     try:
-        return keras.saving.load_model(str(source), compile=False, safe_mode=not trust_code)
+        return keras.saving.load_model(str(source), compile=False, safe_mode=not code_allowed(trust_code))
     except Exception as exc:  # noqa: BLE001 - every failure here is the file's
         text = _short(exc, 400)
         if "Lambda" in text and "safe_mode" in text:
@@ -173,7 +180,7 @@ def _load_keras_model(path: Path, fmt: str, trust_code: bool):
                 f"{label} contains a Lambda layer holding Python code, which Keras' safe "
                 "mode refuses to load (it could run anything). Re-save the model without "
                 "Lambda layers (use built-in layers or a registered custom layer class), or, "
-                "only if you trust its author, pass --trust-pickle (in the dashboard: tick "
+                "only if you trust its author, pass --trust-code (in the dashboard: tick "
                 "'I trust this file')."
             ) from None
         if fmt == "h5" and ("truncated" in text.lower() or "unable to" in text.lower()):

@@ -9,6 +9,7 @@ ImageNet defaults.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,14 @@ def open_model(
     trust_pickle: bool = False,
     device: str = "auto",
     batch_size: int = 16,
+    engine: str | None = None,
 ) -> ModelAdapter:
-    """A zoo name or a model file -> a ready adapter."""
+    """A zoo name or a model file -> a ready adapter.
+
+    ``engine``: where a model *file* is loaded and run: "worker" (the confined model
+    worker, :mod:`xai_core.engines.worker`; the default, or ``XAI_ENGINE``) or
+    "inprocess" (this process; files that carry code then need ``trust_pickle``).
+    Zoo models always run in-process."""
     import model_zoo
 
     overrides = overrides or SpecOverrides()
@@ -105,6 +112,14 @@ def open_model(
             f"{ref_str}: neither a model file nor a zoo model; zoo models: {', '.join(model_zoo.ZOO)}"
         )
     framework = framework or infer_framework(path)
+    if choose_engine(engine) == "worker":
+        from .engines.worker import open_remote
+
+        return open_remote(
+            "xai_core.models:open_model", path, path.name, framework=framework, arch=arch,
+            overrides=overrides, labels=labels, trust_pickle=trust_pickle, device=device,
+            batch_size=batch_size, engine="inprocess",
+        )
     sidecar = read_sidecar(path)  # model.json next to model.keras, or next to a SavedModel folder
     if labels is None and "labels" in sidecar:
         labels = [str(v) for v in sidecar["labels"]]
@@ -135,6 +150,14 @@ def open_model(
 
         return OnnxAdapter(session, info, spec, labels, name=path.name, batch_size=batch_size)
     raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
+
+
+def choose_engine(engine: str | None) -> str:
+    """'worker' or 'inprocess': the argument, else ``XAI_ENGINE``, else 'worker'."""
+    choice = (engine or os.environ.get("XAI_ENGINE") or "worker").strip().lower()
+    if choice not in ("worker", "inprocess"):
+        raise InputError(f"unknown engine {choice!r}; use worker or inprocess")
+    return choice
 
 
 def declared_spec(path: str | Path, framework: str | None = None, trust_code: bool = False) -> ImageSpec:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .adapters.base import ModelAdapter
+from .engines.worker import runs_in_worker
 from .explainers import Context, get_explainer
 from .images import preprocess
 from .types import Explanation, InputError, Prediction, UnsupportedError
@@ -26,6 +27,7 @@ def top_predictions(adapter: ModelAdapter, probs: np.ndarray, k: int = 5) -> lis
     return [Prediction(int(i), adapter.label(int(i)), float(probs[i])) for i in order]
 
 
+@runs_in_worker
 def predict_image(adapter: ModelAdapter, image: np.ndarray, k: int = 5) -> list[Prediction]:
     """RGB uint8 image -> top-k predictions."""
     probs = adapter.predict(preprocess(image, adapter.spec)[None])[0]
@@ -86,6 +88,7 @@ def check_method(adapter: ModelAdapter, method: str) -> None:
         raise UnsupportedError(f"{method} needs {needs}, which {adapter.name} does not provide.{hint}")
 
 
+@runs_in_worker
 def explain(
     adapter: ModelAdapter,
     image: np.ndarray,

@@ -3,7 +3,7 @@
     python -m xai_core explain-tabular --model M --data CSV --row N [N ...]
         --method M [M ...] --out DIR [--label-column NAME] [--features A,B,...]
         [--target INDEX|LABEL] [--param KEY=VALUE ...] [--seed N]
-        [--framework torch|keras|onnx] [--arch NAME] [--labels A,B,...] [--trust-pickle]
+        [--framework torch|keras|onnx] [--arch NAME] [--labels A,B,...] [--trust-code] [--deadline S]
 
 Rows are 0-based data rows (0 = the first line after the header). For each row x
 method, DIR gets ``row<N>__<method>.png`` (signed bar chart) and one
@@ -52,7 +52,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
     p.add_argument("--arch", help="architecture of a bare PyTorch state_dict (tabular_mlp)")
     p.add_argument("--labels", help="comma-separated output names")
-    p.add_argument("--trust-pickle", action="store_true", help="allow a fully pickled PyTorch module (runs its code)")
+    from ..cli import add_trust_args
+
+    add_trust_args(p)
     p.set_defaults(func=run)
     return p
 
