@@ -70,8 +70,8 @@ class Worker:
         self.label = label
         self.readable = readable
         self.open_request = open_request
-        self.deadline_s = deadline_s or default_deadline()
-        self.memory_bytes = memory_bytes or default_memory_bytes()
+        self._deadline_s = deadline_s
+        self._memory_bytes = memory_bytes
         self.protection = sandbox.detect()
         self.facts: dict[str, Any] = {}
         self._lock = threading.RLock()
@@ -79,6 +79,15 @@ class Worker:
         self._sock: socket.socket | None = None
         self._scratch: Path | None = None
         self.starts = 0
+
+    @property
+    def deadline_s(self) -> float:
+        """Seconds per call: the worker's own setting, else XAI_WORKER_DEADLINE (600)."""
+        return self._deadline_s or default_deadline()
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._memory_bytes or default_memory_bytes()
 
     # -- life cycle ------------------------------------------------------------------
     def _spawn(self) -> None:
@@ -185,7 +194,7 @@ class Worker:
         self._kill()
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
         if code == 137 or code == -signal.SIGKILL:
-            how = "was killed (out of memory or a limit)"
+            how = "was killed (SIGKILL: out of memory, or stopped from outside)"
         elif code == -signal.SIGXCPU or code == 152:
             how = "used up its CPU-time limit"
         return WorkerError(f"{self.label}: the model worker {how} before it could {what}"
@@ -257,7 +266,8 @@ def open_remote(opener: str, path: Path, label: str, *args: Any, **kwargs: Any) 
     inside a (new or cached) worker. ``opener`` is ``"xai_core.module:function"``."""
     path = Path(path).resolve()
     options = wire.encode([opener, args, kwargs], [])
-    key = hashlib.sha256(json.dumps([file_identity(path), options], sort_keys=True).encode()).hexdigest()
+    identity = [file_identity(path), options, sandbox.detect().mechanism]
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     request = {"op": "open", "opener": opener, "args": [str(path), *args], "kwargs": kwargs}
     readable = [path if path.is_dir() else path.parent]
     with _POOL_LOCK:
