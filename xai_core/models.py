@@ -160,12 +160,16 @@ def choose_engine(engine: str | None) -> str:
     return choice
 
 
-def declared_spec(path: str | Path, framework: str | None = None, trust_code: bool = False) -> ImageSpec:
+def declared_spec(path: str | Path, framework: str | None = None, trust_code: bool = False,
+                  engine: str | None = None) -> ImageSpec:
     """The preprocessing a model file declares, before any user override: the
     sidecar for PyTorch (else ImageNet defaults); for Keras and ONNX the model's
     own input shape, then the sidecar. Used to prefill forms."""
     path = Path(path)
     framework = framework or infer_framework(path)
+    if framework in ("keras", "onnx") and choose_engine(engine) == "worker":
+        # the model must be loaded to read its input shape: in the worker, like any file
+        return open_model(path, framework=framework, trust_pickle=trust_code, engine="worker").spec
     sidecar = read_sidecar(path)
     if framework == "keras":
         from .adapters.keras import model_input_shape

@@ -338,15 +338,16 @@ class RemoteModel(ModelAdapter):
         kwargs = {k: (wire.CallbackRef(k) if callable(v) else v) for k, v in kwargs.items()}
         return self._worker.request({"op": "service", "fn": fn, "args": list(args), "kwargs": kwargs}, callbacks)
 
-    # the adapter primitives, named so that code reading the class sees them
-    def predict(self, batch, batch_size=None):
-        return self._call("predict", batch, batch_size)
+    # the adapter primitives, named so that code reading the class sees them; the
+    # arguments pass through as given (image and tabular adapters differ)
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("predict", *args, **kwargs)
 
-    def input_gradients(self, batch, target, batch_size=None, return_probs=False):
-        return self._call("input_gradients", batch, target, batch_size, return_probs)
+    def input_gradients(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("input_gradients", *args, **kwargs)
 
-    def layer_activations_and_gradients(self, batch, target, layer, return_probs=False):
-        return self._call("layer_activations_and_gradients", batch, target, layer, return_probs)
+    def layer_activations_and_gradients(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("layer_activations_and_gradients", *args, **kwargs)
 
     def layers(self):
         if self.__dict__.get("_layers") is None:

@@ -111,9 +111,7 @@ def public_facts(model: Any) -> dict[str, Any]:
     from . import wire
 
     facts: dict[str, Any] = {}
-    names = {n for n in dir(type(model)) if isinstance(getattr(type(model), n, None), property)}
-    names |= set(vars(model))
-    for name in sorted(names):
+    for name in dir(model):  # instance and class attributes, properties
         if name.startswith("_"):
             continue
         try:

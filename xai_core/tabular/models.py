@@ -47,8 +47,11 @@ def open_tabular_model(
     output_kind: str | None = None,
     trust_pickle: bool = False,
     display_name: str | None = None,
+    engine: str | None = None,
 ) -> TabularModel:
-    """A tabular zoo name or a model file -> a ready :class:`TabularModel`."""
+    """A tabular zoo name or a model file -> a ready :class:`TabularModel`. A file
+    runs in the confined model worker unless ``engine="inprocess"`` (see
+    :func:`xai_core.models.open_model`); zoo models run in-process."""
     from model_zoo.tabular import TABULAR_ZOO, get_tabular_entry
 
     ref_str = str(ref)
@@ -57,13 +60,21 @@ def open_tabular_model(
         if not entry.path.exists():
             raise ModelLoadError(f"zoo model {entry.name}: {entry.path.name} is missing; run {entry.source}")
         return open_tabular_model(entry.path, framework=entry.framework, labels=labels,
-                                  output_kind=output_kind, display_name=entry.name)
+                                  output_kind=output_kind, display_name=entry.name, engine="inprocess")
     path = Path(ref_str)
     if not path.exists():
         raise InputError(
             f"{ref_str}: neither a model file nor a tabular zoo model; zoo models: {', '.join(TABULAR_ZOO)}"
         )
     name = display_name or path.name
+    from ..models import choose_engine
+
+    if choose_engine(engine) == "worker":
+        from ..engines.worker import open_remote
+
+        return open_remote("xai_core.tabular.models:open_tabular_model", path, name, framework=framework,
+                           arch=arch, labels=labels, output_kind=output_kind, trust_pickle=trust_pickle,
+                           display_name=name, engine="inprocess")
     if path.is_file():
         size = path.stat().st_size
         if size == 0:
@@ -99,6 +110,13 @@ def open_uploaded_model(
     if not data:
         raise ModelLoadError(f"{filename}: the file is empty")
     safe_name = Path(filename).name or "model"
+    from ..models import choose_engine
+
+    if choose_engine(None) == "worker":  # the worker reads the file from the upload store
+        from ..uploads import store_upload
+
+        return open_tabular_model(store_upload(data, safe_name), framework=framework, arch=arch,
+                                  labels=labels, trust_pickle=trust_pickle, display_name=safe_name)
     with tempfile.TemporaryDirectory(prefix="xai_tabular_") as tmp:
         path = Path(tmp) / safe_name
         path.write_bytes(data)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engines.worker import runs_in_worker
 from ..types import InputError, UnsupportedError, _jsonable
 from .adapters import TabularModel
 from .data import TabularData, check_row
@@ -43,6 +44,7 @@ def output_values(model: TabularModel, outputs: np.ndarray, k: int = TOP_OUTPUTS
     return [OutputValue(int(i), model.label(int(i)), float(outputs[i])) for i in order]
 
 
+@runs_in_worker
 def predict_rows(model: TabularModel, data: TabularData, rows: Sequence[int] | None = None) -> np.ndarray:
     """N x K model outputs for the given rows (all rows when None)."""
     check_compatible(model, data)
@@ -59,6 +61,7 @@ def resolve_tabular_target(model: TabularModel, target: int | str | None, output
     return resolve_class(target, list(model.output_names), default, ("output", "output(s)"))
 
 
+@runs_in_worker
 def explain_row(
     model: TabularModel,
     data: TabularData,
@@ -109,6 +112,7 @@ class TabularSummary:
         return frame.reset_index()
 
 
+@runs_in_worker
 def explain_rows(
     model: TabularModel,
     data: TabularData,
