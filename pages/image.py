@@ -3,11 +3,12 @@
 import streamlit as st
 
 from ui.image_form import image_picker, model_input_preview
+from ui.long_run import show_stopped
 from ui.method_form import explain_form
 from ui.model_form import model_sidebar
 from ui.quickstart import apply_quickstart, take_autorun
 from ui.results import show_results
-from ui.runner import RESULTS_KEY, open_model_or_error, run_plan
+from ui.runner import RUN_KEY, current_results, open_model_or_error, run_plan
 
 apply_quickstart()
 st.title("Explain an image classifier")
@@ -30,8 +31,10 @@ with right:
 ready = adapter is not None and picked is not None and plan is not None
 clicked = st.button("Explain", type="primary", disabled=not ready)
 autorun = take_autorun()
-if ready and (clicked or autorun):
+stopped = show_stopped(RUN_KEY)
+if ready and (clicked or autorun) and not stopped:
     run_plan(request, adapter, picked, plan)
 
-if RESULTS_KEY in st.session_state:
-    show_results(st.session_state[RESULTS_KEY])
+results = current_results(request, adapter, picked)
+if results is not None:
+    show_results(results)

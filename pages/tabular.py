@@ -17,8 +17,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
+from ui.long_run import LongRun, show_stopped  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
+    default_label_column,
     explain_row,
     explain_rows,
     load_table,
@@ -35,6 +37,7 @@ from xai_core.types import XaiError  # noqa: E402
 MODEL_TYPES = ["pt", "pth", "pt2", "torchscript", "keras", "h5", "onnx"]
 NO_LABEL = "(no label column)"
 PREDICTED = "predicted output"
+ROW_RUN, ROWS_RUN = "tab_row_run", "tab_rows_run"  # progress bar + Stop button of each Explain button
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
@@ -62,7 +65,7 @@ def _choose_model():
         name = st.selectbox("Zoo model", names, index=names.index(DEFAULT_TABULAR_MODEL) if DEFAULT_TABULAR_MODEL in names else 0,
                             format_func=lambda n: f"{n} ({TABULAR_ZOO[n].framework})", key="tab_zoo_model")
         st.caption(TABULAR_ZOO[name].description)
-        return _zoo_model(name), TABULAR_ZOO[name]
+        return _zoo_model(name), TABULAR_ZOO[name], f"zoo:{name}"
     upload = st.file_uploader("Model file (.pt TorchScript/state_dict, .pt2, .keras, .onnx)", type=MODEL_TYPES,
                               key="tab_model_upload")
     arch = st.text_input("Architecture of a bare state_dict", value="", placeholder="tabular_mlp", key="tab_arch")
@@ -72,19 +75,21 @@ def _choose_model():
         st.info("Upload a model file, or pick a zoo model.")
         st.stop()
     data = upload.getvalue()
-    return _uploaded_model(upload.name, hashlib.sha256(data).hexdigest(), data, arch.strip(), trust), None
+    digest = hashlib.sha256(data).hexdigest()
+    return (_uploaded_model(upload.name, digest, data, arch.strip(), trust), None,
+            f"file:{digest}:{arch.strip()}:{trust}")
 
 
 def _choose_table(entry):
     sample = entry.csv_path if entry is not None else TABULAR_ZOO[DEFAULT_TABULAR_MODEL].csv_path
     source = st.radio("Data", [f"Sample CSV ({sample.name})", "Upload a CSV"], horizontal=True, key="tab_data_source")
     if source.startswith("Sample"):
-        return sample.read_bytes(), sample.name, (entry or TABULAR_ZOO[DEFAULT_TABULAR_MODEL]).label_column
+        return sample.read_bytes(), sample.name
     upload = st.file_uploader("CSV file with a header line", type=["csv", "txt"], key="tab_csv_upload")
     if upload is None:
         st.info("Upload a CSV, or use the sample.")
         st.stop()
-    return upload.getvalue(), upload.name, None
+    return upload.getvalue(), upload.name
 
 
 def _render_row(expl) -> None:
@@ -120,24 +125,49 @@ def _render_rows(summary) -> None:
                        file_name=f"attributions__{summary.method}.csv", mime="text/csv", key="tab_download")
 
 
+def _current(result_key: str, inputs: tuple, what: str):
+    """The stored result under ``result_key`` when it was computed from ``inputs``;
+    otherwise None, with a line saying why nothing is shown."""
+    stored = st.session_state.get(result_key)
+    if stored is None:
+        return None
+    if stored[0] == inputs:
+        return stored[1]
+    st.caption(f"The last result is hidden because the model, the table or the {what} changed since; "
+               "press the button for a result of the current choice.")
+    return None
+
+
 st.title("Tabular rows")
 st.caption("Which features moved the model's output for a row: LIME, Kernel SHAP, Integrated Gradients.")
 try:
-    model, entry = _choose_model()
-    csv_bytes, csv_name, default_label = _choose_table(entry)
+    model, entry, model_key = _choose_model()
+    csv_bytes, csv_name = _choose_table(entry)
     columns = read_columns(csv_bytes, csv_name)
-    # keyed by the header, so that a new CSV starts from its own defaults
-    header_key = hashlib.sha256("\x1f".join(columns).encode()).hexdigest()[:12]
+    # keyed by the header and the model, so that a new CSV or model starts from its own defaults
+    header_key = hashlib.sha256("\x1f".join([model.name, *(model.feature_names or ()), "", *columns]).encode()
+                                ).hexdigest()[:12]
+    default_label = default_label_column(columns, model_label=model.label_column,
+                                         model_features=model.feature_names)
     label_options = [NO_LABEL, *columns]
     label_choice = st.selectbox("Label column (not fed to the model)", label_options,
                                 key=f"tab_label_column_{header_key}",
                                 index=label_options.index(default_label) if default_label in columns else 0)
     label_column = None if label_choice == NO_LABEL else label_choice
-    features = st.multiselect("Feature columns, in model input order", [c for c in columns if c != label_column],
-                              default=[c for c in columns if c != label_column],
-                              key=f"tab_features_{header_key}_{label_choice}")
+    if model.feature_names is None:
+        features = st.multiselect("Feature columns, in model input order",
+                                  [c for c in columns if c != label_column],
+                                  default=[c for c in columns if c != label_column],
+                                  key=f"tab_features_{header_key}_{label_choice}")
+    else:
+        features = None
+        st.caption(f"Columns are matched by name to the model's {len(model.feature_names)} features, "
+                   "so their order in the file does not matter.")
     data = load_table(csv_bytes, label_column=label_column, feature_columns=features,
-                      n_features=model.n_features, name=csv_name)
+                      n_features=model.n_features, model_features=model.feature_names, name=csv_name)
+    # what a stored result was computed from (with its row or rows): shown only while these stay
+    inputs_key = hashlib.sha256(repr((model_key, hashlib.sha256(csv_bytes).hexdigest(), label_column,
+                                      data.feature_names)).encode()).hexdigest()
     st.caption(f"{model.name}: {model.framework}, {data.n_features} features -> {', '.join(model.output_names)} "
                f"({model.output_kind}); {data.n_rows} rows in {csv_name}")
     method = st.selectbox("Explainer", [e.name for e in tabular_methods_for(model)],
@@ -153,20 +183,25 @@ except Exception as exc:  # noqa: BLE001 - st.stop() is not an Exception and pas
     _show_error(exc)
     st.stop()
 
+
+
 one, many = st.tabs(["One row", "Many rows"])
 with one:
     row = int(st.number_input(f"Row (0 to {data.n_rows - 1})", min_value=0, max_value=data.n_rows - 1, value=0,
                               step=1, key="tab_row"))
-    if st.button("Explain row", type="primary", key="tab_explain_row"):
+    row_inputs = (inputs_key, row)
+    clicked = st.button("Explain row", type="primary", key="tab_explain_row")
+    if not show_stopped(ROW_RUN) and clicked:
         try:
-            with st.spinner(f"{explainer.label} on row {row}..."):
-                st.session_state["tab_row_result"] = explain_row(model, data, row, explainer.name, params,
-                                                                 target=target, seed=seed)
+            with LongRun(ROW_RUN, f"{explainer.label} on row {row}") as run:
+                st.session_state["tab_row_result"] = (row_inputs, explain_row(
+                    model, data, row, explainer.name, params, target=target, seed=seed, progress=run.update))
         except Exception as exc:  # noqa: BLE001 - every failure is shown, none is a traceback
             _show_error(exc)
-    if "tab_row_result" in st.session_state:
+    row_result = _current("tab_row_result", row_inputs, "row")
+    if row_result is not None:
         try:
-            _render_row(st.session_state["tab_row_result"])
+            _render_row(row_result)
         except Exception as exc:  # noqa: BLE001
             _show_error(exc)
     else:
@@ -180,17 +215,19 @@ with many:
     first, last = st.slider("Rows", 0, data.n_rows - 1, (0, min(data.n_rows, 50) - 1), key="tab_rows")
     if last - first + 1 > limit:
         st.warning(f"At most {limit} rows at a time; the first {limit} of the range are explained.")
-    if st.button("Explain rows", key="tab_explain_rows"):
-        bar = st.progress(0.0, text="starting")
+    chosen = list(range(first, min(last + 1, first + limit)))
+    rows_inputs = (inputs_key, tuple(chosen))
+    clicked = st.button("Explain rows", key="tab_explain_rows")
+    if not show_stopped(ROWS_RUN) and clicked:
         try:
-            st.session_state["tab_rows_result"] = explain_rows(
-                model, data, list(range(first, min(last + 1, first + limit))), explainer.name, params,
-                target=target, seed=seed, progress=lambda f, text: bar.progress(f, text=text),
-            )
+            with LongRun(ROWS_RUN, f"{explainer.label} on {len(chosen)} rows") as run:
+                st.session_state["tab_rows_result"] = (rows_inputs, explain_rows(
+                    model, data, chosen, explainer.name, params, target=target, seed=seed, progress=run.update))
         except Exception as exc:  # noqa: BLE001
             _show_error(exc)
-    if "tab_rows_result" in st.session_state:
+    rows_result = _current("tab_rows_result", rows_inputs, "rows")
+    if rows_result is not None:
         try:
-            _render_rows(st.session_state["tab_rows_result"])
+            _render_rows(rows_result)
         except Exception as exc:  # noqa: BLE001
             _show_error(exc)

@@ -288,18 +288,29 @@ def test_pickled_module_needs_explicit_trust(digits_module, tmp_path):
     assert at.selectbox(key="img_method").value is not None
 
 
-def test_bad_uploads_show_errors_and_keep_earlier_results():
+def hidden_note(at: AppTest) -> str:
+    return " ".join(c.value for c in at.caption if "The last result" in c.value)
+
+
+def test_bad_uploads_show_errors_and_hide_results_of_other_inputs():
+    """A result is shown only beside the model and image it was computed from: a
+    failed upload hides it (with a line saying why) and choosing the original
+    inputs again brings it back."""
     at = image_page()
     use_digits_model(at)
     at.selectbox(key="img_method").set_value("saliency").run()
     click_explain(at)
     assert_clean(at)
+    assert "Overlay: Saliency (gradients)" in captions(at)
     # a corrupt image
     at.radio(key="img_image_source").set_value("Upload an image").run()
     at.file_uploader(key="img_image_file").set_value(("photo.png", b"this is not a png", "image/png")).run()
     assert not at.exception
     assert any("photo.png" in e and "not a readable image" in e for e in errors(at))
-    assert "Overlay: Saliency (gradients)" in captions(at)  # the earlier result stays
+    assert "Overlay: Saliency (gradients)" not in captions(at)
+    assert "is hidden because the image changed" in hidden_note(at)
+    at.radio(key="img_image_source").set_value("Sample image").run()
+    assert "Overlay: Saliency (gradients)" in captions(at)  # nothing was lost
     # a bad labels file
     at.file_uploader(key="img_labels_file").set_value(("labels.json", b"[1, 2", "application/json")).run()
     assert any("labels.json" in e and "invalid JSON" in e for e in errors(at))
@@ -308,7 +319,21 @@ def test_bad_uploads_show_errors_and_keep_earlier_results():
     at.file_uploader(key="img_model_file_torch").set_value(("model.pt", b"garbage" * 10, "application/octet-stream")).run()
     assert not at.exception
     assert any("model.pt" in e and "not a PyTorch model file" in e for e in errors(at))
+    assert "Overlay: Saliency (gradients)" not in captions(at)
+    assert "is hidden because the model changed" in hidden_note(at)
+
+
+def test_a_result_is_hidden_after_the_image_changes():
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("saliency").run()
+    click_explain(at)
     assert "Overlay: Saliency (gradients)" in captions(at)
+    other = [s.name for s in list_samples() if s.name != at.selectbox(key="img_sample").value][0]
+    at.selectbox(key="img_sample").set_value(other).run()
+    assert_clean(at)
+    assert not [c for c in captions(at) if c.startswith(("Overlay", "Heatmap"))]
+    assert "hidden because the image changed" in hidden_note(at)
 
 
 def test_wrong_preprocessing_is_an_error_with_a_fix():
@@ -364,7 +389,7 @@ def test_a_method_that_cannot_run_is_an_error_not_a_traceback(monkeypatch, failu
     msgs = errors(at)
     assert len(msgs) == 1 and shown in msgs[0] and "Traceback" not in msgs[0], msgs
     assert "Overlay: Saliency (gradients)" in captions(at)  # the earlier result is still there
-    assert "The previous result is still shown below." in [i.value for i in at.info]
+    assert "The previous result of this model and image is still shown below." in [i.value for i in at.info]
 
 
 def test_reproduce_record_holds_the_command(photo):

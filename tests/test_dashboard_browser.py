@@ -252,3 +252,37 @@ def test_upload_keras_model_explain_with_grad_cam_and_download(server_url, uploa
     with Image.open(target) as png:
         png.load()
         assert png.size == photo_size
+
+
+def test_stop_ends_a_long_run_cleanly_and_keeps_everything_else(server_url):
+    """Integrated Gradients with 2048 steps on EfficientNet-Lite0 runs for minutes on a
+    CPU: the progress bar shows the time left, Stop ends the run within a progress
+    update, the page says so, the settings are kept, and the next run works."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server_url)
+            page.get_by_role("button", name="Explain a sample photo").click()
+            expect(page.get_by_text("Overlay: Grad-CAM")).to_be_visible(timeout=SLOW)
+            settle(page)
+            choose(page, "Explainer", "Integrated Gradients")
+            set_number(page, "Steps", 2048)
+            page.get_by_role("button", name="Explain", exact=True).click()
+            expect(page.get_by_text("left)", exact=False)).to_be_visible(timeout=SLOW)  # the time-left estimate
+            page.get_by_role("button", name="Stop").click()
+            expect(page.get_by_text("Stopped after")).to_be_visible(timeout=60_000)
+            settle(page)
+            assert page.get_by_test_id("stProgress").count() == 0
+            assert page.get_by_test_id("stException").count() == 0
+            assert page.get_by_text("Overlay: Integrated Gradients").count() == 0  # a finished run would show it
+            page.screenshot(path=str(ARTIFACTS / "dashboard-stopped.png"))
+            # the settings are kept, and the server is free for the next run
+            expect(page.get_by_label("Steps", exact=True)).to_have_value("2048")
+            set_number(page, "Steps", 8)
+            page.get_by_role("button", name="Explain", exact=True).click()
+            expect(page.get_by_text("Overlay: Integrated Gradients")).to_be_visible(timeout=SLOW)
+        finally:
+            browser.close()

@@ -71,8 +71,8 @@ def test_onnx_file_with_feature_columns(tmp_path):
     ("argv", "message"),
     [
         (["--model", "breast_cancer_mlp", "--row", "100"], "error: row 100 is out of range"),
-        (["--model", "breast_cancer_mlp", "--row", "0", "--data", str(SAMPLE_CSV)],
-         "error: breast_cancer.csv: 31 feature columns chosen but the model takes 30"),
+        (["--model", "breast_cancer_mlp", "--row", "0", "--data", str(SAMPLE_CSV), "--label-column", "mean area"],
+         "error: breast_cancer.csv: 'mean area' is one of the model's features; it cannot be the label column"),
         (["--model", "breast_cancer_mlp", "--row", "0", "--param", "steps=1"],
          "error: integrated_gradients: parameter steps must be between 2"),
         (["--model", "breast_cancer_mlp", "--row", "0", "--param", "segments=4"],
@@ -95,3 +95,51 @@ def test_unknown_method_is_named(tmp_path, capsys):
     assert main(["explain-tabular", "--model", "breast_cancer_mlp", "--row", "0", "--method", "grad_cam",
                  "--out", str(tmp_path)]) == 2
     assert "unknown tabular method 'grad_cam'; available: lime, kernel_shap, integrated_gradients" in capsys.readouterr().err
+
+
+def _reversed_columns(path, out, drop=None):
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    frame = frame[list(reversed(frame.columns))]
+    frame.drop(columns=[drop] if drop else []).to_csv(out, index=False)
+    return out
+
+
+def test_reordered_csv_gives_the_same_predictions_and_attributions(tmp_path):
+    """Columns are matched to the zoo model's feature names, and the label column
+    'target' is found by name, so a CSV in the sample's format in any column order works."""
+    reordered = _reversed_columns(SAMPLE_CSV, tmp_path / "reordered.csv")
+    results = {}
+    for name, data in (("original", SAMPLE_CSV), ("reordered", reordered)):
+        assert main(["explain-tabular", "--model", "breast_cancer_mlp", "--data", str(data), "--row", *map(str, range(20)),
+                     "--method", "integrated_gradients", "--param", "steps=8", "--out", str(tmp_path / name)]) == 0
+        results[name] = json.loads((tmp_path / name / "results.json").read_text())
+    for a, b in zip(results["original"], results["reordered"], strict=True):
+        assert a["predictions"] == b["predictions"] and a["attributions"] == b["attributions"]
+        assert a["label"] == b["label"] and "target" not in a["attributions"]
+
+
+def test_missing_column_is_an_error_naming_it(tmp_path, capsys):
+    short = _reversed_columns(SAMPLE_CSV, tmp_path / "short.csv", drop="worst area")
+    assert main(["explain-tabular", "--model", "breast_cancer_mlp", "--data", str(short), "--row", "0",
+                 "--method", "lime", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: short.csv: columns are matched to the model's 30 features by name; "
+                          "missing 1 of the model's features: 'worst area'"), err
+    assert err.count("\n") == 1
+
+
+def test_sidecar_feature_names_match_a_model_file_by_name(tmp_path):
+    """A model file whose sidecar names its features reads a CSV with shuffled columns
+    correctly: the known-answer model's only feature still gets the top attribution."""
+    model = tmp_path / "known.onnx"
+    model.write_bytes(known_feature_onnx(zipmap=False))
+    model.with_suffix(".json").write_text(json.dumps({"feature_names": FEATURES, "label_column": "y"}))
+    (tmp_path / "t.csv").write_bytes(synthetic_csv())
+    shuffled = _reversed_columns(tmp_path / "t.csv", tmp_path / "shuffled.csv")
+    assert main(["explain-tabular", "--model", str(model), "--data", str(shuffled), "--row", "1",
+                 "--method", "kernel_shap", "--out", str(tmp_path / "o")]) == 0
+    (record,) = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert list(record["attributions"]) == FEATURES
+    assert max(record["attributions"], key=lambda f: abs(record["attributions"][f])) == FEATURES[KNOWN]

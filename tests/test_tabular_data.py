@@ -79,3 +79,81 @@ def test_row_lookup_errors():
         data.row(2)
     with pytest.raises(InputError, match="out of range"):
         data.row(-1)
+
+
+def _reordered_sample(drop: str | None = None, rename: dict | None = None) -> bytes:
+    """The sample CSV with its columns reversed (label first), optionally one dropped or renamed."""
+    import pandas as pd
+
+    frame = pd.read_csv(SAMPLE_CSV)
+    frame = frame[list(reversed(frame.columns))]
+    if drop:
+        frame = frame.drop(columns=[drop])
+    if rename:
+        frame = frame.rename(columns=rename)
+    return frame.to_csv(index=False).encode()
+
+
+def test_columns_are_matched_to_the_model_by_name_in_any_order():
+    names = read_columns(SAMPLE_CSV)[:-1]
+    original = load_table(SAMPLE_CSV, label_column="target", model_features=names)
+    reordered = load_table(_reordered_sample(), label_column="target", model_features=names)
+    assert reordered.feature_names == names
+    assert np.array_equal(reordered.x, original.x) and reordered.labels == original.labels
+    positional = load_table(_reordered_sample(), label_column="target")
+    assert not np.array_equal(positional.x, original.x)  # the model's names are what makes the order right
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"drop": "mean texture"}, r"missing 1 of the model's features: 'mean texture'; rename"),
+        ({"rename": {"mean texture": "mean textur"}},
+         r"missing 1 of the model's features: 'mean texture'; 1 column\(s\) the model does not take: 'mean textur'"),
+        ({"rename": {"target": "diagnosis"}}, r"1 column\(s\) the model does not take: 'diagnosis'.*label column"),
+    ],
+)
+def test_missing_extra_or_misnamed_columns_are_named(kwargs, message):
+    names = read_columns(SAMPLE_CSV)[:-1]
+    label = "target" if "target" not in kwargs.get("rename", {}) else None
+    with pytest.raises(InputError, match=r"t\.csv: columns are matched to the model's 30 features by name; " + message):
+        load_table(_reordered_sample(**kwargs), name="t.csv", label_column=label, model_features=names)
+
+
+def test_chosen_columns_must_be_the_models_features():
+    data = load_table(b"b,a,c\n2,1,3\n", model_features=["a", "b"], feature_columns=["b", "a"])
+    assert data.feature_names == ["a", "b"] and data.x.tolist() == [[1, 2]]
+    with pytest.raises(InputError, match=r"missing 1 of the model's features: 'b'; 1 column\(s\) .*: 'c'"):
+        load_table(b"b,a,c\n2,1,3\n", model_features=["a", "b"], feature_columns=["a", "c"])
+    with pytest.raises(InputError, match=r"'a' is one of the model's features; it cannot be the label column"):
+        load_table(b"b,a,c\n2,1,3\n", model_features=["a", "b"], label_column="a")
+
+
+def test_label_column_found_by_name():
+    from xai_core.tabular.data import default_label_column
+
+    columns = ["x1", "Target", "x2"]
+    assert default_label_column(columns) == "Target"
+    assert default_label_column(columns, model_label="x2") == "x2"
+    assert default_label_column(columns, model_label="diagnosis") == "Target"
+    assert default_label_column(["x1", "y", "label"]) is None  # two candidates: the user chooses
+    assert default_label_column(["x", "y"], model_features=["x", "y"]) is None  # a model feature is never the label
+    assert default_label_column(["a", "b"]) is None
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "message"),
+    [
+        ({"feature_names": "a,b"}, "must be a list of column names"),
+        ({"feature_names": ["a", ""]}, "must be a list of column names"),
+        ({"feature_names": ["a", "a"]}, "repeat 'a'"),
+        ({"feature_names": ["a", "b", "c"]}, "names 3 features but the model takes 2"),
+    ],
+)
+def test_bad_sidecar_feature_names(sidecar, message):
+    from xai_core.tabular.data import feature_names_from_sidecar
+
+    assert feature_names_from_sidecar({}, 2, "m.onnx") is None
+    assert feature_names_from_sidecar({"feature_names": ["a", "b"]}, 2, "m.onnx") == ["a", "b"]
+    with pytest.raises(InputError, match=message):
+        feature_names_from_sidecar(sidecar, 2, "m.onnx")

@@ -34,7 +34,8 @@ def test_one_row_with_the_zoo_model_and_sample_csv(app):
     assert at.title[0].value == "Tabular rows"
     assert at.selectbox(key="tab_zoo_model").value == "breast_cancer_mlp"
     assert _by_label(at.selectbox, "Label column").value == "target"
-    assert len(_by_label(at.multiselect, "Feature columns").value) == 30
+    assert not at.multiselect  # the zoo model knows its feature names: columns are matched by name
+    assert any("matched by name to the model's 30 features" in c.value for c in at.caption)
     assert [o for o in at.selectbox(key="tab_method").options] == ["LIME", "Kernel SHAP", "Integrated Gradients"]
     at.selectbox(key="tab_method").set_value("kernel_shap")
     at.run()
@@ -77,7 +78,8 @@ def test_bad_csv_shows_an_error_not_a_traceback(app):
     at.file_uploader(key="tab_csv_upload").upload("bad.csv", b"a,b\n1,x\n", "text/csv")
     at.run()
     assert not at.exception, at.exception
-    assert at.error and "feature columns chosen but the model takes 30" in at.error[0].value
+    assert at.error and "missing 30 of the model's features: 'mean radius'" in at.error[0].value
+    assert "2 column(s) the model does not take: 'a', 'b'" in at.error[0].value
 
 
 def test_onnx_zoo_model_offers_no_integrated_gradients(app):
@@ -94,10 +96,37 @@ def test_uploaded_csv_with_chosen_columns(app):
     at.run()
     at.file_uploader(key="tab_csv_upload").upload("synthetic.csv", synthetic_csv(), "text/csv")
     at.run()
-    assert at.error and "takes 30" in at.error[0].value  # 7 columns, no label column chosen yet
-    _by_label(at.selectbox, "Label column").set_value("y")
+    assert _by_label(at.selectbox, "Label column").value == "y"  # found by name
+    assert at.error and "missing 30 of the model's features" in at.error[0].value
+    assert "6 column(s) the model does not take: 'f0', 'f1', 'f2'" in at.error[0].value
+
+
+def _sample_predictions(at):
+    (table,) = at.dataframe  # the row's outputs, before any explanation
+    return table.value
+
+
+def test_uploaded_csv_in_any_column_order_gives_the_same_predictions(app):
+    """The sample CSV uploaded as-is and with its columns reversed: the label column
+    'target' is found by name, the features by the model's names; predictions agree."""
+    import pandas as pd
+
+    at = app
+    at.number_input(key="tab_row").set_value(7)
     at.run()
-    assert at.error and "6 feature columns chosen but the model takes 30" in at.error[0].value
+    expected = _sample_predictions(at)
+    frame = pd.read_csv(ROOT / "sample_data" / "breast_cancer.csv")
+    at.radio(key="tab_data_source").set_value("Upload a CSV")
+    at.run()
+    for name, table in (("same.csv", frame), ("reversed.csv", frame[list(reversed(frame.columns))])):
+        at.file_uploader(key="tab_csv_upload").upload(name, table.to_csv(index=False).encode(), "text/csv")
+        at.run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert _by_label(at.selectbox, "Label column").value == "target"
+        assert _sample_predictions(at).equals(expected)
+    at.file_uploader(key="tab_csv_upload").upload("short.csv", frame.drop(columns=["mean area"]).to_csv(index=False).encode(), "text/csv")
+    at.run()
+    assert at.error and "missing 1 of the model's features: 'mean area'" in at.error[0].value
 
 
 def test_uploaded_onnx_model_explains_a_row_with_lime(app):
@@ -120,3 +149,27 @@ def test_uploaded_onnx_model_explains_a_row_with_lime(app):
     assert len(at.get("plotly_chart")) == 1  # LIME: bars, no waterfall (no base value)
     assert any("no waterfall" in c.value for c in at.caption)
     assert at.dataframe[1].value["feature"].nunique() == 30
+
+
+def test_a_result_is_shown_only_with_the_model_and_row_it_was_computed_from(app):
+    at = app
+    at.selectbox(key="tab_method").set_value("integrated_gradients")
+    at.run()
+    at.button(key="tab_explain_row").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2
+
+    def hidden():
+        return [c.value for c in at.caption if "The last result is hidden" in c.value]
+
+    at.selectbox(key="tab_zoo_model").set_value("breast_cancer_sklearn")
+    at.run()
+    assert not at.exception and not at.error
+    assert not at.get("plotly_chart") and hidden()  # the MLP's IG result is not shown under the ONNX model
+    at.selectbox(key="tab_zoo_model").set_value("breast_cancer_mlp")
+    at.run()
+    assert len(at.get("plotly_chart")) == 2 and not hidden()  # back to its inputs: shown again
+    at.number_input(key="tab_row").set_value(5)
+    at.run()
+    assert not at.get("plotly_chart") and hidden()

@@ -19,6 +19,7 @@ UPLOAD_SOURCE = "Upload an image"
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp"]
 THUMB_HEIGHT = 96
 PREVIEW_SIDE = 160
+KEPT_SAMPLE = "img_sample_kept"  # not a widget key, so Streamlit keeps it while the selectbox is hidden
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ def image_picker() -> PickedImage | None:
             st.warning(f"A sample image could not be read: {exc}")
         if st.session_state.get("img_sample") not in names:
             st.session_state.pop("img_sample", None)
+            if st.session_state.get(KEPT_SAMPLE) in names:  # the choice survives a switch to uploading and back
+                st.session_state["img_sample"] = st.session_state[KEPT_SAMPLE]
         name = st.selectbox("Sample image", names, key="img_sample")
+        st.session_state[KEPT_SAMPLE] = name
         by_name = {s.name: s for s in samples}
         try:
             pixels = _sample_pixels(name)

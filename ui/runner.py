@@ -14,9 +14,11 @@ from xai_core.types import Explanation, XaiError
 
 from .cache import ModelRequest, explain_cached, load_model, result_key
 from .image_form import PickedImage
+from .long_run import LongRun
 from .method_form import ExplainPlan
 
 RESULTS_KEY = "img_results"
+RUN_KEY = "img_run"  # the LongRun (progress bar + Stop button) of the Explain button
 
 
 @dataclass(frozen=True)
@@ -61,35 +63,60 @@ def open_model_or_error(request: ModelRequest):
 def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPlan) -> bool:
     """Explain ``image`` with every run of ``plan``; store what succeeded. True if any did."""
     n = len(plan.runs)
-    bar = st.progress(0.0, text="Explaining…")
     items: list[ResultItem] = []
     errors: list[str] = []
-    for i, run in enumerate(plan.runs):
-        label = run.explainer.label
+    with LongRun(RUN_KEY, "Explaining") as long_run:
+        for i, run in enumerate(plan.runs):
+            label = run.explainer.label
 
-        def progress(fraction: float, text: str, i: int = i, label: str = label) -> None:
-            bar.progress(min(1.0, (i + fraction) / n), text=f"{label}: {text or f'{fraction:.0%}'}")
+            def progress(fraction: float, text: str, i: int = i, label: str = label) -> None:
+                long_run.update((i + fraction) / n, f"{label}, {text or f'{fraction:.0%}'}")
 
-        progress(0.0, "starting")
-        try:
-            explanation = explain_cached(
-                request.key, adapter, image.key, image.array, run.method, run.params,
-                target=plan.target, layer=run.layer, seed=plan.seed, progress=progress,
-            )
-        except XaiError as exc:
-            errors.append(f"{label}: {_sentence(exc)}. Change its settings, the target or the model, then press Explain again.")
-            continue
-        except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
-            errors.append(f"{label} failed ({type(exc).__name__}: {_sentence(exc)}). Try smaller settings (fewer samples "
-                          "or steps), a smaller input size, or another explainer.")
-            continue
-        key = result_key(request.key, image.key, run.method, run.params, plan.target, run.layer, plan.seed)
-        items.append(ResultItem(label, key, explanation))
-    bar.empty()
+            progress(0.0, "starting")
+            try:
+                explanation = explain_cached(
+                    request.key, adapter, image.key, image.array, run.method, run.params,
+                    target=plan.target, layer=run.layer, seed=plan.seed, progress=progress,
+                )
+            except XaiError as exc:
+                errors.append(f"{label}: {_sentence(exc)}. Change its settings, the target or the model, "
+                              "then press Explain again.")
+                continue
+            except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
+                errors.append(f"{label} failed ({type(exc).__name__}: {_sentence(exc)}). Try smaller settings "
+                              "(fewer samples or steps), a smaller input size, or another explainer.")
+                continue
+            key = result_key(request.key, image.key, run.method, run.params, plan.target, run.layer, plan.seed)
+            items.append(ResultItem(label, key, explanation))
     for message in errors:
         st.error(message)
     if items:
         st.session_state[RESULTS_KEY] = ResultSet(image, request, tuple(items), plan.shared_scale)
-    elif RESULTS_KEY in st.session_state:
-        st.info("The previous result is still shown below.")
+    elif _same_inputs(st.session_state.get(RESULTS_KEY), request, image):
+        st.info("The previous result of this model and image is still shown below.")
     return bool(items)
+
+
+def current_results(request: ModelRequest | None, adapter, image: PickedImage | None) -> ResultSet | None:
+    """The stored results when they were computed from the model and image now chosen;
+    otherwise None, with a line saying why nothing is shown (a result is never shown
+    beside inputs it was not computed from)."""
+    results = st.session_state.get(RESULTS_KEY)
+    if results is None:
+        return None
+    same_model = request is not None and adapter is not None and _same_inputs(results, request, None)
+    same_image = image is not None and _same_inputs(results, None, image)
+    if same_model and same_image:
+        return results
+    changed = " and ".join(w for w, same in (("model", same_model), ("image", same_image)) if not same)
+    st.caption(f"The last result ({results.request.display_name} on {results.image.name}) is hidden because the "
+               f"{changed} changed since; press Explain for a result of the current choice.")
+    return None
+
+
+def _same_inputs(results: ResultSet | None, request: ModelRequest | None, image: PickedImage | None) -> bool:
+    """Whether ``results`` were computed from ``request``'s model and ``image`` (either may be None: not checked)."""
+    if results is None:
+        return False
+    return ((request is None or results.request.key == request.key)
+            and (image is None or results.image.key == image.key))

@@ -29,6 +29,8 @@ class TabularModel(ABC):
     name: str = "model"
     kind: str = ""
     batch_size: int = 4096
+    feature_names: list[str] | None = None  # input columns by name, in order, when known
+    label_column: str | None = None  # the label column of the tables it was trained on, when known
 
     def __init__(self, labels: list[str] | None, output_kind: str | None) -> None:
         self._requested_labels = labels

@@ -5,7 +5,9 @@
         [--target INDEX|LABEL] [--param KEY=VALUE ...] [--seed N]
         [--framework torch|keras|onnx] [--arch NAME] [--labels A,B,...] [--trust-code] [--deadline S]
 
-Rows are 0-based data rows (0 = the first line after the header). For each row x
+Rows are 0-based data rows (0 = the first line after the header). Columns are
+matched to a model that knows its feature names (a sidecar's ``feature_names``)
+by name, in any order; a missing or extra column is an error naming it. For each row x
 method, DIR gets ``row<N>__<method>.png`` (signed bar chart) and one
 ``results.json``: a list of records with ``row``, ``method``, ``target``,
 ``target_label``, ``predictions``, ``attributions`` ({feature: value}),
@@ -43,8 +45,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--row", nargs="+", type=int, required=True, metavar="N", help="0-based data row(s)")
     p.add_argument("--method", nargs="+", required=True, metavar="M", help="lime, kernel_shap, integrated_gradients")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--label-column", help="column that is the label, not a feature")
-    p.add_argument("--features", help="comma-separated feature columns in model input order (default: all others)")
+    p.add_argument("--label-column", help="column that is the label, not a feature (default: the model's own label "
+                                          "column, else a column named target, label, class, y or outcome)")
+    p.add_argument("--features", help="comma-separated feature columns in model input order (default: the model's "
+                                      "feature names, matched by name, when it has them; else all others in file order)")
     p.add_argument("--target", help="output index or name to explain (default: each row's largest output)")
     p.add_argument("--param", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="method parameter, KEY=VALUE for every method that has it or METHOD.KEY=VALUE")
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from model_zoo.tabular import TABULAR_ZOO
 
-    from .data import load_table
+    from .data import default_label_column, load_table, read_columns
     from .explainers import get_tabular_explainer
     from .models import open_tabular_model
     from .plots import save_bar_png
@@ -100,7 +104,11 @@ def _run(args: argparse.Namespace) -> int:
     model = open_tabular_model(args.model, framework=args.framework, arch=args.arch, labels=labels,
                                trust_pickle=args.trust_pickle)
     features = [c.strip() for c in args.features.split(",") if c.strip()] if args.features else None
-    data = load_table(data_path, label_column=label_column, feature_columns=features, n_features=model.n_features)
+    if label_column is None:
+        label_column = default_label_column(read_columns(data_path), model_label=model.label_column,
+                                            model_features=model.feature_names)
+    data = load_table(data_path, label_column=label_column, feature_columns=features, n_features=model.n_features,
+                      model_features=model.feature_names)
     from ..cli import make_output_dir
 
     out = make_output_dir(args.out)

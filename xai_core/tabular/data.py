@@ -1,7 +1,11 @@
 """CSV tables -> the float32 feature matrix a tabular model reads.
 
 A table has a header line. One column may be the label (kept aside, never fed to
-the model); the feature columns default to all the others, in file order. Rows are
+the model). When the model knows its feature names (a JSON sidecar's
+``feature_names``; every zoo model does), columns are matched to them by name, so
+the file's column order does not matter, and a missing, extra or misnamed column is
+an error naming it. A model without names reads the chosen feature columns in the
+order given (default: every column but the label, in file order). Rows are
 numbered from 0 = the first line after the header. Every problem is an
 :class:`~xai_core.types.InputError` naming the column and row to fix.
 """
@@ -19,6 +23,8 @@ from ..types import InputError
 
 MAX_CSV_BYTES = 50 * 1024**2
 MAX_ROWS = 200_000
+# a column with one of these names is taken as the label when the model names none
+LABEL_NAMES = ("target", "label", "labels", "class", "y", "outcome")
 
 
 @dataclass
@@ -68,15 +74,19 @@ def load_table(
     label_column: str | None = None,
     feature_columns: list[str] | None = None,
     n_features: int | None = None,
+    model_features: list[str] | None = None,
     name: str | None = None,
     max_bytes: int = MAX_CSV_BYTES,
     max_rows: int = MAX_ROWS,
 ) -> TabularData:
     """Read a CSV (bytes or a path) with a header.
 
-    ``label_column`` is set aside; ``feature_columns`` (default: every other column,
-    in order) become ``x``. ``n_features`` (the model's input width) is checked
-    against the number of feature columns.
+    ``label_column`` is set aside. With ``model_features`` (the model's feature
+    names in its input order), ``x`` holds those columns in that order, found by
+    name; every other column but the label is an error, and so is a missing one.
+    Without, ``feature_columns`` (default: every other column, in file order)
+    become ``x``. ``n_features`` (the model's input width) is checked against the
+    number of feature columns.
     """
     frame, label = _read_frame(source, name, max_bytes)
     columns = [str(c) for c in frame.columns]
@@ -84,9 +94,7 @@ def load_table(
         raise InputError(f"{label}: {len(frame)} rows; the limit is {max_rows}")
     if label_column is not None and label_column not in columns:
         raise InputError(f"{label}: no column named {label_column!r}; columns: {_names(columns)}")
-    if feature_columns is None:
-        feature_columns = [c for c in columns if c != label_column]
-    else:
+    if feature_columns is not None:
         feature_columns = [str(c) for c in feature_columns]
         missing = [c for c in feature_columns if c not in columns]
         if missing:
@@ -96,6 +104,10 @@ def load_table(
         dupes = sorted({c for c in feature_columns if feature_columns.count(c) > 1})
         if dupes:
             raise InputError(f"{label}: feature column {dupes[0]!r} is chosen twice")
+    if model_features is not None:
+        feature_columns = match_model_features(columns, model_features, label_column, feature_columns, label)
+    elif feature_columns is None:
+        feature_columns = [c for c in columns if c != label_column]
     if not feature_columns:
         raise InputError(f"{label}: no feature columns left to feed the model")
     if n_features is not None and len(feature_columns) != n_features:
@@ -108,6 +120,64 @@ def load_table(
         x[:, j] = _numeric_column(frame[col], col, label)
     labels = frame[label_column].tolist() if label_column is not None else None
     return TabularData(x, feature_columns, label_column, labels, columns, label)
+
+
+def match_model_features(
+    columns: list[str],
+    model_features: list[str],
+    label_column: str | None,
+    chosen: list[str] | None = None,
+    label: str = "the CSV",
+) -> list[str]:
+    """The model's feature names (its input order), each found by name among the
+    table's ``columns`` (or the ``chosen`` ones). Missing names and columns that are
+    neither a model feature nor the label are one error naming all of them."""
+    model_features = [str(f) for f in model_features]
+    if label_column is not None and label_column in model_features:
+        raise InputError(f"{label}: {label_column!r} is one of the model's features; it cannot be the label column")
+    offered = chosen if chosen is not None else [c for c in columns if c != label_column]
+    missing = [f for f in model_features if f not in offered]
+    extra = [c for c in offered if c not in model_features]
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"missing {len(missing)} of the model's features: {_quoted(missing)}")
+        if extra:
+            problems.append(f"{len(extra)} column(s) the model does not take: {_quoted(extra)}")
+        hint = "; rename the columns to the model's feature names"
+        if extra and chosen is None:
+            hint += " or leave the extra ones out (one of them may be the label column)"
+        raise InputError(f"{label}: columns are matched to the model's {len(model_features)} features by name; "
+                         + "; ".join(problems) + hint)
+    return model_features
+
+
+def default_label_column(
+    columns: list[str], *, model_label: str | None = None, model_features: list[str] | None = None
+) -> str | None:
+    """The label column, found by name: the model's own label column when the table
+    has it, else the one column called target, label, class, y or outcome (any case)
+    that is not a model feature; None when there is no such single column."""
+    if model_label is not None and model_label in columns:
+        return model_label
+    features = set(model_features or ())
+    found = [c for c in columns if c.strip().lower() in LABEL_NAMES and c not in features]
+    return found[0] if len(found) == 1 else None
+
+
+def feature_names_from_sidecar(sidecar: dict, n_features: int | None, name: str) -> list[str] | None:
+    """A model sidecar's ``feature_names`` (checked against the model's width), or None."""
+    names = sidecar.get("feature_names")
+    if names is None:
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise InputError(f"{name}: the sidecar's feature_names must be a list of column names")
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"{name}: the sidecar's feature_names repeat {_quoted(dupes)}")
+    if n_features is not None and len(names) != n_features:
+        raise InputError(f"{name}: the sidecar names {len(names)} features but the model takes {n_features}")
+    return names
 
 
 def _read_frame(source: bytes | str | Path, name: str | None, max_bytes: int = MAX_CSV_BYTES):
@@ -197,6 +267,11 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _quoted(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def _names(columns: list[str], limit: int = 12) -> str:

@@ -10,7 +10,8 @@ Formats (untrusted files load without running their code):
 
 A JSON sidecar next to the file (``model.pt`` -> ``model.json``) may give
 ``labels`` (output names), ``arch``/``architecture``, ``output`` (probability,
-logit or score) and ``feature_names``.
+logit or score), ``feature_names`` (input columns in order: tables are then matched
+to the model by column name) and ``label_column``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from ..types import InputError, ModelLoadError
 from .adapters import KerasTabularModel, OnnxTabularModel, TabularModel, TorchTabularModel, load_keras_file
+from .data import feature_names_from_sidecar
 
 MAX_MODEL_BYTES = 512 * 1024**2
 
@@ -88,12 +90,16 @@ def open_tabular_model(
     framework = framework or infer_tabular_framework(path)
     if framework == "torch":
         module, kind = _load_torch(path, name, arch, trust_pickle)
-        return TorchTabularModel(module, name, kind, labels, output_kind)
-    if framework == "keras":
-        return KerasTabularModel(load_keras_file(path, name), name, "keras", labels, output_kind)
-    if framework == "onnx":
-        return OnnxTabularModel(path.read_bytes(), name, labels, output_kind)
-    raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
+        model: TabularModel = TorchTabularModel(module, name, kind, labels, output_kind)
+    elif framework == "keras":
+        model = KerasTabularModel(load_keras_file(path, name), name, "keras", labels, output_kind)
+    elif framework == "onnx":
+        model = OnnxTabularModel(path.read_bytes(), name, labels, output_kind)
+    else:
+        raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
+    model.feature_names = feature_names_from_sidecar(sidecar, model.n_features, name)
+    model.label_column = sidecar.get("label_column") if isinstance(sidecar.get("label_column"), str) else None
+    return model
 
 
 def open_uploaded_model(
