@@ -19,6 +19,7 @@ if str(ROOT) not in sys.path:
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
 from ui.long_run import LongRun, show_stopped  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
+from ui.protection import trust_checkbox  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
     default_label_column,
     explain_row,
@@ -69,8 +70,7 @@ def _choose_model():
     upload = st.file_uploader("Model file (.pt TorchScript/state_dict, .pt2, .keras, .onnx)", type=MODEL_TYPES,
                               key="tab_model_upload")
     arch = st.text_input("Architecture of a bare state_dict", value="", placeholder="tabular_mlp", key="tab_arch")
-    trust = st.checkbox("I trust this file (allows a fully pickled PyTorch module, which runs its code)",
-                        key="tab_trust")
+    trust = trust_checkbox("tab_trust", "a TorchScript, .pt2 or fully pickled PyTorch module")
     if upload is None:
         st.info("Upload a model file, or pick a zoo model.")
         st.stop()

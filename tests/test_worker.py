@@ -270,3 +270,21 @@ def test_six_sessions_share_one_worker(digits_files, digit_image):
         if method in by_method:
             np.testing.assert_array_equal(by_method[method], r.attribution)
         by_method[method] = r.attribution
+
+
+def test_a_callback_that_stops_the_run_leaves_the_worker_usable(digits_files, digit_image):
+    """The page's Stop button raises inside the progress callback."""
+    from xai_core.service import explain
+
+    model = open_model(digits_files["export"],
+                       overrides=SpecOverrides(size=(32, 32), mean=(0.5,), std=(0.5,), grayscale=True))
+
+    class Stop(BaseException):
+        pass
+
+    def stop(_fraction, _text):
+        raise Stop
+
+    with pytest.raises(Stop):
+        explain(model, digit_image, "integrated_gradients", {"steps": 400}, progress=stop)
+    assert explain(model, digit_image, "saliency").target == 7

@@ -156,7 +156,14 @@ class Worker:
             if "callback" in reply:
                 fn = (callbacks or {}).get(reply["callback"])
                 if fn is not None:
-                    fn(*reply.get("args", []))
+                    try:
+                        fn(*reply.get("args", []))
+                    except BaseException:
+                        # the caller stops the run (the page's Stop button raises here):
+                        # the busy worker cannot be interrupted, so it is ended; the
+                        # next call starts a fresh one with the same model
+                        self._kill()
+                        raise
                 continue
             if "ok" in reply:
                 return reply["ok"]
