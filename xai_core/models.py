@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from .adapters.base import ModelAdapter
 from .types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, ModelLoadError
 
+_FIRST_USE_LOCK = threading.RLock()
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".bin", ".ckpt", ".torchscript")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 ONNX_SUFFIXES = (".onnx",)
@@ -103,8 +105,10 @@ def open_model(
     if ref_str in model_zoo.ZOO and not Path(ref_str).exists():
         entry = model_zoo.get_entry(ref_str)
         spec = overrides.apply(entry.spec)
-        module = entry.build()
-        return _wrap(entry.framework, module, spec, labels or entry.labels(), entry.name, "module", device, batch_size)
+        with _FIRST_USE_LOCK:  # two sessions' first use: framework imports and builds one at a time
+            module = entry.build()
+            return _wrap(entry.framework, module, spec, labels or entry.labels(), entry.name, "module",
+                         device, batch_size)
 
     path = Path(ref_str)
     if not path.exists():

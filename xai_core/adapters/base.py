@@ -7,6 +7,7 @@ framework's layout and device, so explainers never see framework details.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ class LayerInfo:
 
 
 ProgressFn = Callable[[int, int], None]
+_LOCK_CREATION = threading.Lock()
 
 
 class LayerRecorder:
@@ -140,9 +142,20 @@ class ModelAdapter(ABC):
         once by a probe forward pass, and only where layers can be hooked."""
         if not self.supports(Capability.LAYER_GRADIENTS):
             return []
-        if getattr(self, "_layers", None) is None:
-            self._layers = self._find_feature_layers()
+        # one discovery at a time, and no other call on this model while its probe
+        # hooks are attached (they would count that call's layers twice)
+        with self.model_lock():
+            if getattr(self, "_layers", None) is None:
+                self._layers = self._find_feature_layers()
         return self._layers
+
+    def model_lock(self) -> threading.RLock:
+        """The adapter's re-entrant lock (``self._lock``, created once if missing)."""
+        lock = self.__dict__.get("_lock")
+        if lock is None:
+            with _LOCK_CREATION:
+                lock = self.__dict__.setdefault("_lock", threading.RLock())
+        return lock
 
     def _find_feature_layers(self) -> list[LayerInfo]:
         """Run one probe forward pass with a :class:`LayerRecorder` attached."""

@@ -240,8 +240,11 @@ class KerasTabularModel(TabularModel):
     def _gradients_batch(self, x: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
         import tensorflow as tf
 
+        from ..adapters.keras import GRADIENT_REGISTRY_LOCK
+
         t = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
+        # the image side's lock: shap_deep swaps TensorFlow's gradient registry while it runs
+        with GRADIENT_REGISTRY_LOCK, tf.GradientTape() as tape:
             tape.watch(t)
             out = tf.reshape(self.model(t, training=False), (len(x), -1))
             scores = out[:, target]
