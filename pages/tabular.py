@@ -32,6 +32,7 @@ from xai_core.tabular import (  # noqa: E402
     tabular_methods_for,
 )
 from xai_core.tabular.explainers import TABULAR_REGISTRY  # noqa: E402
+from xai_core.tabular.export import safe_csv  # noqa: E402
 from xai_core.tabular.plots import bar_figure, beeswarm_figure, importance_figure, waterfall_figure  # noqa: E402
 from xai_core.types import XaiError  # noqa: E402
 
@@ -121,7 +122,7 @@ def _render_rows(summary) -> None:
                 f"{summary.model_evals} model evaluations in {summary.elapsed_s:.1f} s")
     st.plotly_chart(importance_figure(summary), key="tab_importance")
     st.plotly_chart(beeswarm_figure(summary), key="tab_beeswarm")
-    st.download_button("Download attribution table (CSV)", summary.table().to_csv(index=False).encode(),
+    st.download_button("Download attribution table (CSV)", safe_csv(summary.table()),
                        file_name=f"attributions__{summary.method}.csv", mime="text/csv", key="tab_download")
 
 

@@ -93,6 +93,43 @@ def make_output_dir(path: str | Path) -> Path:
     return out
 
 
+def write_output(path: Path, data: bytes) -> None:
+    """Create or replace ``path`` without following a symbolic link planted there."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise InputError(f"{path}: is a symbolic link; refusing to write through it (remove it or "
+                             "choose another --out folder)") from None
+        raise InputError(f"{path}: cannot write ({exc.strerror})") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def npy_bytes(array) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+MAX_SEED = 2**32 - 1
+
+
+def check_common_args(args: argparse.Namespace) -> None:
+    """--seed range and --deadline (which sets the model worker's per-call limit)."""
+    if not 0 <= getattr(args, "seed", 0) <= MAX_SEED:
+        raise InputError(f"--seed must be between 0 and {MAX_SEED}")
+    deadline = getattr(args, "deadline", None)
+    if deadline is not None:
+        if not 0 < deadline < 1e6:
+            raise InputError("--deadline must be a positive number of seconds")
+        os.environ["XAI_WORKER_DEADLINE"] = str(deadline)
+
+
 def _open(args) -> Any:
     from .labels import read_labels
     from .models import SpecOverrides, open_model
@@ -151,8 +188,8 @@ def cmd_explain(args) -> int:
             overlay_path = out / f"{stem}__{method}.png"
             npy_path = out / f"{stem}__{method}.npy"
             png = render.to_png(render.overlay(image, exp, alpha=args.alpha))
-            overlay_path.write_bytes(png)
-            np.save(npy_path, exp.attribution.astype(np.float32))
+            write_output(overlay_path, png)
+            write_output(npy_path, npy_bytes(exp.attribution.astype(np.float32)))
             record = {"image": str(path), **exp.record(), "overlay": str(overlay_path), "attribution": str(npy_path)}
             records.append(record)
             top = exp.predictions[0]
@@ -160,7 +197,7 @@ def cmd_explain(args) -> int:
                 f"{path.name}  {method:<22} target={exp.target} ({exp.target_label})  "
                 f"top={top.label} {top.probability:.3f}  evals={exp.model_evals}  {exp.elapsed_s:.2f}s"
             )
-    (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_output(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} explanation(s) to {out}")
     return 0
 
@@ -307,11 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if not 0 <= getattr(args, "alpha", 0.5) <= 1:
             raise InputError("--alpha must be between 0 and 1")
-        deadline = getattr(args, "deadline", None)
-        if deadline is not None:
-            if not 0 < deadline < 1e6:
-                raise InputError("--deadline must be a positive number of seconds")
-            os.environ["XAI_WORKER_DEADLINE"] = str(deadline)
+        check_common_args(args)
         return args.func(args)
 
     return report_errors(run, "lower --batch-size or the method's sample count")

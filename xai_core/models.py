@@ -77,7 +77,22 @@ def read_json_sidecar(path: Path) -> dict[str, Any]:
 def read_sidecar(path: Path) -> dict[str, Any]:
     """Image preprocessing (flat or under "spec") plus labels/arch from the sidecar."""
     data = read_json_sidecar(path)
-    return data.get("spec", data) | {k: data[k] for k in ("labels", "arch") if k in data}
+    if not data:
+        return {}
+    name = path.with_suffix(".json").name
+    spec = data.get("spec", data)
+    if not isinstance(spec, dict):
+        raise InputError(f'{name}: "spec" must be a JSON object')
+    try:
+        ImageSpec.from_dict(spec)  # checked here so the message names the file
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    labels = data.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(v, (str, int, float)) for v in labels):
+        raise InputError(f'{name}: "labels" must be a list of class names')
+    if not isinstance(data.get("arch", ""), str):
+        raise InputError(f'{name}: "arch" must be an architecture name (a string)')
+    return spec | {k: data[k] for k in ("labels", "arch") if k in data}
 
 
 def open_model(

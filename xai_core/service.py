@@ -68,6 +68,28 @@ def resolve_target(adapter: ModelAdapter, target: int | str | None, probs: np.nd
     return resolve_class(target, adapter.labels, int(np.argmax(probs)))
 
 
+def max_batch_size(spec) -> int:
+    """The largest batch this machine's memory allows for ``spec``'s input: a quarter
+    of the memory (at most 8 GB) over about 100 x the input's float32 size per image
+    (activations and gradients of a conv net), between 1 and 1024."""
+    import os
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    h, w = spec.size
+    per_image = h * w * spec.channels * 4 * 100
+    return int(max(1, min(1024, min(total // 4, 8 * 2**30) // per_image)))
+
+
+def check_batch_size(batch_size: int | None, spec) -> None:
+    if batch_size is None:
+        return
+    limit = max_batch_size(spec)
+    if isinstance(batch_size, bool) or not 1 <= int(batch_size) <= limit:
+        h, w = spec.size
+        raise InputError(f"batch size {batch_size} is out of range: 1 to {limit} for a {h}x{w} input "
+                         "on this machine's memory")
+
+
 def check_method(adapter: ModelAdapter, method: str) -> None:
     explainer = get_explainer(method)
     missing = explainer.missing_capabilities(adapter)
@@ -109,6 +131,9 @@ def explain(
     """
     explainer = get_explainer(method)
     check_method(adapter, method)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise InputError(f"the seed must be a whole number from 0 to {2**32 - 1}; got {seed!r}")
+    check_batch_size(batch_size, adapter.spec)
     parsed = explainer.params(params)
     if layer and not explainer.uses_layer:
         layer = None
@@ -125,6 +150,11 @@ def explain(
     raw = explainer.run(ctx, parsed)
     elapsed = time.perf_counter() - start
     index, probs = ctx.target, ctx.probs
+    if probs is not None and not np.all(np.isfinite(probs)):
+        raise InputError(
+            f"{adapter.name} gave NaN or infinite outputs for this image; check its preprocessing "
+            "(mean/std, input size) and the model itself"
+        )
     attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     return Explanation(
         method=method,

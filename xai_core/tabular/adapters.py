@@ -304,10 +304,9 @@ class OnnxTabularModel(TabularModel):
     def __init__(self, model_bytes: bytes, name: str = "model",
                  labels: list[str] | None = None, output_kind: str | None = None) -> None:
         super().__init__(labels, output_kind)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ModelLoadError(f"{name}: ONNX models need onnxruntime (pip install onnxruntime)") from None
+        from ..loading_onnx import import_onnxruntime
+
+        ort = import_onnxruntime()
         self.name, self.kind = name, "onnx"
         options = ort.SessionOptions()
         options.log_severity_level = 3

@@ -73,9 +73,13 @@ def parse_tabular_params(items: Sequence[str], methods: Sequence[str]) -> dict[s
 
 def run(args: argparse.Namespace) -> int:
     """Run ``explain-tabular``; 0 on success, 2 (one ``error:`` line on stderr) on bad input."""
-    from ..cli import report_errors
+    from ..cli import check_common_args, report_errors
 
-    return report_errors(lambda: _run(args), "lower the method's sample count")
+    def checked() -> int:
+        check_common_args(args)
+        return _run(args)
+
+    return report_errors(checked, "lower the method's sample count")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -109,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
                                             model_features=model.feature_names)
     data = load_table(data_path, label_column=label_column, feature_columns=features, n_features=model.n_features,
                       model_features=model.feature_names)
-    from ..cli import make_output_dir
+    from ..cli import make_output_dir, write_output
 
     out = make_output_dir(args.out)
     records = []
@@ -124,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
                 extra = f"  base {expl.base_value:.4g}, additivity error {expl.additivity_error:.2e}"
             top = ", ".join(f"{f} {v:+.3g}" for f, v in expl.ranked()[:3])
             print(f"row {row} {method}: {expl.target_label} {expl.output:.4g}; top {top}{extra}")
-    (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_output(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} record(s) to {out / 'results.json'}")
     return 0
 
