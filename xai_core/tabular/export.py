@@ -20,6 +20,6 @@ def safe_csv(frame) -> bytes:
     out = frame.copy()
     out.columns = [escape_cell(str(c)) for c in out.columns]
     for column in out.columns:
-        if not (out[column].dtype.kind in "biufc"):  # text (object or string dtype)
+        if out[column].dtype.kind not in "biufc":  # text (object or string dtype)
             out[column] = out[column].map(escape_cell)
     return out.to_csv(index=False).encode()
