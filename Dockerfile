@@ -5,6 +5,11 @@ FROM python:3.11-slim
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
 
+# bubblewrap confines the model worker that runs uploaded models. Docker's default
+# seccomp profile refuses the namespaces it needs, so inside a default container the
+# worker falls back to Landlock (detected at run time; the page says which is active).
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap && rm -rf /var/lib/apt/lists/*
+
 COPY requirements.txt .
 RUN python -m pip install --upgrade pip && python -m pip install -r requirements.txt
 

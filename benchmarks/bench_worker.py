@@ -48,15 +48,22 @@ def main() -> int:
     torch.export.save(torch.export.export(module, (torch.zeros(1, 3, 224, 224),)), str(path))
     print(f"protection: {sandbox.detect().mechanism}; torch threads in-process: {torch.get_num_threads()}")
 
-    colds = []
+    colds, starts, loads, local_loads = [], [], [], []
     for _ in range(args.repeats):
         close_all()
         start = time.perf_counter()
         remote = open_model(path)
         colds.append(time.perf_counter() - start)
-    local = open_model(path, engine="inprocess", trust_pickle=True)
-    rows = [{"case": "cold start (open_model in a fresh worker)", "worker_s": statistics.median(colds)}]
-    print(f"cold start: median {rows[0]['worker_s']:.2f} s of {[round(c, 2) for c in colds]}")
+        starts.append(remote._worker.timings["start_s"])
+        loads.append(remote._worker.timings["load_s"])
+        start = time.perf_counter()
+        local = open_model(path, engine="inprocess", trust_pickle=True)
+        local_loads.append(time.perf_counter() - start)
+    med = statistics.median
+    rows = [{"case": "cold start", "worker_total_s": med(colds), "worker_process_ready_s": med(starts),
+             "worker_model_load_s": med(loads), "inprocess_model_load_s": med(local_loads)}]
+    print(f"cold start (median of {args.repeats}): worker process ready {med(starts):.2f} s, model load in it "
+          f"{med(loads):.2f} s, total {med(colds):.2f} s; the same load in-process {med(local_loads):.2f} s")
     for method, params in CASES:
         times = {"inprocess": [], "worker": []}
         for _side, model in (("inprocess", local), ("worker", remote)):  # warm-up

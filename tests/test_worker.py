@@ -288,3 +288,24 @@ def test_a_callback_that_stops_the_run_leaves_the_worker_usable(digits_files, di
     with pytest.raises(Stop):
         explain(model, digit_image, "integrated_gradients", {"steps": 400}, progress=stop)
     assert explain(model, digit_image, "saliency").target == 7
+
+
+def test_safetensors_with_an_architecture_loads_everywhere(tmp_path, digits_module, digit_image, unconfined):
+    """Data only: no consent needed even where nothing confines the worker."""
+    from safetensors.torch import save_file
+
+    from xai_core.loading import sniff_torch_format
+    from xai_core.service import predict_image
+
+    path = tmp_path / "digits.safetensors"
+    save_file({k: v.contiguous() for k, v in digits_module.state_dict().items()}, str(path))
+    assert sniff_torch_format(path) == "safetensors"
+    options = dict(overrides=SpecOverrides(size=(32, 32), mean=(0.5,), std=(0.5,), grayscale=True))
+    with pytest.raises(ModelLoadError, match="digits.safetensors holds weights only.*--arch"):
+        open_model(path, **options)
+    model = open_model(path, arch="digits_cnn", **options)
+    assert predict_image(model, digit_image)[0].index == 7
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ModelLoadError, match="cut.safetensors: corrupt or truncated"):
+        open_model(truncated, arch="digits_cnn", **options)

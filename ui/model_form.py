@@ -192,7 +192,8 @@ def _torch_file_options(path) -> tuple[str | None, bool]:
     with explicit trust)."""
     from xai_core.loading import sniff_torch_format
 
-    if sniff_torch_format(path) != "torch_save":
+    fmt = sniff_torch_format(path)
+    if fmt not in ("torch_save", "safetensors"):
         return None, trust_checkbox("img_trust_pickle", "a TorchScript or torch.export program")
     from model_zoo.architectures import architecture_names
 
@@ -200,8 +201,8 @@ def _torch_file_options(path) -> tuple[str | None, bool]:
         "Architecture", [NOT_STATE_DICT] + architecture_names(), key="img_arch",
         help="a state_dict holds weights only: choose the architecture they belong to",
     )
-    if arch != NOT_STATE_DICT:
-        return arch, False
+    if arch != NOT_STATE_DICT or fmt == "safetensors":  # weights only: no code to trust
+        return (None if arch == NOT_STATE_DICT else arch), False
     return None, trust_checkbox("img_trust_pickle", "a fully pickled module")
 
 

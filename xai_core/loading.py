@@ -44,13 +44,15 @@ def check_model_file(path: Path, directories: bool = False) -> str:
 
 
 def sniff_torch_format(path: Path) -> str:
-    """'torchscript', 'export', 'torch_save' (state_dict or pickle) or 'unknown'."""
+    """'torchscript', 'export', 'torch_save' (state_dict or pickle), 'safetensors' or 'unknown'."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError):
         with open(path, "rb") as fh:
-            head = fh.read(8)
+            head = fh.read(9)
+        if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100 * 2**20:
+            return "safetensors"  # u64 header length, then the JSON header
         # legacy (pre-1.6) torch.save files start with a pickle protocol byte
         return "torch_save" if head[:1] == b"\x80" else "unknown"
     if any(n.endswith("serialized_exported_program.json") or "/models/" in n and n.endswith(".json") for n in names):
@@ -100,7 +102,21 @@ def load_torch_file(
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"{label}: cannot read the torch.export program ({_short(exc)})") from None
         return module, "export"
+    if fmt == "safetensors":
+        return _module_from_state(read_safetensors(path, label), label, arch, num_classes), "module"
     return _load_torch_save(path, arch, trust_pickle, num_classes)
+
+
+def read_safetensors(path: Path, label: str) -> dict:
+    """The tensors of a ``.safetensors`` file (data only: a JSON header and raw bytes)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise ModelLoadError(".safetensors files need the safetensors package: pip install -r requirements.txt") from None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - every failure here is the file's
+        raise ModelLoadError(f"{label}: corrupt or truncated .safetensors file ({_short(exc)})") from None
 
 
 def _load_torch_save(path: Path, arch: str | None, trust_pickle: bool, num_classes: int | None):
@@ -127,10 +143,14 @@ def _load_torch_save(path: Path, arch: str | None, trust_pickle: bool, num_class
         if not isinstance(obj, nn.Module):
             raise ModelLoadError(f"{label}: the pickle holds a {type(obj).__name__}, not a torch module")
         return obj, "module"
-    state = _extract_state_dict(obj, label)
+    return _module_from_state(_extract_state_dict(obj, label), label, arch, num_classes), "module"
+
+
+def _module_from_state(state: dict, label: str, arch: str | None, num_classes: int | None):
+    """A zoo or torchvision architecture with ``state`` loaded strictly."""
     if arch is None:
         raise ModelLoadError(
-            f"{label} is a state_dict (weights only): name its architecture with --arch "
+            f"{label} holds weights only (a state_dict): name its architecture with --arch "
             "(e.g. resnet18, mobilenet_v2, digits_cnn); `python -m xai_core models` lists them"
         )
     from model_zoo.architectures import build_architecture
@@ -144,7 +164,7 @@ def _load_torch_save(path: Path, arch: str | None, trust_pickle: bool, num_class
         raise ModelLoadError(
             f"{label}: the weights do not fit architecture {arch!r} ({missing}); check --arch"
         ) from None
-    return module, "module"
+    return module
 
 
 def needs_trust(label: str, what: str) -> str:

@@ -19,7 +19,7 @@ from .adapters.base import ModelAdapter
 from .types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, ModelLoadError
 
 _FIRST_USE_LOCK = threading.RLock()
-TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".bin", ".ckpt", ".torchscript")
+TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".bin", ".ckpt", ".torchscript", ".safetensors")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 ONNX_SUFFIXES = (".onnx",)
 

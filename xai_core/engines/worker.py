@@ -79,6 +79,7 @@ class Worker:
         self._sock: socket.socket | None = None
         self._scratch: Path | None = None
         self.starts = 0
+        self.timings: dict[str, float] = {}
 
     @property
     def deadline_s(self) -> float:
@@ -112,8 +113,11 @@ class Worker:
             child.close()
         self._sock = parent
         self.starts += 1
-        self._await(START_TIMEOUT_S, "start")  # the hello
+        begun = time.perf_counter()
+        self._await(START_TIMEOUT_S, "start")  # the hello: process, confinement, interpreter up
+        self.timings = {"start_s": time.perf_counter() - begun}
         self.facts = self._exchange(self.open_request, None, self.deadline_s, "load the model")
+        self.timings["load_s"] = time.perf_counter() - begun - self.timings["start_s"]
 
     def close(self) -> None:
         with self._lock:
