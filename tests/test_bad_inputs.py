@@ -174,3 +174,11 @@ def test_tiny_16_bit_image_is_refused_like_8_bit():
         Image.fromarray(array).save(buf, "PNG")
         with pytest.raises(InputError, match="too small"):
             load_image(buf.getvalue(), "dot.png")
+
+
+def test_truncated_torch_archive_says_so(tmp_path, capsys, digits_files):
+    cut = tmp_path / "cut.pt2"
+    cut.write_bytes(digits_files["export"].read_bytes()[:5000])
+    code = main(["explain", "--model", str(cut), "--image", DIGIT, "--method", "saliency",
+                 "--out", str(tmp_path / "out")])
+    one_error(capsys, code, "cut.pt2: a corrupt or truncated PyTorch archive")

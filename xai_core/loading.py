@@ -79,6 +79,12 @@ def load_torch_file(
     label = check_model_file(path)
     fmt = sniff_torch_format(path)
     if fmt == "unknown":
+        with open(path, "rb") as fh:
+            if fh.read(2) == b"PK":
+                raise ModelLoadError(
+                    f"{label}: a corrupt or truncated PyTorch archive (its zip directory is unreadable); "
+                    "save or download the model again"
+                )
         raise ModelLoadError(
             f"{label}: not a PyTorch model file (expected TorchScript, a torch.export "
             ".pt2 program, a state_dict or a pickled module). If it is a Keras or ONNX "

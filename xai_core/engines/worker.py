@@ -20,6 +20,7 @@ restarted on the next call, so other sessions keep working.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import json
@@ -302,11 +303,15 @@ def open_remote(opener: str, path: Path, label: str, *args: Any, **kwargs: Any) 
 
 
 def close_all() -> None:
+    """Stop every cached worker (also at interpreter exit, so scratch folders go)."""
     with _POOL_LOCK:
         workers = list(_POOL.values())
         _POOL.clear()
     for worker in workers:
         worker.close()
+
+
+atexit.register(close_all)
 
 
 class RemoteModel(ModelAdapter):
