@@ -182,3 +182,19 @@ def test_truncated_torch_archive_says_so(tmp_path, capsys, digits_files):
     code = main(["explain", "--model", str(cut), "--image", DIGIT, "--method", "saliency",
                  "--out", str(tmp_path / "out")])
     one_error(capsys, code, "cut.pt2: a corrupt or truncated PyTorch archive")
+
+
+def test_batch_one_torchscript_runs_one_image_a_call(tmp_path):
+    import torch
+
+    from xai_core.models import SpecOverrides, open_model
+
+    class One(torch.nn.Module):
+        def forward(self, x):
+            return torch.softmax(x.reshape(1, 192)[:, :3], 1)  # only a batch of one fits
+
+    path = tmp_path / "one.pt"
+    torch.jit.save(torch.jit.script(One()), str(path))
+    model = open_model(path, overrides=SpecOverrides(size=(8, 8)), engine="inprocess", trust_pickle=True)
+    assert model.max_batch == 1
+    assert model.predict(np.full((5, 8, 8, 3), 0.5, np.float32)).shape == (5, 3)

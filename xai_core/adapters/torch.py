@@ -136,7 +136,7 @@ class TorchAdapter(ModelAdapter):
         with self._lock, torch.inference_mode():
             a = self._forward(x)
             b = self._forward(self._to_input(noise))
-            if self.kind == "export":
+            if self.kind in ("export", "torchscript"):
                 # programs exported without a dynamic batch dimension take one image a call
                 try:
                     self._forward(torch.cat([x, x]))
