@@ -117,7 +117,11 @@ class Worker:
         begun = time.perf_counter()
         self._await(START_TIMEOUT_S, "start")  # the hello: process, confinement, interpreter up
         self.timings = {"start_s": time.perf_counter() - begun}
-        self.facts = self._exchange(self.open_request, None, self.deadline_s, "load the model")
+        try:
+            self.facts = self._exchange(self.open_request, None, self.deadline_s, "load the model")
+        except BaseException:
+            self._kill()  # no half-ready worker stays behind
+            raise
         self.timings["load_s"] = time.perf_counter() - begun - self.timings["start_s"]
 
     def close(self) -> None:
