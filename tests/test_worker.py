@@ -309,3 +309,26 @@ def test_safetensors_with_an_architecture_loads_everywhere(tmp_path, digits_modu
     truncated.write_bytes(path.read_bytes()[:300])
     with pytest.raises(ModelLoadError, match="cut.safetensors: corrupt or truncated"):
         open_model(truncated, arch="digits_cnn", **options)
+
+
+@needs_confinement
+def test_dashboard_upload_of_a_hostile_torchscript_then_the_next_request(tmp_path, marker):
+    """Through the upload box: one clear error on the page, no marker, and the same
+    session then explains with a zoo model."""
+    from test_dashboard import assert_clean, click_explain, errors, image_page, use_digits_model
+
+    path = attack.torchscript_writer(tmp_path / "evil.pt", marker)
+    at = image_page()
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    at.file_uploader(key="img_model_file_torch").set_value(("evil.pt", path.read_bytes(), "application/octet-stream")).run()
+    at.number_input(key="img_height").set_value(8)
+    at.number_input(key="img_width").set_value(8).run()
+    assert not at.exception
+    shown = errors(at)
+    assert len(shown) == 1 and "evil.pt" in shown[0], shown
+    assert not marker.exists()
+    assert any("confined worker" in c.value for c in at.caption)
+    at.radio(key="img_source").set_value("Model zoo").run()
+    use_digits_model(at)
+    click_explain(at)
+    assert_clean(at)
