@@ -36,7 +36,7 @@ from xai_core.tabular.export import safe_csv  # noqa: E402
 from xai_core.tabular.plots import bar_figure, beeswarm_figure, importance_figure, waterfall_figure  # noqa: E402
 from xai_core.types import XaiError  # noqa: E402
 
-MODEL_TYPES = ["pt", "pth", "pt2", "torchscript", "keras", "h5", "onnx"]
+MODEL_TYPES = ["pt", "pth", "pt2", "torchscript", "safetensors", "keras", "h5", "onnx"]
 NO_LABEL = "(no label column)"
 PREDICTED = "predicted output"
 ROW_RUN, ROWS_RUN = "tab_row_run", "tab_rows_run"  # progress bar + Stop button of each Explain button

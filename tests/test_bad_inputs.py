@@ -181,7 +181,7 @@ def test_truncated_torch_archive_says_so(tmp_path, capsys, digits_files):
     cut.write_bytes(digits_files["export"].read_bytes()[:5000])
     code = main(["explain", "--model", str(cut), "--image", DIGIT, "--method", "saliency",
                  "--out", str(tmp_path / "out")])
-    one_error(capsys, code, "cut.pt2: a corrupt or truncated PyTorch archive")
+    one_error(capsys, code, "cut.pt2: not a PyTorch model file that can be read: the zip archive is corrupt")
 
 
 def test_batch_one_torchscript_runs_one_image_a_call(tmp_path):

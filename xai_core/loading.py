@@ -44,7 +44,8 @@ def check_model_file(path: Path, directories: bool = False) -> str:
 
 
 def sniff_torch_format(path: Path) -> str:
-    """'torchscript', 'export', 'torch_save' (state_dict or pickle), 'safetensors' or 'unknown'."""
+    """'torchscript', 'export', 'torch_save' (state_dict or pickle), 'safetensors',
+    'corrupt_zip' (a zip whose directory is unreadable) or 'unknown'."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -53,6 +54,8 @@ def sniff_torch_format(path: Path) -> str:
             head = fh.read(9)
         if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100 * 2**20:
             return "safetensors"  # u64 header length, then the JSON header
+        if head[:2] == b"PK":
+            return "corrupt_zip"
         # legacy (pre-1.6) torch.save files start with a pickle protocol byte
         return "torch_save" if head[:1] == b"\x80" else "unknown"
     if any(n.endswith("serialized_exported_program.json") or "/models/" in n and n.endswith(".json") for n in names):
@@ -78,13 +81,12 @@ def load_torch_file(
     path = Path(path)
     label = check_model_file(path)
     fmt = sniff_torch_format(path)
+    if fmt == "corrupt_zip":
+        raise ModelLoadError(
+            f"{label}: not a PyTorch model file that can be read: the zip archive is corrupt or "
+            "truncated (its directory is unreadable); save or download the model again"
+        )
     if fmt == "unknown":
-        with open(path, "rb") as fh:
-            if fh.read(2) == b"PK":
-                raise ModelLoadError(
-                    f"{label}: a corrupt or truncated PyTorch archive (its zip directory is unreadable); "
-                    "save or download the model again"
-                )
         raise ModelLoadError(
             f"{label}: not a PyTorch model file (expected TorchScript, a torch.export "
             ".pt2 program, a state_dict or a pickled module). If it is a Keras or ONNX "

@@ -285,7 +285,7 @@ def open_remote(opener: str, path: Path, label: str, *args: Any, **kwargs: Any) 
     identity = [file_identity(path), options, sandbox.detect().mechanism]
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     request = {"op": "open", "opener": opener, "args": [str(path), *args], "kwargs": kwargs}
-    readable = [path if path.is_dir() else path.parent]
+    readable = [path.parent]  # the file or folder and its model.json sidecar beside it
     with _POOL_LOCK:
         worker = _POOL.get(key)
         if worker is None:

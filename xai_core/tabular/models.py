@@ -131,19 +131,23 @@ def open_uploaded_model(
 
 
 def _load_torch(path: Path, name: str, arch: str | None, trust_pickle: bool):
-    from ..loading import _extract_state_dict, load_torch_file, sniff_torch_format
+    from ..loading import _extract_state_dict, load_torch_file, read_safetensors, sniff_torch_format
 
-    if sniff_torch_format(path) != "torch_save":
+    fmt = sniff_torch_format(path)
+    if fmt == "safetensors":
+        state = read_safetensors(path, name)
+    elif fmt != "torch_save":
         return load_torch_file(path, trust_pickle=trust_pickle)
-    import torch
+    else:
+        import torch
 
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        return load_torch_file(path, trust_pickle=trust_pickle)  # a pickled module: refused unless trusted
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{name}: corrupt or truncated PyTorch file ({exc})") from None
-    state = _extract_state_dict(obj, name)
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            return load_torch_file(path, trust_pickle=trust_pickle)  # a pickled module: refused unless trusted
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"{name}: corrupt or truncated PyTorch file ({exc})") from None
+        state = _extract_state_dict(obj, name)
     from model_zoo.architectures import TABULAR_ARCHITECTURES, build_tabular_architecture
 
     if arch is None:
