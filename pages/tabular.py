@@ -20,6 +20,7 @@ from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabu
 from ui.long_run import LongRun, show_stopped  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
 from ui.protection import trust_checkbox  # noqa: E402
+from xai_core.explainers import available_for, get_explainer  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
     default_label_column,
     explain_row,
@@ -29,9 +30,7 @@ from xai_core.tabular import (  # noqa: E402
     open_uploaded_model,
     predict_rows,
     read_columns,
-    tabular_methods_for,
 )
-from xai_core.tabular.explainers import TABULAR_REGISTRY  # noqa: E402
 from xai_core.tabular.export import safe_csv  # noqa: E402
 from xai_core.tabular.plots import bar_figure, beeswarm_figure, importance_figure, waterfall_figure  # noqa: E402
 from xai_core.types import XaiError  # noqa: E402
@@ -171,9 +170,9 @@ try:
                                       data.feature_names)).encode()).hexdigest()
     st.caption(f"{model.name}: {model.framework}, {data.n_features} features -> {', '.join(model.output_names)} "
                f"({model.output_kind}); {data.n_rows} rows in {csv_name}")
-    method = st.selectbox("Explainer", [e.name for e in tabular_methods_for(model)],
-                          format_func=lambda name: TABULAR_REGISTRY[name].label, key="tab_method")
-    explainer = TABULAR_REGISTRY[method]
+    method = st.selectbox("Explainer", [e.name for e in available_for(model, "vector")],
+                          format_func=lambda name: get_explainer(name, "vector").label, key="tab_method")
+    explainer = get_explainer(method, "vector")
     st.caption(f"{explainer.description} {explainer.paper}")
     with st.expander("Parameters"):
         params = params_form(explainer, "tab")

@@ -16,12 +16,12 @@ if str(ROOT) not in sys.path:
 SAMPLES = ROOT / "sample_images"
 
 def torch_image_methods() -> list[str]:
-    """Image explainers a PyTorch module can serve (shap_deep is Keras-only)."""
+    """Image explainers a PyTorch module can serve (shap_deep is checked on its own)."""
     from xai_core.explainers import REGISTRY
     from xai_core.types import Capability
 
     torch_caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS, Capability.LAYER_GRADIENTS}
-    return [n for n, e in REGISTRY.items() if e.modality == "image" and e.requires <= torch_caps]
+    return [n for n, e in REGISTRY.items() if e.input_kind == "image" and e.requires <= torch_caps]
 
 
 # small budgets so every method runs fast in the contract suite

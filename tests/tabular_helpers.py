@@ -82,6 +82,9 @@ def keras_available() -> bool:
 
 
 def keras():
-    from xai_core.tabular.adapters import import_keras
+    from xai_core.loading_keras import import_tensorflow
 
-    return import_keras()
+    import_tensorflow()
+    import keras as keras_module
+
+    return keras_module

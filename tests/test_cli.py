@@ -85,6 +85,8 @@ def test_target_and_preprocessing_flags(tmp_path, digits_files):
           "--target", "12", "--out", "o"], "target 12 is out of range"),
         (["explain", "--model", "digits_cnn", "--image", "sample_images/digit_0.png", "--method", "grad_cam",
           "--layer", "fc9", "--out", "o"], "no layer named 'fc9'"),
+        (["explain", "--model", "digits_cnn", "--image", "sample_images/digit_0.png", "--method", "grad_cam",
+          "saliency", "--layer", "features.3", "--out", "o"], "--layer is not used by saliency"),
         (["explain", "--model", "digits_cnn", "--image", "sample_images/digit_0.png", "--method", "saliency",
           "--mean", "a,b", "--out", "o"], "--mean must be comma-separated numbers"),
         (["explain", "--model", "resnet18", "--image", "sample_images/coffee.jpg", "--method", "saliency",

@@ -15,9 +15,8 @@ from tabular_helpers import (
     synthetic_csv,
 )
 
-from xai_core.tabular import explain_row, explain_rows, load_table
-from xai_core.tabular.adapters import OnnxTabularModel, TorchTabularModel
-from xai_core.tabular.explainers import TABULAR_REGISTRY, get_tabular_explainer, tabular_methods_for
+from xai_core.explainers import REGISTRY, available_for, get_explainer
+from xai_core.tabular import explain_row, explain_rows, get_tabular_explainer, load_table, open_uploaded_model
 from xai_core.types import InputError, UnsupportedError
 
 ROWS = (0, 7, 31)
@@ -30,7 +29,10 @@ def table():
 
 @pytest.fixture(scope="module")
 def torch_known():
-    return TorchTabularModel(known_feature_torch_module(), "known_torch")
+    from xai_core.adapters.torch import TorchAdapter
+    from xai_core.types import VectorSpec
+
+    return TorchAdapter(known_feature_torch_module(), VectorSpec(), name="known_torch", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +45,16 @@ def breast_cancer():
 
 @pytest.fixture(scope="module")
 def onnx_known():
-    return OnnxTabularModel(known_feature_onnx(zipmap=False), "known.onnx")
+    return open_uploaded_model("known.onnx", known_feature_onnx(zipmap=False))
 
 
-def test_registry_is_separate_from_the_image_registry():
-    from xai_core.explainers import REGISTRY
-
-    assert set(TABULAR_REGISTRY) == {"lime", "kernel_shap", "integrated_gradients"}
-    assert all(e.modality == "tabular" for e in TABULAR_REGISTRY.values())
-    assert all(e.modality == "image" for e in REGISTRY.values())
-    assert REGISTRY["lime"] is not TABULAR_REGISTRY["lime"]
+def test_one_registry_serves_rows_and_images_without_ambiguity():
+    rows = [e for e in REGISTRY.values() if e.input_kind == "vector"]
+    assert {e.name for e in rows} == {"lime", "kernel_shap", "integrated_gradients"}
+    assert all(e.modality == "tabular" for e in rows)
+    assert REGISTRY["lime"].input_kind == "image"  # image names keep their registry keys
+    assert get_explainer("lime", "vector") is not get_explainer("lime", "image")
+    assert get_explainer("lime", "vector") is REGISTRY["lime_tabular"]
 
 
 @pytest.mark.parametrize("method", ["lime", "kernel_shap", "integrated_gradients"])
@@ -99,7 +101,7 @@ def test_integrated_gradients_completeness_and_captum_agreement(breast_cancer):
     assert abs(total - (outputs[0] - outputs[1])) < 5e-3
     assert abs(expl.extras["convergence_delta"]) < 5e-3
     # captum (the field's reference implementation) agrees feature by feature
-    ig = IntegratedGradients(model.module)
+    ig = IntegratedGradients(model.model)
     ref = ig.attribute(torch.from_numpy(data.x[row : row + 1]), torch.from_numpy(data.feature_means()[None]),
                        target=1, n_steps=256).numpy()[0]
     ours = np.array(list(expl.attributions.values()))
@@ -157,7 +159,7 @@ def test_default_target_is_the_predicted_output(table, torch_known):
 
 
 def test_onnx_has_no_integrated_gradients(table, onnx_known):
-    assert [e.name for e in tabular_methods_for(onnx_known)] == ["lime", "kernel_shap"]
+    assert {e.name for e in available_for(onnx_known, "vector")} == {"lime", "kernel_shap"}
     with pytest.raises(UnsupportedError, match="ONNX models offer predictions only"):
         explain_row(onnx_known, table, 0, "integrated_gradients")
 

@@ -182,8 +182,8 @@ def test_feature_count_mismatch_is_named():
     [
         ("empty.pt", b"", "the file is empty"),
         ("junk.pt", b"not a model at all", "not a PyTorch model file"),
-        ("junk.onnx", b"\x08\x01garbage", "not a valid ONNX model"),
-        ("junk.keras", b"PK\x03\x04broken", "cannot load the Keras model|need tensorflow"),
+        ("junk.onnx", b"\x08\x01garbage", "not a readable ONNX model"),
+        ("junk.keras", b"PK\x03\x04broken", "corrupt or truncated .keras archive|need tensorflow"),
     ],
 )
 def test_broken_files_are_model_load_errors(name, content, message):
@@ -249,7 +249,7 @@ def test_keras_then_torch_export_does_not_crash_the_process():
     import sys
 
     code = (
-        "from xai_core.tabular.adapters import import_keras; import_keras(); import torch; "
+        "from xai_core.loading_keras import import_tensorflow; import_tensorflow(); import keras; import torch; "
         "torch.export.export(torch.nn.Linear(3, 2), (torch.zeros(2, 3),)); print('exported')"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=240,

@@ -87,6 +87,14 @@ def _stats(item: ResultItem) -> None:
     details += [f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
                 for k, v in extras.items() if not isinstance(v, bool)]
     st.caption(" · ".join(details))
+    variance = e.extras.get("variance")
+    if isinstance(variance, np.ndarray) and variance.ndim == 2:
+        with st.expander("Variance of the estimate"):
+            scale = render.Scale.of(variance, signed=False)
+            st.image(render.to_png(render.heatmap(variance, scale, render.SEQUENTIAL)), width="stretch")
+            st.caption(f"per pixel, summed over channels; max {float(variance.max()):.3g}. It is the variance of "
+                       "the mean over samples (per-sample variance / samples); shap's return_variances reports "
+                       "per-sample variance / sqrt(samples) per channel.")
 
 
 def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes, stacked: bool = False) -> None:
@@ -140,5 +148,31 @@ def show_results(results: ResultSet) -> None:
                 _downloads(results, item, v["overlay"], stacked=len(results.items) > 2)
         if scale is not None:
             st.caption("All maps share one color scale.")
+    if len(first.attributions) > 1:
+        _per_input(results, image)
     st.markdown("**Top predictions**")
     predictions_table(first.predictions)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _input_pngs(key: str, _explanation: Explanation, _image: np.ndarray) -> list[bytes]:
+    """One picture per model input (an overlay for an image input, bars for a vector)."""
+    e = _explanation
+    return [render.to_png(render.draw_input(e, i, _image if kind == "image" else None))
+            for i, kind in enumerate(e.input_kinds)]
+
+
+def _per_input(results: ResultSet, image: np.ndarray) -> None:
+    """A model with several inputs: one map or bar chart per input, per method."""
+    st.markdown("**One attribution per model input**")
+    for item in results.items:
+        e = item.explanation
+        pngs = _input_pngs(item.key, e, image)
+        columns = st.columns(len(pngs))
+        for i, (column, png) in enumerate(zip(columns, pngs, strict=True)):
+            name = e.inputs[i]
+            column.image(png, caption=f"{item.label}: input {name} ({e.input_kinds[i]})")
+            column.download_button(
+                f"Attribution .npy ({name})", _npy(e.attributions[i]),
+                f"{_stem(results.image.name)}__{e.method}__{name}.npy", "application/octet-stream",
+                key=f"dl_npy_{e.method}_{name}", on_click="ignore", width="stretch")

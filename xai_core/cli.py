@@ -154,18 +154,24 @@ def _open(args) -> Any:
 
 
 def cmd_explain(args) -> int:
-    import numpy as np
 
     from . import render
-    from .explainers import get_explainer
+    from .explainers import REGISTRY, get_explainer
     from .images import load_image
-    from .service import check_method, explain
+    from .service import check_method, explain, explain_classes
 
     for method in args.method:
         get_explainer(method)
     per_method = parse_param_args(args.param or [], args.method)
     for method in args.method:
         get_explainer(method).params(per_method[method])  # fail before loading anything
+    if getattr(args, "classes", None) and args.target not in (None, ""):
+        raise InputError("give --target (one class) or --classes (several), not both")
+    if args.layer:
+        unused = [m for m in args.method if not get_explainer(m).uses_layer]
+        if unused:
+            users = ", ".join(name for name, e in REGISTRY.items() if e.uses_layer) or "none"
+            raise InputError(f"--layer is not used by {', '.join(unused)}; methods that take a layer: {users}")
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     images = [(Path(p), load_image(p)) for p in args.image]
@@ -175,31 +181,117 @@ def cmd_explain(args) -> int:
     out = make_output_dir(args.out)
     records = []
     stems: dict[str, int] = {}
+    given = _named_inputs(adapter, getattr(args, "input", []) or [])
+    classes = getattr(args, "classes", None)
+    grids: dict[str, list] = {m: [] for m in args.method}
     for path, image in images:
         stem = path.stem
         stems[stem] = stems.get(stem, 0) + 1
         if stems[stem] > 1:
             stem = f"{stem}_{stems[stem]}"
+        items = _input_items(adapter, image, given)
+        fed = items if adapter.multi_input else image
         for method in args.method:
-            exp = explain(
-                adapter, image, method, per_method[method],
-                target=args.target, layer=args.layer, seed=args.seed, batch_size=args.batch_size,
-            )
-            overlay_path = out / f"{stem}__{method}.png"
-            npy_path = out / f"{stem}__{method}.npy"
-            png = render.to_png(render.overlay(image, exp, alpha=args.alpha))
-            write_output(overlay_path, png)
-            write_output(npy_path, npy_bytes(exp.attribution.astype(np.float32)))
-            record = {"image": str(path), **exp.record(), "overlay": str(overlay_path), "attribution": str(npy_path)}
-            records.append(record)
-            top = exp.predictions[0]
-            print(
-                f"{path.name}  {method:<22} target={exp.target} ({exp.target_label})  "
-                f"top={top.label} {top.probability:.3f}  evals={exp.model_evals}  {exp.elapsed_s:.2f}s"
-            )
+            common = {"layer": args.layer, "seed": args.seed, "batch_size": args.batch_size,
+                      "output": getattr(args, "explains", None)}
+            if classes:
+                exps = explain_classes(adapter, fed, method, per_method[method], classes=classes, **common)
+                grids[method].append((image, exps))
+            else:
+                exps = [explain(adapter, fed, method, per_method[method], target=args.target, **common)]
+            for rank, exp in enumerate(exps):
+                base = f"{stem}__{method}"
+                record = _write_explanation(out, base, f"__c{exp.target}" if classes else "", rank == 0,
+                                            adapter, exp, items, args.alpha)
+                records.append({"image": str(path), **record})
+                top = exp.predictions[0]
+                print(
+                    f"{path.name}  {method:<22} target={exp.target} ({exp.target_label})  "
+                    f"top={top.label} {top.probability:.3f}  evals={exp.model_evals}  {exp.elapsed_s:.2f}s"
+                )
+    for method, rows in grids.items():
+        if rows:
+            grid = render.class_grid(rows, alpha=args.alpha, names=[p.name for p, _ in images])
+            write_output(out / f"{method}__grid.png", render.to_png(grid))
     write_output(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} explanation(s) to {out}")
     return 0
+
+
+def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, adapter, exp, items: list,
+                       alpha: float) -> dict[str, Any]:
+    """Files for one explanation: per input ``<base>[__c<class>][__<input>].png/.npy``
+    (the unsuffixed ``<base>.png/.npy`` always hold the first input's, of the first
+    class), the variance where the method has one; returns its results.json record."""
+    import numpy as np
+
+    from . import render
+
+    files = []
+    for i, spec in enumerate(adapter.inputs):
+        suffix = class_suffix + (f"__{spec.name}" if i or adapter.multi_input else "")
+        png_path, npy_path = out / f"{base}{suffix}.png", out / f"{base}{suffix}.npy"
+        picture = items[i] if spec.kind == "image" else None
+        names = spec.names() if spec.kind == "vector" else None
+        write_output(png_path, render.to_png(render.draw_input(exp, i, picture, names, alpha=alpha)))
+        write_output(npy_path, npy_bytes(exp.attributions[i].astype(np.float32)))
+        files.append({"input": spec.name, "kind": spec.kind, "overlay": str(png_path), "attribution": str(npy_path)})
+        if i == 0 and suffix and first:
+            for src, dst in ((png_path, out / f"{base}.png"), (npy_path, out / f"{base}.npy")):
+                write_output(dst, src.read_bytes())
+    record = {**exp.record(), "overlay": files[0]["overlay"] if class_suffix else str(out / f"{base}.png"),
+              "attribution": files[0]["attribution"] if class_suffix else str(out / f"{base}.npy")}
+    variances = exp.extras.get("variances") or ([exp.extras["variance"]] if "variance" in exp.extras else [])
+    for i, variance in enumerate(variances):
+        if isinstance(variance, np.ndarray):  # shap_gradient: the variance of the estimate
+            suffix = class_suffix + (f"__{adapter.inputs[i].name}" if i else "")
+            var_path = out / f"{base}{suffix}__variance.npy"
+            write_output(var_path, npy_bytes(variance.astype(np.float32)))
+            record.setdefault("variance", str(var_path))
+    if adapter.multi_input:
+        record["input_files"] = files
+    return record
+
+
+def _named_inputs(adapter, items: list[str]) -> dict[str, Any]:
+    """--input NAME=FILE pairs -> {input name: RGB image or 1-D feature row}."""
+    import numpy as np
+
+    from .images import load_image
+
+    specs = {s.name: s for s in adapter.inputs}
+    found: dict[str, Any] = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not file:
+            raise InputError(f"--input {item!r} must look like NAME=FILE")
+        if name not in specs:
+            raise InputError(f"--input {name!r}: the model has no such input; inputs: {', '.join(specs)}")
+        path = Path(file)
+        if not path.is_file():
+            raise InputError(f"--input {name}: no such file {file}")
+        if specs[name].kind == "image":
+            found[name] = load_image(path)
+            continue
+        try:
+            row = np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=1)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"--input {name}: cannot read feature values from {path.name} ({exc})") from None
+        found[name] = np.asarray(row, np.float32).reshape(-1)
+    return found
+
+
+def _input_items(adapter, image, given: dict[str, Any]) -> list:
+    """One item per model input: what --input named, else the --image picture."""
+    items = []
+    for spec in adapter.inputs:
+        if spec.name in given:
+            items.append(given[spec.name])
+        elif spec.kind == "image":
+            items.append(image)
+        else:
+            raise InputError(f"input {spec.name!r} takes feature values: give them with --input {spec.name}=FILE (.npy or .csv)")
+    return items
 
 
 def cmd_models(args) -> int:
@@ -223,7 +315,7 @@ def cmd_methods(args) -> int:
 
     adapter = _open(args) if args.model else None
     for explainer in REGISTRY.values():
-        if explainer.modality != "image":
+        if explainer.input_kind != "image":
             continue
         missing = explainer.missing_capabilities(adapter) if adapter else []
         status = f"  (not available: needs {', '.join(missing)})" if missing else ""
@@ -291,6 +383,15 @@ def build_parser() -> Parser:
     p.add_argument("--out", required=True)
     p.add_argument("--target", help="class index or label (default: the predicted class)")
     p.add_argument("--layer", help="layer for grad_cam (see `layers`)")
+    p.add_argument("--classes", help="explain several classes in one run: topK (e.g. top4), all (up to 100 "
+                                     "classes) or a comma-separated list; files get a __c<class> suffix and "
+                                     "<method>__grid.png shows one row per image, one column per class")
+    p.add_argument("--explains", choices=("logit", "probability"),
+                   help="for a model ending in a softmax: explain the logit (the softmax stripped) or the "
+                        "probability (default: the model's own output)")
+    p.add_argument("--input", nargs="+", action="extend", default=[], metavar="NAME=FILE",
+                   help="for a model with several inputs: what feeds input NAME (an image file, or a .npy/.csv "
+                        "row of feature values); image inputs not named get the --image picture")
     p.add_argument("--param", nargs="+", action="extend", metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1")

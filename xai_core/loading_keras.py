@@ -183,7 +183,7 @@ def load_keras_file(path: str | Path, trust_code: bool = False) -> tuple[Any, st
     if fmt == "keras":
         _check_zip(path)
     model = _load_keras_model(path, fmt, trust_code)
-    check_single_image_model(model, label)
+    check_model_io(model, label)
     return model, "model"
 
 
@@ -253,24 +253,21 @@ def _h5_alias(path: Path) -> Path:
     return alias
 
 
-def check_single_image_model(model: Any, label: str) -> None:
-    """Refuse models with several inputs or outputs, or non-image inputs."""
+def check_model_io(model: Any, label: str) -> None:
+    """Refuse models whose inputs are neither images (N x H x W x C) nor feature rows
+    (N x F), or with several outputs. Several inputs are fine."""
     inputs = _model_inputs(model)
-    if len(inputs) != 1:
-        names = ", ".join(str(getattr(t, "name", "?")) for t in inputs)
-        raise ModelLoadError(
-            f"{label} has {len(inputs)} inputs ({names}); only single-input image "
-            "classifiers are supported (one N x H x W x C image tensor)"
-        )
-    shape = tuple(inputs[0].shape)
-    if len(shape) != 4:
-        raise ModelLoadError(
-            f"{label} takes input of shape {shape}; an image classifier takes N x H x W x C"
-        )
+    for t in inputs:
+        shape = tuple(t.shape)
+        if len(shape) not in (2, 4):
+            raise ModelLoadError(
+                f"{label} takes input {getattr(t, 'name', '?')!r} of shape {shape}; inputs must be "
+                "images (N x H x W x C) or feature rows (N x F)"
+            )
     outputs = getattr(model, "outputs", None) or []
     if len(outputs) > 1:
         raise ModelLoadError(
-            f"{label} has {len(outputs)} outputs; only classifiers with one N x classes output are supported"
+            f"{label} has {len(outputs)} outputs; only models with one N x classes (or N x 1) output are supported"
         )
 
 
@@ -307,8 +304,8 @@ def _load_saved_model(path: Path) -> SavedModelFunction:
         )
     input_name, spec = next(iter(kwargs.items()))
     shape = tuple(spec.shape.as_list()) if spec.shape.rank is not None else ()
-    if len(shape) != 4:
-        raise ModelLoadError(f"{label} takes input of shape {shape}; an image classifier takes N x H x W x C")
+    if len(shape) not in (2, 4):
+        raise ModelLoadError(f"{label} takes input of shape {shape}; inputs must be images (N x H x W x C) or rows (N x F)")
     outputs = function.structured_outputs
     if not isinstance(outputs, dict) or len(outputs) != 1:
         count = len(outputs) if isinstance(outputs, dict) else "?"
@@ -324,4 +321,4 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return text[:limit] + ("..." if len(text) > limit else "") or type(exc).__name__
 
 
-__all__ = ["load_keras_file", "sniff_keras_format", "check_single_image_model", "SavedModelFunction"]
+__all__ = ["load_keras_file", "sniff_keras_format", "check_model_io", "SavedModelFunction"]

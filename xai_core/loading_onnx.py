@@ -16,8 +16,9 @@ ONNX_FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "t
 
 @dataclass(frozen=True)
 class OnnxInput:
-    """What the graph's single input wants: layout 'NCHW' or 'NHWC', dims (None where
-    dynamic), NumPy dtype name and a fixed batch size (None when any batch works)."""
+    """What one graph input wants: layout 'NCHW' or 'NHWC' (an image) or 'NF' (feature
+    rows, ``width`` features), dims (None where dynamic), NumPy dtype name and a fixed
+    batch size (None when any batch works)."""
 
     name: str
     layout: str
@@ -58,25 +59,34 @@ def load_onnx_file(path: str | Path) -> tuple[Any, OnnxInput]:
 
 
 def describe_input(session: Any, label: str) -> OnnxInput:
+    """The first input of the graph (see :func:`describe_inputs`)."""
+    return describe_inputs(session, label)[0]
+
+
+def describe_inputs(session: Any, label: str) -> list[OnnxInput]:
+    """Every input of the graph: images (layout 'NCHW' or 'NHWC') or feature rows
+    (layout 'NF', ``width`` = number of features)."""
     inputs = session.get_inputs()
-    if len(inputs) != 1:
-        names = ", ".join(i.name for i in inputs)
-        raise ModelLoadError(
-            f"{label} has {len(inputs)} inputs ({names}); only single-input image classifiers are supported"
-        )
-    outputs = session.get_outputs()
-    if not outputs:
+    if not inputs:
+        raise ModelLoadError(f"{label} has no inputs")
+    if not session.get_outputs():
         raise ModelLoadError(f"{label} has no outputs")
-    (inp,) = inputs
+    return [_describe_one(inp, label) for inp in inputs]
+
+
+def _describe_one(inp: Any, label: str) -> OnnxInput:
     if inp.type not in ONNX_FLOAT_TYPES:
         raise ModelLoadError(
-            f"{label} takes {inp.type} input; only float image tensors (float32, float16, "
-            "double) are supported"
+            f"{label} takes {inp.type} input; only float image tensors or feature rows (float32, "
+            f"float16, double) are supported (input {inp.name!r})"
         )
     shape = [d if isinstance(d, int) and d > 0 else None for d in inp.shape]
+    if len(shape) == 2:
+        return OnnxInput(inp.name, "NF", None, shape[1], None, ONNX_FLOAT_TYPES[inp.type], shape[0])
     if len(shape) != 4:
         raise ModelLoadError(
-            f"{label} takes input of shape {inp.shape}; an image classifier takes N x C x H x W or N x H x W x C"
+            f"{label} takes input of shape {inp.shape} at {inp.name!r}; inputs must be images "
+            "(N x C x H x W or N x H x W x C) or feature rows (N x F)"
         )
     d1, d3 = shape[1], shape[3]
     if d3 in (1, 3) and d1 not in (1, 3):
@@ -93,4 +103,4 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return text[:limit] + ("..." if len(text) > limit else "") or type(exc).__name__
 
 
-__all__ = ["OnnxInput", "load_onnx_file", "describe_input"]
+__all__ = ["OnnxInput", "load_onnx_file", "describe_input", "describe_inputs"]

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from .adapters.base import ModelAdapter
-from .types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, ModelLoadError
+from .types import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageSpec,
+    InputError,
+    InputSpec,
+    ModelLoadError,
+    spec_from_dict,
+)
 
 _FIRST_USE_LOCK = threading.RLock()
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".bin", ".ckpt", ".torchscript", ".safetensors")
@@ -122,8 +130,8 @@ def open_model(
         spec = overrides.apply(entry.spec)
         with _FIRST_USE_LOCK:  # two sessions' first use: framework imports and builds one at a time
             module = entry.build()
-            return _wrap(entry.framework, module, spec, labels or entry.labels(), entry.name, "module",
-                         device, batch_size)
+            return _wrap(entry.framework, module, spec, labels or entry.labels(), entry.name, "module", device,
+                         batch_size, getattr(entry, "output_kind", None))
 
     path = Path(ref_str)
     if not path.exists():
@@ -142,33 +150,59 @@ def open_model(
     sidecar = read_sidecar(path)  # model.json next to model.keras, or next to a SavedModel folder
     if labels is None and "labels" in sidecar:
         labels = [str(v) for v in sidecar["labels"]]
+    output_kind = sidecar.get("output")
+    declared_inputs = sidecar_inputs(sidecar)
     if framework == "torch":
         from .loading import load_torch_file
 
-        spec = overrides.apply(ImageSpec.from_dict(sidecar) if sidecar else ImageSpec())
+        spec = declared_inputs or overrides.apply(ImageSpec.from_dict(sidecar) if sidecar else ImageSpec())
         arch = arch or sidecar.get("arch")
         module, kind = load_torch_file(path, arch=arch, trust_pickle=trust_pickle,
                                        num_classes=len(labels) if labels else None)
-        return _wrap("torch", module, spec, labels, path.name, kind, device, batch_size)
+        return _wrap("torch", module, spec, labels, path.name, kind, device, batch_size, output_kind)
     if framework == "keras":
         from .loading_keras import load_keras_file
 
         # trusting the file allows Keras Lambda layers (Python code), like a trusted pickle
         model, kind = load_keras_file(path, trust_code=trust_pickle)
-        from .adapters.keras import model_input_shape
+        from .adapters.keras import model_input_shapes
 
-        _, h, w, c = model_input_shape(model)
-        spec = overrides.apply(model_default_spec(sidecar, h, w, c))
-        return _wrap("keras", model, spec, labels, path.name, kind, device, batch_size)
+        spec = declared_inputs or overrides.apply(_first_image_default(sidecar, model_input_shapes(model)))
+        return _wrap("keras", model, spec, labels, path.name, kind, device, batch_size, output_kind)
     if framework == "onnx":
-        from .loading_onnx import load_onnx_file
+        from .loading_onnx import describe_inputs, load_onnx_file
 
-        session, info = load_onnx_file(path)
-        spec = overrides.apply(model_default_spec(sidecar, info.height, info.width, info.channels))
+        session, _ = load_onnx_file(path)
+        infos = describe_inputs(session, path.name)
+        images = [i for i in infos if i.layout != "NF"]
+        first = images[0] if images else None
+        spec = declared_inputs or overrides.apply(model_default_spec(
+            sidecar, *((first.height, first.width, first.channels) if first else (None, None, None))))
         from .adapters.onnx import OnnxAdapter
 
-        return OnnxAdapter(session, info, spec, labels, name=path.name, batch_size=batch_size)
+        return OnnxAdapter(session, infos, spec, labels, name=path.name, batch_size=batch_size,
+                           output_kind=output_kind)
     raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
+
+
+def sidecar_inputs(sidecar: dict[str, Any]) -> tuple[InputSpec, ...] | None:
+    """The sidecar's ``inputs`` list (one entry per model input: {"kind": "image", ...}
+    or {"kind": "vector", "size": F, "feature_names": [...]}) as specs, else None."""
+    entries = sidecar.get("inputs")
+    if entries is None:
+        return None
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise InputError("the sidecar's 'inputs' must be a non-empty list of objects, one per model input")
+    return tuple(spec_from_dict(e) for e in entries)
+
+
+def _first_image_default(sidecar: dict[str, Any], shapes: list[tuple]) -> ImageSpec:
+    """Preprocessing defaults from the first 4-D (image) input of a Keras model."""
+    for shape in shapes:
+        if len(shape) == 4:
+            _, h, w, c = shape
+            return model_default_spec(sidecar, h, w, c)
+    return model_default_spec(sidecar, None, None, None)
 
 
 def choose_engine(engine: str | None) -> str:
@@ -191,12 +225,11 @@ def declared_spec(path: str | Path, framework: str | None = None, trust_code: bo
         return open_model(path, framework=framework, trust_pickle=trust_code, engine="worker").spec
     sidecar = read_sidecar(path)
     if framework == "keras":
-        from .adapters.keras import model_input_shape
+        from .adapters.keras import model_input_shapes
         from .loading_keras import load_keras_file
 
         model, _ = load_keras_file(path, trust_code=trust_code)
-        _, h, w, c = model_input_shape(model)
-        return model_default_spec(sidecar, h, w, c)
+        return _first_image_default(sidecar, model_input_shapes(model))
     if framework == "onnx":
         from .loading_onnx import load_onnx_file
 
@@ -220,14 +253,16 @@ def model_default_spec(sidecar: dict[str, Any], height: int | None, width: int |
     return ImageSpec.from_dict(base)
 
 
-def _wrap(framework, module, spec, labels, name, kind, device, batch_size) -> ModelAdapter:
+def _wrap(framework, module, spec, labels, name, kind, device, batch_size, output_kind=None) -> ModelAdapter:
     if framework == "torch":
         from .adapters.torch import TorchAdapter
 
-        return TorchAdapter(module, spec, labels, name=name, kind=kind, device=device, batch_size=batch_size)
+        return TorchAdapter(module, spec, labels, name=name, kind=kind, device=device, batch_size=batch_size,
+                            output_kind=output_kind)
     if framework == "keras":
         from .adapters.keras import KerasAdapter
 
         kind = "model" if kind == "module" else kind  # zoo entries build in-memory models
-        return KerasAdapter(module, spec, labels, name=name, kind=kind, device=device, batch_size=batch_size)
+        return KerasAdapter(module, spec, labels, name=name, kind=kind, device=device, batch_size=batch_size,
+                            output_kind=output_kind)
     raise ModelLoadError(f"no adapter for framework {framework!r}")

@@ -147,3 +147,95 @@ def to_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", optimize=False)
     return buf.getvalue()
+
+
+# -- one view per model input, chosen by the input's kind ---------------------------
+def input_view(explanation: Explanation, index: int) -> Explanation:
+    """The explanation seen through one model input: ``attribution`` is that input's."""
+    from dataclasses import replace
+
+    return replace(explanation, attribution=explanation.attributions[index], attributions=list(explanation.attributions))
+
+
+def feature_bars(values: np.ndarray, names: list[str], title: str = "", top_k: int = 20) -> np.ndarray:
+    """Signed horizontal bars of per-feature attributions (largest |value| on top,
+    red raises the score, blue lowers it) as an RGB uint8 image."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    values = np.asarray(values, np.float64).reshape(-1)
+    order = np.argsort(-np.abs(values), kind="stable")[:top_k][::-1]
+    fig = Figure(figsize=(6, max(2.0, 0.3 * len(order) + 1.0)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.barh(range(len(order)), values[order], color=["#d62728" if values[i] >= 0 else "#1f77b4" for i in order])
+    ax.set_yticks(range(len(order)), [names[i] if i < len(names) else f"feature {i}" for i in order], fontsize=8)
+    ax.axvline(0, color="#777777", linewidth=0.8)
+    ax.set_xlabel("attribution (red raises the score, blue lowers it)", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def draw_input(explanation: Explanation, index: int, item: np.ndarray | None, names: list[str] | None = None,
+               alpha: float = 0.5) -> np.ndarray:
+    """What one input's attribution looks like, by the input's kind: an overlay on
+    ``item`` (the RGB uint8 picture) for an image, a bar chart for a feature vector."""
+    kind = explanation.input_kinds[index] if index < len(explanation.input_kinds) else "image"
+    view = input_view(explanation, index)
+    if kind == "image":
+        if item is None:
+            raise ValueError("an image input needs its picture to draw the overlay on")
+        return overlay(item, view, alpha=alpha)
+    values = view.attribution
+    return feature_bars(values, names or [f"feature {i}" for i in range(len(values))],
+                        title=f"{explanation.method}: {explanation.inputs[index]} -> {explanation.target_label}")
+
+
+def class_grid(rows: list[tuple[np.ndarray, list[Explanation]]], alpha: float = 0.5, names: list[str] | None = None,
+               cell: float = 2.2) -> np.ndarray:
+    """The image x class grid: one row per image (its picture, then one overlay per
+    explained class), titled with the class name and its probability, all maps on
+    one colour scale (signed: red pushes the class up, blue down). ``rows`` pairs
+    each RGB picture with its explanations (one per class); returns RGB uint8."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not rows or not all(exps for _, exps in rows):
+        raise ValueError("the grid needs at least one image with at least one explanation")
+    every = [e for _, exps in rows for e in exps]
+    scale = Scale.shared([(e.attribution, e.signed) for e in every])
+    cmap = DIVERGING if scale.signed else SEQUENTIAL
+    cols = 1 + max(len(exps) for _, exps in rows)
+    fig = Figure(figsize=(cell * cols, cell * len(rows) + 0.6), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for r, (picture, exps) in enumerate(rows):
+        axes[r][0].imshow(picture)
+        axes[r][0].set_title(names[r] if names else f"image {r + 1}", fontsize=8)
+        for c in range(1, cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c - 1 >= len(exps):
+                continue
+            e = exps[c - 1]
+            probability = next((p.probability for p in e.predictions if p.index == e.target), None)
+            if probability is None and e.probabilities is not None:
+                probability = float(e.probabilities[e.target])
+            ax.imshow(overlay(picture, e, alpha=alpha, scale=scale, cmap=cmap))
+            shown_p = f" (p={probability:.3f})" if probability is not None else ""
+            ax.set_title(f"{e.target_label}{shown_p}", fontsize=8)
+        axes[r][0].axis("off")
+    note = "red pushes the class up, blue down" if scale.signed else "one scale for every map"
+    fig.suptitle(f"{every[0].method}: {note}", fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

@@ -8,8 +8,9 @@ tensorflow being loaded.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Union
 
 import numpy as np
 
@@ -48,13 +49,16 @@ class ImageSpec:
     """How an image becomes the model's input.
 
     ``size`` is (height, width) of the model input. ``mean``/``std`` are applied by
-    the adapter to images in [0, 1]; ``grayscale`` feeds one channel.
+    the adapter to images in [0, 1]; ``grayscale`` feeds one channel. ``name`` names
+    the input among several (output files get a ``__<name>`` suffix).
     """
 
+    kind: ClassVar[str] = "image"
     size: tuple[int, int] = (224, 224)
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     grayscale: bool = False
+    name: str = "image"
 
     def __post_init__(self) -> None:
         h, w = self.size
@@ -75,6 +79,11 @@ class ImageSpec:
     @property
     def channels(self) -> int:
         return 1 if self.grayscale else 3
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One item's canonical shape: H x W x C."""
+        return (*self.size, self.channels)
 
     def mean_array(self) -> np.ndarray:
         return np.broadcast_to(np.asarray(self.mean, np.float32), (self.channels,)).copy()
@@ -122,6 +131,74 @@ def _listed(values: Any) -> list:
 
 
 @dataclass(frozen=True)
+class VectorSpec:
+    """A row of ``size`` numeric features, fed to the model as is (N x F float32).
+
+    ``size`` None means the model does not say (it is then read from the table);
+    ``feature_names`` label the attribution bars (``feature 0``... when not given).
+    """
+
+    kind: ClassVar[str] = "vector"
+    size: int | None = None
+    feature_names: tuple[str, ...] | None = None
+    name: str = "features"
+
+    def __post_init__(self) -> None:
+        if self.size is not None and self.size < 1:
+            raise InputError(f"input {self.name!r}: a feature vector needs at least one feature")
+        if self.feature_names is not None and self.size is not None and len(self.feature_names) != self.size:
+            raise InputError(
+                f"input {self.name!r} takes {self.size} features but {len(self.feature_names)} names were given"
+            )
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.size or 0,)
+
+    def names(self) -> list[str]:
+        if self.feature_names is not None:
+            return list(self.feature_names)
+        return [f"feature {i}" for i in range(self.size or 0)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "size": self.size,
+                "feature_names": None if self.feature_names is None else list(self.feature_names)}
+
+
+InputSpec = Union[ImageSpec, VectorSpec]  # noqa: UP007 - a runtime alias
+INPUT_KINDS = ("image", "vector")
+
+
+def as_input_specs(spec: InputSpec | Sequence[InputSpec]) -> tuple[InputSpec, ...]:
+    """One spec or several -> a tuple of specs with distinct names (``input_1``... for
+    repeated names, so every output file suffix is unique)."""
+    specs = (spec,) if isinstance(spec, (ImageSpec, VectorSpec)) else tuple(spec)
+    if not specs:
+        raise InputError("a model needs at least one input")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        specs = tuple(dataclasses.replace(s, name=f"input_{i}") if names.count(s.name) > 1 else s
+                      for i, s in enumerate(specs))
+    return specs
+
+
+def spec_from_dict(data: dict[str, Any]) -> InputSpec:
+    """A sidecar's input entry: {"kind": "image", "size": ..., ...} or {"kind": "vector", "size": F}."""
+    kind = data.get("kind", "image")
+    if kind == "vector":
+        names = data.get("feature_names")
+        return VectorSpec(
+            size=None if data.get("size") is None else int(data["size"]),
+            feature_names=None if names is None else tuple(str(n) for n in names),
+            name=str(data.get("name", "features")),
+        )
+    if kind != "image":
+        raise InputError(f"unknown input kind {kind!r}; use image or vector")
+    spec = ImageSpec.from_dict(data)
+    return dataclasses.replace(spec, name=str(data.get("name", "image")))
+
+
+@dataclass(frozen=True)
 class Prediction:
     """One class of a model's output."""
 
@@ -135,12 +212,21 @@ class Prediction:
 
 @dataclass
 class Explanation:
-    """The result of one explainer on one image for one target class.
+    """The result of one explainer on one model input (one or several tensors) for
+    one target class.
 
-    ``attribution`` is the signed 2-D map (H x W, float32) at model input
-    resolution; ``raw`` the per-channel attribution (H x W x C) where the method
-    has one. ``extras`` holds method-specific arrays and numbers (LIME segments,
-    IG convergence delta, SHAP variance...).
+    ``attributions`` holds one array per model input, in the order of ``inputs``
+    (their names) and ``input_kinds``: a signed 2-D map (H x W, float32, model
+    input resolution) for an image, one value per feature (F,) for a vector.
+    ``attribution`` is the first input's array (the image map of single-image
+    results). ``raw`` is the first input's per-channel attribution (H x W x C)
+    where the method has one. ``layer_attribution`` holds per-unit values at
+    ``layer`` for methods that attribute to a layer ((units,) for a dense layer,
+    (C, h, w) for a conv layer), ``neuron`` the unit a neuron method explains.
+    ``output_kind`` says what the explained score is: 'logit', 'probability' or
+    'score'. ``probabilities`` keeps every class probability for models with at
+    most 100 classes. ``extras`` holds method-specific arrays and numbers (LIME
+    segments, IG convergence delta, SHAP variance...).
     """
 
     method: str
@@ -157,6 +243,21 @@ class Explanation:
     layer: str | None = None
     output_kind: str = "probability"
     extras: dict[str, Any] = field(default_factory=dict)
+    attributions: list[np.ndarray] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=lambda: ["image"])
+    input_kinds: list[str] = field(default_factory=lambda: ["image"])
+    layer_attribution: np.ndarray | None = None
+    neuron: int | None = None
+    probabilities: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not self.attributions:
+            self.attributions = [self.attribution]
+
+    @property
+    def explains(self) -> str:
+        """What the attribution explains: 'logit', 'probability' or 'score'."""
+        return self.output_kind
 
     def record(self) -> dict[str, Any]:
         """JSON-ready summary (no arrays) used by results.json and the dashboard."""
@@ -176,6 +277,11 @@ class Explanation:
             "elapsed_s": round(self.elapsed_s, 4),
             "layer": self.layer,
             "output_kind": self.output_kind,
+            "explains": self.explains,
+            "inputs": list(self.inputs),
+            "input_kinds": list(self.input_kinds),
+            "neuron": self.neuron,
+            "probabilities": None if self.probabilities is None else [float(p) for p in self.probabilities],
             "extras": extras,
         }
 

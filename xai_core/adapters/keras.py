@@ -17,14 +17,24 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 
-from ..loading_keras import SavedModelFunction, check_single_image_model, import_tensorflow
-from ..types import Capability, ImageSpec, InputError, ModelLoadError, UnsupportedError
-from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line, fit_labels, is_probability
+from ..loading_keras import SavedModelFunction, check_model_io, import_tensorflow
+from ..types import (
+    Capability,
+    ImageSpec,
+    InputError,
+    InputSpec,
+    ModelLoadError,
+    UnsupportedError,
+    VectorSpec,
+    as_input_specs,
+)
+from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line
 
 tf = import_tensorflow()
 import keras  # noqa: E402 - after TensorFlow's quiet import
@@ -49,14 +59,52 @@ def check_device(device: str | None) -> None:
 
 
 def model_input_shape(model) -> tuple:
-    """(None, H, W, C) of a Keras model or SavedModel signature, None where free."""
+    """(None, H, W, C) of a Keras model's first input or a SavedModel signature, None where free."""
     if isinstance(model, SavedModelFunction):
         return tuple(model.input_shape)
     return tuple(model.inputs[0].shape)
 
 
+def model_input_shapes(model) -> list[tuple]:
+    """The shape of every input of a Keras model (one for a SavedModel signature)."""
+    if isinstance(model, SavedModelFunction):
+        return [tuple(model.input_shape)]
+    return [tuple(t.shape) for t in model.inputs]
+
+
+def keras_input_specs(model, spec: InputSpec | Sequence[InputSpec]) -> tuple[InputSpec, ...]:
+    """One spec per model input. Given as many specs as inputs, those; given one
+    image spec for a model with several inputs, every 4-D input gets it (at its own
+    size, same preprocessing) and every 2-D input a feature vector of its width.
+    Names come from the model's input tensors."""
+    shapes = model_input_shapes(model)
+    given = as_input_specs(spec)
+    names = [str(getattr(t, "name", f"input_{i}")).split(":")[0] for i, t in
+             enumerate(getattr(model, "inputs", None) or [None])] if not isinstance(model, SavedModelFunction) else ["image"]
+    if len(given) == len(shapes) and len(shapes) == 1:
+        specs = list(given)
+        if isinstance(specs[0], VectorSpec) and specs[0].size is None and len(shapes[0]) == 2:
+            specs[0] = replace(specs[0], size=shapes[0][1])
+        return tuple(specs)
+    if len(given) == len(shapes):
+        return as_input_specs(given)
+    template = next((g for g in given if isinstance(g, ImageSpec)), ImageSpec())
+    specs: list[InputSpec] = []
+    for name, shape in zip(names, shapes, strict=True):
+        if len(shape) == 4:
+            h, w = shape[1], shape[2]
+            size = (h, w) if h is not None and w is not None else template.size
+            specs.append(replace(template, size=size, name=name))
+        elif len(shape) == 2:
+            specs.append(VectorSpec(size=shape[1], name=name))
+        else:
+            raise ModelLoadError(f"input {name!r} has shape {shape}; inputs must be images (N x H x W x C) or rows (N x F)")
+    return as_input_specs(specs)
+
+
 class KerasAdapter(ModelAdapter):
-    """Wraps a Keras classifier taking N x H x W x C normalised tensors.
+    """Wraps a Keras model taking one tensor per input spec: N x H x W x C
+    normalised images, N x F feature rows (a list of them for several inputs).
 
     ``kind`` is 'model' (a Keras model: gradients and layers) or 'savedmodel'
     (a TensorFlow SavedModel signature: gradients, but no layers).
@@ -68,35 +116,47 @@ class KerasAdapter(ModelAdapter):
     def __init__(
         self,
         model,
-        spec: ImageSpec,
+        spec: InputSpec | Sequence[InputSpec],
         labels: list[str] | None = None,
         name: str = "model",
         kind: str = "model",
         device: str = "auto",
         batch_size: int = 16,
+        output_kind: str | None = None,
     ) -> None:
         check_device(device)
         if kind not in ("model", "savedmodel"):
             raise ModelLoadError(f"unknown Keras model kind {kind!r}")
         if kind == "model":
-            check_single_image_model(model, name)
+            check_model_io(model, name)
         self.kind = kind
         self.name = name
-        self.spec = spec
         self.model = model
+        self.inputs = keras_input_specs(model, spec)
         self.default_batch_size = batch_size
         self._lock = threading.RLock()
-        self._check_input(model_input_shape(model))
-        self._mean = tf.constant(spec.mean_array().reshape(1, 1, 1, -1))
-        self._std = tf.constant(spec.std_array().reshape(1, 1, 1, -1))
+        for s, shape in zip(self.inputs, model_input_shapes(model), strict=True):
+            self._check_input(s, shape)
+        self._norm = {
+            i: (tf.constant(s.mean_array().reshape(1, 1, 1, -1)), tf.constant(s.std_array().reshape(1, 1, 1, -1)))
+            for i, s in enumerate(self.inputs) if isinstance(s, ImageSpec)
+        }
         self._paths: dict[str, object] | None = None
+        self._eager = False
         self._graph_forward = tf.function(self._forward, reduce_retracing=True)
-        probe = self._probe_output()
-        self._num_classes = int(probe.shape[1])
-        self._output_kind = "probability" if is_probability(probe) else "logit"
-        self.labels = fit_labels(labels, self._num_classes)
+        with self._lock:
+            probe = self._call(self._tensors(self.probe_batch())).numpy()
+        self._settle_outputs(probe, labels, output_kind)
 
-    def _check_input(self, shape: tuple) -> None:
+    def _check_input(self, spec: InputSpec, shape: tuple) -> None:
+        if isinstance(spec, VectorSpec):
+            if len(shape) != 2:
+                raise ModelLoadError(f"{self.name}: input {spec.name!r} has shape {shape}; feature rows need (batch, features)")
+            if shape[1] is not None and spec.size is not None and shape[1] != spec.size:
+                raise InputError(f"{self.name} takes {shape[1]} features at {spec.name!r}, not {spec.size}")
+            return
+        if len(shape) != 4:
+            raise ModelLoadError(f"{self.name} takes input of shape {shape}; an image input is N x H x W x C")
         _, h, w, c = shape
         if c is not None and c not in (1, 3) and shape[1] in (1, 3):
             raise ModelLoadError(
@@ -107,16 +167,16 @@ class KerasAdapter(ModelAdapter):
             raise ModelLoadError(
                 f"{self.name} takes {c}-channel images; only 1 (grayscale) or 3 (RGB) channels are supported"
             )
-        if c is not None and c != self.spec.channels:
+        if c is not None and c != spec.channels:
             fix = "grayscale on" if c == 1 else "grayscale off"
             raise InputError(
                 f"{self.name} takes {c}-channel images but the preprocessing feeds "
-                f"{self.spec.channels}; turn {fix}"
+                f"{spec.channels}; turn {fix}"
             )
-        if h is not None and w is not None and (h, w) != tuple(self.spec.size):
+        if h is not None and w is not None and (h, w) != tuple(spec.size):
             raise InputError(
                 f"{self.name} takes {h}x{w} images but the input size is set to "
-                f"{self.spec.size[0]}x{self.spec.size[1]}; use --input-size {h},{w}"
+                f"{spec.size[0]}x{spec.size[1]}; use --input-size {h},{w}"
             )
 
     # -- basic facts -----------------------------------------------------------------
@@ -129,119 +189,112 @@ class KerasAdapter(ModelAdapter):
         return frozenset(caps)
 
     # -- tensors ---------------------------------------------------------------------
-    def _to_input(self, batch: np.ndarray):
-        if batch.ndim != 4 or batch.shape[-1] != self.spec.channels:
-            raise InputError(
-                f"expected images N x H x W x {self.spec.channels}, got shape {batch.shape}"
-            )
-        return tf.convert_to_tensor(np.asarray(batch, dtype=np.float32))
+    def _tensors(self, parts: list[np.ndarray]) -> list:
+        return [tf.convert_to_tensor(np.asarray(p, dtype=np.float32)) for p in parts]
 
-    def _forward(self, x01):
-        """[0, 1] images -> raw outputs N x classes (float32)."""
-        x = (x01 - self._mean) / self._std
-        if self.kind == "savedmodel":
-            out = self.model(x)
-        else:
-            out = self.model(x, training=False)
+    def _forward(self, xs01):
+        """Canonical tensors (a list, one per input) -> raw outputs N x K (float32)."""
+        xs = [(x - self._norm[i][0]) / self._norm[i][1] if i in self._norm else x for i, x in enumerate(xs01)]
+        feed = xs[0] if len(xs) == 1 else list(xs)
+        out = self.model(feed) if self.kind == "savedmodel" else self.model(feed, training=False)
         if isinstance(out, (tuple, list)):
             out = out[0]
         if isinstance(out, dict):
             out = next(iter(out.values()))
-        return tf.cast(out, tf.float32)
+        out = tf.cast(out, tf.float32)
+        if out.shape.rank == 1:
+            out = out[:, None]
+        return out
 
-    def _call(self, x01, graph: bool = True):
+    @contextmanager
+    def _without_final_softmax(self):
+        """The last layer's softmax activation is swapped for a linear one (a Softmax
+        layer passes its input through) while the model runs eagerly."""
+        layer = self.model.layers[-1] if self.kind == "model" and self.model.layers else None
+        while isinstance(layer, keras.Model) and layer.layers:
+            layer = layer.layers[-1]
+        activation = getattr(layer, "activation", None)
+        if activation is not None and getattr(activation, "__name__", "") == "softmax":
+            layer.activation = keras.activations.linear
+            restore = lambda: setattr(layer, "activation", activation)  # noqa: E731
+        elif isinstance(layer, keras.layers.Softmax):
+            layer.call = lambda inputs, *args, **kwargs: inputs
+            restore = lambda: delattr(layer, "call")  # noqa: E731
+        else:
+            raise UnsupportedError(
+                f"{self.name} does not end in a softmax layer or activation; explain the probability"
+            )
+        self._eager = True  # the traced graph holds the softmax
         try:
-            out = self._graph_forward(x01) if graph else self._forward(x01)
+            yield
+        finally:
+            restore()
+            self._eager = False
+
+    def _call(self, xs01: list, graph: bool = True):
+        graph = graph and not self._eager
+        try:
+            out = self._graph_forward(xs01) if graph else self._forward(xs01)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
+            shapes = ", ".join(str(tuple(x.shape)) for x in xs01)
             raise InputError(
-                f"{self.name} rejected an input of shape {tuple(x01.shape)} (N, H, W, C): "
+                f"{self.name} rejected an input of shape {shapes} (N, H, W, C): "
                 f"{first_line(exc)}. Check the input size and grayscale settings."
             ) from None
         if out.shape.rank != 2:
             raise UnsupportedError(
-                f"{self.name} returned shape {tuple(out.shape)}; an image classifier must return N x classes"
+                f"{self.name} returned shape {tuple(out.shape)}; a classifier must return N x classes"
             )
         return out
 
-    def _pick(self, out, target: int | None) -> int:
-        """None -> the first image's predicted class (one pass gives target and gradients)."""
-        if target is None:
-            return int(np.argmax(out[0].numpy()))
-        if not 0 <= target < out.shape[1]:
-            raise InputError(f"target class {target} is out of range (0..{out.shape[1] - 1})")
-        return int(target)
-
-    def _scores(self, out, target: int):
-        """The explained score: the target's logit, or its probability for softmax models."""
-        return out[:, target]
-
-    def _probs(self, out):
-        return out if self._output_kind == "probability" else tf.nn.softmax(out, axis=1)
-
-    def _probe_output(self) -> np.ndarray:
-        h, w = self.spec.size
-        rng = np.random.default_rng(0)
-        noise = rng.random((1, h, w, self.spec.channels), dtype=np.float32)
-        batch = np.concatenate([np.full_like(noise, 0.5), noise])
-        with self._lock:
-            return self._call(self._to_input(batch)).numpy()
-
     # -- primitives ------------------------------------------------------------------
-    def predict(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        outs = []
+    def _run(self, parts: list[np.ndarray]) -> np.ndarray:
         with self._lock:
-            for sl in self.iter_batches(len(batch), batch_size):
-                outs.append(self._probs(self._call(self._to_input(batch[sl]))).numpy())
-        if not outs:
-            return np.zeros((0, self._num_classes), np.float32)
-        return np.concatenate(outs).astype(np.float32, copy=False)
-
-    def logits_or_probs(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Raw model outputs (the scores gradients are taken of)."""
-        with self._lock:
-            outs = [self._call(self._to_input(batch[sl])).numpy()
-                    for sl in self.iter_batches(len(batch), batch_size)]
-        return np.concatenate(outs).astype(np.float32, copy=False)
+            return self._call(self._tensors(parts)).numpy()
 
     def input_gradients(
-        self, batch: np.ndarray, target: int | None, batch_size: int | None = None,
+        self, batch, target: int | None, batch_size: int | None = None,
         return_probs: bool = False,
     ):
-        """(gradients N x H x W x C, scores N[, probabilities N x classes]);
-        ``target=None`` takes the first image's predicted class."""
-        grads, scores, probs = [], [], []
+        """(gradients shaped like ``batch``, scores N[, probabilities N x classes]);
+        ``target=None`` takes the first item's predicted class."""
+        parts = self.split(batch)
+        grads: list[list[np.ndarray]] = [[] for _ in parts]
+        scores, raws = [], []
         with self._lock, GRADIENT_REGISTRY_LOCK:
-            for sl in self.iter_batches(len(batch), batch_size):
-                x = self._to_input(batch[sl])
+            for sl in self.iter_batches(len(parts[0]), batch_size):
+                xs = self._tensors([p[sl] for p in parts])
                 with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    out = self._call(x)
-                    target = self._pick(out, target)
+                    for x in xs:
+                        tape.watch(x)
+                    out = self._call(xs)
+                    target = self._pick(out.numpy(), target)
                     score = self._scores(out, target)
                     total = tf.reduce_sum(score)
-                g = tape.gradient(total, x)
-                if g is None:
+                gs = tape.gradient(total, xs)
+                if all(g is None for g in gs):
                     raise UnsupportedError(f"{self.name}: the output does not depend on the input")
-                grads.append(g.numpy())
+                for i, (g, x) in enumerate(zip(gs, xs, strict=True)):
+                    grads[i].append(np.zeros(x.shape, np.float32) if g is None else g.numpy())
                 scores.append(score.numpy())
-                if return_probs:
-                    probs.append(self._probs(out).numpy())
-        result = np.concatenate(grads).astype(np.float32), np.concatenate(scores)
-        return (*result, np.concatenate(probs)) if return_probs else result
+                raws.append(out.numpy())
+        result = self.join([np.concatenate(g).astype(np.float32) for g in grads]), np.concatenate(scores)
+        return (*result, self.probabilities(np.concatenate(raws))) if return_probs else result
 
     def layer_activations_and_gradients(
-        self, batch: np.ndarray, target: int | None, layer: str, return_probs: bool = False
+        self, batch, target: int | None, layer: str, return_probs: bool = False
     ):
         """(activations N x C x h x w, their gradients, scores N[, probabilities]) at
-        ``layer``; ``target=None`` takes the first image's predicted class."""
+        ``layer``; ``target=None`` takes the first item's predicted class."""
         found = self._layer(layer)
         captured: list = []
         with self._lock, GRADIENT_REGISTRY_LOCK:
-            x = self._to_input(batch)
+            xs = self._tensors(self.split(batch))
             with tf.GradientTape() as tape, _recording(found, captured.append):
-                tape.watch(x)
-                out = self._call(x, graph=False)
-                score = self._scores(out, self._pick(out, target))
+                for x in xs:
+                    tape.watch(x)
+                out = self._call(xs, graph=False)
+                score = self._scores(out, self._pick(out.numpy(), target))
                 total = tf.reduce_sum(score)
             if not captured:
                 raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
@@ -259,22 +312,40 @@ class KerasAdapter(ModelAdapter):
             np.ascontiguousarray(g_np.transpose(0, 3, 1, 2), dtype=np.float32),
             score.numpy(),
         )
-        return (*result, self._probs(out).numpy()) if return_probs else result
+        return (*result, self.probabilities(out.numpy())) if return_probs else result
 
     def deep_explainer_model(self, target: int):
-        """A Keras model from [0, 1] images to the one explained score (N x 1): the
-        normalisation as a layer, this model, then the target's column (the logit, or
-        the probability for softmax models), for shap's DeepExplainer."""
+        """A Keras model from canonical inputs ([0, 1] images, raw rows) to the one
+        explained score (N x 1): the normalisation as a layer, this model, then the
+        target's score (the logit, the probability for softmax models, p or 1 - p for
+        a sigmoid output), for shap's DeepExplainer."""
         if self.kind != "model":
             raise UnsupportedError(f"{self.name} is a SavedModel; SHAP DeepExplainer needs a Keras model")
         if not 0 <= target < self._num_classes:
             raise InputError(f"target class {target} is out of range (0..{self._num_classes - 1})")
-        h, w = self.spec.size
-        inputs = keras.Input((h, w, self.spec.channels), name="image01")
-        mean, std = self.spec.mean_array(), self.spec.std_array()
-        x = keras.layers.Rescaling(1.0 / std, offset=-mean / std, name="normalise")(inputs)
-        out = _TakeColumn(target, name="target_score")(self.model(x, training=False))
-        return keras.Model(inputs, out, name=f"{self.model.name}_target{target}")
+        inputs, fed = [], []
+        for spec in self.inputs:
+            if isinstance(spec, ImageSpec):
+                x_in = keras.Input(spec.shape, name=f"{spec.name}01")
+                mean, std = spec.mean_array(), spec.std_array()
+                fed.append(keras.layers.Rescaling(1.0 / std, offset=-mean / std, name=f"normalise_{spec.name}")(x_in))
+            else:
+                x_in = keras.Input((spec.size,), name=f"{spec.name}_rows")
+                fed.append(x_in)
+            inputs.append(x_in)
+        out = self.model(fed[0] if len(fed) == 1 else fed, training=False)
+        sigmoid = self._output_kind == "sigmoid"
+        out = _TakeColumn(0 if sigmoid else target, flip=sigmoid and target == 0, name="target_score")(out)
+        return keras.Model(inputs[0] if len(inputs) == 1 else inputs, out, name=f"{self.model.name}_target{target}")
+
+    def deep_explainer_data(self, batch):
+        """Canonical inputs -> what the DeepExplainer model takes (the same arrays)."""
+        return batch
+
+    def deep_explainer_values(self, values) -> np.ndarray:
+        """shap's values for one output -> canonical N x H x W x C."""
+        arr = np.asarray(values[0] if isinstance(values, list) and len(values) == 1 else values, np.float32)
+        return arr[..., 0] if arr.ndim == 5 else arr
 
     # -- layers ----------------------------------------------------------------------
     def _all_layers(self) -> dict[str, object]:
@@ -310,10 +381,9 @@ class KerasAdapter(ModelAdapter):
 
             return on_output
 
-        h, w = self.spec.size
-        x = tf.fill((1, h, w, self.spec.channels), 0.5)
+        xs = self._tensors([p[:1] for p in self.probe_batch()])
         with self._lock, _recording_many([(layer, record(p, layer)) for p, layer in paths.items()]):
-            self._call(x, graph=False)
+            self._call(xs, graph=False)
         return recorder.feature_maps()
 
 
@@ -321,12 +391,14 @@ class _TakeColumn(keras.layers.Layer):
     """N x classes -> N x 1, the ``column``-th class. A layer (not a slice op) so that
     shap's DeepExplainer, which reads ``model.layers[-1].output``, sees one output."""
 
-    def __init__(self, column: int, **kwargs) -> None:
+    def __init__(self, column: int, flip: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.column = int(column)
+        self.flip = bool(flip)  # 1 - p: a sigmoid output's class 0
 
     def call(self, x):
-        return x[:, self.column : self.column + 1]
+        col = x[:, self.column : self.column + 1]
+        return 1 - col if self.flip else col
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)

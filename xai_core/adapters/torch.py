@@ -6,13 +6,15 @@ Only imported when a PyTorch model is used, so ``import xai_core`` stays light.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..types import Capability, ImageSpec, InputError, UnsupportedError
-from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line, fit_labels, is_probability
+from ..types import Capability, ImageSpec, InputError, InputSpec, UnsupportedError, VectorSpec, as_input_specs
+from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -27,10 +29,14 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 class TorchAdapter(ModelAdapter):
-    """Wraps a PyTorch classifier taking N x C x H x W normalised tensors.
+    """Wraps a PyTorch model whose ``forward`` takes one tensor per input spec:
+    images as N x C x H x W normalised tensors, feature vectors as N x F rows
+    (``forward(a, b)`` for a model with two inputs).
 
     ``kind`` is 'module' (an nn.Module), 'torchscript' (no hooks possible) or
-    'export' (an unflattened ``torch.export`` program).
+    'export' (an unflattened ``torch.export`` program). ``output_kind`` forces how
+    the output is read (probability, logit, sigmoid, score); None guesses it from
+    a probe pass.
     """
 
     framework = "torch"
@@ -38,40 +44,43 @@ class TorchAdapter(ModelAdapter):
     def __init__(
         self,
         model: nn.Module,
-        spec: ImageSpec,
+        spec: InputSpec | Sequence[InputSpec],
         labels: list[str] | None = None,
         name: str = "model",
         kind: str = "module",
         device: str = "auto",
         channels_last: bool | None = None,
         batch_size: int = 16,
+        output_kind: str | None = None,
     ) -> None:
         self.kind = kind
         self.name = name
-        self.spec = spec
+        self.inputs = _with_vector_size(as_input_specs(spec), model)
         self.device = resolve_device(device)
         self.default_batch_size = batch_size
         self._lock = threading.RLock()
-        model.eval()
+        if hasattr(model, "eval"):
+            model.eval()
         if kind != "export":
             model.to(self.device)
+        has_image = any(isinstance(s, ImageSpec) for s in self.inputs)
         if channels_last is None:
             # oneDNN runs conv nets faster on NHWC; our canonical layout is NHWC too,
             # so the permuted input tensor needs no copy.
-            channels_last = kind == "module" and any(
+            channels_last = has_image and kind == "module" and any(
                 isinstance(m, nn.Conv2d) for m in model.modules()
             )
         self.channels_last = channels_last
         if channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model
-        self._mean = torch.tensor(spec.mean_array(), device=self.device).view(1, -1, 1, 1)
-        self._std = torch.tensor(spec.std_array(), device=self.device).view(1, -1, 1, 1)
-        self.max_batch: int | None = None
-        probe = self._probe_output()
-        self._num_classes = int(probe.shape[1])
-        self._output_kind = "probability" if is_probability(probe.numpy()) else "logit"
-        self.labels = fit_labels(labels, self._num_classes)
+        self._norm = {
+            i: (torch.tensor(s.mean_array(), device=self.device).view(1, -1, 1, 1),
+                torch.tensor(s.std_array(), device=self.device).view(1, -1, 1, 1))
+            for i, s in enumerate(self.inputs) if isinstance(s, ImageSpec)
+        }
+        self.max_batch = None
+        self._settle_outputs(self._probe_output(), labels, output_kind)
 
     # -- basic facts -----------------------------------------------------------------
     @property
@@ -79,114 +88,145 @@ class TorchAdapter(ModelAdapter):
         caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS}
         if self.kind != "torchscript":
             caps.add(Capability.LAYER_GRADIENTS)
+        if self.kind == "module" and not self.multi_input and isinstance(self.spec, ImageSpec):
+            caps.add(Capability.DEEP_EXPLAINER)
         return frozenset(caps)
 
-    # -- tensors ---------------------------------------------------------------------
-    def _to_input(self, batch: np.ndarray) -> torch.Tensor:
-        if batch.ndim != 4 or batch.shape[-1] != self.spec.channels:
-            raise InputError(
-                f"expected images N x H x W x {self.spec.channels}, got shape {batch.shape}"
-            )
-        x = torch.from_numpy(np.asarray(batch, dtype=np.float32)).to(self.device)
-        x = x.permute(0, 3, 1, 2)
-        if not self.channels_last:
-            x = x.contiguous()
-        return x
+    # -- shap's DeepExplainer ----------------------------------------------------------
+    @property
+    def gradient_registry_lock(self):
+        """shap's PyTorch DeepExplainer hooks the model's modules while it runs."""
+        return self._lock
 
-    def _forward(self, x01: torch.Tensor) -> torch.Tensor:
-        x = (x01 - self._mean) / self._std
+    def deep_explainer_model(self, target: int) -> nn.Module:
+        """An nn.Module from [0, 1] N x C x H x W images to the one explained score
+        (N x 1): normalisation, this model, the target's score, for shap's DeepExplainer."""
+        if Capability.DEEP_EXPLAINER not in self.capabilities:
+            raise UnsupportedError(f"{self.name}: SHAP DeepExplainer needs a PyTorch module with one image input")
+        if not 0 <= target < self._num_classes:
+            raise InputError(f"target class {target} is out of range (0..{self._num_classes - 1})")
+        return _TargetScore(self.model, self._norm[0][0], self._norm[0][1], target,
+                            self._output_kind == "sigmoid").eval()
+
+    def deep_explainer_data(self, batch: np.ndarray) -> torch.Tensor:
+        """Canonical N x H x W x C images -> what the DeepExplainer model takes."""
+        return torch.from_numpy(np.ascontiguousarray(batch, np.float32)).permute(0, 3, 1, 2).contiguous().to(self.device)
+
+    def deep_explainer_values(self, values) -> np.ndarray:
+        """shap's values (N x C x H x W[ x 1]) -> canonical N x H x W x C."""
+        arr = np.asarray(values[0] if isinstance(values, list) else values, np.float32)
+        if arr.ndim == 5:
+            arr = arr[..., 0]
+        return arr.transpose(0, 2, 3, 1)
+
+    # -- tensors ---------------------------------------------------------------------
+    def _tensors(self, parts: list[np.ndarray]) -> list[torch.Tensor]:
+        """Canonical arrays -> tensors on the device (images permuted to N x C x H x W)."""
+        out = []
+        for spec, part in zip(self.inputs, parts, strict=True):
+            x = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32)).to(self.device)
+            if isinstance(spec, ImageSpec):
+                x = x.permute(0, 3, 1, 2)
+                if not self.channels_last:
+                    x = x.contiguous()
+            out.append(x)
+        return out
+
+    def _forward(self, xs01: list[torch.Tensor]) -> torch.Tensor:
+        """Canonical tensors -> raw outputs N x K (float32)."""
+        xs = [(x - self._norm[i][0]) / self._norm[i][1] if i in self._norm else x for i, x in enumerate(xs01)]
+        n = len(xs[0])
         try:
-            out = self.model(x)
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-            raise InputError(
-                f"{self.name} rejected an input of shape {tuple(x.shape)} (N, C, H, W): "
-                f"{first_line(exc)}. Check the input size and grayscale settings."
-            ) from None
+            out = self.model(*xs)
+        except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as exc:
+            shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+            if isinstance(self.inputs[0], ImageSpec):
+                raise InputError(
+                    f"{self.name} rejected an input of shape {shapes} (N, C, H, W): "
+                    f"{first_line(exc)}. Check the input size and grayscale settings."
+                ) from None
+            raise UnsupportedError(f"{self.name}: the model failed on a batch of {shapes} rows ({first_line(exc)})") from None
         if isinstance(out, (tuple, list)):
             out = out[0]
         if isinstance(out, dict):
             out = next(iter(out.values()))
+        if isinstance(out, torch.Tensor) and out.ndim == 1 and len(out) == n:
+            out = out[:, None]  # N scores
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
             shape = getattr(out, "shape", type(out).__name__)
-            raise UnsupportedError(
-                f"{self.name} returned {shape}; an image classifier must return N x classes"
-            )
+            raise UnsupportedError(f"{self.name} returned {shape}; a classifier must return N x classes")
         return out.float()
 
-    def _pick(self, out: torch.Tensor, target: int | None) -> int:
-        """None -> the first image's predicted class (one pass gives target and gradients)."""
-        if target is None:
-            return int(out[0].argmax())
-        if not 0 <= target < out.shape[1]:
-            raise InputError(f"target class {target} is out of range (0..{out.shape[1] - 1})")
-        return int(target)
-
-    def _scores(self, out: torch.Tensor, target: int) -> torch.Tensor:
-        """The explained score: the target's logit, or its probability for softmax models."""
-        return out[:, target]
-
-    def _probs(self, out: torch.Tensor) -> torch.Tensor:
-        return out if self._output_kind == "probability" else torch.softmax(out, 1)
-
-    def _probe_output(self) -> torch.Tensor:
-        h, w = self.spec.size
-        x = torch.full((1, self.spec.channels, h, w), 0.5, device=self.device)
-        rng = np.random.default_rng(0)
-        noise = rng.random((1, h, w, self.spec.channels), dtype=np.float32)
+    def _probe_output(self) -> np.ndarray:
+        probe = self.probe_batch()
         with self._lock, torch.inference_mode():
-            a = self._forward(x)
-            b = self._forward(self._to_input(noise))
-            if self.kind in ("export", "torchscript"):
-                # programs exported without a dynamic batch dimension take one image a call
+            if self.kind != "module":
+                # programs exported (or traced) without a dynamic batch dimension take one item a call
                 try:
-                    self._forward(torch.cat([x, x]))
-                except InputError:
+                    self._forward(self._tensors(probe))
+                except (InputError, UnsupportedError):
                     self.max_batch = 1
-        return torch.cat([a, b]).cpu()
+            outs = [self._forward(self._tensors([p[i : i + 1] for p in probe])) for i in range(2)]
+        return torch.cat(outs).cpu().numpy()
 
-    def iter_batches(self, n: int, batch_size: int | None):
-        size = batch_size or self.default_batch_size
-        return super().iter_batches(n, min(size, self.max_batch or size))
+    @contextmanager
+    def _without_final_softmax(self):
+        """A forward hook makes the last nn.Softmax (when it gives the model's output)
+        pass its input through: the model then outputs logits."""
+        softmax = self._final_softmax()
+        handle = softmax.register_forward_hook(lambda _m, inputs, _out: inputs[0])
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def _final_softmax(self) -> nn.Module:
+        found = [m for m in self.model.modules() if isinstance(m, nn.Softmax)] if self.kind != "torchscript" else []
+        if found:
+            captured: list[torch.Tensor] = []
+            handle = found[-1].register_forward_hook(lambda _m, _i, out: captured.append(out))
+            try:
+                with torch.inference_mode():
+                    out = self._forward(self._tensors([p[:1] for p in self.probe_batch()]))
+            finally:
+                handle.remove()
+            if captured and captured[-1].shape == out.shape and torch.allclose(captured[-1].float(), out):
+                return found[-1]
+        raise UnsupportedError(
+            f"{self.name} does not end in an nn.Softmax layer (a functional softmax cannot be stripped); "
+            "explain the probability, or save the model with nn.Softmax as its last module"
+        )
 
     # -- primitives ------------------------------------------------------------------
-    def predict(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        outs = []
+    def _run(self, parts: list[np.ndarray]) -> np.ndarray:
         with self._lock, torch.inference_mode():
-            for sl in self.iter_batches(len(batch), batch_size):
-                outs.append(self._probs(self._forward(self._to_input(batch[sl]))).cpu().numpy())
-        if not outs:
-            return np.zeros((0, self._num_classes), np.float32)
-        return np.concatenate(outs).astype(np.float32, copy=False)
-
-    def logits_or_probs(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Raw model outputs (the scores gradients are taken of)."""
-        outs = []
-        with self._lock, torch.inference_mode():
-            for sl in self.iter_batches(len(batch), batch_size):
-                outs.append(self._forward(self._to_input(batch[sl])).cpu().numpy())
-        return np.concatenate(outs).astype(np.float32, copy=False)
+            return self._forward(self._tensors(parts)).cpu().numpy()
 
     def input_gradients(
-        self, batch: np.ndarray, target: int | None, batch_size: int | None = None,
+        self, batch, target: int | None, batch_size: int | None = None,
         return_probs: bool = False,
     ):
-        grads, scores, probs = [], [], []
+        parts = self.split(batch)
+        grads: list[list[np.ndarray]] = [[] for _ in parts]
+        scores, raws = [], []
         with self._lock:
-            for sl in self.iter_batches(len(batch), batch_size):
-                x = self._to_input(batch[sl]).detach().requires_grad_(True)
+            for sl in self.iter_batches(len(parts[0]), batch_size):
+                xs = [x.detach().requires_grad_(True) for x in self._tensors([p[sl] for p in parts])]
                 with torch.enable_grad():
-                    out = self._forward(x)
-                    score = self._scores(out, self._pick(out, target))
-                    (g,) = torch.autograd.grad(score.sum(), x)
-                grads.append(g.permute(0, 2, 3, 1).cpu().numpy())
+                    out = self._forward(xs)
+                    target = self._pick(out.detach().cpu().numpy(), target)
+                    score = self._scores(out, target)
+                    gs = torch.autograd.grad(score.sum(), xs, allow_unused=True)
+                for i, (spec, g, x) in enumerate(zip(self.inputs, gs, xs, strict=True)):
+                    g = torch.zeros_like(x) if g is None else g
+                    grads[i].append((g.permute(0, 2, 3, 1) if isinstance(spec, ImageSpec) else g).cpu().numpy())
                 scores.append(score.detach().cpu().numpy())
-                if return_probs:
-                    probs.append(self._probs(out.detach()).cpu().numpy())
-        result = np.concatenate(grads).astype(np.float32), np.concatenate(scores)
-        return (*result, np.concatenate(probs)) if return_probs else result
+                raws.append(out.detach().cpu().numpy())
+        result = self.join([np.concatenate(g).astype(np.float32) for g in grads]), np.concatenate(scores)
+        return (*result, self.probabilities(np.concatenate(raws))) if return_probs else result
 
     def layer_activations_and_gradients(
-        self, batch: np.ndarray, target: int | None, layer: str, return_probs: bool = False
+        self, batch, target: int | None, layer: str, return_probs: bool = False
     ):
         module = self._module(layer)
         captured: list[torch.Tensor] = []
@@ -197,10 +237,10 @@ class TorchAdapter(ModelAdapter):
         with self._lock:
             handle = module.register_forward_hook(hook)
             try:
-                x = self._to_input(batch).detach().requires_grad_(True)
+                xs = [x.detach().requires_grad_(True) for x in self._tensors(self.split(batch))]
                 with torch.enable_grad():
-                    out = self._forward(x)
-                    score = self._scores(out, self._pick(out, target))
+                    out = self._forward(xs)
+                    score = self._scores(out, self._pick(out.detach().cpu().numpy(), target))
                     if not captured:
                         raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
                     act = captured[-1]
@@ -212,7 +252,7 @@ class TorchAdapter(ModelAdapter):
             g.detach().float().cpu().numpy(),
             score.detach().cpu().numpy(),
         )
-        return (*result, self._probs(out.detach()).cpu().numpy()) if return_probs else result
+        return (*result, self.probabilities(out.detach().cpu().numpy())) if return_probs else result
 
     # -- layers ----------------------------------------------------------------------
     def _module(self, layer: str) -> nn.Module:
@@ -243,12 +283,39 @@ class TorchAdapter(ModelAdapter):
         for name, module in self.model.named_modules():
             if name:
                 handles.append(module.register_forward_hook(make_hook(name, module)))
-        h, w = self.spec.size
-        x = torch.full((1, self.spec.channels, h, w), 0.5, device=self.device)
+        probe = [p[:1] for p in self.probe_batch()]
         try:
             with self._lock, torch.inference_mode():
-                self._forward(x)
+                self._forward(self._tensors(probe))
         finally:
             for handle in handles:
                 handle.remove()
         return recorder.feature_maps()
+
+
+def _with_vector_size(specs: tuple[InputSpec, ...], model) -> tuple[InputSpec, ...]:
+    """A one-vector model whose spec leaves the width open: the first weight matrix's
+    input width (a Linear layer's in_features)."""
+    if len(specs) == 1 and isinstance(specs[0], VectorSpec) and specs[0].size is None:
+        for p in getattr(model, "parameters", lambda: [])():
+            if p.ndim == 2:
+                return (VectorSpec(int(p.shape[1]), specs[0].feature_names, specs[0].name),)
+    return specs
+
+
+class _TargetScore(nn.Module):
+    """[0, 1] images -> (x - mean) / std -> model -> the target's score (N x 1)."""
+
+    def __init__(self, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, target: int, sigmoid: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", mean.detach().clone())
+        self.register_buffer("std", std.detach().clone())
+        self.target = target
+        self.sigmoid = sigmoid
+
+    def forward(self, x):
+        out = self.model((x - self.mean) / self.std)
+        if self.sigmoid:
+            return out[:, :1] if self.target == 1 else 1 - out[:, :1]
+        return out[:, self.target : self.target + 1]

@@ -35,12 +35,13 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..adapters.base import ModelAdapter
-from ..types import XaiError
+from ..types import UnsupportedError, XaiError
 from . import sandbox, wire
 
 START_TIMEOUT_S = 60.0
@@ -319,17 +320,24 @@ atexit.register(close_all)
 
 
 class RemoteModel(ModelAdapter):
-    """A model living in a worker process, with the adapter interface."""
+    """A model living in a worker process, with the adapter interface.
+
+    Facts (name, inputs, labels, capabilities, output kind...) are copied at load;
+    the primitives below are calls into the worker; any other adapter method runs
+    here on top of :meth:`_run`, which is itself a call into the worker, so methods
+    added to the adapter base later keep working through the proxy."""
 
     engine = "worker"
 
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
-        for name, value in worker.facts.items():
+        facts = worker.facts
+        for name, value in facts.items():
             if not isinstance(getattr(type(self), name, None), property):
                 self.__dict__[name] = value
-        self._num_classes = worker.facts.get("num_classes", 0)
-        self._output_kind = worker.facts.get("output_kind", "probability")
+        self._num_classes = facts.get("num_classes", 0)
+        self._output_kind = facts.get("output_kind", "probability")
+        self._raw_width = 1 if self._output_kind in ("sigmoid", "score") else self._num_classes
 
     @property
     def protection(self) -> sandbox.Protection:
@@ -358,10 +366,26 @@ class RemoteModel(ModelAdapter):
         kwargs = {k: (wire.CallbackRef(k) if callable(v) else v) for k, v in kwargs.items()}
         return self._worker.request({"op": "service", "fn": fn, "args": list(args), "kwargs": kwargs}, callbacks)
 
-    # the adapter primitives, named so that code reading the class sees them; the
-    # arguments pass through as given (image and tabular adapters differ)
+    # the primitives: one call into the worker each, arguments passed as given
+    def _run(self, parts):
+        return self._call("outputs", self.join(list(parts)))
+
+    def outputs(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("outputs", *args, **kwargs)
+
+    logits_or_probs = outputs
+
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         return self._call("predict", *args, **kwargs)
+
+    def explained_scores(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("explained_scores", *args, **kwargs)
+
+    def target_scores(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("target_scores", *args, **kwargs)
+
+    def gradients(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call("gradients", *args, **kwargs)
 
     def input_gradients(self, *args: Any, **kwargs: Any) -> Any:
         return self._call("input_gradients", *args, **kwargs)
@@ -377,6 +401,14 @@ class RemoteModel(ModelAdapter):
     def default_cam_layer(self):
         found = self.layers()
         return found[-1].name if found else None
+
+    @contextmanager
+    def explaining(self, what: str | None) -> Iterator[None]:
+        """Only the model as it is; service.explain(..., output=...) runs the other
+        choice inside the worker."""
+        if what not in (None, "") and what != self.explains:
+            raise UnsupportedError(f"{self.name} runs in the model worker: ask service.explain for output={what!r}")
+        yield
 
     def close(self) -> None:
         self._worker.close()

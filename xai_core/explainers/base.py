@@ -107,17 +107,26 @@ def _coerce(info: ParamInfo, raw: Any, method: str) -> Any:
 
 @dataclass
 class RawAttribution:
-    """What an explainer hook returns: a 2-D map at model input resolution."""
+    """What an explainer hook returns: a 2-D map at model input resolution (the
+    first input's), and for a model with several inputs one array per input in
+    ``attributions`` (2-D maps for images, (F,) for vectors). ``layer_attribution``
+    holds per-unit values at ``layer`` ((units,) dense, (C, h, w) conv) for methods
+    that attribute to a layer; ``neuron`` the unit a neuron method explains."""
 
     attribution: np.ndarray  # H x W float32
     raw: np.ndarray | None = None  # H x W x C where the method has one
     extras: dict[str, Any] = field(default_factory=dict)
     layer: str | None = None
+    attributions: list[np.ndarray] | None = None
+    layer_attribution: np.ndarray | None = None
+    neuron: int | None = None
 
 
 class Context:
-    """Everything an explainer gets: the model, one preprocessed image, the target,
-    a seeded RNG, the batch size, and counters/progress for model evaluations."""
+    """Everything an explainer gets: the model, the preprocessed input (``image``:
+    the first input's item; ``inputs``: one item per model input, without the batch
+    dimension), the target, a seeded RNG, the batch size, and counters/progress for
+    model evaluations."""
 
     def __init__(
         self,
@@ -130,9 +139,13 @@ class Context:
         layer: str | None = None,
         original_image: np.ndarray | None = None,
         probs: np.ndarray | None = None,
+        inputs: list[np.ndarray] | None = None,
+        memo: dict[bytes, np.ndarray] | None = None,
     ) -> None:
         self.adapter = adapter
         self.image = image  # H x W x C float32 in [0, 1]
+        self.inputs = inputs if inputs is not None else [image]
+        self.kinds = [s.kind for s in adapter.inputs] if inputs is not None else ["image"]
         # None until the first gradient pass picks the predicted class (single-pass methods)
         self.target = target
         self.probs = probs  # the image's class probabilities, once known
@@ -143,9 +156,18 @@ class Context:
         self.original_image = original_image
         self.model_evals = 0
         self._progress = progress
+        # predictions shared between runs for several classes: the same perturbed
+        # batch (same seed) is evaluated once
+        self._memo = memo
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        self.model_evals += len(batch)
+        if self._memo is not None:
+            key = _digest(batch)
+            if key not in self._memo:
+                self.model_evals += len(as_parts(batch)[0])
+                self._memo[key] = self.adapter.predict(batch, self.batch_size)
+            return self._memo[key]
+        self.model_evals += len(as_parts(batch)[0])
         return self.adapter.predict(batch, self.batch_size)
 
     def gradients(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,16 +183,26 @@ class Context:
             return grads, scores
         return self.adapter.input_gradients(batch, self.target, self.batch_size)
 
+    def one(self):
+        """The input as a batch of one, in the adapter's canonical form."""
+        return self.adapter.join([x[None] for x in self.inputs])
+
+    def gradient_parts(self, parts: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """:meth:`gradients` on a batch given as one array per input -> (one gradient
+        array per input, scores)."""
+        grads, scores = self.gradients(self.adapter.join(parts) if len(parts) > 1 else parts[0])
+        return as_parts(grads), scores
+
     def layer_gradients(self, layer: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(activations, gradients, scores) of the image at ``layer``."""
         self.model_evals += 1
         if self.target is None:
             acts, grads, scores, probs = self.adapter.layer_activations_and_gradients(
-                self.image[None], None, layer, return_probs=True
+                self.one(), None, layer, return_probs=True
             )
             self._settle(probs[0])
             return acts, grads, scores
-        return self.adapter.layer_activations_and_gradients(self.image[None], self.target, layer)
+        return self.adapter.layer_activations_and_gradients(self.one(), self.target, layer)
 
     def _settle(self, probs: np.ndarray) -> None:
         self.probs = probs
@@ -189,17 +221,23 @@ class Context:
 class Explainer:
     """Subclass, set the class attributes, implement :meth:`run`, decorate with @register."""
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # the user-facing method name (CLI, results)
+    # the registry key: the name, unless another input kind already uses that name
+    key: ClassVar[str] = ""
     label: ClassVar[str]
     description: ClassVar[str]
     paper: ClassVar[str] = ""
-    modality: ClassVar[str] = "image"
+    input_kind: ClassVar[str] = "image"  # the input kind it explains: image or vector
+    rank: ClassVar[int] = 50  # place in menus (then by module name); lower comes first
     requires: ClassVar[frozenset[str]] = frozenset({Capability.PREDICT})
     Params: ClassVar[type]
     signed: ClassVar[bool] = True
     uses_layer: ClassVar[bool] = False
     stochastic: ClassVar[bool] = False
     slow: ClassVar[bool] = False
+    # True when run() handles models with several inputs (ctx.inputs), returning one
+    # attribution per input
+    several_inputs: ClassVar[bool] = False
     # True when one gradient pass of the image itself gives both the predicted class
     # and the attribution, so the service skips its separate prediction pass.
     single_pass: ClassVar[bool] = False
@@ -216,10 +254,51 @@ class Explainer:
     def missing_capabilities(self, adapter: ModelAdapter) -> list[str]:
         return sorted(r for r in self.requires if not adapter.supports(r))
 
+    @property
+    def modality(self) -> str:
+        """'image' or 'tabular' (the page that offers it); see :attr:`input_kind`."""
+        return "image" if self.input_kind == "image" else "tabular"
+
 
 def register(cls: type[Explainer]) -> type[Explainer]:
-    REGISTRY[cls.name] = cls()
+    """Class decorator: add one instance to :data:`REGISTRY` under its key."""
+    key = cls.key or cls.name
+    if key in REGISTRY:
+        raise ValueError(f"two explainers registered as {key!r}")
+    REGISTRY[key] = cls()
     return cls
+
+
+def _digest(batch) -> bytes:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for part in as_parts(batch):
+        part = np.ascontiguousarray(part)
+        h.update(str(part.shape).encode())
+        h.update(part.data)
+    return h.digest()
+
+
+def as_parts(batch) -> list[np.ndarray]:
+    """An adapter batch (an array, or a list for several inputs) -> a list of arrays."""
+    return list(batch) if isinstance(batch, (list, tuple)) else [batch]
+
+
+def shown(raw: np.ndarray, kind: str, magnitude: bool = False) -> np.ndarray:
+    """One input's raw attribution -> what is drawn: an image's H x W x C becomes an
+    H x W map (signed channel sum, or max |.| over channels when ``magnitude``); a
+    vector's values stay one per feature (|.| when ``magnitude``)."""
+    if kind == "image":
+        return channel_max_abs(raw) if magnitude else channel_sum(raw)
+    return (np.abs(raw) if magnitude else raw).astype(np.float32)
+
+
+def per_input(raws: list[np.ndarray], kinds: list[str], magnitude: bool = False, **kwargs: Any) -> RawAttribution:
+    """A RawAttribution holding one shown attribution per input (the first also as
+    ``attribution``, its raw array as ``raw``)."""
+    maps = [shown(r, k, magnitude) for r, k in zip(raws, kinds, strict=True)]
+    return RawAttribution(maps[0], raw=raws[0] if kinds[0] == "image" else None, attributions=maps, **kwargs)
 
 
 def channel_sum(raw: np.ndarray) -> np.ndarray:

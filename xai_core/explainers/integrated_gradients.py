@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..types import Capability
-from .base import Context, Explainer, RawAttribution, channel_sum, fill_image, param, register
+from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
 
 
 @dataclass(frozen=True)
@@ -58,22 +58,27 @@ class IntegratedGradients(Explainer):
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS})
     Params = IntegratedGradientsParams
     slow = True
+    several_inputs = True
 
     def run(self, ctx: Context, params: IntegratedGradientsParams) -> RawAttribution:
-        x = ctx.image
-        base = make_baseline(x, params.baseline, ctx.rng)
+        xs = ctx.inputs
+        # an image's baseline is params.baseline; a feature vector's is all zeros
+        bases = [make_baseline(x, params.baseline, ctx.rng) if k == "image" else np.zeros_like(x)
+                 for x, k in zip(xs, ctx.kinds, strict=True)]
         alphas, weights = quadrature(params.steps, params.method)
-        diff = x - base
-        total = np.zeros_like(x, dtype=np.float64)
+        diffs = [x - b for x, b in zip(xs, bases, strict=True)]
+        totals = [np.zeros_like(x, dtype=np.float64) for x in xs]
         for start, stop in ctx.chunks(params.steps):
-            a = alphas[start:stop].astype(np.float32)[:, None, None, None]
-            grads, _ = ctx.gradients(base[None] + a * diff[None])
-            total += np.tensordot(weights[start:stop], grads, axes=(0, 0))
+            a = alphas[start:stop].astype(np.float32)
+            path = [b[None] + a.reshape(-1, *[1] * d.ndim) * d[None] for b, d in zip(bases, diffs, strict=True)]
+            grads, _ = ctx.gradient_parts(path)
+            for total, g in zip(totals, grads, strict=True):
+                total += np.tensordot(weights[start:stop], g, axes=(0, 0))
             ctx.progress(stop / params.steps, f"{stop}/{params.steps} steps")
-        raw = (total * diff).astype(np.float32)
-        _, ends = ctx.gradients(np.stack([x, base]))
-        delta = float(raw.sum(dtype=np.float64) - (ends[0] - ends[1]))
-        return RawAttribution(
-            channel_sum(raw), raw=raw,
+        raws = [(t * d).astype(np.float32) for t, d in zip(totals, diffs, strict=True)]
+        _, ends = ctx.gradient_parts([np.stack([x, b]) for x, b in zip(xs, bases, strict=True)])
+        delta = float(sum(r.sum(dtype=np.float64) for r in raws) - (ends[0] - ends[1]))
+        return per_input(
+            raws, ctx.kinds,
             extras={"convergence_delta": delta, "score": float(ends[0]), "baseline_score": float(ends[1])},
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..types import Capability
-from .base import Context, Explainer, RawAttribution, channel_max_abs, channel_sum, param, register
+from .base import Context, Explainer, RawAttribution, param, per_input, register
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,9 @@ class Saliency(Explainer):
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS})
     Params = SaliencyParams
     single_pass = True
+    several_inputs = True
 
     def run(self, ctx: Context, params: SaliencyParams) -> RawAttribution:
-        grads, _ = ctx.gradients(ctx.image[None])
-        raw = grads[0]
+        grads, _ = ctx.gradient_parts([x[None] for x in ctx.inputs])
         ctx.progress(1.0)
-        attribution = channel_max_abs(raw) if params.absolute else channel_sum(raw)
-        return RawAttribution(attribution, raw=raw, extras={"signed": not params.absolute})
+        return per_input([g[0] for g in grads], ctx.kinds, params.absolute, extras={"signed": not params.absolute})

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backgrounds import load_background
 from ..types import Capability, UnsupportedError
 from .base import Context, Explainer, RawAttribution, channel_sum, param, register
 from .shap_gradient import background_set
@@ -29,13 +30,16 @@ class ShapDeepParams:
         help="reference images: blurred copies of the image and/or constant images",
     )
     background_size: int = param(16, low=1, high=1000, help="images in the background set")
+    background_file: str = param("", help="your own background: a folder or .zip of images, or an .npy array "
+                                          "(at most background_size items, sampled with the seed); "
+                                          "replaces 'background'")
 
 
 @register
 class ShapDeep(Explainer):
     name = "shap_deep"
     label = "SHAP DeepExplainer (DeepLIFT)"
-    description = "SHAP values by DeepLIFT rules against a background set (shap's DeepExplainer; Keras models)."
+    description = "SHAP values by DeepLIFT rules against a background set (shap's DeepExplainer; Keras models and PyTorch modules)."
     paper = "Lundberg & Lee, 2017; Shrikumar et al., 2017, DeepLIFT"
     requires = frozenset({Capability.PREDICT, Capability.DEEP_EXPLAINER})
     Params = ShapDeepParams
@@ -45,15 +49,18 @@ class ShapDeep(Explainer):
         import shap
 
         x = ctx.image
-        bg = background_set(x, params.background, params.background_size, ctx.rng)
+        if params.background_file:
+            bg = load_background(params.background_file, ctx.adapter.spec, params.background_size, ctx.seed)
+        else:
+            bg = background_set(x, params.background, params.background_size, ctx.rng)
         model = ctx.adapter.deep_explainer_model(ctx.target)
         ctx.progress(0.1, "building DeepExplainer")
         # shap swaps TensorFlow's process-wide gradient registry while it runs: hold the
         # lock every Keras gradient computation takes
         with ctx.adapter.gradient_registry_lock:
             try:
-                explainer = shap.DeepExplainer(model, bg)
-                values = explainer.shap_values(x[None], check_additivity=True)
+                explainer = shap.DeepExplainer(model, ctx.adapter.deep_explainer_data(bg))
+                values = explainer.shap_values(ctx.adapter.deep_explainer_data(x[None]), check_additivity=True)
             except AssertionError:
                 raise UnsupportedError(
                     f"SHAP DeepExplainer's values for {ctx.adapter.name} fail shap's additivity "
@@ -63,7 +70,7 @@ class ShapDeep(Explainer):
             except Exception as exc:  # noqa: BLE001 - shap's failures on odd layers vary
                 raise UnsupportedError(_failure_message(exc, ctx.adapter.name)) from None
         ctx.model_evals += len(bg) + 1
-        raw = np.asarray(values, np.float32).reshape(x.shape)
+        raw = ctx.adapter.deep_explainer_values(values).reshape(x.shape)
         expected = float(np.ravel(explainer.expected_value)[0])
         ctx.progress(1.0)
         return RawAttribution(

@@ -4,8 +4,14 @@
 Each sample draws a background image b and a point t ~ U(0, 1) and evaluates
 ``grad f(b + t (x - b)) * (x - b)``; the mean over samples estimates SHAP values
 with the background as the reference distribution. Written on the adapter's
-gradient primitive so PyTorch and Keras share it; the per-pixel variance of the
-estimate is returned as ``extras['variance']``.
+gradient primitive so PyTorch and Keras share it.
+
+``extras['variance']`` is the variance of the estimate (the mean over samples):
+the per-sample variance divided by the number of samples, summed over channels
+(one H x W map; one value per feature for a vector). shap's
+``GradientExplainer(..., return_variances=True)`` reports ``samples.var(0) /
+sqrt(samples)`` per channel instead: multiply ours (per channel) by
+sqrt(samples) to compare.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Capability
-from .base import Context, Explainer, RawAttribution, channel_sum, fill_image, param, register
+from ..backgrounds import load_background
+from ..types import Capability, InputError
+from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
 
 
 @dataclass(frozen=True)
@@ -26,26 +33,51 @@ class ShapGradientParams:
         help="reference images: blurred copies of the image and/or constant images",
     )
     background_size: int = param(8, low=1, high=1000, help="images in the background set")
+    background_file: str = param("", help="your own background: a folder or .zip of images, or an .npy array "
+                                          "(at most background_size items, sampled with the seed); "
+                                          "replaces 'background'")
     local_smoothing: float = param(
         0.0, low=0.0, high=1.0, step=0.01, help="std of noise added to the image (shap's local_smoothing)"
     )
 
 
-def background_set(image: np.ndarray, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n reference images: blurred at increasing strength, constant, or noise."""
+MAX_BACKGROUND_BYTES = 2 * 1024**3  # distinct reference images held at once
+
+
+def background_references(image: np.ndarray, kind: str, n: int,
+                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n reference images as (distinct images R x H x W x C, index (n,) into them):
+    blurred at increasing strength (sigma = side/32 * 1.6^level, and the image's
+    mean once sigma reaches the image's side, where a blur has nothing left), the
+    constant images, or noise. Each distinct image is computed and held once, so a
+    background of 1000 blurred copies costs a handful of blurs."""
     side = max(image.shape[:2])
-    out = []
+    if kind == "noise":
+        need = n * image.size * 4
+        if need > MAX_BACKGROUND_BYTES:
+            raise InputError(f"a noise background of {n} images of {image.shape[1]}x{image.shape[0]} needs "
+                             f"{need / 2**30:.1f} GB; lower background_size or use a blur background")
+        return np.stack([rng.uniform(0, 1, size=image.shape).astype(np.float32) for _ in range(n)]), np.arange(n)
+    keys = []
     for i in range(n):
-        if kind == "noise":
-            out.append(rng.uniform(0, 1, size=image.shape).astype(np.float32))
-        elif kind in ("black", "gray"):
-            out.append(fill_image(image, kind))
+        if kind in ("black", "gray"):
+            keys.append(kind)
         elif kind == "blur_black" and i % 2 == 1:
-            out.append(fill_image(image, "black"))
+            keys.append("black")
         else:
             step = i // 2 if kind == "blur_black" else i
-            out.append(fill_image(image, "blur", sigma=side / 32 * (1.6**step)))
-    return np.stack(out)
+            sigma = side / 32 * (1.6**step)
+            keys.append("mean" if sigma >= side else sigma)
+    distinct = list(dict.fromkeys(keys))
+    refs = [fill_image(image, "blur", sigma=k) if isinstance(k, float) else fill_image(image, k) for k in distinct]
+    position = {k: j for j, k in enumerate(distinct)}
+    return np.stack(refs), np.array([position[k] for k in keys])
+
+
+def background_set(image: np.ndarray, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The n reference images of :func:`background_references`, N x H x W x C."""
+    refs, index = background_references(image, kind, n, rng)
+    return refs[index]
 
 
 @register
@@ -58,29 +90,54 @@ class ShapGradient(Explainer):
     Params = ShapGradientParams
     stochastic = True
     slow = True
+    several_inputs = True
+
+    @staticmethod
+    def _references(ctx: Context, params: ShapGradientParams, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Input i's (distinct references, index): the user's background file for an
+        image input when given, else params.background; a feature vector's are zeros."""
+        x, kind = ctx.inputs[i], ctx.kinds[i]
+        if kind != "image":
+            return np.zeros((1, *x.shape), np.float32), np.zeros(params.background_size, int)
+        if params.background_file:
+            spec = ctx.adapter.inputs[i] if len(ctx.kinds) > 1 else ctx.adapter.spec
+            refs = load_background(params.background_file, spec, params.background_size, ctx.seed)
+            return refs, np.arange(len(refs))
+        return background_references(x, params.background, params.background_size, ctx.rng)
 
     def run(self, ctx: Context, params: ShapGradientParams) -> RawAttribution:
-        x = ctx.image
-        bg = background_set(x, params.background, params.background_size, ctx.rng)
-        total = np.zeros_like(x, dtype=np.float64)
-        total_sq = np.zeros_like(x, dtype=np.float64)
+        xs = ctx.inputs
+        # an image's references follow params.background; a feature vector's are zeros
+        bgs = [self._references(ctx, params, i) for i in range(len(xs))]
+        n_refs = len(bgs[0][1])
+        totals = [np.zeros_like(x, dtype=np.float64) for x in xs]
+        totals_sq = [np.zeros_like(x, dtype=np.float64) for x in xs]
         for start, stop in ctx.chunks(params.samples):
             n = stop - start
-            picks = ctx.rng.integers(0, len(bg), size=n)
-            t = ctx.rng.uniform(0, 1, size=(n, 1, 1, 1)).astype(np.float32)
-            xs = np.repeat(x[None], n, axis=0)
-            if params.local_smoothing > 0:
-                xs = xs + ctx.rng.normal(0, params.local_smoothing, size=xs.shape).astype(np.float32)
-            delta = xs - bg[picks]
-            grads, _ = ctx.gradients(bg[picks] + t * delta)
-            sample = grads.astype(np.float64) * delta
-            total += sample.sum(0)
-            total_sq += (sample**2).sum(0)
+            picks = ctx.rng.integers(0, n_refs, size=n)
+            t = ctx.rng.uniform(0, 1, size=n).astype(np.float32)
+            deltas, path = [], []
+            for x, (refs, index) in zip(xs, bgs, strict=True):
+                reps = np.repeat(x[None], n, axis=0)
+                if params.local_smoothing > 0:
+                    reps = reps + ctx.rng.normal(0, params.local_smoothing, size=reps.shape).astype(np.float32)
+                chosen = refs[index[picks]]
+                delta = reps - chosen
+                deltas.append(delta)
+                path.append(chosen + t.reshape(-1, *[1] * x.ndim) * delta)
+            grads, _ = ctx.gradient_parts(path)
+            for total, total_sq, g, delta in zip(totals, totals_sq, grads, deltas, strict=True):
+                sample = g.astype(np.float64) * delta
+                total += sample.sum(0)
+                total_sq += (sample**2).sum(0)
             ctx.progress(stop / params.samples, f"{stop}/{params.samples} samples")
-        mean = total / params.samples
-        var = np.maximum(total_sq / params.samples - mean**2, 0) / params.samples
-        raw = mean.astype(np.float32)
-        return RawAttribution(
-            channel_sum(raw), raw=raw,
-            extras={"variance": var.sum(-1).astype(np.float32), "background_size": len(bg)},
+        means = [total / params.samples for total in totals]
+        # the variance of the mean (per-sample variance / samples), summed over channels
+        variances = [np.maximum(sq / params.samples - m**2, 0) / params.samples for sq, m in zip(totals_sq, means, strict=True)]
+        raws = [m.astype(np.float32) for m in means]
+        shown_var = [v.sum(-1) if k == "image" else v for v, k in zip(variances, ctx.kinds, strict=True)]
+        return per_input(
+            raws, ctx.kinds,
+            extras={"variance": shown_var[0].astype(np.float32), "background_size": n_refs,
+                    "variances": [v.astype(np.float32) for v in shown_var]},
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..types import Capability
-from .base import Context, Explainer, RawAttribution, channel_max_abs, channel_sum, param, register
+from .base import Context, Explainer, RawAttribution, param, per_input, register
 
 
 @dataclass(frozen=True)
@@ -31,16 +31,19 @@ class SmoothGrad(Explainer):
     Params = SmoothGradParams
     stochastic = True
     slow = True
+    several_inputs = True
 
     def run(self, ctx: Context, params: SmoothGradParams) -> RawAttribution:
-        x = ctx.image
-        sigma = params.noise_level * 1.0  # canonical inputs span [0, 1]
-        total = np.zeros_like(x, dtype=np.float64)
+        # images span [0, 1]; a feature vector's noise scales with the row's own range
+        sigmas = [params.noise_level * (1.0 if k == "image" else float(np.ptp(x)) or 1.0)
+                  for x, k in zip(ctx.inputs, ctx.kinds, strict=True)]
+        totals = [np.zeros_like(x, dtype=np.float64) for x in ctx.inputs]
         for start, stop in ctx.chunks(params.samples):
-            noise = ctx.rng.normal(0.0, sigma, size=(stop - start, *x.shape)).astype(np.float32)
-            grads, _ = ctx.gradients(x[None] + noise)
-            total += (grads.astype(np.float64) ** 2 if params.squared else grads).sum(0)
+            noisy = [x[None] + ctx.rng.normal(0.0, s, size=(stop - start, *x.shape)).astype(np.float32)
+                     for x, s in zip(ctx.inputs, sigmas, strict=True)]
+            grads, _ = ctx.gradient_parts(noisy)
+            for total, g in zip(totals, grads, strict=True):
+                total += (g.astype(np.float64) ** 2 if params.squared else g).sum(0)
             ctx.progress(stop / params.samples, f"{stop}/{params.samples} noisy samples")
-        raw = (total / params.samples).astype(np.float32)
-        attribution = channel_max_abs(raw) if params.absolute else channel_sum(raw)
-        return RawAttribution(attribution, raw=raw, extras={"sigma": sigma, "signed": not params.absolute})
+        raws = [(t / params.samples).astype(np.float32) for t in totals]
+        return per_input(raws, ctx.kinds, params.absolute, extras={"sigma": sigmas[0], "signed": not params.absolute})

@@ -1,4 +1,6 @@
-"""Tabular rows: model adapters, CSV tables, attribution methods, service and plots.
+"""Tabular rows: CSV tables, the row service and plots. Models are the framework
+adapters of :mod:`xai_core.adapters` with a feature-vector input; the row methods
+live in :mod:`xai_core.explainers` beside the image ones.
 
     from xai_core.tabular import open_tabular_model, load_table, explain_row
     model = open_tabular_model("breast_cancer_mlp")
@@ -12,16 +14,22 @@ matplotlib only when called.
 
 from __future__ import annotations
 
-from .adapters import TabularModel
+from ..explainers import TABULAR_METHODS
 from .data import TabularData, default_label_column, load_table, read_columns
-from .explainers import TABULAR_METHODS, TABULAR_REGISTRY, get_tabular_explainer, tabular_methods_for
 from .models import open_tabular_model, open_uploaded_model
-from .service import TabularSummary, explain_row, explain_rows, predict_rows, resolve_tabular_target
+from .service import (
+    TabularSummary,
+    explain_row,
+    explain_rows,
+    get_tabular_explainer,
+    predict_rows,
+    resolve_tabular_target,
+)
 from .types import OutputValue, TabularExplanation
 
 __all__ = [
-    "TABULAR_METHODS", "TABULAR_REGISTRY", "OutputValue", "TabularData", "TabularExplanation",
-    "TabularModel", "TabularSummary", "default_label_column", "explain_row", "explain_rows", "get_tabular_explainer",
+    "TABULAR_METHODS", "OutputValue", "TabularData", "TabularExplanation",
+    "TabularSummary", "default_label_column", "explain_row", "explain_rows", "get_tabular_explainer",
     "load_table", "open_tabular_model", "open_uploaded_model", "predict_rows", "read_columns",
-    "resolve_tabular_target", "tabular_methods_for",
+    "resolve_tabular_target",
 ]

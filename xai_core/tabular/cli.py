@@ -66,7 +66,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def parse_tabular_params(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, str]]:
     """``KEY=VALUE`` (every method that has KEY) or ``METHOD.KEY=VALUE`` -> per-method dicts."""
     from ..cli import parse_param_args
-    from .explainers import get_tabular_explainer
+    from .service import get_tabular_explainer
 
     return parse_param_args(items, methods, get_tabular_explainer)
 
@@ -86,10 +86,9 @@ def _run(args: argparse.Namespace) -> int:
     from model_zoo.tabular import TABULAR_ZOO
 
     from .data import default_label_column, load_table, read_columns
-    from .explainers import get_tabular_explainer
     from .models import open_tabular_model
     from .plots import save_bar_png
-    from .service import explain_row
+    from .service import explain_row, get_tabular_explainer
 
     methods = list(dict.fromkeys(args.method))
     for method in methods:

@@ -1,4 +1,5 @@
-"""Open a tabular model by zoo name, file path or uploaded bytes.
+"""Open a tabular model by zoo name, file path or uploaded bytes: the same loaders
+and the same framework adapters as images, with a feature-vector input spec.
 
 Formats (untrusted files load without running their code):
 
@@ -10,7 +11,7 @@ Formats (untrusted files load without running their code):
 
 A JSON sidecar next to the file (``model.pt`` -> ``model.json``) may give
 ``labels`` (output names), ``arch``/``architecture``, ``output`` (probability,
-logit or score), ``feature_names`` (input columns in order: tables are then matched
+logit, sigmoid or score), ``feature_names`` (input columns in order: tables are then matched
 to the model by column name) and ``label_column``.
 """
 
@@ -18,14 +19,14 @@ from __future__ import annotations
 
 import pickle
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..types import InputError, ModelLoadError
-from .adapters import KerasTabularModel, OnnxTabularModel, TabularModel, TorchTabularModel, load_keras_file
+from ..adapters.base import ModelAdapter
+from ..loading import check_model_file
+from ..types import InputError, ModelLoadError, VectorSpec
 from .data import feature_names_from_sidecar
-
-MAX_MODEL_BYTES = 512 * 1024**2
 
 
 def infer_tabular_framework(path: Path) -> str:
@@ -50,9 +51,9 @@ def open_tabular_model(
     trust_pickle: bool = False,
     display_name: str | None = None,
     engine: str | None = None,
-) -> TabularModel:
-    """A tabular zoo name or a model file -> a ready :class:`TabularModel`. A file
-    runs in the confined model worker unless ``engine="inprocess"`` (see
+) -> ModelAdapter:
+    """A tabular zoo name or a model file -> a ready adapter over one feature vector.
+    A file runs in the confined model worker unless ``engine="inprocess"`` (see
     :func:`xai_core.models.open_model`); zoo models run in-process."""
     from model_zoo.tabular import TABULAR_ZOO, get_tabular_entry
 
@@ -77,27 +78,38 @@ def open_tabular_model(
         return open_remote("xai_core.tabular.models:open_tabular_model", path, name, framework=framework,
                            arch=arch, labels=labels, output_kind=output_kind, trust_pickle=trust_pickle,
                            display_name=name, engine="inprocess")
-    if path.is_file():
-        size = path.stat().st_size
-        if size == 0:
-            raise ModelLoadError(f"{name}: the file is empty")
-        if size > MAX_MODEL_BYTES:
-            raise ModelLoadError(f"{name}: larger than {MAX_MODEL_BYTES // 2**20} MB")
+    check_model_file(path, directories=True)
     sidecar = read_tabular_sidecar(path) if path.is_file() else {}
     labels = labels if labels is not None else sidecar.get("labels")
     output_kind = output_kind or sidecar.get("output")
     arch = arch or sidecar.get("arch") or sidecar.get("architecture")
     framework = framework or infer_tabular_framework(path)
+    spec = VectorSpec()
     if framework == "torch":
+        from ..adapters.torch import TorchAdapter
+
         module, kind = _load_torch(path, name, arch, trust_pickle)
-        model: TabularModel = TorchTabularModel(module, name, kind, labels, output_kind)
+        model: ModelAdapter = TorchAdapter(module, spec, labels, name=name, kind=kind, device="cpu",
+                                           batch_size=4096, output_kind=output_kind)
     elif framework == "keras":
-        model = KerasTabularModel(load_keras_file(path, name), name, "keras", labels, output_kind)
+        from ..adapters.keras import KerasAdapter
+        from ..loading_keras import load_keras_file
+
+        loaded, kind = load_keras_file(path, trust_code=trust_pickle)
+        model = KerasAdapter(loaded, spec, labels, name=name, kind=kind, device="cpu",
+                             batch_size=4096, output_kind=output_kind)
     elif framework == "onnx":
-        model = OnnxTabularModel(path.read_bytes(), name, labels, output_kind)
+        from ..adapters.onnx import OnnxAdapter, onnx_class_labels
+        from ..loading_onnx import describe_inputs, load_onnx_file
+
+        session, _ = load_onnx_file(path)
+        model = OnnxAdapter(session, describe_inputs(session, name), spec, labels, name=name, batch_size=4096,
+                            output_kind=output_kind, class_labels=onnx_class_labels(path.read_bytes()))
     else:
         raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
-    model.feature_names = feature_names_from_sidecar(sidecar, model.n_features, name)
+    names = feature_names_from_sidecar(sidecar, model.n_features, name)
+    if names is not None:
+        model.inputs = (replace(model.inputs[0], feature_names=tuple(names)),)
     model.label_column = sidecar.get("label_column") if isinstance(sidecar.get("label_column"), str) else None
     return model
 
@@ -110,7 +122,7 @@ def open_uploaded_model(
     arch: str | None = None,
     labels: list[str] | None = None,
     trust_pickle: bool = False,
-) -> TabularModel:
+) -> ModelAdapter:
     """Bytes of an uploaded model file (the dashboard) -> a ready model. The file is
     written to a private temporary folder because Keras and torch read from paths."""
     if not data:

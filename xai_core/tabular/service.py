@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from ..adapters.base import ModelAdapter
 from ..engines.worker import runs_in_worker
+from ..explainers import get_explainer
+from ..explainers.rows import RowContext
 from ..types import InputError, UnsupportedError, _jsonable
-from .adapters import TabularModel
 from .data import TabularData, check_row
-from .explainers import TabularContext, get_tabular_explainer
 from .types import OutputValue, TabularExplanation
 
 ProgressCallback = Callable[[float, str], None]
@@ -25,12 +26,17 @@ MAX_EXPLAIN_ROWS = 1000
 TOP_OUTPUTS = 10
 
 
-def check_compatible(model: TabularModel, data: TabularData) -> None:
+def check_compatible(model: ModelAdapter, data: TabularData) -> None:
     """The chosen feature columns must match the model's input width."""
     model.check_features(data.n_features)
 
 
-def check_tabular_method(model: TabularModel, method: str) -> None:
+def get_tabular_explainer(method: str):
+    """The row method called ``method``."""
+    return get_explainer(method, "vector")
+
+
+def check_tabular_method(model: ModelAdapter, method: str) -> None:
     explainer = get_tabular_explainer(method)
     missing = explainer.missing_capabilities(model)
     if missing:
@@ -38,21 +44,22 @@ def check_tabular_method(model: TabularModel, method: str) -> None:
         raise UnsupportedError(f"{method} needs gradients, which {model.name} does not provide.{hint}")
 
 
-def output_values(model: TabularModel, outputs: np.ndarray, k: int = TOP_OUTPUTS) -> list[OutputValue]:
+def output_values(model: ModelAdapter, outputs: np.ndarray, k: int = TOP_OUTPUTS) -> list[OutputValue]:
     """One row's outputs -> the (up to k) largest, as OutputValue records."""
     order = np.argsort(-outputs, kind="stable")[:k]
     return [OutputValue(int(i), model.label(int(i)), float(outputs[i])) for i in order]
 
 
 @runs_in_worker
-def predict_rows(model: TabularModel, data: TabularData, rows: Sequence[int] | None = None) -> np.ndarray:
-    """N x K model outputs for the given rows (all rows when None)."""
+def predict_rows(model: ModelAdapter, data: TabularData, rows: Sequence[int] | None = None) -> np.ndarray:
+    """N x classes explained scores (logits of a logit model, else probabilities;
+    the score of a score model) for the given rows (all rows when None)."""
     check_compatible(model, data)
     x = data.x if rows is None else data.x[[check_row(data, r) for r in rows]]
-    return model.predict(x)
+    return model.explained_scores(x)
 
 
-def resolve_tabular_target(model: TabularModel, target: int | str | None, outputs: np.ndarray) -> int:
+def resolve_tabular_target(model: ModelAdapter, target: int | str | None, outputs: np.ndarray) -> int:
     """None -> the largest output (the only one for a single score); an index (or its
     digits) -> that output; text -> the output name matching it (case-insensitive)."""
     from ..service import resolve_class
@@ -63,7 +70,7 @@ def resolve_tabular_target(model: TabularModel, target: int | str | None, output
 
 @runs_in_worker
 def explain_row(
-    model: TabularModel,
+    model: ModelAdapter,
     data: TabularData,
     row: int,
     method: str,
@@ -114,7 +121,7 @@ class TabularSummary:
 
 @runs_in_worker
 def explain_rows(
-    model: TabularModel,
+    model: ModelAdapter,
     data: TabularData,
     rows: Sequence[int] | None,
     method: str,
@@ -145,7 +152,7 @@ def explain_rows(
     explainer = get_tabular_explainer(method)
     parsed = explainer.params(params)
     used = _jsonable(parsed)
-    outputs = model.predict(data.x[rows])
+    outputs = model.explained_scores(data.x[rows])
     if per_row_target and target is None:
         targets = [resolve_tabular_target(model, None, o) for o in outputs]
     elif target is None and model.num_outputs > 1:
@@ -156,13 +163,13 @@ def explain_rows(
     if progress is not None:
         progress(0.0, f"{explainer.label}: preparing")
     explanations: list[TabularExplanation] = []
-    contexts: dict[int, tuple[TabularContext, Any]] = {}
+    contexts: dict[int, tuple[RowContext, Any]] = {}
     total_evals = 0
     for i, (row, t, out) in enumerate(zip(rows, targets, outputs, strict=True)):  # noqa: B007
         t0 = time.perf_counter()
         fresh = t not in contexts
         if fresh:  # the setup's evaluations are counted with the first row that needs it
-            ctx = TabularContext(model, data, t, seed)
+            ctx = RowContext(model, data, t, seed)
             contexts[t] = (ctx, explainer.setup(ctx, parsed))
         ctx, state = contexts[t]
         evals_before = 0 if fresh else ctx.model_evals
