@@ -332,3 +332,21 @@ def test_dashboard_upload_of_a_hostile_torchscript_then_the_next_request(tmp_pat
     use_digits_model(at)
     click_explain(at)
     assert_clean(at)
+
+
+def test_worker_outlives_the_session_thread_that_started_it(digits_files, digit_image):
+    """A dashboard session runs in a thread that ends; the shared worker must not die
+    with it (bubblewrap's --die-with-parent follows the forking thread)."""
+    from xai_core.service import explain
+
+    holder: list = []
+    opener = threading.Thread(target=lambda: holder.append(open_model(
+        digits_files["export"], overrides=SpecOverrides(size=(32, 32), mean=(0.5,), std=(0.5,), grayscale=True))))
+    opener.start()
+    opener.join(120)
+    model = holder[0]
+    import time
+
+    time.sleep(1.0)
+    assert model._worker.alive
+    assert explain(model, digit_image, "saliency").target == 7 and model._worker.starts == 1

@@ -36,6 +36,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from . import sandbox, wire
 START_TIMEOUT_S = 60.0
 MAX_WORKERS = int(os.environ.get("XAI_MAX_WORKERS", "4"))
 SCRATCH_ROOT = Path(tempfile.gettempdir()) / "xai-workers"
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xai-worker-spawner")
 
 
 class WorkerError(XaiError):
@@ -106,10 +108,12 @@ class Worker:
                    HOME=str(self._scratch), TMPDIR=str(self._scratch))
         log = open(self._scratch / "worker.log", "wb")  # noqa: SIM115 - kept by the child
         try:
-            self._proc = subprocess.Popen(
-                cmd, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                env=env, preexec_fn=sandbox.limit_resources, start_new_session=True,
-            )
+            # started from one long-lived thread: bubblewrap's --die-with-parent is tied to
+            # the thread that forks it, and a session's thread ends while others use the worker
+            self._proc = _SPAWNER.submit(
+                subprocess.Popen, cmd, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, env=env, preexec_fn=sandbox.limit_resources, start_new_session=True,
+            ).result()
         finally:
             log.close()
             child.close()
