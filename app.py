@@ -8,6 +8,7 @@ PAGES = [
     st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
     st.Page("pages/image.py", title="Image explainer", icon=":material/image_search:"),
     st.Page("pages/tabular.py", title="Tabular explainer", icon=":material/table_chart:"),
+    st.Page("pages/sets.py", title="Labelled sets", icon=":material/fact_check:"),
 ]
 
 st.navigation(PAGES).run()

@@ -5,6 +5,7 @@ import streamlit as st
 from ui.image_form import image_picker, model_input_preview
 from ui.long_run import show_stopped
 from ui.method_form import explain_form
+from ui.metrics_panel import image_metrics_panel
 from ui.model_form import model_sidebar
 from ui.quickstart import apply_quickstart, take_autorun
 from ui.results import show_results
@@ -38,3 +39,4 @@ if ready and (clicked or autorun) and not stopped:
 results = current_results(request, adapter, picked)
 if results is not None:
     show_results(results)
+    image_metrics_panel(results, adapter)

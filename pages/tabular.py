@@ -19,6 +19,7 @@ if str(ROOT) not in sys.path:
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
 from ui.long_run import LongRun, show_stopped  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
+from ui.metrics_panel import row_metrics_panel  # noqa: E402
 from ui.protection import trust_checkbox  # noqa: E402
 from xai_core.explainers import available_for, get_explainer  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
@@ -204,6 +205,7 @@ with one:
             _render_row(row_result)
         except Exception as exc:  # noqa: BLE001
             _show_error(exc)
+        row_metrics_panel(row_result, model, data)
     else:
         try:
             st.dataframe(dict(zip(model.output_names, predict_rows(model, data, [row])[0].tolist(), strict=True)),

@@ -29,7 +29,7 @@ if [ "$mode" = test ] && [ ! -x /usr/bin/chromium ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core libgl1 libglib2.0-0 >/dev/null
 fi
 
 # bubblewrap confines the model worker that runs uploaded models (README, Security);

@@ -154,14 +154,20 @@ def explain_cached(
     runs in the caller's context (captured here), so Streamlit does not record the
     bar updates as part of the cached result and replay them on a cache hit.
     """
-    report = None
-    if progress is not None:
-        outer = contextvars.copy_context()
-
-        def report(fraction: float, text: str) -> None:
-            outer.run(progress, fraction, text)
-
     return _explain(
         model_key, image_key, method, tuple(sorted(params.items())), target, layer, seed,
-        adapter, image, report,
+        adapter, image, outside_cache(progress),
     )
+
+
+def outside_cache(progress: Callable[[float, str], None] | None) -> Callable[[float, str], None] | None:
+    """``progress`` run in the caller's context (captured now), so that a cached
+    function calling it does not record the bar updates and replay them on a hit."""
+    if progress is None:
+        return None
+    outer = contextvars.copy_context()
+
+    def report(fraction: float, text: str) -> None:
+        outer.run(progress, fraction, text)
+
+    return report

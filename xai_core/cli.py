@@ -128,6 +128,34 @@ def check_common_args(args: argparse.Namespace) -> None:
         if not 0 < deadline < 1e6:
             raise InputError("--deadline must be a positive number of seconds")
         os.environ["XAI_WORKER_DEADLINE"] = str(deadline)
+def parse_metric_args(text: Sequence[str] | None, items: Sequence[str] | None, modality: Any):
+    """--metrics NAMES and --metric-param METRIC.KEY=VALUE -> (names, per-metric values),
+    checked before any model is loaded."""
+    from .metrics import get_metric, parse_metric_names
+
+    names = parse_metric_names(list(text or []), modality)
+    per_metric: dict[str, dict[str, str]] = {n: {} for n in names}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        metric, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise InputError(f"--metric-param {item!r} must look like METRIC.KEY=VALUE")
+        if metric not in per_metric:
+            raise InputError(f"--metric-param {item!r} names metric {metric!r}, which is not in --metrics")
+        per_metric[metric][name] = value
+    for name in names:
+        get_metric(name).params(per_metric[name])  # fail early on a bad value
+    return names, per_metric
+
+
+def print_metrics(results: dict[str, Any]) -> None:
+    for name, r in results.items():
+        base = "" if r.baseline is None else f"  random baseline {r.baseline:.4f}"
+        verdict = {True: "ok", False: "FAILS", None: ""}[r.passed]
+        print(f"    {name:<14} {r.value:.4f} ({r.direction.value}){base}  {verdict}  "
+              f"evals={r.model_evals}  {r.elapsed_s:.2f}s")
+        if r.warning:
+            print(f"    warning: {r.warning}")
 
 
 def _open(args) -> Any:
@@ -158,8 +186,12 @@ def cmd_explain(args) -> int:
     from . import render
     from .explainers import REGISTRY, get_explainer
     from .images import load_image
-    from .service import check_method, explain, explain_classes
+    from .metrics import Modality
+    from .metrics.service import evaluate_image
+    from .metrics.service import records as metric_records
+    from .service import check_method, explain, explain_classes, prepare_inputs
 
+    metric_names, metric_params = parse_metric_args(args.metrics, args.metric_param, Modality.IMAGE)
     for method in args.method:
         get_explainer(method)
     per_method = parse_param_args(args.param or [], args.method)
@@ -176,6 +208,9 @@ def cmd_explain(args) -> int:
         raise InputError("--batch-size must be at least 1")
     images = [(Path(p), load_image(p)) for p in args.image]
     adapter = _open(args)
+    if metric_names and adapter.multi_input:
+        raise InputError(f"--metrics works on models with one image input; {adapter.name} has "
+                         f"{len(adapter.inputs)} inputs")
     for method in args.method:
         check_method(adapter, method)
     out = make_output_dir(args.out)
@@ -209,6 +244,11 @@ def cmd_explain(args) -> int:
                     f"{path.name}  {method:<22} target={exp.target} ({exp.target_label})  "
                     f"top={top.label} {top.probability:.3f}  evals={exp.model_evals}  {exp.elapsed_s:.2f}s"
                 )
+                if metric_names:
+                    results = evaluate_image(adapter, prepare_inputs(adapter, fed)[0], exp, metric_names,
+                                             metric_params, batch_size=args.batch_size)
+                    records[-1]["metrics"] = metric_records(results)
+                    print_metrics(results)
     for method, rows in grids.items():
         if rows:
             grid = render.class_grid(rows, alpha=args.alpha, names=[p.name for p, _ in images])
@@ -373,6 +413,14 @@ def add_trust_args(p: argparse.ArgumentParser) -> None:
                    help="wall-clock limit per call into the model worker (default 600)")
 
 
+def add_metric_args(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("--metrics", nargs="+", action="extend", metavar="NAMES",
+                   help=f"faithfulness and sanity metrics to compute, comma-separated (e.g. {example}, or all); "
+                        "values go to results.json")
+    p.add_argument("--metric-param", nargs="+", action="extend", metavar="METRIC.KEY=VALUE",
+                   help="a metric's parameter, e.g. deletion.steps=32")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="python -m xai_core", description="Explain image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -395,10 +443,14 @@ def build_parser() -> Parser:
     p.add_argument("--param", nargs="+", action="extend", metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1")
+    add_metric_args(p, "deletion,insertion,road,randomization,sensitivity")
     p.set_defaults(func=cmd_explain)
     from .tabular.cli import add_parser as add_tabular_parser
 
     add_tabular_parser(sub)
+    from .set_cli import add_parser as add_set_parser
+
+    add_set_parser(sub)
     p = sub.add_parser("models", help="list the model zoo")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("methods", help="list explainers and their parameters")

@@ -198,11 +198,13 @@ def draw_input(explanation: Explanation, index: int, item: np.ndarray | None, na
 
 
 def class_grid(rows: list[tuple[np.ndarray, list[Explanation]]], alpha: float = 0.5, names: list[str] | None = None,
-               cell: float = 2.2) -> np.ndarray:
+               cell: float = 2.2, marks: list[tuple[int, int]] | None = None) -> np.ndarray:
     """The image x class grid: one row per image (its picture, then one overlay per
     explained class), titled with the class name and its probability, all maps on
     one colour scale (signed: red pushes the class up, blue down). ``rows`` pairs
-    each RGB picture with its explanations (one per class); returns RGB uint8."""
+    each RGB picture with its explanations (one per class); returns RGB uint8.
+    ``marks`` gives each row's (true class, predicted class) of a labelled set: the
+    true class's title is green, a wrong prediction's red and bold."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -232,7 +234,10 @@ def class_grid(rows: list[tuple[np.ndarray, list[Explanation]]], alpha: float = 
                 probability = float(e.probabilities[e.target])
             ax.imshow(overlay(picture, e, alpha=alpha, scale=scale, cmap=cmap))
             shown_p = f" (p={probability:.3f})" if probability is not None else ""
-            ax.set_title(f"{e.target_label}{shown_p}", fontsize=8)
+            truth, predicted = marks[r] if marks else (None, None)
+            color = "#1b7f3b" if e.target == truth else ("#b00020" if e.target == predicted else "black")
+            ax.set_title(f"{e.target_label}{shown_p}", fontsize=8, color=color,
+                         fontweight="bold" if e.target == predicted and predicted != truth else "normal")
         axes[r][0].axis("off")
     note = "red pushes the class up, blue down" if scale.signed else "one scale for every map"
     fig.suptitle(f"{every[0].method}: {note}", fontsize=9)

@@ -112,6 +112,13 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def random_like(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Normal noise shaped like ``values`` with the same root-mean-square (zeros stay zeros)."""
+    values = np.asarray(values)
+    rms = float(np.sqrt(np.mean(np.square(values, dtype=np.float64)))) if values.size else 0.0
+    return (rng.standard_normal(values.shape) * rms).astype(values.dtype)
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's text, for one-line error messages."""
     text = str(exc).strip().splitlines()
@@ -392,6 +399,18 @@ class ModelAdapter(ABC):
         """The last layer whose output is a spatial feature map (run once per forward)."""
         found = self.layers()
         return found[-1].name if found else None
+
+    # -- the randomisation sanity check (Adebayo et al. 2018) ----------------------
+    def weight_layers(self) -> list[str]:
+        """Names of the layers that carry weights, input side first ([] when the
+        weights cannot be reached)."""
+        return []
+
+    def randomized_copy(self, layers_from_top: int, seed: int) -> ModelAdapter:
+        """A new adapter for a copy of the model whose top ``layers_from_top``
+        weight layers are random (normal, each tensor keeping its RMS); this
+        adapter's model is left as it was."""
+        raise UnsupportedError(f"{self.name}: the weights of this model cannot be randomised")
 
     def supports(self, requirement: str) -> bool:
         return requirement in self.capabilities

@@ -34,7 +34,7 @@ from ..types import (
     VectorSpec,
     as_input_specs,
 )
-from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line
+from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
 
 tf = import_tensorflow()
 import keras  # noqa: E402 - after TensorFlow's quiet import
@@ -346,6 +346,38 @@ class KerasAdapter(ModelAdapter):
         """shap's values for one output -> canonical N x H x W x C."""
         arr = np.asarray(values[0] if isinstance(values, list) and len(values) == 1 else values, np.float32)
         return arr[..., 0] if arr.ndim == 5 else arr
+
+    # -- randomisation check ---------------------------------------------------------
+    def _weight_layers_of(self, model) -> list:
+        """Layers with trainable weights, nested models flattened, input side first."""
+        found = []
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                found.extend(self._weight_layers_of(layer))
+            elif layer.trainable_weights:
+                found.append(layer)
+        return found
+
+    def weight_layers(self) -> list[str]:
+        if self.kind != "model":
+            return []
+        return [layer.name for layer in self._weight_layers_of(self.model)]
+
+    def randomized_copy(self, layers_from_top: int, seed: int) -> KerasAdapter:
+        if self.kind != "model":
+            raise UnsupportedError(f"{self.name}: a SavedModel signature exposes no weights to randomise")
+        with self._lock:
+            try:
+                clone = keras.models.clone_model(self.model)
+                clone.set_weights(self.model.get_weights())
+            except Exception as exc:  # noqa: BLE001 - custom layers may refuse to clone
+                raise UnsupportedError(f"{self.name}: the model cannot be copied to randomise it ({first_line(exc)})") from None
+        rng = np.random.default_rng(seed)
+        for layer in self._weight_layers_of(clone)[::-1][: max(0, int(layers_from_top))]:
+            for variable in layer.trainable_weights:  # moving statistics stay: a random variance could go negative
+                variable.assign(random_like(keras.ops.convert_to_numpy(variable), rng))
+        return KerasAdapter(clone, self.inputs, self.labels, name=f"{self.name} (randomised)", kind=self.kind,
+                            batch_size=self.default_batch_size, output_kind=self._output_kind)
 
     # -- layers ----------------------------------------------------------------------
     def _all_layers(self) -> dict[str, object]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..loading_onnx import OnnxInput
 from ..types import Capability, ImageSpec, InputError, InputSpec, UnsupportedError, VectorSpec, as_input_specs
-from .base import ModelAdapter, first_line, softmax
+from .base import ModelAdapter, first_line, random_like, softmax
 
 
 def onnx_input_specs(infos: Sequence[OnnxInput], spec: InputSpec | Sequence[InputSpec]) -> tuple[InputSpec, ...]:
@@ -154,6 +154,52 @@ class OnnxAdapter(ModelAdapter):
         if out.ndim != 2:
             raise UnsupportedError(f"{self.name} returned shape {out.shape}; a classifier must return N x classes")
         return out
+
+    # -- randomisation check ---------------------------------------------------------
+    def _graph(self):
+        """The session's ONNX graph and, in node order, each node's float weight
+        initializers (BatchNormalization statistics left out)."""
+        import onnx
+
+        source = getattr(self.session, "_model_bytes", None) or getattr(self.session, "_model_path", None)
+        if source is None:
+            raise UnsupportedError(f"{self.name}: the ONNX graph behind this session is not available")
+        proto = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
+        inits = {t.name: t for t in proto.graph.initializer}
+        layers: list[tuple[str, list[str]]] = []
+        seen: set[str] = set()
+        for i, node in enumerate(proto.graph.node):
+            inputs = node.input[1:3] if node.op_type == "BatchNormalization" else node.input
+            names = [n for n in inputs if n in inits and n not in seen
+                     and inits[n].data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
+                     and int(np.prod(inits[n].dims)) > 1]
+            if names:
+                seen.update(names)
+                layers.append((node.name or f"{node.op_type}_{i}", names))
+        return proto, layers
+
+    def weight_layers(self) -> list[str]:
+        try:
+            return [name for name, _ in self._graph()[1]]
+        except UnsupportedError:
+            return []
+
+    def randomized_copy(self, layers_from_top: int, seed: int) -> OnnxAdapter:
+        import onnxruntime as ort
+        from onnx import numpy_helper
+
+        proto, layers = self._graph()
+        chosen = {n for _, names in layers[::-1][: max(0, int(layers_from_top))] for n in names}
+        rng = np.random.default_rng(seed)
+        for tensor in proto.graph.initializer:
+            if tensor.name in chosen:
+                tensor.CopyFrom(numpy_helper.from_array(random_like(numpy_helper.to_array(tensor), rng), tensor.name))
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(proto.SerializeToString(), sess_options=options,
+                                       providers=["CPUExecutionProvider"])
+        return OnnxAdapter(session, self.input_infos, self.inputs, self.labels, name=f"{self.name} (randomised)",
+                           batch_size=self.default_batch_size, output_kind=self._output_kind)
 
 
 def choose_output(outputs, name: str) -> tuple[str, bool]:

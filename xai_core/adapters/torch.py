@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..types import Capability, ImageSpec, InputError, InputSpec, UnsupportedError, VectorSpec, as_input_specs
-from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line
+from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -253,6 +253,31 @@ class TorchAdapter(ModelAdapter):
             score.detach().cpu().numpy(),
         )
         return (*result, self.probabilities(out.detach().cpu().numpy())) if return_probs else result
+
+    # -- randomisation check ---------------------------------------------------------
+    def weight_layers(self) -> list[str]:
+        """Modules owning parameters, in registration order (input side first)."""
+        seen: dict[str, None] = {}
+        for name, _ in self.model.named_parameters():
+            seen.setdefault(name.rpartition(".")[0], None)
+        return list(seen)
+
+    def randomized_copy(self, layers_from_top: int, seed: int) -> TorchAdapter:
+        import copy
+
+        chosen = set(self.weight_layers()[::-1][: max(0, int(layers_from_top))])
+        try:
+            model = copy.deepcopy(self.model)
+        except Exception as exc:  # noqa: BLE001 - some compiled programs refuse to be copied
+            raise UnsupportedError(f"{self.name}: the model cannot be copied to randomise it ({first_line(exc)})") from None
+        rng = np.random.default_rng(seed)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.rpartition(".")[0] in chosen:
+                    p.copy_(torch.from_numpy(random_like(p.detach().cpu().numpy(), rng)))
+        return TorchAdapter(model, self.inputs, self.labels, name=f"{self.name} (randomised)", kind=self.kind,
+                            device=str(self.device), channels_last=self.channels_last,
+                            batch_size=self.default_batch_size, output_kind=self._output_kind)
 
     # -- layers ----------------------------------------------------------------------
     def _module(self, layer: str) -> nn.Module:

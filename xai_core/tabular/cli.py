@@ -56,9 +56,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
     p.add_argument("--arch", help="architecture of a bare PyTorch state_dict (tabular_mlp)")
     p.add_argument("--labels", help="comma-separated output names")
-    from ..cli import add_trust_args
+    from ..cli import add_metric_args, add_trust_args
 
     add_trust_args(p)
+    add_metric_args(p, "deletion,insertion,correlation,sensitivity")
     p.set_defaults(func=run)
     return p
 
@@ -85,11 +86,16 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from model_zoo.tabular import TABULAR_ZOO
 
+    from ..cli import parse_metric_args, print_metrics
+    from ..metrics import Modality
+    from ..metrics.service import evaluate_row
+    from ..metrics.service import records as metric_records
     from .data import default_label_column, load_table, read_columns
     from .models import open_tabular_model
     from .plots import save_bar_png
     from .service import explain_row, get_tabular_explainer
 
+    metric_names, metric_params = parse_metric_args(args.metrics, args.metric_param, Modality.ROWS)
     methods = list(dict.fromkeys(args.method))
     for method in methods:
         get_tabular_explainer(method)
@@ -127,6 +133,10 @@ def _run(args: argparse.Namespace) -> int:
                 extra = f"  base {expl.base_value:.4g}, additivity error {expl.additivity_error:.2e}"
             top = ", ".join(f"{f} {v:+.3g}" for f, v in expl.ranked()[:3])
             print(f"row {row} {method}: {expl.target_label} {expl.output:.4g}; top {top}{extra}")
+            if metric_names:
+                results = evaluate_row(model, data, expl, metric_names, metric_params)
+                record["metrics"] = metric_records(results)
+                print_metrics(results)
     write_output(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} record(s) to {out / 'results.json'}")
     return 0

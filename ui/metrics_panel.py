@@ -1,0 +1,208 @@
+"""'Can I trust these maps?': faithfulness and sanity metrics next to the results,
+and the compare view that ranks the methods by them in one table.
+
+One click computes the chosen metrics for every shown result with a progress
+bar; each (result, metric, parameters) is cached with the explanation, so a
+rerun, or adding one metric, recomputes nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from xai_core.metrics import (
+    IMAGE_DEFAULTS,
+    ROW_DEFAULTS,
+    Direction,
+    MetricResult,
+    Modality,
+    Needs,
+    get_metric,
+    metrics_for,
+)
+from xai_core.types import XaiError
+
+from .cache import outside_cache
+from .method_form import params_form
+
+METRICS_KEY = "metric_choice"
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _image_metric(result_key: str, name: str, params: str, _adapter: Any, _image: np.ndarray, _explanation: Any,
+                  _progress: Callable[[float, str], None] | None) -> MetricResult:
+    from xai_core.images import preprocess
+    from xai_core.metrics.service import evaluate_image
+
+    x = preprocess(_image, _adapter.spec)
+    return evaluate_image(_adapter, x, _explanation, [name], {name: json.loads(params)}, progress=_progress)[name]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _row_metric(result_key: str, name: str, params: str, _model: Any, _data: Any, _explanation: Any,
+                _progress: Callable[[float, str], None] | None) -> MetricResult:
+    from xai_core.metrics.service import evaluate_row
+
+    return evaluate_row(_model, _data, _explanation, [name], {name: json.loads(params)}, progress=_progress)[name]
+
+
+def _choose(modality: Modality, can_randomize: bool, key: str) -> list[str]:
+    available = [m for m in metrics_for(modality) if can_randomize or Needs.WEIGHTS not in m.needs]
+    labels = {m.name: f"{m.name}: {m.description} ({m.paper})" for m in available}
+    defaults = [n for n in (IMAGE_DEFAULTS if modality is Modality.IMAGE else ROW_DEFAULTS) if n in labels]
+    return st.multiselect("Metrics", list(labels), default=defaults, format_func=lambda n: n, key=key,
+                          help="\n\n".join(labels.values()))
+
+
+def _compute(items: Sequence[tuple[str, str, Any]], names: Sequence[str],
+             run: Callable[[str, str, Any, Callable[[float, str], None] | None], MetricResult]) -> dict:
+    """{item key: {metric: result}} for every (label, key, explanation), with one bar."""
+    bar = st.progress(0.0, text="Checking the maps…")
+    total = len(items) * len(names)
+    done: dict[str, dict[str, MetricResult]] = {}
+    errors = []
+    for i, (label, key, explanation) in enumerate(items):
+        done[key] = {}
+        for j, name in enumerate(names):
+            step = i * len(names) + j
+
+            def progress(fraction: float, text: str, step: int = step, label: str = label) -> None:
+                bar.progress(min(1.0, (step + fraction) / total), text=f"{label}: {text}")
+
+            progress(0.0, name)
+            try:
+                done[key][name] = run(key, name, explanation, outside_cache(progress))
+            except XaiError as exc:
+                errors.append(f"{label}, {name}: {str(exc).strip().rstrip('.')}.")
+            except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
+                errors.append(f"{label}, {name} failed ({type(exc).__name__}: {exc}); try fewer steps or samples.")
+    bar.empty()
+    for message in errors:
+        st.error(message)
+    return done
+
+
+def ranking_table(labels: dict[str, str], results: dict[str, dict[str, MetricResult]]) -> pd.DataFrame:
+    """One row per method: each metric's value (its random baseline beside it), the
+    mean rank over the metrics (1 = best, by each metric's direction), and the cost."""
+    rows = []
+    for key, per_metric in results.items():
+        row: dict[str, Any] = {"Method": labels[key]}
+        for name, r in per_metric.items():
+            row[f"{name} ({'↑' if r.direction is Direction.HIGHER else '↓'})"] = r.value
+            if r.baseline is not None:
+                row[f"{name} random"] = r.baseline
+        row["evals"] = sum(r.model_evals for r in per_metric.values())
+        row["seconds"] = round(sum(r.elapsed_s for r in per_metric.values()), 2)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    ranks = []
+    names = sorted({n for per in results.values() for n in per})
+    for name in names:
+        values = [per[name].value if name in per else np.nan for per in results.values()]
+        direction = next(per[name].direction for per in results.values() if name in per)
+        sign = -1 if direction is Direction.HIGHER else 1
+        ranks.append(pd.Series(values).mul(sign).rank(method="min"))
+    if ranks and len(frame) > 1:
+        frame.insert(1, "mean rank", pd.concat(ranks, axis=1).mean(axis=1).round(2))
+        frame = frame.sort_values("mean rank", kind="stable")
+    return frame
+
+
+def _curves(labels: dict[str, str], results: dict[str, dict[str, MetricResult]]) -> None:
+    import plotly.graph_objects as go
+
+    names = [n for n in dict.fromkeys(n for per in results.values() for n in per)
+             if any(per[n].curve for per in results.values() if n in per)]
+    if not names:
+        return
+    columns = st.columns(min(3, len(names)))
+    for i, name in enumerate(names):
+        fig = go.Figure()
+        title = name
+        for key, per in results.items():
+            r = per.get(name)
+            if r is None or r.curve is None:
+                continue
+            fig.add_scatter(x=r.curve[0], y=r.curve[1], mode="lines+markers",
+                            name=f"{labels[key]}: {r.curve_names[0]}")
+            if r.baseline_curve is not None:
+                fig.add_scatter(x=r.baseline_curve[0], y=r.baseline_curve[1], mode="lines",
+                                line={"dash": "dash"}, name=f"{labels[key]}: {r.curve_names[1]}")
+            title = f"{r.label}"
+        x_title = "share of layers randomised" if name == "randomization" else "share of features changed"
+        fig.update_layout(title={"text": title, "font": {"size": 13}}, height=280, xaxis_title=x_title,
+                          margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend={"font": {"size": 9}})
+        columns[i % len(columns)].plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+
+
+def _show(labels: dict[str, str], results: dict[str, dict[str, MetricResult]], explain_cost: dict[str, tuple]) -> None:
+    for key, per in results.items():
+        for r in per.values():
+            if r.warning:
+                st.warning(f"{labels[key]}: {r.warning}.", icon="⚠️")
+    frame = ranking_table(labels, results)
+    st.dataframe(frame, hide_index=True, width="stretch")
+    cost = [f"{labels[k]}: metrics {sum(r.model_evals for r in per.values())} evaluations, "
+            f"{sum(r.elapsed_s for r in per.values()):.2f} s (the explanation: {explain_cost[k][0]} evaluations, "
+            f"{explain_cost[k][1]:.2f} s)" for k, per in results.items()]
+    st.caption("↑ higher is better, ↓ lower is better; 'random' is the same metric for a random order or map. "
+               + " · ".join(cost))
+    _curves(labels, results)
+
+
+def _panel(modality: Modality, items: Sequence[tuple[str, str, Any]], can_randomize: bool, state_key: str,
+           run: Callable[[str, str, Any, Callable[[float, str], None] | None], MetricResult],
+           cost: dict[str, tuple]) -> None:
+    with st.expander("Can I trust these maps? Faithfulness and sanity checks", expanded=state_key in st.session_state):
+        names = _choose(modality, can_randomize, f"{METRICS_KEY}_{modality.value}")
+        params: dict[str, dict] = {}
+        if names:
+            with st.popover("Metric settings"):
+                for name in names:
+                    st.markdown(f"**{name}**")
+                    params[name] = params_form(get_metric(name), prefix=f"metric_{modality.value}")
+        if st.button("Check faithfulness", disabled=not names, key=f"check_{modality.value}"):
+            keys = tuple(k for _, k, _ in items)
+            st.session_state[state_key] = (keys, _compute(items, names, lambda k, n, e, p: run(k, n, e, p, params[n])))
+        stored = st.session_state.get(state_key)
+        labels = {k: label for label, k, _ in items}
+        if stored and stored[0] == tuple(k for _, k, _ in items):
+            _show(labels, stored[1], cost)
+
+
+def image_metrics_panel(results: Any, adapter: Any) -> None:
+    """The panel under the image results (a ``ui.runner.ResultSet``) for ``adapter``."""
+    if adapter is None:
+        return
+    items = [(i.label, i.key, i.explanation) for i in results.items]
+    cost = {i.key: (i.explanation.model_evals, i.explanation.elapsed_s) for i in results.items}
+
+    def run(key: str, name: str, explanation: Any, progress, params: dict) -> MetricResult:
+        return _image_metric(key, name, json.dumps(params, sort_keys=True), adapter, results.image.array,
+                             explanation, progress)
+
+    _panel(Modality.IMAGE, items, bool(adapter.weight_layers()), "img_metric_results", run, cost)
+
+
+def row_metrics_panel(explanation: Any, model: Any, data: Any) -> None:
+    """The panel under a tabular row's result (a ``TabularExplanation`` of ``data``)."""
+    if explanation is None:
+        return
+    from .cache import content_hash
+
+    identity = [model.name, data.source, data.x.shape, explanation.record()]
+    key = content_hash(json.dumps(identity, default=str, sort_keys=True).encode())
+    items = [(f"{explanation.method}, row {explanation.row}", key, explanation)]
+    cost = {key: (explanation.model_evals, explanation.elapsed_s)}
+
+    def run(key: str, name: str, explanation: Any, progress, params: dict) -> MetricResult:
+        return _row_metric(key, name, json.dumps(params, sort_keys=True), model, data, explanation, progress)
+
+    _panel(Modality.ROWS, items, bool(model.weight_layers()), "tab_metric_results", run, cost)

@@ -1,0 +1,261 @@
+"""Streamlit pieces of the labelled-set page: pick the model and the set, evaluate
+(cached per model and set), the confusion matrix with clickable cells, the
+selection, the gallery, the explanation grid and the downloads.
+
+The engine comes from the server's environment: ``XAI_ENGINE=ray`` (default
+``local``), ``XAI_RAY_ADDRESS`` (default: a local Ray instance) and
+``XAI_RAY_WORKERS`` (default 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from xai_core.datasets import LabelledSet, open_set
+from xai_core.evaluation import Evaluation, evaluate
+from xai_core.set_model import ModelRef, SetModel
+from xai_core.types import XaiError
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS_SET = ROOT / "sample_data" / "digits_test.npz"
+UPLOAD = "Upload a model file"
+MAX_EXPLAIN = 200
+SELECT_LABELS = {
+    "misclassified": "Worst misclassified",
+    "cell": "Confusion-matrix cell",
+    "class": "One true class",
+    "random": "Random sample",
+    "all": "All items",
+}
+AGAINST = {"all": "every class", "predicted": "the predicted class", "true": "the true class"}
+
+
+def show_error(exc: BaseException) -> None:
+    if isinstance(exc, XaiError):
+        st.error(" ".join(str(exc).split()))
+    else:
+        st.error(f"Unexpected failure ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). "
+                 "Your inputs are kept; try other settings.")
+
+
+def engine_settings() -> tuple[str, str | None, int]:
+    engine = os.environ.get("XAI_ENGINE", "local").strip().lower() or "local"
+    workers = int(os.environ.get("XAI_RAY_WORKERS", "2") or 2)
+    return engine, os.environ.get("XAI_RAY_ADDRESS") or None, max(1, workers)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+def open_set_model(ref: ModelRef) -> SetModel:
+    return ref.open()
+
+
+def _set_models() -> dict[str, str]:
+    """Offline zoo models that a labelled set fits, name -> kind."""
+    import model_zoo
+    from model_zoo.tabular import available_tabular_models
+
+    image = [n for n, e in model_zoo.ZOO.items() if e.offline]
+    image.sort(key=lambda n: (n != "digits_cnn", n))
+    return {**{n: "image" for n in image}, **{n: "rows" for n in available_tabular_models()}}
+
+
+def choose_model() -> ModelRef | None:
+    """Zoo model (digits_cnn first) or an uploaded file; None with a message."""
+    from ui.cache import store_upload
+
+    models = _set_models()
+    options = [*models, UPLOAD]
+    name = st.selectbox("Model", options, key="set_model",
+                        format_func=lambda n: n if n == UPLOAD else f"{n} ({'images' if models[n] == 'image' else 'table rows'})")
+    if name != UPLOAD:
+        return ModelRef(name, models[name], batch_size=64 if models[name] == "image" else 256)
+    upload = st.file_uploader("Model file (.pt state_dict/TorchScript, .pt2, .keras, .h5, .onnx); its "
+                              "preprocessing and labels come from a sidecar JSON or the file",
+                              type=["pt", "pth", "pt2", "keras", "h5", "onnx"], key="set_model_file")
+    kind = st.radio("The model reads", ["image", "rows"], horizontal=True, key="set_model_kind",
+                    format_func={"image": "images", "rows": "table rows"}.get)
+    arch = st.text_input("Architecture of a bare state_dict (e.g. digits_cnn, resnet18, tabular_mlp)",
+                         key="set_model_arch")
+    trust = st.checkbox("I trust this file (allows code inside it: a pickled module, a Keras Lambda layer)",
+                        key="set_model_trust")
+    if upload is None:
+        st.info("Upload a model file, or pick a zoo model.")
+        return None
+    path = store_upload(upload.getvalue(), upload.name)
+    return ModelRef(str(path), kind, arch=arch.strip() or None, trust_pickle=trust,
+                    batch_size=64 if kind == "image" else 256)
+
+
+def shipped_set(ref: ModelRef) -> Path | None:
+    """The set that ships for a zoo model: held-out digits, the breast-cancer test rows."""
+    from model_zoo.tabular import TABULAR_ZOO
+
+    if ref.ref in ("digits_cnn", "keras_digits_cnn"):
+        return DIGITS_SET
+    if ref.ref in TABULAR_ZOO:
+        return TABULAR_ZOO[ref.ref].csv_path
+    return None
+
+
+@dataclass(frozen=True)
+class SetSource:
+    key: str
+    name: str
+    path: str | None = None
+    data: bytes | None = None
+    label_column: str | None = None
+
+
+def choose_set(ref: ModelRef) -> SetSource | None:
+    shipped = shipped_set(ref)
+    choices = ([f"Shipped: {shipped.name}"] if shipped else []) + ["Upload a set"]
+    pick = st.radio("Labelled set", choices, horizontal=True, key=f"set_source_{shipped.name if shipped else ''}")
+    label_column = None
+    if pick.startswith("Shipped") and shipped is not None:
+        st.caption("held-out digits the digits models never saw (scikit-learn, seed 0)" if shipped == DIGITS_SET
+                   else "the breast-cancer test rows the tabular models never saw")
+        return SetSource(f"file:{shipped}", shipped.name, path=str(shipped))
+    upload = st.file_uploader(
+        "A .zip of class folders (CLASS/IMAGE.png), a CSV table with a label column, or an .npz with x and y",
+        type=["zip", "csv", "npz"], key="set_upload")
+    if ref.kind == "rows":
+        label_column = st.text_input("Label column (default: label/class/target/y)", key="set_label_column") or None
+    if upload is None:
+        st.info("Upload a labelled set" + (", or use the shipped one." if shipped else "."))
+        return None
+    data = upload.getvalue()
+    digest = hashlib.sha256(data).hexdigest()[:24]
+    return SetSource(f"upload:{digest}:{label_column}", upload.name, data=data, label_column=label_column)
+
+
+@st.cache_resource(show_spinner="Reading the set…", max_entries=8)
+def _open(source_key: str, _source: SetSource, class_names: tuple[str, ...], kind: str) -> LabelledSet:
+    src = _source.path if _source.path else _source.data
+    return open_set(src, list(class_names), kind=kind, name=_source.name, label_column=_source.label_column)
+
+
+def load_set(source: SetSource, model: SetModel) -> LabelledSet:
+    dataset = _open(source.key, source, tuple(model.class_names), model.kind)
+    model.check_set(dataset)
+    return dataset
+
+
+def make_engine(model: SetModel, dataset: LabelledSet):
+    from xai_core.engines import open_engine
+
+    engine, address, workers = engine_settings()
+    return open_engine(engine, model, dataset, workers=workers, address=address)
+
+
+def evaluation_for(ref: ModelRef, model: SetModel, source: SetSource, dataset: LabelledSet) -> Evaluation:
+    """The set's evaluation, computed once per model and set (kept in the session)."""
+    key = f"set_eval::{hash(ref)}::{source.key}"
+    if key not in st.session_state:
+        bar = st.progress(0.0, text="Evaluating…")
+        with make_engine(model, dataset) as engine:
+            st.session_state[key] = evaluate(model, dataset, engine=engine,
+                                             progress=lambda f, t: bar.progress(min(1.0, f), text=t))
+        bar.empty()
+    return st.session_state[key]
+
+
+def show_metrics(ev: Evaluation) -> tuple[int, int] | None:
+    """Metrics, the clickable confusion matrix and per-class table; returns the clicked cell."""
+    import pandas as pd
+
+    m = ev.metrics()
+    c = st.columns(4)
+    c[0].metric("Accuracy", f"{m['accuracy']:.3f}" if m["accuracy"] is not None else "n/a")
+    c[1].metric("Items evaluated", m["evaluated"])
+    c[2].metric("Misclassified", m["misclassified"])
+    c[3].metric("Failed to read", m["failed"])
+    if ev.errors:
+        with st.expander(f"{len(ev.errors)} item(s) skipped"):
+            st.dataframe(pd.DataFrame({"item": list(ev.errors), "problem": list(ev.errors.values())}),
+                         hide_index=True, width="stretch")
+    names = ev.class_names
+    if len(names) > 40:
+        st.caption("The confusion matrix is shown for models with up to 40 classes; see the table download.")
+        return None
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.markdown("**Confusion matrix** (rows: true class, columns: predicted). Click a cell to see its items.")
+        frame = pd.DataFrame(ev.confusion(), index=[f"true {n}" for n in names], columns=[f"pred {n}" for n in names])
+        event = st.dataframe(frame.style.background_gradient(cmap="Blues", axis=None), key="set_confusion",
+                             on_select="rerun", selection_mode="single-cell", width="stretch")
+    with right:
+        st.markdown("**Per class**")
+        st.dataframe(pd.DataFrame(m["per_class"]).drop(columns=["class"]), hide_index=True, width="stretch")
+    cells = event.selection.get("cells", []) if event is not None else []
+    if cells:
+        row, col = cells[0]
+        cols = list(frame.columns)
+        if col in cols:
+            return int(row), cols.index(col)
+    return None
+
+
+def choose_selection(ev: Evaluation, cell: tuple[int, int] | None) -> tuple[str, list[int]]:
+    names = ev.class_names
+    options = list(SELECT_LABELS)
+    if cell != st.session_state.get("set_last_cell"):  # a new click on the matrix selects that cell
+        st.session_state["set_last_cell"] = cell
+        if cell is not None:
+            st.session_state["set_select"] = "cell"
+    how = st.radio("Explain which items", options, format_func=SELECT_LABELS.get, horizontal=True,
+                   key="set_select")
+    c1, c2 = st.columns(2)
+    top = int(c1.number_input("How many (at most)", 1, MAX_EXPLAIN, 10, key="set_top"))
+    kwargs: dict = {}
+    if how == "class":
+        kwargs["cls"] = names.index(c2.selectbox("True class", names, key="set_class"))
+    if how == "cell":
+        if cell is None:
+            st.info("Click a cell of the confusion matrix above.")
+            return how, []
+        kwargs["cell"] = cell
+        c2.markdown(f"Cell: true **{names[cell[0]]}**, predicted **{names[cell[1]]}**")
+    if how == "random":
+        kwargs["seed"] = int(c2.number_input("Sample seed", 0, 2**31 - 1, 0, key="set_sample_seed"))
+    return how, ev.select(how, top=top, **kwargs)
+
+
+def show_gallery(ev: Evaluation, dataset: LabelledSet, chosen: list[int], limit: int = 30) -> None:
+    names = ev.class_names
+    pred = ev.predictions
+    if not chosen:
+        st.info("No items in this selection.")
+        return
+    if dataset.kind == "rows":
+        st.dataframe(ev.table().iloc[chosen], hide_index=True, width="stretch")
+        return
+    shown = chosen[:limit]
+    cols = st.columns(min(10, len(shown)))
+    for n, i in enumerate(shown):
+        with cols[n % len(cols)]:
+            try:
+                image = dataset.read(i)
+            except XaiError as exc:
+                st.caption(str(exc))
+                continue
+            st.image(_thumbnail(image), width="stretch",
+                     caption=f"#{i} true {names[ev.labels[i]]} → {names[pred[i]]} "
+                             f"({ev.probabilities[i, pred[i]]:.2f})")
+    if len(chosen) > limit:
+        st.caption(f"showing {limit} of {len(chosen)} items")
+
+
+def _thumbnail(image: np.ndarray, size: int = 96) -> np.ndarray:
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if max(h, w) >= size:
+        return image
+    scale = max(1, size // max(h, w))
+    return np.asarray(Image.fromarray(image).resize((w * scale, h * scale), Image.NEAREST))
