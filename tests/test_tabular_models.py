@@ -223,7 +223,7 @@ def test_keras_round_trip_and_gradients(tmp_path):
 
 
 @pytest.mark.skipif(not keras_available(), reason="keras is not installed")
-def test_keras_lambda_layer_is_refused_in_safe_mode(tmp_path):
+def test_keras_lambda_layer_is_refused_in_safe_mode(tmp_path, unconfined):
     keras = keras_module()
     net = keras.Sequential([keras.Input((N_FEATURES,)), keras.layers.Lambda(lambda t: t * 2.0), keras.layers.Dense(1)])
     path = tmp_path / "lambda.keras"
