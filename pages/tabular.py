@@ -17,11 +17,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
+from ui.limits import CSV_MB, TABULAR_MODEL_MB  # noqa: E402
 from ui.long_run import LongRun, show_stopped  # noqa: E402
+from ui.messages import page_text  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
 from ui.metrics_panel import row_metrics_panel  # noqa: E402
 from ui.protection import trust_checkbox  # noqa: E402
 from xai_core.explainers import available_for, get_explainer  # noqa: E402
+from xai_core.quality import quality_notes  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
     default_label_column,
     explain_row,
@@ -54,9 +57,9 @@ def _uploaded_model(filename: str, digest: str, _data: bytes, arch: str, trust: 
 
 def _show_error(exc: BaseException) -> None:
     if isinstance(exc, XaiError):
-        st.error(" ".join(str(exc).split()))
+        st.error(page_text(exc) + ".")
     else:
-        st.error(f"Unexpected failure ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). "
+        st.error(f"Unexpected failure ({type(exc).__name__}: {page_text(exc)[:300]}). "
                  "Your inputs are kept; try other settings.")
 
 
@@ -69,7 +72,7 @@ def _choose_model():
         st.caption(TABULAR_ZOO[name].description)
         return _zoo_model(name), TABULAR_ZOO[name], f"zoo:{name}"
     upload = st.file_uploader("Model file (.pt TorchScript/state_dict, .pt2, .keras, .onnx)", type=MODEL_TYPES,
-                              key="tab_model_upload")
+                              key="tab_model_upload", max_upload_size=TABULAR_MODEL_MB)
     arch = st.text_input("Architecture of a bare state_dict", value="", placeholder="tabular_mlp", key="tab_arch")
     trust = trust_checkbox("tab_trust", "a TorchScript, .pt2 or fully pickled PyTorch module")
     if upload is None:
@@ -86,7 +89,8 @@ def _choose_table(entry):
     source = st.radio("Data", [f"Sample CSV ({sample.name})", "Upload a CSV"], horizontal=True, key="tab_data_source")
     if source.startswith("Sample"):
         return sample.read_bytes(), sample.name
-    upload = st.file_uploader("CSV file with a header line", type=["csv", "txt"], key="tab_csv_upload")
+    upload = st.file_uploader("CSV file with a header line", type=["csv", "txt"], key="tab_csv_upload",
+                              max_upload_size=CSV_MB)
     if upload is None:
         st.info("Upload a CSV, or use the sample.")
         st.stop()
@@ -109,6 +113,8 @@ def _render_row(expl) -> None:
         st.caption(f"LIME weights of a local linear surrogate (intercept {expl.extras.get('intercept', 0):.4g}, "
                    f"local prediction {expl.extras.get('local_prediction', 0):.4g}, R² {expl.extras.get('r2_score', 0):.3f}); "
                    "no base value, so no waterfall.")
+    for note in quality_notes(expl.method, expl.extras, expl.base_value):
+        st.warning(note, icon=":material/warning:")
     st.dataframe(
         [{"feature": f, "value": expl.feature_values[f], "attribution": v} for f, v in expl.ranked()],
         hide_index=True, key="tab_values",

@@ -23,6 +23,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet -r "$reqs"
     echo "$want" > "$stamp"
 fi
+# the project itself, editable, so `python -m xai_core ...` (the dashboard's reproduce
+# commands) and `import xai_core` work from any folder, not only from this one
+root="$PWD"
+installed="$(cd / && "$root/.venv/bin/python" -c \
+    "import os, xai_core; print(os.path.dirname(os.path.dirname(xai_core.__file__)))" 2>/dev/null || true)"
+if [ "$installed" != "$root" ]; then
+    echo "==> installing this checkout into .venv (pip install -e .)"
+    .venv/bin/python -m pip install --quiet --no-deps -e .
+fi
 
 if [ "$mode" = test ] && [ ! -x /usr/bin/chromium ]; then
     echo "==> installing Debian's chromium for the browser tests"

@@ -4,6 +4,7 @@ but switched off in a test would go unseen)."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from pathlib import Path
 
@@ -33,3 +34,41 @@ def dockerfile_streamlit_args() -> list[str]:
             argv = json.loads(line[4:])
             return argv[argv.index("streamlit") + 1:]
     raise AssertionError("the Dockerfile has no CMD")
+
+
+@contextlib.contextmanager
+def serve(port: int, log_path: Path, timeout_s: float = 90):
+    """``make run``'s server on loopback at ``port`` (log in ``log_path``): yields its
+    URL once /_stcore/health answers, and stops it afterwards."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", *make_run_streamlit_args(port), "--server.address", "127.0.0.1"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                        if response.read().strip() == b"ok":
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"streamlit did not start; see {log_path}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

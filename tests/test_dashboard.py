@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -44,6 +45,15 @@ def errors(at: AppTest) -> list[str]:
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not errors(at), errors(at)
+
+
+def assert_page_words(at: AppTest) -> None:
+    """Errors speak of the page's widgets and the uploaded file's name, never of
+    command-line flags or the server's temporary copies."""
+    import tempfile
+
+    for e in errors(at):
+        assert "--" not in e and tempfile.gettempdir() not in e and "xai-dashboard-uploads" not in e, e
 
 
 def captions(at: AppTest) -> list[str]:
@@ -141,6 +151,8 @@ def test_every_explainer_renders_images_and_predictions(method):
     assert f"Overlay: {label}" in shown and f"Heatmap: {label}" in shown
     frame = predictions_frame(at)
     assert len(frame) == 5 and set(frame["Label"]) <= {str(d) for d in range(10)}
+    (chart,) = at.get("plotly_chart")
+    assert json.loads(chart.proto.spec)["layout"]["yaxis"]["type"] == "category"  # "0".."9" are names
     evals = int(next(m.value for m in at.metric if m.label == "Model evaluations").replace(",", ""))
     assert evals >= 1
 
@@ -148,15 +160,18 @@ def test_every_explainer_renders_images_and_predictions(method):
 def test_several_explainers_side_by_side_on_a_shared_scale():
     at = image_page()
     use_digits_model(at)
-    at.selectbox(key="img_method").set_value("saliency").run()
-    at.multiselect(key="img_compare").set_value(["grad_cam", "occlusion"]).run()
-    set_params(at, "occlusion")
+    at.selectbox(key="img_method").set_value("integrated_gradients").run()
+    at.multiselect(key="img_compare").set_value(["grad_cam", "shap_gradient"]).run()
+    set_params(at, "integrated_gradients")
+    set_params(at, "shap_gradient")
     at.checkbox(key="img_shared_scale").check()
     click_explain(at)
     assert_clean(at)
     overlays = [c for c in captions(at) if c.startswith("Overlay: ")]
-    assert overlays == ["Overlay: Saliency (gradients)", "Overlay: Grad-CAM", "Overlay: Occlusion"]
-    assert "All maps share one color scale." in [c.value for c in at.caption]
+    assert overlays == ["Overlay: Integrated Gradients", "Overlay: Grad-CAM", "Overlay: SHAP expected gradients"]
+    note = next(c.value for c in at.caption if "colour scale" in c.value)
+    assert "Integrated Gradients and SHAP expected gradients share one colour scale" in note
+    assert "Grad-CAM keep their own scale" in note
     downloads = [b.label for b in at.get("download_button")]
     assert sum(label.startswith("Download overlay") for label in downloads) == 3
 
@@ -234,6 +249,7 @@ def test_upload_torchscript_model_and_photo(photo, digits_module, tmp_path):
     at.file_uploader(key="img_model_file_torch").set_value(("digits_script.pt", path.read_bytes(), "application/octet-stream")).run()
     assert not at.exception  # loaded at the default 224x224 RGB input, which this model rejects
     assert any("(1, 3, 224, 224)" in e and "Preprocessing" in e for e in errors(at))
+    assert_page_words(at)
     at.number_input(key="img_height").set_value(32)
     at.number_input(key="img_width").set_value(32)
     at.checkbox(key="img_grayscale").check()
@@ -243,6 +259,9 @@ def test_upload_torchscript_model_and_photo(photo, digits_module, tmp_path):
     assert_clean(at)
     methods = at.selectbox(key="img_method").options
     assert "Grad-CAM" not in methods and "Saliency (gradients)" in methods  # TorchScript: no layer hooks
+    (missing,) = [x for x in at.expander if x.label.startswith("Not available for this model")]
+    why = " ".join(m.value for m in missing.markdown)
+    assert "**Grad-CAM**" in why and "TorchScript files allow no layer hooks" in why and ".pt2" in why
     at.selectbox(key="img_method").set_value("saliency").run()
     click_explain(at)
     assert_clean(at)
@@ -259,7 +278,8 @@ def test_state_dict_upload_asks_for_its_architecture(digits_module, tmp_path):
     at.radio(key="img_source").set_value("Upload a model file").run()
     at.file_uploader(key="img_model_file_torch").set_value(("weights.pth", path.read_bytes(), "application/octet-stream")).run()
     assert not at.exception
-    assert any("state_dict" in e and "Architecture" in e for e in errors(at))
+    assert any("state_dict" in e and "choose its Architecture" in e for e in errors(at)), errors(at)
+    assert_page_words(at)
     assert len(at.selectbox(key="img_arch").options) > 10
     at.selectbox(key="img_arch").set_value("digits_cnn")
     at.number_input(key="img_height").set_value(32)
@@ -301,6 +321,7 @@ def test_pickled_module_needs_explicit_trust(digits_module, tmp_path, unconfined
     at.file_uploader(key="img_model_file_torch").set_value(("whole.pt", path.read_bytes(), "application/octet-stream")).run()
     assert not at.exception
     assert any("pickled" in e and "I trust this file" in e for e in errors(at))
+    assert_page_words(at)
     assert "img_method" not in [s.key for s in at.selectbox]
     at.number_input(key="img_height").set_value(32)
     at.number_input(key="img_width").set_value(32)
@@ -334,7 +355,7 @@ def test_bad_uploads_show_errors_and_hide_results_of_other_inputs():
     at.radio(key="img_image_source").set_value("Sample image").run()
     assert "Overlay: Saliency (gradients)" in captions(at)  # nothing was lost
     # a bad labels file
-    at.file_uploader(key="img_labels_file").set_value(("labels.json", b"[1, 2", "application/json")).run()
+    labels_uploader(at).set_value(("labels.json", b"[1, 2", "application/json")).run()
     assert any("labels.json" in e and "invalid JSON" in e for e in errors(at))
     # a file that is no model at all
     at.radio(key="img_source").set_value("Upload a model file").run()
@@ -471,3 +492,80 @@ def test_progress_comes_from_the_real_batches(photo):
     again = cache.explain_cached("digits-test", adapter, "chelsea-test", photo, "occlusion", params,
                                  target=None, layer=None, seed=0, progress=lambda f, t: seen.append((f, t)))
     assert seen == [] and np.array_equal(again.attribution, e.attribution)  # a cache hit runs nothing
+
+
+def labels_uploader(at: AppTest):
+    (found,) = [u for u in at.file_uploader if u.label.startswith("Labels file")]
+    return found
+
+
+def test_a_labels_file_belongs_to_its_model():
+    at = image_page()
+    use_digits_model(at)
+    labels_uploader(at).set_value(("digits.txt", "\n".join(f"digit {i}" for i in range(10)).encode(), "text/plain")).run()
+    assert_clean(at)
+    assert at.selectbox(key="img_target").format_func(3) == "3: digit 3"
+    at.selectbox(key="img_zoo_model").set_value("efficientnet_lite0").run()
+    assert_clean(at)  # ten names for 1000 classes would be an error: the file is not carried over
+    assert not [u for u in at.file_uploader if u.label.startswith("Labels file") and u.value]
+    at.selectbox(key="img_zoo_model").set_value("digits_cnn").run()
+    assert not [u for u in at.file_uploader if u.label.startswith("Labels file") and u.value]
+
+
+def test_an_unconverged_integrated_gradients_result_gets_a_visible_note():
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("integrated_gradients").run()
+    at.number_input(key="img_param_integrated_gradients_steps").set_value(2)
+    at.selectbox(key="img_param_integrated_gradients_method").set_value("riemann_trapezoid").run()
+    click_explain(at)
+    assert_clean(at)
+    assert any("Integrated Gradients has not converged" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+def test_each_uploader_states_the_limit_and_types_the_service_accepts():
+    from xai_core.images import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, load_image
+    from xai_core.loading import MAX_MODEL_BYTES
+
+    at = image_page()
+    at.radio(key="img_image_source").set_value("Upload an image").run()
+    labels = labels_uploader(at).proto
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    by_label = {u.label: u.proto for u in at.file_uploader}
+    image, model = by_label["Image file"], by_label["Model file"]
+    assert image.max_upload_size_mb == MAX_FILE_BYTES // 2**20 == 50
+    assert model.max_upload_size_mb == MAX_MODEL_BYTES // 2**20
+    assert labels.max_upload_size_mb == 4
+    assert {f".{t.lstrip('.')}" for t in image.type} >= set(SUPPORTED_SUFFIXES) >= {".tif", ".tiff", ".gif"}
+    gif = io.BytesIO()
+    Image.new("P", (8, 6)).save(gif, format="GIF")
+    assert load_image(gif.getvalue(), "x.gif").shape == (6, 8, 3)  # what the uploader offers, the service reads
+
+
+def test_the_reproduce_command_runs_from_any_folder_and_records_the_files_hash(tmp_path):
+    """The page's "Reproduce .json" for a sample image, run from an unrelated folder
+    with no PYTHONPATH (the project is installed into .venv), gives the same map."""
+    import hashlib
+
+    from ui.results import _record_json
+    from ui.runner import RESULTS_KEY
+
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("integrated_gradients").run()
+    set_params(at, "integrated_gradients")
+    click_explain(at)
+    assert_clean(at)
+    results = at.session_state[RESULTS_KEY]
+    (item,) = results.items
+    record = json.loads(_record_json(results, item))
+    image_file = Path(record["image"]["file"])
+    assert image_file.is_absolute() and image_file.is_file()
+    assert record["image"]["sha256"] == hashlib.sha256(image_file.read_bytes()).hexdigest()
+    assert "run_in" not in record  # nothing uploaded: the command needs no particular folder
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    argv = [sys.executable if a == "python" else a for a in shlex.split(record["command"])]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (npy,) = (tmp_path / "xai_out").glob("*__integrated_gradients.npy")
+    assert np.array_equal(np.load(npy), item.explanation.attribution.astype(np.float32))

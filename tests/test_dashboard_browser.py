@@ -7,17 +7,12 @@ checks that it decodes at the photo's size. Screenshots go to artifacts/.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from served_app import make_run_streamlit_args
+from served_app import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,36 +38,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server_url():
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit-server.log", "w")  # noqa: SIM115 - closed in finally
     # exactly the Makefile's `make run` command, bound to loopback
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", *make_run_streamlit_args(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit-server.log'}")
-            time.sleep(0.5)
+    with serve(free_port(), ARTIFACTS / "streamlit-server.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

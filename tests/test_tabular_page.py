@@ -173,3 +173,16 @@ def test_a_result_is_shown_only_with_the_model_and_row_it_was_computed_from(app)
     at.number_input(key="tab_row").set_value(5)
     at.run()
     assert not at.get("plotly_chart") and hidden()
+
+
+def test_uploaders_state_the_limits_the_service_accepts(app):
+    from xai_core.loading import MAX_MODEL_BYTES
+    from xai_core.tabular.data import MAX_CSV_BYTES
+
+    at = app
+    at.radio(key="tab_data_source").set_value("Upload a CSV")
+    at.run()
+    assert at.file_uploader(key="tab_csv_upload").proto.max_upload_size_mb == MAX_CSV_BYTES // 2**20 == 50
+    at.radio(key="tab_model_source").set_value("Upload a model")
+    at.run()
+    assert at.file_uploader(key="tab_model_upload").proto.max_upload_size_mb == MAX_MODEL_BYTES // 2**20

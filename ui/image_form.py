@@ -8,15 +8,17 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from xai_core.images import preprocess
+from xai_core.images import SUPPORTED_SUFFIXES, preprocess
 from xai_core.types import ImageSpec, XaiError
 
-from .cache import array_hash, decode_image
+from .cache import array_hash, content_hash, decode_image
+from .limits import IMAGE_MB
+from .messages import page_text
 from .samples import list_samples
 
 SAMPLE_SOURCE = "Sample image"
 UPLOAD_SOURCE = "Upload an image"
-IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp"]
+IMAGE_TYPES = [suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES]  # exactly what load_image reads
 THUMB_HEIGHT = 96
 PREVIEW_SIDE = 160
 KEPT_SAMPLE = "img_sample_kept"  # not a widget key, so Streamlit keeps it while the selectbox is hidden
@@ -24,9 +26,12 @@ KEPT_SAMPLE = "img_sample_kept"  # not a widget key, so Streamlit keeps it while
 
 @dataclass(frozen=True)
 class PickedImage:
-    name: str  # the file name the reproduce command uses for --image
+    name: str  # what the page shows: a sample's path in the repository, or the uploaded file's name
     array: np.ndarray  # RGB uint8 H x W x 3
-    key: str  # content hash of the decoded pixels
+    key: str  # content hash of the decoded pixels (what results are keyed by)
+    file_sha256: str = ""  # sha256 of the file itself, as `sha256sum` prints it
+    command_path: str = ""  # --image of the reproduce command: a sample's absolute path, an upload's name
+    uploaded: bool = False  # the user's own file, which the command names by its bare name
 
     @property
     def size(self) -> tuple[int, int]:
@@ -37,6 +42,11 @@ class PickedImage:
 def _sample_pixels(name: str) -> np.ndarray:
     samples = {s.name: s for s in list_samples()}
     return samples[name].load()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _sample_sha256(name: str) -> str:
+    return content_hash({s.name: s for s in list_samples()}[name].read_bytes())
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -55,7 +65,7 @@ def image_picker() -> PickedImage | None:
         try:
             st.image([_thumbnail(n) for n in names], caption=names)
         except XaiError as exc:
-            st.warning(f"A sample image could not be read: {exc}")
+            st.warning(f"A sample image could not be read: {page_text(exc)}.")
         if st.session_state.get("img_sample") not in names:
             st.session_state.pop("img_sample", None)
             if st.session_state.get(KEPT_SAMPLE) in names:  # the choice survives a switch to uploading and back
@@ -66,21 +76,24 @@ def image_picker() -> PickedImage | None:
         try:
             pixels = _sample_pixels(name)
         except XaiError as exc:
-            st.error(f"{str(exc).rstrip('.')}. Pick another sample or upload an image.")
+            st.error(f"{page_text(exc)}. Pick another sample or upload an image.")
             return None
-        return PickedImage(by_name[name].command_path, pixels, array_hash(pixels))
+        sample = by_name[name]
+        return PickedImage(sample.command_path, pixels, array_hash(pixels), _sample_sha256(name),
+                           str(sample.path.resolve()) if sample.path is not None else sample.name)
 
-    upload = st.file_uploader("Image file", type=IMAGE_TYPES, key="img_image_file",
-                              help="JPG, PNG, BMP or WebP; EXIF orientation is applied")
+    upload = st.file_uploader("Image file", type=IMAGE_TYPES, key="img_image_file", max_upload_size=IMAGE_MB,
+                              help="JPG, PNG, BMP, WebP, TIFF or GIF (first frame); EXIF orientation is applied")
     if upload is None:
-        st.info("Upload a photo (JPG, PNG, BMP or WebP), or switch to a sample image.")
+        st.info("Upload a photo (JPG, PNG, BMP, WebP, TIFF or GIF), or switch to a sample image.")
         return None
     try:
         pixels = decode_image(upload.getvalue(), upload.name)
     except XaiError as exc:
-        st.error(f"{str(exc).rstrip('.')}. Upload another file, or pick a sample image.")
+        st.error(f"{page_text(exc)}. Upload another file, or pick a sample image.")
         return None
-    return PickedImage(upload.name, pixels, array_hash(pixels))
+    return PickedImage(upload.name, pixels, array_hash(pixels), content_hash(upload.getvalue()), upload.name,
+                       uploaded=True)
 
 
 def model_input_preview(image: PickedImage, spec: ImageSpec) -> None:

@@ -15,6 +15,8 @@ from xai_core.adapters.base import ModelAdapter
 from xai_core.explainers import Explainer, ParamInfo, available_for
 from xai_core.types import XaiError
 
+from .messages import page_text
+
 PREDICTED = -1
 
 
@@ -77,7 +79,7 @@ def layer_picker(adapter: ModelAdapter, key: str) -> str | None:
     try:
         layers = adapter.layers()
     except Exception as exc:  # noqa: BLE001 - an odd model must not break the page
-        st.warning(f"Could not list this model's layers ({type(exc).__name__}: {exc}); the default layer is used.")
+        st.warning(f"Could not list this model's layers ({type(exc).__name__}: {page_text(exc)}); the default layer is used.")
         return None
     if not layers:
         return None
@@ -107,6 +109,26 @@ def _keep_valid(key: str, options: list[str], multi: bool = False) -> None:
         del st.session_state[key]
 
 
+def unavailable_note(adapter: ModelAdapter) -> None:
+    """Why the explainers missing from the list cannot run on this model (the same
+    reason the command line gives), so that none vanishes without a word."""
+    from xai_core.explainers import REGISTRY
+    from xai_core.service import check_method
+
+    offered = {e.name for e in available_for(adapter)}
+    reasons = []
+    for name, explainer in REGISTRY.items():
+        if explainer.modality != "image" or name in offered:
+            continue
+        try:
+            check_method(adapter, name)
+        except XaiError as exc:
+            reasons.append(f"**{explainer.label}**: {page_text(exc)}.")
+    if reasons:
+        with st.expander(f"Not available for this model ({len(reasons)})"):
+            st.markdown("\n".join(f"- {r}" for r in reasons))
+
+
 def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
     explainers = {e.name: e for e in available_for(adapter)}
     if not explainers:
@@ -118,6 +140,7 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
                            help="only the methods this model supports are listed")
     chosen = explainers[primary]
     st.caption(f"{chosen.description} *{chosen.paper}*")
+    unavailable_note(adapter)
     others = [n for n in names if n != primary]
     _keep_valid("img_compare", others, multi=True)
     compare = st.multiselect("Compare with", others, format_func=lambda n: explainers[n].label, key="img_compare",
@@ -131,21 +154,22 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
         try:
             explainer.params(values)
         except XaiError as exc:
-            st.error(f"{str(exc).rstrip('.')}. Change the value in {explainer.label} settings.")
+            st.error(f"{page_text(exc)}. Change the value in {explainer.label} settings.")
             return None
         runs.append(MethodRun(explainer, values, layer))
 
-    c1, c2 = st.columns([3, 1])
     options = [PREDICTED, *range(adapter.num_classes)]
-    target = c1.selectbox(
+    target = st.selectbox(
         "Target class", options, key="img_target",
         format_func=lambda i: "Predicted class (top-1)" if i == PREDICTED else f"{i}: {adapter.label(i)}",
         help="the class whose evidence is explained; type to search by name",
     )
-    seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="img_seed",
+    seed = int(st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="img_seed",
                                help="fixes the randomness of LIME, SmoothGrad and SHAP"))
     shared = False
     if len(runs) > 1:
-        shared = st.checkbox("One color scale for all maps", key="img_shared_scale",
-                             help="draw every map on the same value range (render.Scale.shared)")
+        shared = st.checkbox("Shared colour scale", key="img_shared_scale",
+                             help="maps in the same units (e.g. Integrated Gradients and SHAP expected gradients) "
+                                  "are drawn on one value range, so their colours compare; maps in other units "
+                                  "keep their own range, so none is washed out")
     return ExplainPlan(tuple(runs), None if target == PREDICTED else int(target), seed, shared)

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from xai_core.engines import sandbox
 from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, XaiError
 
 from .cache import ModelRequest, content_hash, declared_preprocessing, store_upload, unpack_savedmodel
 from .frameworks import available_frameworks
+from .limits import IMAGE_MODEL_MB, LABELS_MB
+from .messages import page_text
 from .protection import trust_checkbox
 
 ZOO_SOURCE = "Model zoo"
@@ -106,7 +109,7 @@ def preprocessing_form(defaults: ImageSpec, owner: str) -> ImageSpec | None:
                 st.caption(f"mean {_fmt(mean)} · std {_fmt(std)}")
             spec = ImageSpec((int(height), int(width)), mean, std, bool(grayscale))
         except InputError as exc:
-            st.error(f"Preprocessing: {str(exc).rstrip('.')}. Fix the values above or pick a preset.")
+            st.error(f"Preprocessing: {page_text(exc)}. Fix the values above or pick a preset.")
             spec = None
         st.button("Reset to the model's defaults", key="img_reset_preprocessing", on_click=_forget_owner,
                   width="stretch")
@@ -131,7 +134,6 @@ def model_sidebar() -> ModelRequest | None:
         )
         framework = next(f for f in frameworks if f.key == chosen)
         source = st.radio("Model source", [ZOO_SOURCE, UPLOAD_SOURCE], key="img_source", horizontal=True)
-        labels, labels_name = _labels_uploader()
         if source == ZOO_SOURCE:
             # models that work offline first, so switching framework never lands on a download error
             names = sorted((name for name, e in model_zoo.ZOO.items() if e.framework == framework.key),
@@ -145,6 +147,7 @@ def model_sidebar() -> ModelRequest | None:
             )
             entry = model_zoo.ZOO[name]
             st.caption(entry.description)
+            labels, labels_name = _labels_uploader(f"zoo:{name}")
             spec = preprocessing_form(entry.spec, owner=f"zoo:{name}")
             if spec is None:
                 return None
@@ -152,7 +155,7 @@ def model_sidebar() -> ModelRequest | None:
 
         upload = st.file_uploader(
             "Model file", type=list(framework.suffixes), key=f"img_model_file_{framework.key}",
-            help=f"{framework.label}: {framework.formats}",
+            help=f"{framework.label}: {framework.formats}", max_upload_size=IMAGE_MODEL_MB,
         )
         if upload is None:
             st.info(f"Upload a {framework.label} model ({', '.join('.' + s for s in framework.suffixes)}): "
@@ -161,6 +164,7 @@ def model_sidebar() -> ModelRequest | None:
         data = upload.getvalue()
         digest = content_hash(data)
         path = store_upload(data, upload.name)
+        labels, labels_name = _labels_uploader(f"file:{digest}")
         arch, trust = None, False
         if framework.key == "torch":
             arch, trust = _torch_file_options(path)
@@ -171,8 +175,10 @@ def model_sidebar() -> ModelRequest | None:
                 path = unpack_savedmodel(str(path))
             declared = declared_preprocessing(str(path), framework.key, trust)
         except XaiError as exc:
-            hint = ""
-            st.error(f"Could not read {upload.name}: {str(exc).rstrip('.')}.{hint}")
+            hint = "" if sandbox.detect().confined else (
+                " If it has Lambda layers or is a SavedModel and you trust its author, tick 'I trust this file'."
+                if framework.key == "keras" else "")
+            st.error(f"Could not read {upload.name}: {page_text(exc)}.{hint}")
             return None
         spec = preprocessing_form(declared, owner=f"file:{digest}")
         if spec is None:
@@ -206,17 +212,20 @@ def _torch_file_options(path) -> tuple[str | None, bool]:
     return None, trust_checkbox("img_trust_pickle", "a fully pickled module")
 
 
-def _labels_uploader() -> tuple[tuple[str, ...] | None, str | None]:
+def _labels_uploader(owner: str) -> tuple[tuple[str, ...] | None, str | None]:
+    """Class names for the model ``owner`` (zoo name or upload hash). The uploader is
+    keyed by the model, so a labels file never stays attached to another model."""
     from xai_core.labels import read_labels
 
     upload = st.file_uploader(
-        "Labels file (optional)", type=["txt", "json"], key="img_labels_file",
-        help="one class name per line, a JSON list, or a JSON object {index: name}",
+        "Labels file (optional)", type=["txt", "json"], key=f"img_labels_file_{content_hash(owner.encode())[:12]}",
+        help="class names for this model: one per line, a JSON list, or a JSON object {index: name}",
+        max_upload_size=LABELS_MB,
     )
     if upload is None:
         return None, None
     try:
         return tuple(read_labels(upload.getvalue(), upload.name)), upload.name
     except XaiError as exc:
-        st.error(f"{str(exc).rstrip('.')}. The model's own labels are used instead; fix the file and upload it again.")
+        st.error(f"{page_text(exc)}. The model's own labels are used instead; fix the file and upload it again.")
         return None, None

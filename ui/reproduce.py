@@ -65,14 +65,24 @@ def reproduce_record(
     arch: str | None = None,
     labels: str | None = None,
     trust_pickle: bool = False,
+    uploaded: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """``image_sha256`` is the image file's own hash (as ``sha256sum`` prints it);
+    ``uploaded`` names the files the user uploaded, which the command names by their
+    bare names (everything else is a zoo name or an absolute path)."""
     argv = command_argv(
         model=model, image=image, explanation=explanation, spec=spec, framework=framework,
         arch=arch, labels=labels, trust_pickle=trust_pickle,
     )
+    where = {}
+    if uploaded:
+        names = " and ".join(uploaded)
+        where = {"run_in": f"the folder that holds {names} (the file(s) you uploaded), or write their paths "
+                           "in the command instead"}
     return {
         "command": shlex.join(argv),
         "argv": argv,
+        **where,
         "model": {"ref": model, "source": model_source, "framework": framework, "arch": arch,
                   "labels": labels, "trust_pickle": trust_pickle},
         "preprocessing": spec.to_dict(),

@@ -11,29 +11,61 @@ import pandas as pd
 import streamlit as st
 
 from xai_core import render
+from xai_core.quality import quality_notes
 from xai_core.types import Explanation, Prediction
 
 from .reproduce import reproduce_record
 from .runner import ResultItem, ResultSet
 
+THEMES = {  # colour bar text and background per Streamlit theme
+    "light": ("#31333f", "#ffffff"),
+    "dark": ("#fafafa", "#0e1117"),
+}
+
+
+def _theme() -> str:
+    try:
+        kind = st.context.theme.type
+    except AttributeError:  # an older Streamlit, or no browser (AppTest)
+        kind = None
+    return kind if kind in THEMES else "light"
+
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _views(key: str, scale: tuple[float, float, bool] | None, _explanation: Explanation,
-           _image: np.ndarray) -> dict[str, bytes]:
-    """Overlay, heatmap and colorbar PNGs for one result (cached by result key + scale)."""
-    e = _explanation
-    if scale is None:
-        drawn, cmap = render.Scale.of(e.attribution, e.signed), None
-    else:
-        drawn = render.Scale(*scale)
-        cmap = render.DIVERGING if drawn.signed else render.SEQUENTIAL
+def _views(key: str, scale: tuple[float, float, bool], display: render.Display, theme: str,
+           _explanation: Explanation, _image: np.ndarray) -> dict[str, bytes]:
+    """Overlay, heatmap and colorbar PNGs for one result as the page shows it (cached
+    by result key, scale, display options and theme), and the overlay the command
+    line writes (the download: display options never change a saved file)."""
+    drawn_e = display.apply(_explanation)
+    drawn = render.Scale(*scale)
+    cmap = render.default_cmap(drawn_e)
     h, w = _image.shape[:2]
-    cmap_used = cmap or render.default_cmap(e)
+    text, background = THEMES[theme]
+    shown = render.overlay(_image, drawn_e, scale=drawn, cmap=cmap)
     return {
-        "overlay": render.to_png(render.overlay(_image, e, scale=drawn, cmap=cmap)),
-        "heatmap": render.to_png(render.heatmap(render.upsample_to(e, h, w), drawn, cmap_used)),
-        "colorbar": render.to_png(render.colorbar(drawn, cmap_used, height=44)),
+        "overlay": render.to_png(render.enlarge_small(shown)),
+        "heatmap": render.to_png(render.enlarge_small(render.heatmap(render.upsample_to(drawn_e, h, w), drawn, cmap))),
+        "colorbar": render.to_png(render.colorbar(drawn, cmap, height=46, text_color=text, background=background)),
+        "download": render.to_png(render.overlay(_image, _explanation)),
     }
+
+
+def display_options(results: ResultSet) -> render.Display:
+    """Smoothing, clipping and absolute value for pixel-level maps (shown only when one is)."""
+    pixel = [i.label for i in results.items if i.explanation.method in render.PIXEL_LEVEL]
+    if not pixel:
+        return render.Display()
+    with st.expander("Display options for pixel-level maps", expanded=False):
+        st.caption(f"For {', '.join(pixel)}: these change the pictures only; the .npy, the reproduce record "
+                   "and the downloaded overlay keep the computed numbers.")
+        c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+        smooth = c1.slider("Smoothing (pixels)", 0.0, 8.0, 0.0, 0.5, key="img_display_smooth",
+                           help="Gaussian blur of the map before drawing (sigma, in model-input pixels)")
+        clip = c2.slider("Colours saturate at percentile", 90.0, 100.0, 99.5, 0.5, key="img_display_clip",
+                         help="values above this percentile of |attribution| get the strongest colour")
+        absolute = c3.checkbox("Absolute value", key="img_display_abs", help="magnitude only, sign ignored")
+    return render.Display(smooth=float(smooth), clip=float(clip), absolute=bool(absolute))
 
 
 def predictions_table(predictions: list[Prediction]) -> None:
@@ -51,6 +83,7 @@ def predictions_table(predictions: list[Prediction]) -> None:
     ordered = frame.iloc[::-1]
     fig = px.bar(ordered, x="Probability", y="Label", orientation="h", range_x=[0, 1], height=230)
     fig.update_layout(margin={"l": 0, "r": 10, "t": 10, "b": 0}, yaxis_title=None)
+    fig.update_yaxes(type="category")  # class names such as "0".."9" are names, not positions on a number line
     right.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
 
@@ -65,21 +98,22 @@ def _npy(array: np.ndarray) -> bytes:
 
 
 def _record_json(results: ResultSet, item: ResultItem) -> str:
-    req = results.request
+    req, image = results.request, results.image
+    uploaded = ([req.display_name] if req.source == "file" else []) + ([req.labels_name] if req.labels_name else [])
     record = reproduce_record(
-        model=req.display_name, model_source=req.source, image=results.image.name,
-        image_sha256=results.image.key, image_size=results.image.size, explanation=item.explanation,
+        model=req.display_name, model_source=req.source, image=image.command_path or image.name,
+        image_sha256=image.file_sha256, image_size=image.size, explanation=item.explanation,
         spec=req.spec, framework=req.framework, arch=req.arch, labels=req.labels_name,
-        trust_pickle=req.trust_pickle,
+        trust_pickle=req.trust_pickle, uploaded=tuple(uploaded + ([image.name] if image.uploaded else [])),
     )
     return json.dumps(record, indent=2)
 
 
 def _stats(item: ResultItem) -> None:
     e = item.explanation
-    c1, c2 = st.columns(2)
-    c1.metric("Run time", f"{e.elapsed_s:.2f} s")
-    c2.metric("Model evaluations", f"{e.model_evals:,}")
+    # one above the other: side by side, a narrow column (compare view, 800 px) cuts the numbers
+    st.metric("Run time", f"{e.elapsed_s:.2f} s")
+    st.metric("Model evaluations", f"{e.model_evals:,}")
     details = [f"target {e.target}: {e.target_label}"]
     if e.layer:
         details.append(f"layer {e.layer}")
@@ -87,6 +121,8 @@ def _stats(item: ResultItem) -> None:
     details += [f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
                 for k, v in extras.items() if not isinstance(v, bool)]
     st.caption(" · ".join(details))
+    for note in quality_notes(e.method, e.extras):
+        st.warning(note, icon=":material/warning:")
     variance = e.extras.get("variance")
     if isinstance(variance, np.ndarray) and variance.ndim == 2:
         with st.expander("Variance of the estimate"):
@@ -97,61 +133,78 @@ def _stats(item: ResultItem) -> None:
                        "per-sample variance / sqrt(samples) per channel.")
 
 
-def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes, stacked: bool = False) -> None:
+def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes) -> None:
     e = item.explanation
     base = f"{_stem(results.image.name)}__{e.method}"
     st.download_button("Download overlay PNG", overlay_png, f"{base}.png", "image/png",
-                       key=f"dl_png_{e.method}", on_click="ignore", width="stretch")
-    c1, c2 = (st.container(), st.container()) if stacked else st.columns(2)
-    c1.download_button("Attribution .npy", _npy(e.attribution), f"{base}.npy", "application/octet-stream",
+                       key=f"dl_png_{e.method}", on_click="ignore", width="stretch",
+                       help="at the photo's resolution, drawn as the command line draws it")
+    st.download_button("Attribution .npy", _npy(e.attribution), f"{base}.npy", "application/octet-stream",
                        key=f"dl_npy_{e.method}", on_click="ignore", width="stretch",
                        help="signed 2-D map at model input resolution (float32)")
-    c2.download_button("Reproduce .json", _record_json(results, item), f"{base}.json", "application/json",
+    st.download_button("Reproduce .json", _record_json(results, item), f"{base}.json", "application/json",
                        key=f"dl_json_{e.method}", on_click="ignore", width="stretch",
                        help="every setting, and the python -m xai_core command that recomputes it")
+
+
+def _result_block(results: ResultSet, item: ResultItem, v: dict[str, bytes]) -> None:
+    """One result: overlay and heatmap side by side, colour bar, numbers, downloads."""
+    c1, c2 = st.columns(2)
+    c1.image(v["overlay"], caption=f"Overlay: {item.label}", width="stretch")
+    c2.image(v["heatmap"], caption=f"Heatmap: {item.label}", width="stretch")
+    st.image(v["colorbar"], caption=render.colorbar_label(item.explanation), width="stretch")
+    _stats(item)
+    _downloads(results, item, v["download"])
 
 
 def show_results(results: ResultSet) -> None:
     image = results.image.array
     h, w = image.shape[:2]
-    scale = None
-    if results.shared_scale and len(results.items) > 1:
-        shared = render.Scale.shared([(i.explanation.attribution, i.explanation.signed) for i in results.items])
-        scale = (shared.vmin, shared.vmax, shared.signed)
-    views = {item.key: _views(item.key, scale, item.explanation, image) for item in results.items}
+    display = display_options(results)
+    explanations = [display.apply(i.explanation) for i in results.items]
+    scales = render.scales_for(explanations, results.shared_scale and len(results.items) > 1,
+                               [display.percentile_for(i.explanation) for i in results.items])
+    theme = _theme()
+    views = {item.key: _views(item.key, (s.vmin, s.vmax, s.signed), display, theme, item.explanation, image)
+             for item, s in zip(results.items, scales, strict=True)}
     first = results.items[0].explanation
 
     st.subheader("Results")
     st.caption(f"{results.request.display_name} on {results.image.name} ({w}x{h})")
+    original = render.to_png(render.enlarge_small(image))
     if len(results.items) == 1:
         item = results.items[0]
-        v = views[item.key]
-        c1, c2, c3 = st.columns(3)
-        c1.image(image, caption="Original")
-        c2.image(v["heatmap"], caption=f"Heatmap: {item.label}")
-        c3.image(v["overlay"], caption=f"Overlay: {item.label}")
-        c2.image(v["colorbar"], caption=render.colorbar_label(item.explanation))
-        with c3:
-            _downloads(results, item, v["overlay"])
-        with c1:
-            _stats(item)
+        c1, c2 = st.columns([1, 2], gap="medium")
+        c1.image(original, caption="Original", width="stretch")
+        with c2:
+            _result_block(results, item, views[item.key])
     else:
-        columns = st.columns(len(results.items) + 1)
-        columns[0].image(image, caption="Original")
-        for column, item in zip(columns[1:], results.items, strict=True):
-            v = views[item.key]
-            with column:
-                st.image(v["overlay"], caption=f"Overlay: {item.label}")
-                st.image(v["heatmap"], caption=f"Heatmap: {item.label}")
-                st.image(v["colorbar"], caption=render.colorbar_label(item.explanation))
-                _stats(item)
-                _downloads(results, item, v["overlay"], stacked=len(results.items) > 2)
-        if scale is not None:
-            st.caption("All maps share one color scale.")
+        c1, _ = st.columns([1, 2])
+        c1.image(original, caption="Original", width="stretch")
+        for start in range(0, len(results.items), 2):  # two results a row: nothing squeezed at 800 px
+            row = st.columns(2, gap="medium")
+            for column, item in zip(row, results.items[start:start + 2], strict=False):
+                with column, st.container(border=True):
+                    _result_block(results, item, views[item.key])
+        if results.shared_scale:
+            st.caption(shared_scale_caption(results.items))
     if len(first.attributions) > 1:
         _per_input(results, image)
     st.markdown("**Top predictions**")
     predictions_table(first.predictions)
+
+
+def shared_scale_caption(items: tuple[ResultItem, ...]) -> str:
+    """Which maps share a colour scale (same units) and which keep their own."""
+    groups: dict[tuple, list[str]] = {}
+    for item in items:
+        groups.setdefault(render.unit_of(item.explanation), []).append(item.label)
+    shared = [" and ".join(labels) for labels in groups.values() if len(labels) > 1]
+    alone = [labels[0] for labels in groups.values() if len(labels) == 1]
+    parts = [f"{names} share one colour scale (same units)" for names in shared]
+    if alone:
+        parts.append(f"{', '.join(alone)} keep their own scale (other units), so that every map stays visible")
+    return "; ".join(parts) + "."
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -15,6 +15,7 @@ from xai_core.types import Explanation, XaiError
 from .cache import ModelRequest, explain_cached, load_model, result_key
 from .image_form import PickedImage
 from .long_run import LongRun
+from .messages import page_text
 from .method_form import ExplainPlan
 
 RESULTS_KEY = "img_results"
@@ -36,11 +37,6 @@ class ResultSet:
     shared_scale: bool
 
 
-def _sentence(exc: BaseException) -> str:
-    """The error's text without a trailing period, so a next step can follow."""
-    return str(exc).strip().rstrip(".")
-
-
 def open_model_or_error(request: ModelRequest):
     """The cached adapter, or None after an st.error naming the next step."""
     try:
@@ -53,9 +49,9 @@ def open_model_or_error(request: ModelRequest):
             if request.framework == "torch":
                 hint += (" A state_dict needs its Architecture; a pickled module you trust needs 'I trust this "
                          "file'; or re-save the model as TorchScript or .pt2.")
-        st.error(f"Could not load the model: {_sentence(exc)}.{hint}")
+        st.error(f"Could not load the model: {page_text(exc)}.{hint}")
     except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
-        st.error(f"Could not load the model ({type(exc).__name__}: {exc}). Check the file, its framework "
+        st.error(f"Could not load the model ({type(exc).__name__}: {page_text(exc)}). Check the file, its framework "
                  "and the preprocessing settings, or pick a zoo model.")
     return None
 
@@ -79,11 +75,11 @@ def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPl
                     target=plan.target, layer=run.layer, seed=plan.seed, progress=progress,
                 )
             except XaiError as exc:
-                errors.append(f"{label}: {_sentence(exc)}. Change its settings, the target or the model, "
+                errors.append(f"{label}: {page_text(exc)}. Change its settings, the target or the model, "
                               "then press Explain again.")
                 continue
             except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
-                errors.append(f"{label} failed ({type(exc).__name__}: {_sentence(exc)}). Try smaller settings "
+                errors.append(f"{label} failed ({type(exc).__name__}: {page_text(exc)}). Try smaller settings "
                               "(fewer samples or steps), a smaller input size, or another explainer.")
                 continue
             key = result_key(request.key, image.key, run.method, run.params, plan.target, run.layer, plan.seed)

@@ -189,6 +189,7 @@ def cmd_explain(args) -> int:
     from .metrics import Modality
     from .metrics.service import evaluate_image
     from .metrics.service import records as metric_records
+    from .quality import quality_notes
     from .service import check_method, explain, explain_classes, prepare_inputs
 
     metric_names, metric_params = parse_metric_args(args.metrics, args.metric_param, Modality.IMAGE)
@@ -244,6 +245,8 @@ def cmd_explain(args) -> int:
                     f"{path.name}  {method:<22} target={exp.target} ({exp.target_label})  "
                     f"top={top.label} {top.probability:.3f}  evals={exp.model_evals}  {exp.elapsed_s:.2f}s"
                 )
+                for note in quality_notes(method, exp.extras):
+                    print(f"  note: {note}")
                 if metric_names:
                     results = evaluate_image(adapter, prepare_inputs(adapter, fed)[0], exp, metric_names,
                                              metric_params, batch_size=args.batch_size)

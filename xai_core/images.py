@@ -65,7 +65,7 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> np
         raise InputError(f"{label}: refused as a possible decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         raise InputError(
-            f"{label}: not a readable image; use JPG, PNG, BMP, WebP or TIFF"
+            f"{label}: not a readable image; use JPG, PNG, BMP, WebP, TIFF or GIF"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{label}: the image is corrupt or truncated ({exc})") from None

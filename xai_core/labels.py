@@ -7,6 +7,8 @@ from pathlib import Path
 
 from .types import InputError
 
+MAX_LABELS_BYTES = 4 * 1024**2  # ImageNet-21k's names are under 0.5 MB
+
 
 def read_labels(source: str | Path | bytes, name: str | None = None) -> list[str]:
     """A labels file -> list of names.
@@ -21,7 +23,11 @@ def read_labels(source: str | Path | bytes, name: str | None = None) -> list[str
         label = name or str(path)
         if not path.is_file():
             raise InputError(f"{label}: no such labels file")
+        if path.stat().st_size > MAX_LABELS_BYTES:
+            raise InputError(f"{label}: larger than {MAX_LABELS_BYTES // 2**20} MB; is it a labels file?")
         text_bytes = path.read_bytes()
+    if len(text_bytes) > MAX_LABELS_BYTES:
+        raise InputError(f"{label}: larger than {MAX_LABELS_BYTES // 2**20} MB; is it a labels file?")
     try:
         text = text_bytes.decode("utf-8-sig")
     except UnicodeDecodeError:

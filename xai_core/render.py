@@ -113,28 +113,80 @@ def overlay(
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def colorbar(scale: Scale, cmap: str | None = None, label: str = "", width: int = 360, height: int = 60) -> np.ndarray:
-    """A horizontal colorbar with its value range, as an RGB image."""
+def colorbar(
+    scale: Scale,
+    cmap: str | None = None,
+    label: str = "",
+    width: int = 360,
+    height: int = 60,
+    *,
+    text_color: str = "#222222",
+    background: str = "#ffffff",
+    font_size: float = 9.0,
+    dpi: int = 200,
+) -> np.ndarray:
+    """A horizontal colorbar with its value range, as an RGB image.
+
+    ``width`` x ``height`` is the size it is shown at (in CSS pixels); the image is
+    rendered at ``dpi / 100`` times that, so text stays sharp when a page scales it.
+    Ticks are at most five, formatted by :func:`tick_labels` so that tiny or huge
+    ranges read as ``-2.5e-05 ... 2.5e-05`` and never overlap. ``text_color`` and
+    ``background`` follow the page's theme (light or dark).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
+    from matplotlib.ticker import FixedFormatter, FixedLocator
 
     cmap = cmap or (DIVERGING if scale.signed else SEQUENTIAL)
-    fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
-    ax = fig.add_axes([0.05, 0.55, 0.9, 0.3])
+    fig = plt.figure(figsize=(width / 100, height / 100), dpi=dpi, facecolor=background)
+    bottom = 0.42 if label else 0.5  # room for the tick labels below and the title above
+    ax = fig.add_axes([0.09, bottom, 0.82, 0.25])
     fig.colorbar(
         plt.cm.ScalarMappable(norm=Normalize(scale.vmin, scale.vmax), cmap=cmap),
         cax=ax, orientation="horizontal",
     )
-    ax.tick_params(labelsize=7)
+    ticks = colorbar_ticks(scale)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FixedFormatter(tick_labels(ticks)))
+    ax.xaxis.set_minor_locator(FixedLocator([]))
+    ax.tick_params(labelsize=font_size, colors=text_color, length=3)
+    ax.xaxis.get_offset_text().set_visible(False)
+    for spine in ax.spines.values():
+        spine.set_edgecolor(text_color)
     if label:
-        ax.set_title(label, fontsize=8)
+        ax.set_title(label, fontsize=font_size, color=text_color, pad=3)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=dpi, facecolor=background)
     plt.close(fig)
     return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def colorbar_ticks(scale: Scale, count: int = 5) -> list[float]:
+    """At most ``count`` evenly spaced ticks from vmin to vmax (0 among them for a signed scale)."""
+    lo, hi = float(scale.vmin), float(scale.vmax)
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
+        return [lo]
+    ticks = np.linspace(lo, hi, count if scale.signed else count)
+    if scale.signed:
+        ticks[count // 2] = 0.0
+    return [float(t) for t in ticks]
+
+
+def tick_labels(ticks: list[float]) -> list[str]:
+    """Short labels: plain numbers for ordinary ranges (0.25, 12, 1500), one shared
+    power of ten otherwise (-2.5e-05, 0, 2.5e-05), never more than 7 characters."""
+    finite = [abs(t) for t in ticks if t != 0 and np.isfinite(t)]
+    if not finite:
+        return ["0" for _ in ticks]
+    big = max(finite)
+    if 1e-2 <= big < 1e4:
+        digits = max(0, 2 - int(np.floor(np.log10(big))))
+        labels = [f"{t:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{t:.0f}" for t in ticks]
+        return ["0" if lab in ("-0", "") else lab for lab in labels]
+    return ["0" if t == 0 else f"{t:.2g}".replace("e-0", "e-").replace("e+0", "e") for t in ticks]
 
 
 def colorbar_label(explanation: Explanation) -> str:
@@ -147,6 +199,95 @@ def to_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", optimize=False)
     return buf.getvalue()
+
+
+# -- display options: change the picture, never the numbers --------------------------------
+
+# methods whose map has one value per input pixel (speckled on photos), where
+# smoothing, percentile clipping and absolute value help the eye
+PIXEL_LEVEL = frozenset({"saliency", "smoothgrad", "integrated_gradients", "shap_gradient", "shap_deep"})
+
+# what a method's values measure; maps are put on one shared scale only with maps in the same units
+UNITS = {
+    "integrated_gradients": "output", "shap_gradient": "output", "shap_deep": "output",
+    "shap_partition": "output", "occlusion": "output",
+    "saliency": "gradient", "smoothgrad": "gradient",
+    "grad_cam": "activation", "lime": "surrogate weight",
+}
+
+
+@dataclass(frozen=True)
+class Display:
+    """How pixel-level maps are drawn: Gaussian ``smooth`` (sigma, in model-input
+    pixels), colours saturating at the ``clip`` percentile of |value|, ``absolute``
+    value (magnitude only). Applied to a copy for drawing; the explanation's numbers,
+    its .npy and results.json are never changed."""
+
+    smooth: float = 0.0
+    clip: float = 99.5
+    absolute: bool = False
+
+    def applies_to(self, explanation: Explanation) -> bool:
+        return explanation.method in PIXEL_LEVEL
+
+    def apply(self, explanation: Explanation) -> Explanation:
+        """The explanation as drawn (a new object; ``explanation`` is not modified)."""
+        from dataclasses import replace
+
+        if not self.applies_to(explanation):
+            return explanation
+        att = np.asarray(explanation.attribution, np.float32)
+        signed = explanation.signed
+        if self.absolute:
+            att, signed = np.abs(att), False
+        if self.smooth > 0:
+            from scipy.ndimage import gaussian_filter
+
+            att = gaussian_filter(att, sigma=float(self.smooth), mode="nearest").astype(np.float32)
+        if att is explanation.attribution and signed == explanation.signed:
+            return explanation
+        return replace(explanation, attribution=att, signed=signed)
+
+    def percentile_for(self, explanation: Explanation) -> float:
+        return self.clip if self.applies_to(explanation) else 99.5
+
+
+def unit_of(explanation: Explanation) -> tuple[str, str, bool]:
+    """The group a map may share a colour scale with: same units, output kind and sign."""
+    return (UNITS.get(explanation.method, explanation.method), explanation.output_kind, explanation.signed)
+
+
+def scales_for(explanations: list[Explanation], shared: bool, percentiles: list[float] | None = None) -> list[Scale]:
+    """One drawing scale per map. ``shared``: maps in the same units (see :func:`unit_of`)
+    share one range, so their colours compare; maps in other units keep their own,
+    so that no map is washed out by another's larger numbers."""
+    percentiles = percentiles or [99.5] * len(explanations)
+    own = [Scale.of(e.attribution, e.signed, p) for e, p in zip(explanations, percentiles, strict=True)]
+    if not shared:
+        return own
+    groups: dict[tuple, list[int]] = {}
+    for i, e in enumerate(explanations):
+        groups.setdefault(unit_of(e), []).append(i)
+    out = list(own)
+    for members in groups.values():
+        if len(members) > 1:
+            top = max(max(abs(own[i].vmin), abs(own[i].vmax)) for i in members)
+            signed = own[members[0]].signed
+            low = -top if signed else min(own[i].vmin for i in members)
+            for i in members:
+                out[i] = Scale(low, top, signed)
+    return out
+
+
+def enlarge_small(image: np.ndarray, min_side: int = 256) -> np.ndarray:
+    """A small picture (a 32x32 digit) scaled up by a whole factor with nearest
+    neighbours, so that it is shown at a readable size with crisp pixels; pictures
+    at least ``min_side`` on their short side are returned as they are."""
+    h, w = image.shape[:2]
+    factor = int(np.ceil(min_side / max(1, min(h, w))))
+    if factor <= 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
 # -- one view per model input, chosen by the input's kind ---------------------------

@@ -281,7 +281,7 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
         model_evals=ctx.model_evals,
         elapsed_s=elapsed,
         raw=raw.raw,
-        signed=explainer.signed and raw.extras.get("signed", True),
+        signed=bool(raw.extras.get("signed", explainer.signed)),  # e.g. Grad-CAM without ReLU is signed
         layer=raw.layer,
         output_kind=adapter.explains if explainer.requires - {"predict"} else "probability",
         extras=raw.extras,

@@ -164,7 +164,11 @@ class OnnxAdapter(ModelAdapter):
         source = getattr(self.session, "_model_bytes", None) or getattr(self.session, "_model_path", None)
         if source is None:
             raise UnsupportedError(f"{self.name}: the ONNX graph behind this session is not available")
-        proto = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
+        try:
+            proto = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
+        except OSError as exc:
+            raise UnsupportedError(f"{self.name}: the ONNX file behind this model is no longer readable "
+                                   f"({first_line(exc)}); open the model again to randomise its weights") from None
         inits = {t.name: t for t in proto.graph.initializer}
         layers: list[tuple[str, list[str]]] = []
         seen: set[str] = set()

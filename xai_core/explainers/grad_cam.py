@@ -55,6 +55,6 @@ class GradCam(Explainer):
             upsampled = np.maximum(upsampled, 0)
         return RawAttribution(
             upsampled,
-            extras={"cam": cam},
+            extras={"cam": cam, "signed": not params.relu},  # without ReLU: evidence for and against
             layer=layer,
         )

@@ -90,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..metrics import Modality
     from ..metrics.service import evaluate_row
     from ..metrics.service import records as metric_records
+    from ..quality import quality_notes
     from .data import default_label_column, load_table, read_columns
     from .models import open_tabular_model
     from .plots import save_bar_png
@@ -133,6 +134,8 @@ def _run(args: argparse.Namespace) -> int:
                 extra = f"  base {expl.base_value:.4g}, additivity error {expl.additivity_error:.2e}"
             top = ", ".join(f"{f} {v:+.3g}" for f, v in expl.ranked()[:3])
             print(f"row {row} {method}: {expl.target_label} {expl.output:.4g}; top {top}{extra}")
+            for note in quality_notes(method, expl.extras, expl.base_value):
+                print(f"  note: {note}")
             if metric_names:
                 results = evaluate_row(model, data, expl, metric_names, metric_params)
                 record["metrics"] = metric_records(results)
