@@ -100,3 +100,16 @@ def digits_files(tmp_path_factory, digits_module):
     for path in files.values():
         path.with_suffix(".json").write_text(json.dumps(sidecar))
     return files
+
+
+@pytest.fixture
+def unconfined(monkeypatch):
+    """As on a machine where neither bubblewrap nor Landlock works: files that carry
+    code need the user's explicit trust."""
+    from xai_core.engines import sandbox
+
+    monkeypatch.setenv("XAI_SANDBOX", "none")
+    sandbox.detect.cache_clear()
+    yield
+    monkeypatch.delenv("XAI_SANDBOX")
+    sandbox.detect.cache_clear()

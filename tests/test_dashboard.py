@@ -293,7 +293,29 @@ def test_state_dict_upload_asks_for_its_architecture(digits_module, tmp_path):
     assert "Grad-CAM" in at.selectbox(key="img_method").options
 
 
-def test_pickled_module_needs_explicit_trust(digits_module, tmp_path):
+def test_pickled_module_runs_confined_without_consent(digits_module, tmp_path):
+    import torch
+
+    from xai_core.engines import sandbox
+
+    if not sandbox.detect().confined:
+        pytest.skip("no kernel confinement here")
+    path = tmp_path / "whole.pt"
+    torch.save(digits_module, str(path))
+    at = image_page()
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    at.file_uploader(key="img_model_file_torch").set_value(("whole.pt", path.read_bytes(), "application/octet-stream")).run()
+    assert not at.exception
+    assert "img_trust_pickle" not in [c.key for c in at.checkbox]
+    assert any("confined worker" in c.value for c in at.caption)
+    at.number_input(key="img_height").set_value(32)
+    at.number_input(key="img_width").set_value(32)
+    at.checkbox(key="img_grayscale").check().run()
+    assert_clean(at)
+    assert at.selectbox(key="img_method").value is not None
+
+
+def test_pickled_module_needs_explicit_trust(digits_module, tmp_path, unconfined):
     import torch
 
     path = tmp_path / "whole.pt"

@@ -195,12 +195,12 @@ def test_two_inputs_image_and_vector_with_gradients(files):
 
 
 @pytest.mark.parametrize("name", ["lambda.keras", "lambda.h5"])
-def test_lambda_refused_in_safe_mode_unless_trusted(files, name):
+def test_lambda_refused_in_safe_mode_unless_trusted(files, name, unconfined):
     _, out, _ = files
     with pytest.raises(ModelLoadError, match="Lambda layer") as info:
         open_model(out / name)
     text = str(info.value)
-    assert "Re-save the model without Lambda layers" in text and "--trust-pickle" in text
+    assert "Re-save the model without Lambda layers" in text and "--trust-code" in text
     adapter = open_model(out / name, trust_pickle=True, overrides=SpecOverrides(mean=(0.0,), std=(1.0,)))
     assert adapter.predict(np.ones((1, 8, 8, 3), np.float32)).shape == (1, 2)
 

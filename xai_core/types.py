@@ -71,6 +71,8 @@ class ImageSpec:
                     f"{name} has {len(values)} values; give 1 or {channels} for a "
                     f"{'grayscale' if self.grayscale else 'color'} model"
                 )
+        if not all(np.isfinite(v) for v in (*self.mean, *self.std)):
+            raise InputError(f"mean {list(self.mean)} and std {list(self.std)} must be finite numbers")
         if any(s <= 0 for s in self.std):
             raise InputError("std values must be positive")
 
@@ -102,12 +104,30 @@ class ImageSpec:
         size = data.get("size", (224, 224))
         if isinstance(size, int):
             size = (size, size)
-        return cls(
-            size=(int(size[0]), int(size[1])),
-            mean=tuple(float(v) for v in data.get("mean", IMAGENET_MEAN)),
-            std=tuple(float(v) for v in data.get("std", IMAGENET_STD)),
-            grayscale=bool(data.get("grayscale", False)),
-        )
+        try:
+            if isinstance(size, str) or len(size) != 2 or any(isinstance(v, bool) for v in size):
+                raise TypeError
+            grayscale = data.get("grayscale", False)
+            if not isinstance(grayscale, bool):
+                raise TypeError
+            return cls(
+                size=(int(size[0]), int(size[1])),
+                mean=tuple(float(v) for v in _listed(data.get("mean", IMAGENET_MEAN))),
+                std=tuple(float(v) for v in _listed(data.get("std", IMAGENET_STD))),
+                grayscale=grayscale,
+            )
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(
+                "preprocessing must look like {\"size\": [224, 224], \"mean\": [0.485, 0.456, 0.406], "
+                "\"std\": [0.229, 0.224, 0.225], \"grayscale\": false}; got "
+                f"{ {k: data.get(k) for k in ('size', 'mean', 'std', 'grayscale') if k in data} }"
+            ) from None
+
+
+def _listed(values: Any) -> list:
+    if isinstance(values, (str, bytes, dict)):
+        raise TypeError
+    return list(values) if isinstance(values, (list, tuple)) else [values]
 
 
 @dataclass(frozen=True)

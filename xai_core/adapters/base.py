@@ -18,6 +18,7 @@ itself for 'score'); gradients are of the explained score, see :meth:`explained`
 from __future__ import annotations
 
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -76,6 +77,7 @@ class LayerInfo:
 
 
 ProgressFn = Callable[[int, int], None]
+_LOCK_CREATION = threading.Lock()
 
 
 class LayerRecorder:
@@ -438,9 +440,20 @@ class ModelAdapter(ABC):
         index; found once by a probe forward pass, and only where layers can be hooked."""
         if not self.supports(Capability.LAYER_GRADIENTS):
             return []
-        if getattr(self, "_layers", None) is None:
-            self._layers = self._find_layers()
+        # one discovery at a time, and no other call on this model while its probe
+        # hooks are attached (they would count that call's layers twice)
+        with self.model_lock():
+            if getattr(self, "_layers", None) is None:
+                self._layers = self._find_layers()
         return self._layers
+
+    def model_lock(self) -> threading.RLock:
+        """The adapter's re-entrant lock (``self._lock``, created once if missing)."""
+        lock = self.__dict__.get("_lock")
+        if lock is None:
+            with _LOCK_CREATION:
+                lock = self.__dict__.setdefault("_lock", threading.RLock())
+        return lock
 
     def _find_layers(self) -> list[LayerInfo]:
         """Run one probe forward pass with a :class:`LayerRecorder` attached."""

@@ -3,7 +3,7 @@
     python -m xai_core explain-tabular --model M --data CSV --row N [N ...]
         --method M [M ...] --out DIR [--label-column NAME] [--features A,B,...]
         [--target INDEX|LABEL] [--param KEY=VALUE ...] [--seed N]
-        [--framework torch|keras|onnx] [--arch NAME] [--labels A,B,...] [--trust-pickle]
+        [--framework torch|keras|onnx] [--arch NAME] [--labels A,B,...] [--trust-code] [--deadline S]
 
 Rows are 0-based data rows (0 = the first line after the header). Columns are
 matched to a model that knows its feature names (a sidecar's ``feature_names``)
@@ -56,9 +56,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
     p.add_argument("--arch", help="architecture of a bare PyTorch state_dict (tabular_mlp)")
     p.add_argument("--labels", help="comma-separated output names")
-    p.add_argument("--trust-pickle", action="store_true", help="allow a fully pickled PyTorch module (runs its code)")
-    from ..cli import add_metric_args
+    from ..cli import add_metric_args, add_trust_args
 
+    add_trust_args(p)
     add_metric_args(p, "deletion,insertion,correlation,sensitivity")
     p.set_defaults(func=run)
     return p
@@ -74,9 +74,13 @@ def parse_tabular_params(items: Sequence[str], methods: Sequence[str]) -> dict[s
 
 def run(args: argparse.Namespace) -> int:
     """Run ``explain-tabular``; 0 on success, 2 (one ``error:`` line on stderr) on bad input."""
-    from ..cli import report_errors
+    from ..cli import check_common_args, report_errors
 
-    return report_errors(lambda: _run(args), "lower the method's sample count")
+    def checked() -> int:
+        check_common_args(args)
+        return _run(args)
+
+    return report_errors(checked, "lower the method's sample count")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -115,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
                                             model_features=model.feature_names)
     data = load_table(data_path, label_column=label_column, feature_columns=features, n_features=model.n_features,
                       model_features=model.feature_names)
-    from ..cli import make_output_dir
+    from ..cli import make_output_dir, write_output
 
     out = make_output_dir(args.out)
     records = []
@@ -140,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
                 results = evaluate_row(model, data, expl, metric_names, metric_params)
                 record["metrics"] = metric_records(results)
                 print_metrics(results)
-    (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_output(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} record(s) to {out / 'results.json'}")
     return 0
 
