@@ -9,6 +9,12 @@ ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 
+# bubblewrap confines the model worker that runs uploaded models. Docker's default
+# seccomp profile refuses the namespaces it needs, so inside a default container the
+# worker falls back to Landlock (detected at run time; the page says which is active).
+# A base image without package sources builds without it (Landlock or consent then).
+RUN (apt-get update && apt-get install -y --no-install-recommends bubblewrap && rm -rf /var/lib/apt/lists/*) \
+    || echo "bubblewrap not installed: uploaded models get Landlock, else need explicit trust"
 # a virtual environment: Debian's own python3 refuses system-wide pip installs (PEP 668)
 RUN python3 -m venv /opt/venv
 COPY requirements.txt .

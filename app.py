@@ -2,7 +2,10 @@
 
 import streamlit as st
 
+from ui.warmup import start_once
+
 st.set_page_config(page_title="XAI dashboard", page_icon=":material/visibility:", layout="wide")
+start_once()  # the one-click start's imports, model and kernels, warmed in a background thread
 
 PAGES = [
     st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),

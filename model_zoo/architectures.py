@@ -70,7 +70,7 @@ def build_architecture(name: str, num_classes: int = 1000) -> nn.Module:
 
 
 # -- tabular ---------------------------------------------------------------------------
-TABULAR_ARCHITECTURES = ("tabular_mlp",)
+TABULAR_ARCHITECTURES = ("tabular_mlp", "titanic_mlp")
 
 
 class TabularMLP(nn.Module):
@@ -129,10 +129,40 @@ class TabularMLP(nn.Module):
         return cls(in_features, hidden, int(linear[-1][1].shape[0]))
 
 
+class TitanicMLP(nn.Module):
+    """Captum's Titanic tutorial network: 12 features -> 12 -> 8 -> 2 classes, sigmoid
+    hidden layers, softmax out; standardisation inside (fixed buffers), so it takes
+    raw values. ``sigmoid1`` is the first hidden layer's output (12 units)."""
+
+    def __init__(self, in_features: int = 12, mean=None, std=None) -> None:
+        super().__init__()
+        import torch
+
+        mean_t = torch.zeros(in_features) if mean is None else torch.as_tensor(mean, dtype=torch.float32)
+        std_t = torch.ones(in_features) if std is None else torch.as_tensor(std, dtype=torch.float32)
+        self.register_buffer("norm_mean", mean_t.reshape(in_features).clone())
+        self.register_buffer("norm_std", std_t.reshape(in_features).clamp_min(1e-12).clone())
+        self.linear1 = nn.Linear(in_features, 12)
+        self.sigmoid1 = nn.Sigmoid()
+        self.linear2 = nn.Linear(12, 8)
+        self.sigmoid2 = nn.Sigmoid()
+        self.linear3 = nn.Linear(8, 2)
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x):
+        x = (x - self.norm_mean) / self.norm_std
+        return self.softmax(self.linear3(self.sigmoid2(self.linear2(self.sigmoid1(self.linear1(x))))))
+
+
 def build_tabular_architecture(name: str, state: dict) -> nn.Module:
     """A tabular module of architecture ``name`` sized from ``state`` (not yet loaded)."""
     if name == "tabular_mlp":
         return TabularMLP.from_state_dict(state)
+    if name == "titanic_mlp":
+        weight = state.get("linear1.weight")
+        if weight is None or weight.ndim != 2:
+            raise ModelLoadError("the weights hold no linear1.weight; not a titanic_mlp state_dict")
+        return TitanicMLP(int(weight.shape[1]))
     raise ModelLoadError(
         f"unknown tabular architecture {name!r}; choose one of: {', '.join(TABULAR_ARCHITECTURES)}"
     )

@@ -80,6 +80,16 @@ TABULAR_ZOO: dict[str, TabularZooEntry] = {
         "target",
         "python -m model_zoo.train_breast_cancer_keras (seed 0)",
     ),
+    "titanic_mlp": TabularZooEntry(
+        "titanic_mlp",
+        "torch",
+        "PyTorch MLP (12 -> 12 -> 8 -> 2, sigmoid hidden layers, softmax; captum's Titanic tutorial "
+        "network) on a synthetic Titanic-style passenger table",
+        "titanic_mlp.pt",
+        "titanic_synthetic.csv",
+        "survived",
+        "python -m model_zoo.train_titanic_mlp (seed 0)",
+    ),
 }
 
 DEFAULT_TABULAR_MODEL = "breast_cancer_mlp"

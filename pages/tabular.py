@@ -10,6 +10,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,8 @@ from ui.long_run import LongRun, show_stopped  # noqa: E402
 from ui.messages import page_text  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
 from ui.metrics_panel import row_metrics_panel  # noqa: E402
+from ui.protection import trust_checkbox  # noqa: E402
+from ui.results import unit_bars  # noqa: E402
 from xai_core.explainers import available_for, get_explainer  # noqa: E402
 from xai_core.quality import quality_notes  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
@@ -34,10 +37,11 @@ from xai_core.tabular import (  # noqa: E402
     predict_rows,
     read_columns,
 )
+from xai_core.tabular.export import safe_csv  # noqa: E402
 from xai_core.tabular.plots import bar_figure, beeswarm_figure, importance_figure, waterfall_figure  # noqa: E402
 from xai_core.types import XaiError  # noqa: E402
 
-MODEL_TYPES = ["pt", "pth", "pt2", "torchscript", "keras", "h5", "onnx"]
+MODEL_TYPES = ["pt", "pth", "pt2", "torchscript", "safetensors", "keras", "h5", "onnx"]
 NO_LABEL = "(no label column)"
 PREDICTED = "predicted output"
 ROW_RUN, ROWS_RUN = "tab_row_run", "tab_rows_run"  # progress bar + Stop button of each Explain button
@@ -72,8 +76,7 @@ def _choose_model():
     upload = st.file_uploader("Model file (.pt TorchScript/state_dict, .pt2, .keras, .onnx)", type=MODEL_TYPES,
                               key="tab_model_upload", max_upload_size=TABULAR_MODEL_MB)
     arch = st.text_input("Architecture of a bare state_dict", value="", placeholder="tabular_mlp", key="tab_arch")
-    trust = st.checkbox("I trust this file (allows a fully pickled PyTorch module, which runs its code)",
-                        key="tab_trust")
+    trust = trust_checkbox("tab_trust", "a TorchScript, .pt2 or fully pickled PyTorch module")
     if upload is None:
         st.info("Upload a model file, or pick a zoo model.")
         st.stop()
@@ -102,7 +105,12 @@ def _render_row(expl) -> None:
                 + (f"; label in the CSV: `{expl.label}`" if expl.label is not None else ""))
     st.dataframe([p.to_dict() for p in expl.predictions], hide_index=True, key="tab_predictions")
     st.plotly_chart(bar_figure(expl), key="tab_bar")
-    if expl.base_value is not None:
+    if expl.layer_attribution is not None:
+        unit_bars(np.asarray(expl.layer_attribution), f"layer {expl.layer}", "tab_layer_bars")
+    if expl.neuron is not None:
+        st.caption(f"Neuron conductance: which features feed unit {expl.neuron} of layer {expl.layer} "
+                   f"(sum {expl.extras.get('neuron_total', 0):.4g}); no base value, so no waterfall.")
+    elif expl.base_value is not None:
         st.plotly_chart(waterfall_figure(expl), key="tab_waterfall")
         st.caption(f"base value {expl.base_value:.4g} + attributions = "
                    f"{expl.base_value + sum(expl.attributions.values()):.4g}; model output {expl.output:.4g}"
@@ -127,7 +135,7 @@ def _render_rows(summary) -> None:
                 f"{summary.model_evals} model evaluations in {summary.elapsed_s:.1f} s")
     st.plotly_chart(importance_figure(summary), key="tab_importance")
     st.plotly_chart(beeswarm_figure(summary), key="tab_beeswarm")
-    st.download_button("Download attribution table (CSV)", summary.table().to_csv(index=False).encode(),
+    st.download_button("Download attribution table (CSV)", safe_csv(summary.table()),
                        file_name=f"attributions__{summary.method}.csv", mime="text/csv", key="tab_download")
 
 

@@ -40,3 +40,14 @@ if [ "$mode" = test ] && [ ! -x /usr/bin/chromium ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core libgl1 libglib2.0-0 >/dev/null
 fi
+
+# bubblewrap confines the model worker that runs uploaded models (README, Security);
+# without it the worker falls back to Landlock, else to asking for trust.
+if ! command -v bwrap >/dev/null 2>&1; then
+    echo "==> installing Debian's bubblewrap (confines uploaded models)"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null; }; then
+        echo "    (could not install bubblewrap: uploaded models get Landlock or need explicit trust)"
+    fi
+fi

@@ -134,7 +134,8 @@ def test_landing_page_one_click_start_explains_a_sample_photo():
     assert len(frame) == 5
     assert list(frame["Probability"]) == sorted(frame["Probability"], reverse=True)
     assert "cat" in frame["Label"].iloc[0].lower()  # the sample photo is Chelsea the cat
-    assert [m.label for m in at.metric] == ["Run time", "Model evaluations"]
+    assert [m.label for m in at.metric] == ["Run time", "Model evaluations", "Engine"]
+    assert at.metric[2].value == "torch"  # Grad-CAM's gradients stay on the framework
     assert any(b.label.startswith("Download overlay") for b in at.get("download_button"))
 
 
@@ -155,6 +156,9 @@ def test_every_explainer_renders_images_and_predictions(method):
     assert json.loads(chart.proto.spec)["layout"]["yaxis"]["type"] == "category"  # "0".."9" are names
     evals = int(next(m.value for m in at.metric if m.label == "Model evaluations").replace(",", ""))
     assert evals >= 1
+    engine = next(m.value for m in at.metric if m.label == "Engine")
+    fast = REGISTRY[method].requires == {"predict"}  # gradient-free: the fast forward path
+    assert engine in (("onnxruntime", "openvino") if fast else ("torch",))
 
 
 def test_top_classes_show_the_image_x_class_grid():
@@ -234,9 +238,9 @@ def test_generated_parameter_widgets_follow_the_definitions():
     at.selectbox(key="img_method").set_value("grad_cam").run()
     layer = at.selectbox(key="img_layer_grad_cam")
     assert layer.value == "features"  # the core's default: the last spatial feature map
-    assert layer.options == [
-        "features.0 (Conv2d, 16x32x32)", "features.3 (Conv2d, 32x16x16)", "features.6 (Conv2d, 64x8x8)",
-        "features (Sequential, 64x8x8)  ★ default",
+    assert layer.options == [  # [index] as in the leaf order of named_modules()
+        "[0] features.0 (Conv2d, 16x32x32)", "[3] features.3 (Conv2d, 32x16x16)",
+        "[6] features.6 (Conv2d, 64x8x8)", "features (Sequential, 64x8x8)  ★ default",
     ]
     at.checkbox(key="img_layer_grad_cam_all").check().run()
     assert len(at.selectbox(key="img_layer_grad_cam").options) == 9
@@ -303,7 +307,29 @@ def test_state_dict_upload_asks_for_its_architecture(digits_module, tmp_path):
     assert "Grad-CAM" in at.selectbox(key="img_method").options
 
 
-def test_pickled_module_needs_explicit_trust(digits_module, tmp_path):
+def test_pickled_module_runs_confined_without_consent(digits_module, tmp_path):
+    import torch
+
+    from xai_core.engines import sandbox
+
+    if not sandbox.detect().confined:
+        pytest.skip("no kernel confinement here")
+    path = tmp_path / "whole.pt"
+    torch.save(digits_module, str(path))
+    at = image_page()
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    at.file_uploader(key="img_model_file_torch").set_value(("whole.pt", path.read_bytes(), "application/octet-stream")).run()
+    assert not at.exception
+    assert "img_trust_pickle" not in [c.key for c in at.checkbox]
+    assert any("confined worker" in c.value for c in at.caption)
+    at.number_input(key="img_height").set_value(32)
+    at.number_input(key="img_width").set_value(32)
+    at.checkbox(key="img_grayscale").check().run()
+    assert_clean(at)
+    assert at.selectbox(key="img_method").value is not None
+
+
+def test_pickled_module_needs_explicit_trust(digits_module, tmp_path, unconfined):
     import torch
 
     path = tmp_path / "whole.pt"
@@ -485,6 +511,24 @@ def test_progress_comes_from_the_real_batches(photo):
                                  target=None, layer=None, seed=0, progress=lambda f, t: seen.append((f, t)))
     assert seen == [] and np.array_equal(again.attribution, e.attribution)  # a cache hit runs nothing
 
+
+def test_layer_conductance_shows_unit_bars_for_dense_and_a_map_for_conv_layers():
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("layer_conductance").run()
+    at.number_input(key="img_param_layer_conductance_steps").set_value(4)
+    layer = at.selectbox(key="img_layer_layer_conductance")
+    assert "[9] classifier (Linear, 10)" in layer.options  # dense layers offered, with their index
+    layer.set_value("classifier")
+    click_explain(at)
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 2  # the unit bars and the predictions
+    assert any(m.value.startswith("**Units of layer classifier** (10)") for m in at.markdown)
+    assert "Layer attribution .npy" in [b.label for b in at.get("download_button")]
+    at.selectbox(key="img_layer_layer_conductance").set_value("features.6")
+    click_explain(at)
+    assert_clean(at)
+    assert any(c.startswith("layer features.6: 64 channels of 8x8") for c in captions(at))
 
 def labels_uploader(at: AppTest):
     (found,) = [u for u in at.file_uploader if u.label.startswith("Labels file")]

@@ -117,7 +117,7 @@ def test_uploaded_keras_model_in_each_format(fmt, keras_files):
     assert any(label.startswith("Download overlay") for label in download_labels(at))
 
 
-def test_keras_lambda_layer_needs_explicit_trust(keras_files):
+def test_keras_lambda_layer_needs_explicit_trust(keras_files, unconfined):
     at = image_page()
     choose_framework(at, "keras")
     upload_model(at, "keras", "lambda.keras", (keras_files / "lambda.keras").read_bytes())

@@ -195,12 +195,12 @@ def test_two_inputs_image_and_vector_with_gradients(files):
 
 
 @pytest.mark.parametrize("name", ["lambda.keras", "lambda.h5"])
-def test_lambda_refused_in_safe_mode_unless_trusted(files, name):
+def test_lambda_refused_in_safe_mode_unless_trusted(files, name, unconfined):
     _, out, _ = files
     with pytest.raises(ModelLoadError, match="Lambda layer") as info:
         open_model(out / name)
     text = str(info.value)
-    assert "Re-save the model without Lambda layers" in text and "--trust-pickle" in text
+    assert "Re-save the model without Lambda layers" in text and "--trust-code" in text
     adapter = open_model(out / name, trust_pickle=True, overrides=SpecOverrides(mean=(0.0,), std=(1.0,)))
     assert adapter.predict(np.ones((1, 8, 8, 3), np.float32)).shape == (1, 2)
 
@@ -268,8 +268,18 @@ def test_nested_model_layers_and_exact_layer_gradients():
     adapter = KerasAdapter(model, ImageSpec((20, 20)), name="nested")
     # inner layers in execution order, then the nested model itself (its output is
     # b_conv2's map too), like a torch container module
-    names = [info.name for info in adapter.layers()]
+    names = [info.name for info in adapter.layers() if info.spatial]
     assert names == ["base/b_conv1", "base/b_conv2", "base"]
+    assert [(i.name, i.output_shape, i.index) for i in adapter.layers() if not i.spatial] == [
+        ("gap", (7,), "1"), ("head", (3,), "2")]
+    # indices as Keras counts them: model.layers[i], and layer j of a nested model as "i/j"
+    assert [adapter.resolve_layer(i) for i in (2, "-1", "0", "0/2", "b_conv2")] == [
+        "head", "head", "base", "base/b_conv2", "base/b_conv2"]
+    assert model.layers[2].name == "head" and model.layers[0].layers[2].name == "b_conv2"
+    with pytest.raises(InputError, match="input layer"):
+        adapter.resolve_layer("0/0")
+    with pytest.raises(InputError, match="no layer with index 3"):
+        adapter.resolve_layer(3)
     assert adapter.layers()[1].output_shape == (7, 20, 20)
     assert adapter.default_cam_layer() == "base"
     x = np.random.default_rng(6).random((2, 20, 20, 3)).astype(np.float32)

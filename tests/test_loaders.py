@@ -45,7 +45,7 @@ def test_sniffing_reads_content_not_suffix(digits_files, tmp_path):
 
 
 def test_pickled_module_needs_trust(digits_files):
-    with pytest.raises(ModelLoadError, match="fully pickled.*--trust-pickle"):
+    with pytest.raises(ModelLoadError, match="fully pickled.*--trust-code"):
         load_torch_file(digits_files["pickle"])
 
 

@@ -118,8 +118,8 @@ def test_grad_cam_without_relu_is_signed_and_diverging():
 
     adapter = open_model("digits_cnn")
     image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
-    with_relu = explain(adapter, image, "grad_cam", {"relu": True})
-    without = explain(adapter, image, "grad_cam", {"relu": False})
+    with_relu = explain(adapter, image, "grad_cam", {"rectify": "relu"})
+    without = explain(adapter, image, "grad_cam", {"rectify": "none"})
     assert not with_relu.signed and render.default_cmap(with_relu) == render.SEQUENTIAL
     assert without.signed and render.default_cmap(without) == render.DIVERGING
 

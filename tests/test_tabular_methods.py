@@ -50,7 +50,8 @@ def onnx_known():
 
 def test_one_registry_serves_rows_and_images_without_ambiguity():
     rows = [e for e in REGISTRY.values() if e.input_kind == "vector"]
-    assert {e.name for e in rows} == {"lime", "kernel_shap", "integrated_gradients"}
+    assert {e.name for e in rows} == {"lime", "kernel_shap", "integrated_gradients", "layer_conductance",
+                                      "neuron_conductance"}
     assert all(e.modality == "tabular" for e in rows)
     assert REGISTRY["lime"].input_kind == "image"  # image names keep their registry keys
     assert get_explainer("lime", "vector") is not get_explainer("lime", "image")

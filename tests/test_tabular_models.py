@@ -122,9 +122,10 @@ def test_pickled_module_needs_trust(tmp_path):
     module = _mlp(2)
     path = tmp_path / "whole.pt"
     torch.save(module, path)
+    # in-process nothing confines the unpickling: explicit trust is needed
     with pytest.raises(ModelLoadError, match="fully pickled PyTorch module"):
-        open_tabular_model(path)
-    model = open_tabular_model(path, trust_pickle=True)
+        open_tabular_model(path, engine="inprocess")
+    model = open_tabular_model(path, trust_pickle=True, engine="inprocess")
     np.testing.assert_allclose(model.predict(X), _torch_out(module), atol=1e-6)
 
 
@@ -222,7 +223,7 @@ def test_keras_round_trip_and_gradients(tmp_path):
 
 
 @pytest.mark.skipif(not keras_available(), reason="keras is not installed")
-def test_keras_lambda_layer_is_refused_in_safe_mode(tmp_path):
+def test_keras_lambda_layer_is_refused_in_safe_mode(tmp_path, unconfined):
     keras = keras_module()
     net = keras.Sequential([keras.Input((N_FEATURES,)), keras.layers.Lambda(lambda t: t * 2.0), keras.layers.Dense(1)])
     path = tmp_path / "lambda.keras"

@@ -36,7 +36,8 @@ def test_one_row_with_the_zoo_model_and_sample_csv(app):
     assert _by_label(at.selectbox, "Label column").value == "target"
     assert not at.multiselect  # the zoo model knows its feature names: columns are matched by name
     assert any("matched by name to the model's 30 features" in c.value for c in at.caption)
-    assert [o for o in at.selectbox(key="tab_method").options] == ["LIME", "Kernel SHAP", "Integrated Gradients"]
+    assert [o for o in at.selectbox(key="tab_method").options] == [
+        "LIME", "Kernel SHAP", "Integrated Gradients", "Layer conductance", "Neuron conductance"]
     at.selectbox(key="tab_method").set_value("kernel_shap")
     at.run()
     _set_param(at, "nsamples", 100)
@@ -174,6 +175,33 @@ def test_a_result_is_shown_only_with_the_model_and_row_it_was_computed_from(app)
     at.run()
     assert not at.get("plotly_chart") and hidden()
 
+
+def test_titanic_layer_and_neuron_conductance(app):
+    """The issue's Titanic row on the page: per-unit bars of the first hidden layer,
+    then which features feed neuron 10."""
+    at = app
+    at.selectbox(key="tab_zoo_model").set_value("titanic_mlp")
+    at.run()
+    at.selectbox(key="tab_method").set_value("layer_conductance")
+    at.run()
+    _set_param(at, "steps", 8)
+    (layer,) = [w for w in at.text_input if w.key.endswith("_layer")]
+    layer.set_value("sigmoid1")
+    at.button(key="tab_explain_row").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(m.value.startswith("**Units of layer sigmoid1** (12)") for m in at.markdown)
+    assert len(at.get("plotly_chart")) == 3  # feature bars, unit bars, waterfall
+    at.selectbox(key="tab_method").set_value("neuron_conductance")
+    at.run()
+    (layer,) = [w for w in at.text_input if w.key.endswith("_layer")]
+    layer.set_value("1")
+    (neuron,) = [w for w in at.number_input if w.key.endswith("_neuron")]
+    neuron.set_value(10)
+    at.button(key="tab_explain_row").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("which features feed unit 10 of layer sigmoid1" in c.value for c in at.caption)
 
 def test_uploaders_state_the_limits_the_service_accepts(app):
     from xai_core.loading import MAX_MODEL_BYTES

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
-import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +25,7 @@ import streamlit as st
 
 from xai_core.images import load_image
 from xai_core.types import Explanation, ImageSpec
-
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "xai-dashboard-uploads"
+from xai_core.uploads import store_upload  # noqa: F401 - the pages' one import point
 
 
 def content_hash(data: bytes) -> str:
@@ -39,20 +36,6 @@ def array_hash(image: np.ndarray) -> str:
     digest = hashlib.sha256(np.ascontiguousarray(image).tobytes())
     digest.update(repr((image.shape, str(image.dtype))).encode())
     return digest.hexdigest()
-
-
-def store_upload(data: bytes, filename: str) -> Path:
-    """Write uploaded bytes to a temp file named after their hash (open_model needs a
-    path; the suffix tells it the format). The same content is written once."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name).lstrip(".") or "model"
-    folder = UPLOAD_DIR / content_hash(data)[:32]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / safe
-    if not path.is_file() or path.stat().st_size != len(data):
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return path
 
 
 @st.cache_data(show_spinner="Reading the model's input shape…", max_entries=16)

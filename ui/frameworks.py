@@ -22,8 +22,8 @@ class Framework:
 
 
 FRAMEWORKS: tuple[Framework, ...] = (
-    Framework("torch", "PyTorch", "xai_core.adapters.torch", "torch", ("pt", "pth", "pt2", "bin"),
-              "TorchScript, a torch.export .pt2 program, a state_dict, or a pickled module"),
+    Framework("torch", "PyTorch", "xai_core.adapters.torch", "torch", ("pt", "pth", "pt2", "bin", "safetensors"),
+              "TorchScript, a torch.export .pt2 program, a state_dict or .safetensors weights, or a pickled module"),
     Framework("keras", "Keras", "xai_core.adapters.keras", "keras", ("keras", "h5", "zip"),
               "a .keras archive (loaded with safe_mode), a legacy .h5 file, or a SavedModel folder as .zip"),
     Framework("onnx", "ONNX", "xai_core.adapters.onnx", "onnxruntime", ("onnx",),

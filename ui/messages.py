@@ -14,11 +14,12 @@ import tempfile
 
 # (pattern, replacement): most specific first
 _FLAG_WORDS: tuple[tuple[str, str], ...] = (
-    (r",? ?or, only if you trust its author, pass --trust-pickle \(in the dashboard: tick 'I trust this file'\)",
+    (r",? ?or, only if you trust its author, pass --trust-(?:pickle|code) \(in the dashboard: tick 'I trust this file'\)",
      ", or, only if you trust its author, tick 'I trust this file'"),
     (r"\s*\(in the dashboard: tick 'I trust this file'\)", ""),
-    (r"pass --trust-pickle", "tick 'I trust this file'"),
-    (r"--trust-pickle", "'I trust this file'"),
+    (r"pass --trust-(?:pickle|code)", "tick 'I trust this file'"),
+    (r"--trust-(?:pickle|code)", "'I trust this file'"),
+    (r"\(--deadline, XAI_WORKER_DEADLINE\)", "(XAI_WORKER_DEADLINE on the server)"),
     (r"name its architecture with --arch", "choose its Architecture"),
     (r"; check --arch", "; check the Architecture you chose"),
     (r";? ?`python -m xai_core models` lists them", ""),

@@ -18,6 +18,7 @@ from xai_core.types import XaiError
 from .messages import page_text
 
 PREDICTED = -1
+DEFAULT_METHOD = "grad_cam"  # preselected where the model offers it
 
 
 @dataclass(frozen=True)
@@ -76,19 +77,22 @@ def params_form(explainer: Explainer, prefix: str = "img_param") -> dict[str, An
             for info in explainer.param_infos()}
 
 
-def layer_picker(adapter: ModelAdapter, key: str) -> str | None:
-    """Conv layers with their output sizes; the default (last feature map) is marked."""
+def layer_picker(adapter: ModelAdapter, key: str, spatial_only: bool = True) -> str | None:
+    """The model's layers as "[index] name (kind, output shape)"; the default (the last
+    convolution-like feature map) is marked. ``spatial_only`` hides dense layers."""
     try:
         layers = adapter.layers()
     except Exception as exc:  # noqa: BLE001 - an odd model must not break the page
         st.warning(f"Could not list this model's layers ({type(exc).__name__}: {page_text(exc)}); the default layer is used.")
         return None
+    layers = [info for info in layers if info.spatial or not spatial_only]
     if not layers:
         return None
-    default = adapter.default_cam_layer()
-    show_all = st.checkbox("List every feature-map layer", key=f"{key}_all",
-                           help="not only convolutions: activations, norms, pooling, blocks")
-    shown = [info for info in layers if show_all or "conv" in info.kind.lower() or info.name == default]
+    default = adapter.default_cam_layer() or layers[0].name
+    show_all = st.checkbox("List every layer", key=f"{key}_all",
+                           help="not only convolutions and dense layers: activations, norms, pooling, blocks")
+    shown = [info for info in layers
+             if show_all or info.name == default or info.dense or "conv" in info.kind.lower()]
     names = [info.name for info in shown]
     described = {info.name: info.describe() + ("  ★ default" if info.name == default else "") for info in shown}
     if st.session_state.get(key) not in names:
@@ -96,7 +100,8 @@ def layer_picker(adapter: ModelAdapter, key: str) -> str | None:
     return st.selectbox(
         "Layer", names, index=names.index(default) if default in names else len(names) - 1,
         format_func=described.get, key=key,
-        help="Grad-CAM weighs this layer's feature maps; the default is the last spatial one",
+        help="[index] as in model.layers[index] (Keras) or the order of named_modules() leaves "
+             "(PyTorch); the default is the last convolution-like feature map",
     )
 
 
@@ -139,6 +144,7 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
     names = list(explainers)
     _keep_valid("img_method", names)
     primary = st.selectbox("Explainer", names, format_func=lambda n: explainers[n].label, key="img_method",
+                           index=names.index(DEFAULT_METHOD) if DEFAULT_METHOD in names else 0,
                            help="only the methods this model supports are listed")
     chosen = explainers[primary]
     st.caption(f"{chosen.description} *{chosen.paper}*")
@@ -152,7 +158,8 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
         explainer = explainers[name]
         with st.expander(f"{explainer.label} settings", expanded=name == primary):
             values = params_form(explainer)
-            layer = layer_picker(adapter, f"img_layer_{name}") if explainer.uses_layer else None
+            layer = (layer_picker(adapter, f"img_layer_{name}", explainer.spatial_layers_only)
+                     if explainer.uses_layer else None)
         try:
             explainer.params(values)
         except XaiError as exc:

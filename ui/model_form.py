@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from xai_core.engines import sandbox
 from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, XaiError
 
 from .cache import ModelRequest, content_hash, declared_preprocessing, store_upload, unpack_savedmodel
 from .frameworks import available_frameworks
 from .limits import IMAGE_MODEL_MB, LABELS_MB
 from .messages import page_text
+from .protection import trust_checkbox
 
 ZOO_SOURCE = "Model zoo"
 UPLOAD_SOURCE = "Upload a model file"
@@ -173,8 +175,9 @@ def model_sidebar() -> ModelRequest | None:
                 path = unpack_savedmodel(str(path))
             declared = declared_preprocessing(str(path), framework.key, trust)
         except XaiError as exc:
-            hint = " If it has Lambda layers and you trust its author, tick 'I trust this file'." \
-                if framework.key == "keras" else ""
+            hint = "" if sandbox.detect().confined else (
+                " If it has Lambda layers or is a SavedModel and you trust its author, tick 'I trust this file'."
+                if framework.key == "keras" else "")
             st.error(f"Could not read {upload.name}: {page_text(exc)}.{hint}")
             return None
         spec = preprocessing_form(declared, owner=f"file:{digest}")
@@ -185,32 +188,28 @@ def model_sidebar() -> ModelRequest | None:
 
 
 def _keras_file_options() -> bool:
-    """Keras loads in safe mode; a Lambda layer (Python code) needs explicit trust."""
-    return bool(st.checkbox(
-        "I trust this file", key="img_trust_keras",
-        help="allows Lambda layers, which run Python code from the file when loaded; tick only for "
-             "files from authors you trust",
-    ))
+    """Lambda layers and SavedModel graphs carry code: confined, or with explicit trust."""
+    return trust_checkbox("img_trust_keras", "a Lambda layer or a SavedModel graph")
 
 
 def _torch_file_options(path) -> tuple[str | None, bool]:
     """A torch.save file may be a state_dict (needs an architecture) or a pickled
-    module (needs explicit trust); TorchScript and .pt2 programs need neither."""
+    module; pickled modules, TorchScript and .pt2 programs carry code (confined, or
+    with explicit trust)."""
     from xai_core.loading import sniff_torch_format
 
-    if sniff_torch_format(path) != "torch_save":
-        return None, False
+    fmt = sniff_torch_format(path)
+    if fmt not in ("torch_save", "safetensors"):
+        return None, trust_checkbox("img_trust_pickle", "a TorchScript or torch.export program")
     from model_zoo.architectures import architecture_names
 
     arch = st.selectbox(
         "Architecture", [NOT_STATE_DICT] + architecture_names(), key="img_arch",
         help="a state_dict holds weights only: choose the architecture they belong to",
     )
-    trust = st.checkbox(
-        "I trust this file", key="img_trust_pickle",
-        help="a fully pickled module runs code from the file when loaded; tick only for files from authors you trust",
-    )
-    return (None if arch == NOT_STATE_DICT else arch), bool(trust)
+    if arch != NOT_STATE_DICT or fmt == "safetensors":  # weights only: no code to trust
+        return (None if arch == NOT_STATE_DICT else arch), False
+    return None, trust_checkbox("img_trust_pickle", "a fully pickled module")
 
 
 def _labels_uploader(owner: str) -> tuple[tuple[str, ...] | None, str | None]:

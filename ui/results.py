@@ -114,9 +114,12 @@ def _stats(item: ResultItem) -> None:
     # one above the other: side by side, a narrow column (compare view, 800 px) cuts the numbers
     st.metric("Run time", f"{e.elapsed_s:.2f} s")
     st.metric("Model evaluations", f"{e.model_evals:,}")
+    st.metric("Engine", e.engine or "?", help=e.engine_note or None)
     details = [f"target {e.target}: {e.target_label}"]
     if e.layer:
         details.append(f"layer {e.layer}")
+    if e.neuron is not None:
+        details.append(f"neuron {e.neuron}")
     extras = e.record()["extras"]
     details += [f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
                 for k, v in extras.items() if not isinstance(v, bool)]
@@ -146,6 +149,10 @@ def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes) -> None
     st.download_button("Reproduce .json", _record_json(results, item), f"{base}.json", "application/json",
                        key=f"dl_json_{wid}", on_click="ignore", width="stretch",
                        help="every setting, and the python -m xai_core command that recomputes it")
+    if e.layer_attribution is not None:
+        st.download_button("Layer attribution .npy", _npy(e.layer_attribution), f"{base}__layer.npy",
+                           "application/octet-stream", key=f"dl_layer_{e.method}", on_click="ignore",
+                           width="stretch", help="one value per unit of the layer: (units,) or (C, h, w), float32")
 
 
 def _result_block(results: ResultSet, item: ResultItem, v: dict[str, bytes]) -> None:
@@ -156,6 +163,38 @@ def _result_block(results: ResultSet, item: ResultItem, v: dict[str, bytes]) -> 
     st.image(v["colorbar"], caption=render.colorbar_label(item.explanation), width="stretch")
     _stats(item)
     _downloads(results, item, v["download"])
+    layer_panel(item, results.image.array)
+
+
+def unit_bars(values: np.ndarray, what: str, key: str) -> None:
+    """One bar per unit of a dense layer (red: for the class, blue: against)."""
+    import plotly.express as px
+
+    values = np.asarray(values, np.float64).reshape(-1)
+    frame = pd.DataFrame({"Unit": np.arange(len(values)), "Attribution": values})
+    frame["Sign"] = np.where(values >= 0, "for", "against")
+    fig = px.bar(frame, x="Unit", y="Attribution", color="Sign", height=260,
+                 color_discrete_map={"for": "#c0392b", "against": "#2166ac"})
+    fig.update_layout(margin={"l": 0, "r": 10, "t": 10, "b": 0}, showlegend=False)
+    st.markdown(f"**Units of {what}** ({len(values)}): conductance per unit")
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=key)
+
+
+def layer_panel(item: ResultItem, image: np.ndarray) -> None:
+    """A layer method's units: bars for a dense layer, the upsampled channel-summed
+    map over the photo for a convolutional layer."""
+    e = item.explanation
+    layer = e.layer_attribution
+    if layer is None:
+        return
+    what = f"neuron {e.neuron} of layer {e.layer}" if e.neuron is not None else f"layer {e.layer}"
+    if layer.ndim == 1:
+        unit_bars(layer, what, f"layer_bars_{e.method}")
+        return
+    view = render.layer_view(e)
+    if view is not None:
+        st.image(render.to_png(render.overlay(image, view)),
+                 caption=f"{what}: {layer.shape[0]} channels of {layer.shape[1]}x{layer.shape[2]}, summed, upsampled")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

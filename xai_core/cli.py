@@ -93,6 +93,41 @@ def make_output_dir(path: str | Path) -> Path:
     return out
 
 
+def write_output(path: Path, data: bytes) -> None:
+    """Create or replace ``path`` without following a symbolic link planted there."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise InputError(f"{path}: is a symbolic link; refusing to write through it (remove it or "
+                             "choose another --out folder)") from None
+        raise InputError(f"{path}: cannot write ({exc.strerror})") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def npy_bytes(array) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+MAX_SEED = 2**32 - 1
+
+
+def check_common_args(args: argparse.Namespace) -> None:
+    """--seed range and --deadline (which sets the model worker's per-call limit)."""
+    if not 0 <= getattr(args, "seed", 0) <= MAX_SEED:
+        raise InputError(f"--seed must be between 0 and {MAX_SEED}")
+    deadline = getattr(args, "deadline", None)
+    if deadline is not None:
+        if not 0 < deadline < 1e6:
+            raise InputError("--deadline must be a positive number of seconds")
+        os.environ["XAI_WORKER_DEADLINE"] = str(deadline)
 def parse_metric_args(text: Sequence[str] | None, items: Sequence[str] | None, modality: Any):
     """--metrics NAMES and --metric-param METRIC.KEY=VALUE -> (names, per-metric values),
     checked before any model is loaded."""
@@ -180,6 +215,8 @@ def cmd_explain(args) -> int:
                          f"{len(adapter.inputs)} inputs")
     for method in args.method:
         check_method(adapter, method)
+    if args.layer:
+        adapter.resolve_layer(args.layer)  # a wrong name or index fails before any work
     out = make_output_dir(args.out)
     records = []
     stems: dict[str, int] = {}
@@ -221,8 +258,8 @@ def cmd_explain(args) -> int:
     for method, rows in grids.items():
         if rows:
             grid = render.class_grid(rows, alpha=args.alpha, names=[p.name for p, _ in images])
-            (out / f"{method}__grid.png").write_bytes(render.to_png(grid))
-    (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
+            write_output(out / f"{method}__grid.png", render.to_png(grid))
+    write_output(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} explanation(s) to {out}")
     return 0
 
@@ -242,12 +279,12 @@ def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, ada
         png_path, npy_path = out / f"{base}{suffix}.png", out / f"{base}{suffix}.npy"
         picture = items[i] if spec.kind == "image" else None
         names = spec.names() if spec.kind == "vector" else None
-        png_path.write_bytes(render.to_png(render.draw_input(exp, i, picture, names, alpha=alpha)))
-        np.save(npy_path, exp.attributions[i].astype(np.float32))
+        write_output(png_path, render.to_png(render.draw_input(exp, i, picture, names, alpha=alpha)))
+        write_output(npy_path, npy_bytes(exp.attributions[i].astype(np.float32)))
         files.append({"input": spec.name, "kind": spec.kind, "overlay": str(png_path), "attribution": str(npy_path)})
         if i == 0 and suffix and first:
             for src, dst in ((png_path, out / f"{base}.png"), (npy_path, out / f"{base}.npy")):
-                dst.write_bytes(src.read_bytes())
+                write_output(dst, src.read_bytes())
     record = {**exp.record(), "overlay": files[0]["overlay"] if class_suffix else str(out / f"{base}.png"),
               "attribution": files[0]["attribution"] if class_suffix else str(out / f"{base}.npy")}
     variances = exp.extras.get("variances") or ([exp.extras["variance"]] if "variance" in exp.extras else [])
@@ -255,7 +292,7 @@ def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, ada
         if isinstance(variance, np.ndarray):  # shap_gradient: the variance of the estimate
             suffix = class_suffix + (f"__{adapter.inputs[i].name}" if i else "")
             var_path = out / f"{base}{suffix}__variance.npy"
-            np.save(var_path, variance.astype(np.float32))
+            write_output(var_path, npy_bytes(variance.astype(np.float32)))
             record.setdefault("variance", str(var_path))
     if exp.layer_attribution is not None:  # per-unit values at the layer (C x h x w, or units)
         layer_path = out / f"{base}{class_suffix}__layer.npy"
@@ -344,9 +381,16 @@ def cmd_methods(args) -> int:
 
 
 def cmd_layers(args) -> int:
+    from model_zoo.tabular import TABULAR_ZOO
+
     from .types import UnsupportedError
 
-    adapter = _open(args)
+    if args.model in TABULAR_ZOO and not Path(args.model).exists():  # a table's model: rows have layers too
+        from .tabular import open_tabular_model
+
+        adapter = open_tabular_model(args.model)
+    else:
+        adapter = _open(args)
     layers = adapter.layers()
     if not layers:
         if getattr(adapter, "kind", "") == "torchscript":
@@ -354,11 +398,16 @@ def cmd_layers(args) -> int:
                 f"{adapter.name} is TorchScript: its layers cannot be hooked. Save the model as a "
                 ".pt2 torch.export program or a state_dict to use Grad-CAM"
             )
-        raise UnsupportedError(f"{adapter.name} has no layer with a spatial feature map")
+        raise UnsupportedError(f"{adapter.name} has no layer whose output is a feature map or a vector")
     default = adapter.default_cam_layer()
+    print(f"{'index':>7}  {'layer':<40} {'kind':<24} output")
     for info in layers:
-        mark = "  <- default for grad_cam" if info.name == default else ""
-        print(f"{info.describe()}{mark}")
+        mark = "  <- default for grad_cam and cam" if info.name == default else ""
+        shape = "x".join(str(v) for v in info.output_shape)
+        index = info.index if info.index is not None else "-"
+        print(f"{index:>7}  {info.name:<40} {info.kind:<24} {shape}{mark}")
+    print("\n--layer takes a name or an index (PyTorch: position among the leaf modules of "
+          "named_modules(); Keras: position in model.layers)")
     return 0
 
 
@@ -373,9 +422,17 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--labels", help="labels file: one per line, or a JSON list/dict")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=None, help="images per model call (default 16)")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow code inside the model file: a fully pickled PyTorch module or a Keras Lambda "
-                        "layer (runs code from the file: only for files you trust)")
+    add_trust_args(p)
+
+
+def add_trust_args(p: argparse.ArgumentParser) -> None:
+    """--trust-code (alias --trust-pickle) and --deadline, shared with explain-tabular."""
+    p.add_argument("--trust-code", "--trust-pickle", dest="trust_pickle", action="store_true",
+                   help="where no kernel confinement is available, allow model files that carry code "
+                        "(TorchScript, .pt2, SavedModel, pickled modules, Keras Lambda layers): only "
+                        "for files you trust")
+    p.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock limit per call into the model worker (default 600)")
 
 
 def add_metric_args(p: argparse.ArgumentParser, example: str) -> None:
@@ -395,7 +452,7 @@ def build_parser() -> Parser:
     p.add_argument("--method", nargs="+", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--target", help="class index or label (default: the predicted class)")
-    p.add_argument("--layer", help="layer for grad_cam (see `layers`)")
+    p.add_argument("--layer", help="layer name or index for the methods that work at a layer (see `layers`)")
     p.add_argument("--classes", help="explain several classes in one run: topK (e.g. top4), all (up to 100 "
                                      "classes) or a comma-separated list; files get a __c<class> suffix and "
                                      "<method>__grid.png shows one row per image, one column per class")
@@ -421,7 +478,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("methods", help="list explainers and their parameters")
     _add_model_args(p, required=False)
     p.set_defaults(func=cmd_methods)
-    p = sub.add_parser("layers", help="list Grad-CAM candidate layers of a model")
+    p = sub.add_parser("layers", help="list a model's layers with their indices, kinds and output shapes")
     _add_model_args(p)
     p.set_defaults(func=cmd_layers)
     return parser
@@ -462,6 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if not 0 <= getattr(args, "alpha", 0.5) <= 1:
             raise InputError("--alpha must be between 0 and 1")
+        check_common_args(args)
         return args.func(args)
 
     return report_errors(run, "lower --batch-size or the method's sample count")

@@ -18,6 +18,8 @@ from .types import ImageSpec, InputError
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 50_000_000
+MAX_SIDE = 4096  # larger photos are downscaled on reading (every model input is far smaller)
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
@@ -25,7 +27,8 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> np
     """Read an image file (path or bytes) -> RGB uint8 array H x W x 3.
 
     Handles EXIF orientation, RGBA (composited on white), palette, grayscale and
-    16-bit images; refuses files over 50 MB or 50 megapixels (decompression bombs).
+    16-bit images; refuses files over 50 MB or 50 megapixels (decompression bombs);
+    photos longer than 4096 pixels are downscaled while reading (JPEGs during decoding).
     """
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
@@ -51,7 +54,11 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> np
                     f"{label}: {img.width}x{img.height} pixels is over the "
                     f"{MAX_PIXELS // 1_000_000} megapixel limit; downscale it first"
                 )
+            if img.format == "JPEG" and max(img.size) > MAX_SIDE:
+                img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at 1/2..1/8 scale: less memory
             img.load()
+            if max(img.size) > MAX_SIDE and img.mode not in HIGH_DEPTH_MODES:
+                img.thumbnail((MAX_SIDE, MAX_SIDE), Image.BILINEAR)  # before any float copy
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -74,7 +81,9 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if img.width < 2 or img.height < 2:
+        raise InputError("the image is too small (under 2x2 pixels)")
+    if mode in HIGH_DEPTH_MODES:
         arr = np.asarray(img, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)

@@ -6,9 +6,13 @@ Formats, detected from the file's content rather than its name:
   ``Lambda`` layer holding Python bytecode is refused unless the user says they
   trust the file.
 * Legacy HDF5 ``.h5`` / ``.hdf5`` files: the same loader and the same safe mode.
-* TensorFlow SavedModel directories (holding ``saved_model.pb``): a graph, no
-  Python code; its ``serving_default`` signature is called and differentiated,
-  but its layers are not visible (no Grad-CAM).
+* TensorFlow SavedModel directories (holding ``saved_model.pb``): a graph whose
+  ops run with the process's rights (``tf.io.write_file``...); its
+  ``serving_default`` signature is called and differentiated, but its layers are
+  not visible (no Grad-CAM).
+
+SavedModels and Lambda layers carry code: they load inside the confined model
+worker, or, where no confinement is available, only when the user trusts the file.
 
 TensorFlow is imported only when one of these functions runs.
 """
@@ -23,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .loading import check_model_file
+from .engines.sandbox import code_allowed
+from .loading import check_model_file, needs_trust
 from .types import ModelLoadError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -51,37 +56,76 @@ def import_tensorflow():
     return tf
 
 
-MAX_UNZIPPED_BYTES = 4 * 1024**3
+MAX_UNZIPPED_BYTES = 2 * 1024**3
 MAX_ZIP_MEMBERS = 20_000
+MAX_ZIP_RATIO = 50  # unpacked / packed; SavedModels compress little, zip bombs a lot
 
 
 def unpack_savedmodel_zip(zip_path: str | Path, dest: str | Path) -> Path:
     """Extract a zipped SavedModel folder (as uploaded in the dashboard) -> the folder
-    holding saved_model.pb. Refuses paths that escape ``dest``, links, and archives
-    over 4 GB unpacked or 20,000 members."""
+    holding saved_model.pb. Refuses paths that escape ``dest``, links, encrypted or
+    unreadable members, more than 20,000 members, and archives whose bytes actually
+    written pass 2 GB or 50 times the zip's size (headers can lie, so the budget
+    counts what is written). Unpacked once: a finished folder is reused."""
+    import shutil
+    import zlib
+
     zip_path, dest = Path(zip_path), Path(dest)
     label = zip_path.name
-    try:
-        with zipfile.ZipFile(zip_path) as zf:
-            members = zf.infolist()
-            if len(members) > MAX_ZIP_MEMBERS:
-                raise ModelLoadError(f"{label}: more than {MAX_ZIP_MEMBERS} files in the archive")
-            if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
-                raise ModelLoadError(f"{label}: unpacks to more than {MAX_UNZIPPED_BYTES // 2**30} GB")
-            root = dest.resolve()
-            for member in members:
-                target = (root / member.filename).resolve()
-                is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
-                if is_link or not target.is_relative_to(root):
-                    raise ModelLoadError(f"{label}: refused, the archive entry {member.filename!r} points outside it")
-            root.mkdir(parents=True, exist_ok=True)
-            zf.extractall(root)
-    except zipfile.BadZipFile:
-        raise ModelLoadError(f"{label}: not a zip archive (zip the SavedModel folder to upload it)") from None
+    root = dest.resolve()
+    done = root / ".unpacked"
+    if not done.is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        budget = min(MAX_UNZIPPED_BYTES, MAX_ZIP_RATIO * zip_path.stat().st_size + 2**20)
+        try:
+            _extract_within(zip_path, root, label, budget)
+        except (zipfile.BadZipFile, EOFError, zlib.error):
+            shutil.rmtree(root, ignore_errors=True)
+            raise ModelLoadError(f"{label}: not a readable zip archive (zip the SavedModel folder to upload it)") from None
+        except (RuntimeError, NotImplementedError, OSError) as exc:  # encrypted, unknown compression, clashes
+            shutil.rmtree(root, ignore_errors=True)
+            raise ModelLoadError(
+                f"{label}: cannot unpack the archive ({_short(exc, 120)}); zip the SavedModel folder "
+                "again without a password, with the standard (deflate) compression"
+            ) from None
+        except ModelLoadError:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        done.write_text("ok")
     found = sorted(p.parent for p in root.rglob("saved_model.pb"))
     if not found:
         raise ModelLoadError(f"{label}: no saved_model.pb inside; zip the whole SavedModel folder")
     return min(found, key=lambda p: len(p.parts))
+
+
+def _extract_within(zip_path: Path, root: Path, label: str, budget: int) -> None:
+    with zipfile.ZipFile(zip_path) as zf:
+        members = zf.infolist()
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise ModelLoadError(f"{label}: more than {MAX_ZIP_MEMBERS} files in the archive")
+        for member in members:
+            target = (root / member.filename).resolve()
+            is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
+            if is_link or not target.is_relative_to(root):
+                raise ModelLoadError(f"{label}: refused, the archive entry {member.filename!r} points outside it")
+        root.mkdir(parents=True, exist_ok=True)
+        written = 0
+        for member in members:
+            target = (root / member.filename).resolve()
+            if member.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with zf.open(member) as src, os.fdopen(fd, "wb") as out:
+                while chunk := src.read(2**20):
+                    written += len(chunk)
+                    if written > budget:
+                        raise ModelLoadError(
+                            f"{label}: unpacks to more than {budget // 2**20} MB (a SavedModel zip may "
+                            f"unpack to at most {MAX_ZIP_RATIO}x its size and 2 GB); refused"
+                        )
+                    out.write(chunk)
 
 
 def sniff_keras_format(path: Path) -> str:
@@ -133,6 +177,8 @@ def load_keras_file(path: str | Path, trust_code: bool = False) -> tuple[Any, st
             "or a SavedModel directory). If it is a PyTorch or ONNX model, choose that framework."
         )
     if fmt == "savedmodel":
+        if not code_allowed(trust_code):
+            raise ModelLoadError(needs_trust(label, "a TensorFlow SavedModel (its graph ops run as code)"))
         return _load_saved_model(path), "savedmodel"
     if fmt == "keras":
         _check_zip(path)
@@ -165,7 +211,7 @@ def _load_keras_model(path: Path, fmt: str, trust_code: bool):
     if fmt == "h5" and path.suffix.lower() not in (".h5", ".hdf5"):
         source = _h5_alias(path)  # Keras picks the legacy loader by file name
     try:
-        return keras.saving.load_model(str(source), compile=False, safe_mode=not trust_code)
+        return keras.saving.load_model(str(source), compile=False, safe_mode=not code_allowed(trust_code))
     except Exception as exc:  # noqa: BLE001 - every failure here is the file's
         text = _short(exc, 400)
         if "Lambda" in text and "safe_mode" in text:
@@ -173,7 +219,7 @@ def _load_keras_model(path: Path, fmt: str, trust_code: bool):
                 f"{label} contains a Lambda layer holding Python code, which Keras' safe "
                 "mode refuses to load (it could run anything). Re-save the model without "
                 "Lambda layers (use built-in layers or a registered custom layer class), or, "
-                "only if you trust its author, pass --trust-pickle (in the dashboard: tick "
+                "only if you trust its author, pass --trust-code (in the dashboard: tick "
                 "'I trust this file')."
             ) from None
         if fmt == "h5" and ("truncated" in text.lower() or "unable to" in text.lower()):

@@ -29,14 +29,24 @@ class OnnxInput:
     batch: int | None
 
 
-def load_onnx_file(path: str | Path) -> tuple[Any, OnnxInput]:
-    """An onnxruntime CPU session for ``path`` and a description of its image input."""
-    path = Path(path)
-    label = check_model_file(path)
+def import_onnxruntime():
+    """onnxruntime with its telemetry events off (nothing written or sent about use)."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise ModelLoadError("ONNX models need onnxruntime: pip install -r requirements.txt") from None
+    try:
+        ort.disable_telemetry_events()
+    except AttributeError:  # builds without telemetry
+        pass
+    return ort
+
+
+def load_onnx_file(path: str | Path) -> tuple[Any, OnnxInput]:
+    """An onnxruntime CPU session for ``path`` and a description of its image input."""
+    path = Path(path)
+    label = check_model_file(path)
+    ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:

@@ -9,6 +9,8 @@ ImageNet defaults.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ from .types import (
     spec_from_dict,
 )
 
-TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".bin", ".ckpt", ".torchscript")
+_FIRST_USE_LOCK = threading.RLock()
+TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".bin", ".ckpt", ".torchscript", ".safetensors")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 ONNX_SUFFIXES = (".onnx",)
 
@@ -82,7 +85,22 @@ def read_json_sidecar(path: Path) -> dict[str, Any]:
 def read_sidecar(path: Path) -> dict[str, Any]:
     """Image preprocessing (flat or under "spec") plus labels/arch from the sidecar."""
     data = read_json_sidecar(path)
-    return data.get("spec", data) | {k: data[k] for k in ("labels", "arch") if k in data}
+    if not data:
+        return {}
+    name = path.with_suffix(".json").name
+    spec = data.get("spec", data)
+    if not isinstance(spec, dict):
+        raise InputError(f'{name}: "spec" must be a JSON object')
+    try:
+        ImageSpec.from_dict(spec)  # checked here so the message names the file
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    labels = data.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(v, (str, int, float)) for v in labels):
+        raise InputError(f'{name}: "labels" must be a list of class names')
+    if not isinstance(data.get("arch", ""), str):
+        raise InputError(f'{name}: "arch" must be an architecture name (a string)')
+    return spec | {k: data[k] for k in ("labels", "arch") if k in data}
 
 
 def open_model(
@@ -95,8 +113,14 @@ def open_model(
     trust_pickle: bool = False,
     device: str = "auto",
     batch_size: int = 16,
+    engine: str | None = None,
 ) -> ModelAdapter:
-    """A zoo name or a model file -> a ready adapter."""
+    """A zoo name or a model file -> a ready adapter.
+
+    ``engine``: where a model *file* is loaded and run: "worker" (the confined model
+    worker, :mod:`xai_core.engines.worker`; the default, or ``XAI_ENGINE``) or
+    "inprocess" (this process; files that carry code then need ``trust_pickle``).
+    Zoo models always run in-process."""
     import model_zoo
 
     overrides = overrides or SpecOverrides()
@@ -104,9 +128,10 @@ def open_model(
     if ref_str in model_zoo.ZOO and not Path(ref_str).exists():
         entry = model_zoo.get_entry(ref_str)
         spec = overrides.apply(entry.spec)
-        module = entry.build()
-        return _wrap(entry.framework, module, spec, labels or entry.labels(), entry.name, "module", device, batch_size,
-                     getattr(entry, "output_kind", None))
+        with _FIRST_USE_LOCK:  # two sessions' first use: framework imports and builds one at a time
+            module = entry.build()
+            return _wrap(entry.framework, module, spec, labels or entry.labels(), entry.name, "module", device,
+                         batch_size, getattr(entry, "output_kind", None))
 
     path = Path(ref_str)
     if not path.exists():
@@ -114,6 +139,14 @@ def open_model(
             f"{ref_str}: neither a model file nor a zoo model; zoo models: {', '.join(model_zoo.ZOO)}"
         )
     framework = framework or infer_framework(path)
+    if choose_engine(engine) == "worker":
+        from .engines.worker import open_remote
+
+        return open_remote(
+            "xai_core.models:open_model", path, path.name, framework=framework, arch=arch,
+            overrides=overrides, labels=labels, trust_pickle=trust_pickle, device=device,
+            batch_size=batch_size, engine="inprocess",
+        )
     sidecar = read_sidecar(path)  # model.json next to model.keras, or next to a SavedModel folder
     if labels is None and "labels" in sidecar:
         labels = [str(v) for v in sidecar["labels"]]
@@ -172,12 +205,24 @@ def _first_image_default(sidecar: dict[str, Any], shapes: list[tuple]) -> ImageS
     return model_default_spec(sidecar, None, None, None)
 
 
-def declared_spec(path: str | Path, framework: str | None = None, trust_code: bool = False) -> ImageSpec:
+def choose_engine(engine: str | None) -> str:
+    """'worker' or 'inprocess': the argument, else ``XAI_ENGINE``, else 'worker'."""
+    choice = (engine or os.environ.get("XAI_ENGINE") or "worker").strip().lower()
+    if choice not in ("worker", "inprocess"):
+        raise InputError(f"unknown engine {choice!r}; use worker or inprocess")
+    return choice
+
+
+def declared_spec(path: str | Path, framework: str | None = None, trust_code: bool = False,
+                  engine: str | None = None) -> ImageSpec:
     """The preprocessing a model file declares, before any user override: the
     sidecar for PyTorch (else ImageNet defaults); for Keras and ONNX the model's
     own input shape, then the sidecar. Used to prefill forms."""
     path = Path(path)
     framework = framework or infer_framework(path)
+    if framework in ("keras", "onnx") and choose_engine(engine) == "worker":
+        # the model must be loaded to read its input shape: in the worker, like any file
+        return open_model(path, framework=framework, trust_pickle=trust_code, engine="worker").spec
     sidecar = read_sidecar(path)
     if framework == "keras":
         from .adapters.keras import model_input_shapes

@@ -9,7 +9,7 @@ the photo showing through where the attribution is near zero. Unsigned maps
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -68,12 +68,26 @@ def heatmap(attribution: np.ndarray, scale: Scale, cmap: str | None = None) -> n
 
 def upsample_to(explanation: Explanation, height: int, width: int) -> np.ndarray:
     """The explanation's map at (height, width): nearest for LIME superpixels (crisp
-    regions), bicubic for Grad-CAM (as in the paper), bilinear otherwise."""
+    regions), bicubic for class activation maps (as in the papers), bilinear otherwise."""
     att = explanation.attribution
     if explanation.method == "lime" and "segments" in explanation.extras:
         seg = upsample_segments(explanation.extras["segments"], height, width)
         return explanation.extras["segment_weights"][seg].astype(np.float32)
-    return resize_map(att, height, width, cubic=explanation.method == "grad_cam")
+    return resize_map(att, height, width, cubic="cam" in explanation.extras)
+
+
+def layer_view(explanation: Explanation) -> Explanation | None:
+    """A convolutional layer's attribution (C, h, w) as an explanation of its own:
+    the channel sum, upsampled (bilinear) to the model input, to overlay like any
+    map. None when the result has no layer map (no layer attribution, or a dense
+    layer's (units,), which is drawn as bars)."""
+    layer = explanation.layer_attribution
+    if layer is None or layer.ndim != 3:
+        return None
+    h, w = explanation.attribution.shape[:2]
+    summed = layer.sum(axis=0).astype(np.float32)
+    return replace(explanation, attribution=resize_map(summed, h, w, cubic=False), raw=None, signed=True, extras={},
+                   layer_attribution=None)
 
 
 def upsample_segments(segments: np.ndarray, height: int, width: int) -> np.ndarray:

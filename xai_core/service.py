@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from .adapters.base import ModelAdapter
+from .adapters.fast_forward import prepare as prepare_fast_forward
+from .engines.worker import runs_in_worker
 from .explainers import Context, available_for, get_explainer
 from .images import preprocess
-from .types import Explanation, ImageSpec, InputError, Prediction, UnsupportedError, VectorSpec
+from .types import Capability, Explanation, ImageSpec, InputError, Prediction, UnsupportedError, VectorSpec
 
 ProgressCallback = Callable[[float, str], None]
 MAX_KEPT_PROBABILITIES = 100  # results keep every class probability up to this many classes
@@ -57,6 +59,7 @@ def prepare_inputs(adapter: ModelAdapter, given) -> list[np.ndarray]:
     return out
 
 
+@runs_in_worker
 def predict_image(adapter: ModelAdapter, image, k: int = 5) -> list[Prediction]:
     """RGB uint8 image (or one item per input, see :func:`prepare_inputs`) -> top-k predictions."""
     items = prepare_inputs(adapter, image)
@@ -98,6 +101,28 @@ def resolve_target(adapter: ModelAdapter, target: int | str | None, probs: np.nd
     return resolve_class(target, adapter.labels, int(np.argmax(probs)))
 
 
+def max_batch_size(items: list[np.ndarray]) -> int:
+    """The largest batch this machine's memory allows for one item of ``items`` (one
+    array per model input): a quarter of the memory (at most 8 GB) over about 100 x
+    the item's float32 size (activations and gradients of a conv net), 1 to 1024."""
+    import os
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    per_item = max(1, sum(int(np.asarray(x).size) for x in items)) * 4 * 100
+    return int(max(1, min(1024, min(total // 4, 8 * 2**30) // per_item)))
+
+
+def check_batch_size(batch_size: int | None, items: list[np.ndarray]) -> None:
+    """Refuse a batch size below 1 or above :func:`max_batch_size`."""
+    if batch_size is None:
+        return
+    limit = max_batch_size(items)
+    if isinstance(batch_size, bool) or not 1 <= int(batch_size) <= limit:
+        shape = " + ".join("x".join(str(d) for d in np.asarray(x).shape) for x in items)
+        raise InputError(f"batch size {batch_size} is out of range: 1 to {limit} for a {shape} input "
+                         "on this machine's memory")
+
+
 def check_method(adapter: ModelAdapter, method: str) -> None:
     explainer = get_explainer(method)
     missing = explainer.missing_capabilities(adapter)
@@ -118,6 +143,7 @@ def check_method(adapter: ModelAdapter, method: str) -> None:
         raise UnsupportedError(f"{method} needs {needs}, which {adapter.name} does not provide.{hint}")
 
 
+@runs_in_worker
 def explain(
     adapter: ModelAdapter,
     image: np.ndarray,
@@ -171,6 +197,7 @@ def resolve_classes(adapter: ModelAdapter, classes: str | Sequence[int | str], p
     return list(dict.fromkeys(chosen))
 
 
+@runs_in_worker
 def explain_classes(
     adapter: ModelAdapter,
     image,
@@ -217,12 +244,21 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
         serving = ", ".join(e.name for e in available_for(adapter) if e.several_inputs)
         raise UnsupportedError(f"{method} explains models with one input; {adapter.name} has "
                                f"{len(adapter.inputs)} ({', '.join(s.name for s in adapter.inputs)}): use {serving}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise InputError(f"the seed must be a whole number from 0 to {2**32 - 1}; got {seed!r}")
     parsed = explainer.params(params)
     if layer not in (None, "") and not (explainer.uses_layer or explainer.accepts_layer):
         raise InputError(f"{method} does not use a layer; drop --layer (it is for methods that work at a layer, such as grad_cam)")
+    layer = adapter.resolve_layer(layer) if explainer.uses_layer or explainer.accepts_layer else None
     items = prepare_inputs(adapter, image)
+    check_batch_size(batch_size, items)
     x = items[0]
     start = time.perf_counter()
+    if explainer.requires == {Capability.PREDICT}:  # gradient-free: the fastest engine that agrees
+        fast = prepare_fast_forward(adapter, x)
+        engine, engine_note = fast.engine, fast.note
+    else:
+        engine, engine_note = adapter.framework, "gradients run on the model's framework"
     ctx = Context(
         adapter, x, None, seed, int(batch_size or adapter.default_batch_size),
         progress=progress, layer=layer, original_image=image if isinstance(image, np.ndarray) else None,
@@ -235,6 +271,11 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
     raw = explainer.run(ctx, parsed)
     elapsed = time.perf_counter() - start
     index, probs = ctx.target, ctx.probs
+    if probs is not None and not np.all(np.isfinite(probs)):
+        raise InputError(
+            f"{adapter.name} gave NaN or infinite outputs for this input; check its preprocessing "
+            "(mean/std, input size) and the model itself"
+        )
     attributions = [_finite(a) for a in (raw.attributions or [raw.attribution])]
     return Explanation(
         method=method,
@@ -254,9 +295,11 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
         attributions=attributions,
         inputs=[s.name for s in adapter.inputs],
         input_kinds=adapter.input_kinds,
-        layer_attribution=None if raw.layer_attribution is None else np.asarray(raw.layer_attribution, np.float32),
+        layer_attribution=None if raw.layer_attribution is None else _finite(raw.layer_attribution),
         neuron=raw.neuron,
         probabilities=np.asarray(probs, np.float32) if len(probs) <= MAX_KEPT_PROBABILITIES else None,
+        engine=engine,
+        engine_note=engine_note,
     )
 
 

@@ -71,6 +71,8 @@ class ImageSpec:
                     f"{name} has {len(values)} values; give 1 or {channels} for a "
                     f"{'grayscale' if self.grayscale else 'color'} model"
                 )
+        if not all(np.isfinite(v) for v in (*self.mean, *self.std)):
+            raise InputError(f"mean {list(self.mean)} and std {list(self.std)} must be finite numbers")
         if any(s <= 0 for s in self.std):
             raise InputError("std values must be positive")
 
@@ -102,12 +104,30 @@ class ImageSpec:
         size = data.get("size", (224, 224))
         if isinstance(size, int):
             size = (size, size)
-        return cls(
-            size=(int(size[0]), int(size[1])),
-            mean=tuple(float(v) for v in data.get("mean", IMAGENET_MEAN)),
-            std=tuple(float(v) for v in data.get("std", IMAGENET_STD)),
-            grayscale=bool(data.get("grayscale", False)),
-        )
+        try:
+            if isinstance(size, str) or len(size) != 2 or any(isinstance(v, bool) for v in size):
+                raise TypeError
+            grayscale = data.get("grayscale", False)
+            if not isinstance(grayscale, bool):
+                raise TypeError
+            return cls(
+                size=(int(size[0]), int(size[1])),
+                mean=tuple(float(v) for v in _listed(data.get("mean", IMAGENET_MEAN))),
+                std=tuple(float(v) for v in _listed(data.get("std", IMAGENET_STD))),
+                grayscale=grayscale,
+            )
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(
+                "preprocessing must look like {\"size\": [224, 224], \"mean\": [0.485, 0.456, 0.406], "
+                "\"std\": [0.229, 0.224, 0.225], \"grayscale\": false}; got "
+                f"{ {k: data.get(k) for k in ('size', 'mean', 'std', 'grayscale') if k in data} }"
+            ) from None
+
+
+def _listed(values: Any) -> list:
+    if isinstance(values, (str, bytes, dict)):
+        raise TypeError
+    return list(values) if isinstance(values, (list, tuple)) else [values]
 
 
 @dataclass(frozen=True)
@@ -229,6 +249,8 @@ class Explanation:
     layer_attribution: np.ndarray | None = None
     neuron: int | None = None
     probabilities: np.ndarray | None = None
+    engine: str = ""  # what ran the forward passes: onnxruntime, openvino, torch, keras...
+    engine_note: str = ""  # why that engine (or why the fast path fell back)
 
     def __post_init__(self) -> None:
         if not self.attributions:
@@ -256,12 +278,17 @@ class Explanation:
             "model_evals": self.model_evals,
             "elapsed_s": round(self.elapsed_s, 4),
             "layer": self.layer,
+            "layer_attribution_shape": (
+                None if self.layer_attribution is None else list(self.layer_attribution.shape)
+            ),
             "output_kind": self.output_kind,
             "explains": self.explains,
             "inputs": list(self.inputs),
             "input_kinds": list(self.input_kinds),
             "neuron": self.neuron,
             "probabilities": None if self.probabilities is None else [float(p) for p in self.probabilities],
+            "engine": self.engine,
+            "engine_note": self.engine_note,
             "extras": extras,
         }
 

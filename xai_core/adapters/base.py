@@ -17,6 +17,8 @@ itself for 'score'); gradients are of the explained score, see :meth:`explained`
 
 from __future__ import annotations
 
+import re
+import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -29,49 +31,99 @@ from ..types import Capability, ImageSpec, InputError, InputSpec, UnsupportedErr
 
 OUTPUT_KINDS = ("probability", "logit", "sigmoid", "score")
 
+_INDEX = re.compile(r"-?\d+(/\d+)*")
+
+# kinds of layer that only move, drop or pad values: never the default CAM layer
+PASSIVE_KINDS = ("pool", "dropout", "padding", "flatten", "reshape", "upsampl", "resiz", "crop",
+                 "identity", "permute")
+DENSE_KINDS = ("Linear", "Dense")
+
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """A layer whose output is a spatial feature map (a Grad-CAM candidate)."""
+    """A layer whose output is a feature map (channels, height, width) or a vector
+    of units (units,), e.g. a dense layer.
+
+    ``index`` is how users point at the layer by number, see
+    :meth:`ModelAdapter.resolve_layer`; None for layers that have none (PyTorch
+    containers). ``passive`` marks pooling, dropout, padding and reshaping layers,
+    and containers whose output is such a layer's output.
+    """
 
     name: str
     kind: str
-    output_shape: tuple[int, int, int]  # (channels, height, width)
+    output_shape: tuple[int, ...]
+    index: str | None = None
+    passive: bool = False
+
+    @property
+    def spatial(self) -> bool:
+        return len(self.output_shape) == 3
+
+    @property
+    def dense(self) -> bool:
+        """A fully connected layer (its weights are :meth:`ModelAdapter.dense_weights`)."""
+        return self.kind in DENSE_KINDS
+
+    @property
+    def feature_map(self) -> bool:
+        """A convolution-like spatial map: a Grad-CAM / CAM candidate."""
+        return self.spatial and not self.passive
 
     def describe(self) -> str:
-        c, h, w = self.output_shape
-        return f"{self.name} ({self.kind}, {c}x{h}x{w})"
+        shape = "x".join(str(v) for v in self.output_shape)
+        where = f"[{self.index}] " if self.index is not None else ""
+        return f"{where}{self.name} ({self.kind}, {shape})"
 
 
 ProgressFn = Callable[[int, int], None]
+_LOCK_CREATION = threading.Lock()
 
 
 class LayerRecorder:
     """Output shape and call count of every layer during one probe forward pass.
 
-    :meth:`feature_maps` keeps the Grad-CAM candidates: layers run exactly once
-    whose output is a 4-D spatial map bigger than 1 x 1, in the order they finished.
+    :meth:`found` keeps the layers run exactly once whose output is a spatial map
+    bigger than 1 x 1 or a vector (N x units), in the order they finished. A layer
+    whose output is the very tensor the layer before it returned (a container
+    ending in that layer) inherits its ``passive`` mark.
     """
 
     def __init__(self, channels_last: bool) -> None:
         self.channels_last = channels_last
         self._seen: OrderedDict[str, list] = OrderedDict()
+        self._last: tuple[str, object] | None = None
 
-    def record(self, name: str, kind: str, shape: tuple | None) -> None:
+    def record(self, name: str, kind: str, out: object) -> None:
+        shape = tuple(out.shape) if hasattr(out, "shape") else None
+        passive = any(word in kind.lower() for word in PASSIVE_KINDS)
+        if not passive and self._last is not None and out is self._last[1]:
+            passive = self._seen[self._last[0]][3]
         if name in self._seen:
             self._seen[name][1] += 1
             self._seen.move_to_end(name)
         else:
-            self._seen[name] = [shape, 1, kind]
+            self._seen[name] = [shape, 1, kind, passive]
+        self._last = (name, out)
 
-    def feature_maps(self) -> list[LayerInfo]:
+    def found(self, indices: dict[str, str] | None = None) -> list[LayerInfo]:
+        """The listed layers; ``indices`` maps a layer name to its index."""
+        self._last = None
+        indices = indices or {}
         found = []
-        for name, (shape, calls, kind) in self._seen.items():
-            if calls != 1 or shape is None or len(shape) != 4:
+        for name, (shape, calls, kind, passive) in self._seen.items():
+            if calls != 1 or shape is None:
                 continue
-            h, w, c = (shape[1], shape[2], shape[3]) if self.channels_last else (shape[2], shape[3], shape[1])
-            if h > 1 and w > 1:
-                found.append(LayerInfo(name, kind, (int(c), int(h), int(w))))
+            if len(shape) == 4:
+                h, w, c = (shape[1], shape[2], shape[3]) if self.channels_last else (shape[2], shape[3], shape[1])
+                if h <= 1 or w <= 1:
+                    continue
+                out: tuple[int, ...] = (int(c), int(h), int(w))
+            elif len(shape) == 2:
+                out = (int(shape[1]),)
+            else:
+                continue
+            found.append(LayerInfo(name, kind, out, indices.get(name), passive))
         return found
 
 
@@ -138,6 +190,8 @@ class ModelAdapter(ABC):
     default_batch_size: int = 16
     max_batch: int | None = None  # set for exported graphs with a fixed batch size
     label_column: str | None = None  # the label column of the tables it was trained on, when known
+    # the engine gradient-free predict() runs on, when adapters.fast_forward.prepare() found one
+    fast_forward = None
 
     @property
     @abstractmethod
@@ -323,6 +377,9 @@ class ModelAdapter(ABC):
         """Canonical inputs -> N x classes probabilities (float32); the score for 'score'."""
         if self._raw_width and len(self.split(batch)[0]) == 0:
             return np.zeros((0, self._num_classes), np.float32)
+        fast = self.fast_forward
+        if fast is not None and fast.serves(self):
+            return self.probabilities(fast.outputs(self, batch, batch_size))
         return self.probabilities(self.outputs(batch, batch_size))
 
     def explained_scores(self, batch, batch_size: int | None = None) -> np.ndarray:
@@ -409,22 +466,82 @@ class ModelAdapter(ABC):
         the primitive for attributions at a layer (expected gradients, IG)."""
         raise UnsupportedError(f"{self.name}: this model gives no layer gradients")
 
+    def dense_weights(self, layer: str) -> np.ndarray:
+        """The weight matrix (outputs x inputs) of a dense (fully connected) layer."""
+        raise UnsupportedError(f"{self.name}: this model gives no layer weights")
+
+    def neuron_gradients(self, batch: np.ndarray, target: int, layer: str, neuron: int):
+        """For one unit of ``layer`` (``neuron``: flat index into its output, in the
+        protocol's C x h x w order): (d unit / d input N x H x W x C, d score / d unit N)."""
+        raise UnsupportedError(f"{self.name}: this model gives no layer gradients")
+
     def layers(self) -> list[LayerInfo]:
-        """Spatial feature-map layers in execution order (Grad-CAM candidates); found
-        once by a probe forward pass, and only where layers can be hooked."""
+        """Feature-map and vector (dense) layers in execution order, each with its
+        index; found once by a probe forward pass, and only where layers can be hooked."""
         if not self.supports(Capability.LAYER_GRADIENTS):
             return []
-        if getattr(self, "_layers", None) is None:
-            self._layers = self._find_feature_layers()
+        # one discovery at a time, and no other call on this model while its probe
+        # hooks are attached (they would count that call's layers twice)
+        with self.model_lock():
+            if getattr(self, "_layers", None) is None:
+                self._layers = self._find_layers()
         return self._layers
 
-    def _find_feature_layers(self) -> list[LayerInfo]:
+    def model_lock(self) -> threading.RLock:
+        """The adapter's re-entrant lock (``self._lock``, created once if missing)."""
+        lock = self.__dict__.get("_lock")
+        if lock is None:
+            with _LOCK_CREATION:
+                lock = self.__dict__.setdefault("_lock", threading.RLock())
+        return lock
+
+    def _find_layers(self) -> list[LayerInfo]:
         """Run one probe forward pass with a :class:`LayerRecorder` attached."""
         return []
 
+    def _layer_indices(self) -> dict[str, str]:
+        """Index -> layer name, in index order (see :meth:`resolve_layer`)."""
+        return {}
+
+    def _layer_name(self, name: str) -> str:
+        """The canonical name of the layer called ``name``; an InputError if none."""
+        raise UnsupportedError(f"{self.name}: this model gives no layer access")
+
+    def resolve_layer(self, layer: str | int | None) -> str | None:
+        """A layer given by name or by index -> its name (None stays None).
+
+        Indices are what users write in their framework: Keras, the position in
+        ``model.layers`` (``model.layers[6]``, ``get_layer(index=6)``; negative
+        counts from the end; ``"i/j"`` is layer j of the nested model at i);
+        PyTorch, the position among the leaf modules of ``model.named_modules()``
+        (modules without children, in definition order). A layer given as a
+        whole number is always read as an index; ``python -m xai_core layers``
+        prints every layer's index.
+        """
+        if layer is None or str(layer).strip() == "":
+            return None
+        text = str(layer).strip()
+        if not _INDEX.fullmatch(text):
+            return self._layer_name(text)
+        indices = self._layer_indices()
+        if not indices:
+            raise UnsupportedError(f"{self.name} offers no layers to choose by index")
+        head, _, rest = text.partition("/")
+        top = [key for key in indices if "/" not in key]
+        if int(head) < 0 and -int(head) <= len(top):
+            head = top[int(head)]
+        key = f"{head}/{rest}" if rest else head
+        if key not in indices:
+            raise InputError(
+                f"{self.name} has no layer with index {text} (indices 0..{len(top) - 1}); "
+                "see python -m xai_core layers"
+            )
+        return self._layer_name(indices[key])
+
     def default_cam_layer(self) -> str | None:
-        """The last layer whose output is a spatial feature map (run once per forward)."""
-        found = self.layers()
+        """The last convolution-like spatial feature map (never pooling, dropout,
+        padding or reshaping) run once per forward pass."""
+        found = [info for info in self.layers() if info.feature_map]
         return found[-1].name if found else None
 
     # -- the randomisation sanity check (Adebayo et al. 2018) ----------------------

@@ -137,8 +137,9 @@ class KerasAdapter(ModelAdapter):
         self._lock = threading.RLock()
         for s, shape in zip(self.inputs, model_input_shapes(model), strict=True):
             self._check_input(s, shape)
+        # numpy, so a traced _forward holds them as constants (the fast path's ONNX export needs that)
         self._norm = {
-            i: (tf.constant(s.mean_array().reshape(1, 1, 1, -1)), tf.constant(s.std_array().reshape(1, 1, 1, -1)))
+            i: (s.mean_array().reshape(1, 1, 1, -1), s.std_array().reshape(1, 1, 1, -1))
             for i, s in enumerate(self.inputs) if isinstance(s, ImageSpec)
         }
         self._paths: dict[str, object] | None = None
@@ -284,35 +285,58 @@ class KerasAdapter(ModelAdapter):
     def layer_activations_and_gradients(
         self, batch, target: int | None, layer: str, return_probs: bool = False
     ):
-        """(activations N x C x h x w, their gradients, scores N[, probabilities]) at
-        ``layer``; ``target=None`` takes the first item's predicted class."""
+        """(activations N x C x h x w, or N x units, their gradients, scores N[,
+        probabilities]) at ``layer``; ``target=None`` takes the first image's
+        predicted class."""
+        with self._lock, GRADIENT_REGISTRY_LOCK:
+            tape, _, out, score, act, _ = self._taped_pass(batch, target, layer)
+            g = tape.gradient(score, act)
+        if g is None:
+            raise UnsupportedError(f"the score of {self.name} does not depend on layer {layer!r}")
+        result = (_channels_first(act.numpy(), layer), _channels_first(g.numpy(), layer), score.numpy())
+        return (*result, self.probabilities(out.numpy())) if return_probs else result
+
+    def neuron_gradients(self, batch: np.ndarray, target: int, layer: str, neuron: int):
+        with self._lock, GRADIENT_REGISTRY_LOCK:
+            tape, xs, _, score, act, unit = self._taped_pass(batch, target, layer, neuron)
+            d_score = tape.gradient(score, act)
+            d_input = tape.gradient(unit, xs[0])
+        if d_score is None or d_input is None:
+            raise UnsupportedError(f"the score of {self.name} does not depend on layer {layer!r}")
+        d_unit = _channels_first(d_score.numpy(), layer).reshape(len(d_score), -1)[:, neuron]
+        return d_input.numpy().astype(np.float32), d_unit.astype(np.float32)
+
+    def _taped_pass(self, batch, target: int | None, layer: str, neuron: int | None = None):
+        """One eager forward pass under a persistent tape that records ``layer``'s
+        output: (tape, input tensors, outputs, target scores N, layer output, the
+        ``neuron``-th unit of it (flat, C x h x w order) or None). Gradients of the
+        scores and the unit are of their sums over the batch. Call with the locks held."""
         found = self._layer(layer)
         captured: list = []
-        with self._lock, GRADIENT_REGISTRY_LOCK:
-            xs = self._tensors(self.split(batch))
-            with tf.GradientTape() as tape, _recording(found, captured.append):
-                for x in xs:
-                    tape.watch(x)
-                out = self._call(xs, graph=False)
-                score = self._scores(out, self._pick(out.numpy(), target))
-                total = tf.reduce_sum(score)
+        unit = None
+        xs = self._tensors(self.split(batch))
+        with tf.GradientTape(persistent=True) as tape, _recording(found, captured.append):
+            for x in xs:
+                tape.watch(x)
+            out = self._call(xs, graph=False)
+            score = self._scores(out, self._pick(out.numpy(), target))
             if not captured:
                 raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
             act = captured[-1]
-            g = tape.gradient(total, act)
-        if g is None:
-            raise UnsupportedError(f"the score of {self.name} does not depend on layer {layer!r}")
-        act_np, g_np = act.numpy(), g.numpy()
-        if act_np.ndim != 4:
-            raise UnsupportedError(
-                f"layer {layer!r} outputs shape {act_np.shape}; a spatial N x H x W x C map is needed"
-            )
-        result = (
-            np.ascontiguousarray(act_np.transpose(0, 3, 1, 2), dtype=np.float32),
-            np.ascontiguousarray(g_np.transpose(0, 3, 1, 2), dtype=np.float32),
-            score.numpy(),
-        )
-        return (*result, self.probabilities(out.numpy())) if return_probs else result
+            if neuron is not None:
+                units = _flat_channels_first(act)
+                if not 0 <= neuron < units.shape[1]:
+                    raise InputError(f"neuron {neuron} is out of range; layer {layer!r} has "
+                                     f"{units.shape[1]} units (0..{units.shape[1] - 1})")
+                unit = units[:, neuron]
+        return tape, xs, out, score, act, unit
+
+    def dense_weights(self, layer: str) -> np.ndarray:
+        found = self._layer(layer)
+        kernel = getattr(found, "kernel", None)
+        if not isinstance(found, keras.layers.Dense) or kernel is None:
+            raise UnsupportedError(f"layer {layer!r} is a {type(found).__name__}, not a Dense layer")
+        return np.asarray(kernel.numpy(), np.float32).T
 
     def deep_explainer_model(self, target: int):
         """A Keras model from canonical inputs ([0, 1] images, raw rows) to the one
@@ -436,6 +460,9 @@ class KerasAdapter(ModelAdapter):
         return self._paths
 
     def _layer(self, layer: str):
+        return self._all_layers()[self._layer_name(layer)]
+
+    def _layer_name(self, layer: str) -> str:
         if self.kind == "savedmodel":
             raise UnsupportedError(
                 f"{self.name} is a TensorFlow SavedModel, whose layers are not visible; save "
@@ -443,29 +470,62 @@ class KerasAdapter(ModelAdapter):
             )
         paths = self._all_layers()
         if layer in paths:
-            return paths[layer]
+            return layer
         # a bare layer name is enough when it is unique across nested models
         matches = [p for p in paths if p.rsplit("/", 1)[-1] == layer]
         if len(matches) == 1:
-            return paths[matches[0]]
+            return matches[0]
+        if any(p == layer for p in self._layer_indices().values()):
+            raise InputError(f"layer {layer!r} of {self.name} is its input layer; choose a later one")
         names = ", ".join(info.name for info in self.layers()[-8:])
         raise InputError(f"no layer named {layer!r} in {self.name}; candidates: {names}")
 
-    def _find_feature_layers(self) -> list[LayerInfo]:
+    def _layer_indices(self) -> dict[str, str]:
+        """'i' -> the layer ``model.layers[i]`` (input layers included, as Keras
+        counts them); 'i/j' -> layer j of the nested model at i."""
+        if self.kind != "model":
+            return {}
+        return dict(_indexed(self.model, "", ""))
+
+    def _find_layers(self) -> list[LayerInfo]:
         recorder = LayerRecorder(channels_last=True)
         paths = self._all_layers()
 
         def record(path: str, layer):
             def on_output(out):
-                shape = tuple(out.shape) if hasattr(out, "shape") else None
-                recorder.record(path, type(layer).__name__, shape)
+                recorder.record(path, type(layer).__name__, out)
 
             return on_output
 
         xs = self._tensors([p[:1] for p in self.probe_batch()])
         with self._lock, _recording_many([(layer, record(p, layer)) for p, layer in paths.items()]):
             self._call(xs, graph=False)
-        return recorder.feature_maps()
+        return recorder.found({name: i for i, name in self._layer_indices().items()})
+
+
+def _channels_first(array: np.ndarray, layer: str) -> np.ndarray:
+    """N x h x w x C -> N x C x h x w (the protocol's layout); N x units stays."""
+    if array.ndim == 4:
+        return np.ascontiguousarray(array.transpose(0, 3, 1, 2), dtype=np.float32)
+    if array.ndim == 2:
+        return np.asarray(array, np.float32)
+    raise UnsupportedError(
+        f"layer {layer!r} outputs shape {array.shape}; a spatial map or a vector of units is needed"
+    )
+
+
+def _flat_channels_first(tensor):
+    """N x h x w x C -> N x (C*h*w) in C x h x w order; N x units stays."""
+    if tensor.shape.rank == 4:
+        tensor = tf.transpose(tensor, (0, 3, 1, 2))
+    return tf.reshape(tensor, (tf.shape(tensor)[0], -1))
+
+
+def _indexed(model, prefix: str, path: str) -> Iterator[tuple[str, str]]:
+    for i, layer in enumerate(getattr(model, "layers", [])):
+        yield f"{prefix}{i}", f"{path}{layer.name}"
+        if isinstance(layer, keras.Model):
+            yield from _indexed(layer, f"{prefix}{i}/", f"{path}{layer.name}/")
 
 
 class _TakeColumn(keras.layers.Layer):

@@ -325,6 +325,33 @@ class TorchAdapter(ModelAdapter):
                             batch_size=self.default_batch_size, output_kind=self._output_kind)
 
     # -- layers ----------------------------------------------------------------------
+    def module(self, layer: str) -> nn.Module:
+        """The submodule called ``layer`` (for captum's layer and neuron methods)."""
+        return self._module(layer)
+
+    def forward_scores(self, x01: torch.Tensor) -> torch.Tensor:
+        """A one-input model's canonical batch as a tensor on :attr:`device` ([0, 1]
+        images N x H x W x C, or rows N x F) -> the scores gradients are taken of,
+        N x classes (a sigmoid model's 1 - p and p): the forward function captum is
+        given. Call it holding :attr:`lock`."""
+        x = x01.permute(0, 3, 1, 2) if isinstance(self.inputs[0], ImageSpec) else x01
+        out = self._forward([x])
+        if self._output_kind == "sigmoid":
+            return torch.cat([1 - out[:, :1], out[:, :1]], dim=1)
+        return out
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every primitive: hold it while running the model from outside."""
+        return self._lock
+
+    def dense_weights(self, layer: str) -> np.ndarray:
+        module = self._module(layer)
+        weight = getattr(module, "weight", None)
+        if _kind(module) != "Linear" or not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+            raise UnsupportedError(f"layer {layer!r} is a {_kind(module)}, not a dense (Linear) layer")
+        return weight.detach().float().cpu().numpy()
+
     def _module(self, layer: str) -> nn.Module:
         if self.kind == "torchscript":
             raise UnsupportedError(
@@ -338,29 +365,59 @@ class TorchAdapter(ModelAdapter):
             raise InputError(f"no layer named {layer!r} in {self.name}; candidates: {names}")
         return modules[layer]
 
-    def _find_feature_layers(self) -> list[LayerInfo]:
+    def _layer_name(self, name: str) -> str:
+        self._module(name)
+        return name
+
+    def _layer_indices(self) -> dict[str, str]:
+        if self.kind == "torchscript":
+            return {}
+        leaves = [name for name, module in self.model.named_modules()
+                  if name and next(module.children(), None) is None]
+        return {str(i): name for i, name in enumerate(leaves)}
+
+    def _find_layers(self) -> list[LayerInfo]:
         recorder = LayerRecorder(channels_last=False)
         handles = []
 
         def make_hook(name: str, module: nn.Module):
+            kind = _kind(module)
+
             def hook(_m, _inp, out):
                 out = out[0] if isinstance(out, (tuple, list)) and out else out
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-                recorder.record(name, type(module).__name__, shape)
+                recorder.record(name, kind, out)
 
             return hook
 
-        for name, module in self.model.named_modules():
-            if name:
-                handles.append(module.register_forward_hook(make_hook(name, module)))
         probe = [p[:1] for p in self.probe_batch()]
-        try:
-            with self._lock, torch.inference_mode():
-                self._forward(self._tensors(probe))
-        finally:
-            for handle in handles:
-                handle.remove()
-        return recorder.feature_maps()
+        # hooks on and off under the lock: another thread's forward pass must not be recorded
+        with self._lock:
+            for name, module in self.model.named_modules():
+                if name:
+                    handles.append(module.register_forward_hook(make_hook(name, module)))
+            try:
+                with torch.inference_mode():
+                    self._forward(self._tensors(probe))
+            finally:
+                for handle in handles:
+                    handle.remove()
+        return recorder.found({name: i for i, name in self._layer_indices().items()})
+
+
+def _kind(module: nn.Module) -> str:
+    """The module's class name; for a module of an unflattened torch.export program
+    (all called InterpreterModule), the first operator it runs: Conv2d for
+    ``aten.conv2d``, Linear for ``aten.linear``, else the operator's name
+    (``max_pool2d``, ``relu``...)."""
+    name = type(module).__name__
+    graph = getattr(module, "graph", None)
+    if name != "InterpreterModule" or graph is None:
+        return name
+    ops = [str(node.target).split(".")[1] for node in graph.nodes
+           if node.op == "call_function" and str(node.target).startswith("aten.")]
+    if not ops:
+        return name
+    return {"conv2d": "Conv2d", "linear": "Linear"}.get(ops[0], ops[0])
 
 
 def _with_vector_size(specs: tuple[InputSpec, ...], model) -> tuple[InputSpec, ...]:

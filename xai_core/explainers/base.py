@@ -233,6 +233,9 @@ class Explainer:
     Params: ClassVar[type]
     signed: ClassVar[bool] = True
     uses_layer: ClassVar[bool] = False
+    # True when the layer must be a spatial feature map (CAMs), False when a dense
+    # layer will do too
+    spatial_layers_only: ClassVar[bool] = True
     # True when a layer may be given (then the method attributes to that layer's units)
     accepts_layer: ClassVar[bool] = False
     stochastic: ClassVar[bool] = False

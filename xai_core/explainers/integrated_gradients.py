@@ -70,27 +70,10 @@ class IntegratedGradients(Explainer):
     def run(self, ctx: Context, params: IntegratedGradientsParams) -> RawAttribution:
         if ctx.layer:
             return self._at_layer(ctx, params)
-        xs = ctx.inputs
         # an image's baseline is params.baseline; a feature vector's is all zeros
         bases = [make_baseline(x, params.baseline, ctx.rng) if k == "image" else np.zeros_like(x)
-                 for x, k in zip(xs, ctx.kinds, strict=True)]
-        alphas, weights = quadrature(params.steps, params.method)
-        diffs = [x - b for x, b in zip(xs, bases, strict=True)]
-        totals = [np.zeros_like(x, dtype=np.float64) for x in xs]
-        for start, stop in ctx.chunks(params.steps):
-            a = alphas[start:stop].astype(np.float32)
-            path = [b[None] + a.reshape(-1, *[1] * d.ndim) * d[None] for b, d in zip(bases, diffs, strict=True)]
-            grads, _ = ctx.gradient_parts(path)
-            for total, g in zip(totals, grads, strict=True):
-                total += np.tensordot(weights[start:stop], g, axes=(0, 0))
-            ctx.progress(stop / params.steps, f"{stop}/{params.steps} steps")
-        raws = [(t * d).astype(np.float32) for t, d in zip(totals, diffs, strict=True)]
-        _, ends = ctx.gradient_parts([np.stack([x, b]) for x, b in zip(xs, bases, strict=True)])
-        delta = float(sum(r.sum(dtype=np.float64) for r in raws) - (ends[0] - ends[1]))
-        return per_input(
-            raws, ctx.kinds,
-            extras={"convergence_delta": delta, "score": float(ends[0]), "baseline_score": float(ends[1])},
-        )
+                 for x, k in zip(ctx.inputs, ctx.kinds, strict=True)]
+        return integrate(ctx, bases, params.steps, params.method)
 
     def _at_layer(self, ctx: Context, params: IntegratedGradientsParams) -> RawAttribution:
         if len(ctx.inputs) > 1:
@@ -103,3 +86,26 @@ class IntegratedGradients(Explainer):
         ctx.model_evals += 3
         raw.extras["convergence_delta"] = float(raw.layer_attribution.sum(dtype=np.float64) - (ends[0] - ends[1]))
         return raw
+
+
+def integrate(ctx: Context, bases: list[np.ndarray], steps: int, method: str) -> RawAttribution:
+    """Integrated Gradients of the target score from ``bases`` (one per input) to the
+    inputs, with the convergence delta, the input's score and the baseline's in ``extras``."""
+    xs = ctx.inputs
+    alphas, weights = quadrature(steps, method)
+    diffs = [x - b for x, b in zip(xs, bases, strict=True)]
+    totals = [np.zeros_like(x, dtype=np.float64) for x in xs]
+    for start, stop in ctx.chunks(steps):
+        a = alphas[start:stop].astype(np.float32)
+        path = [b[None] + a.reshape(-1, *[1] * d.ndim) * d[None] for b, d in zip(bases, diffs, strict=True)]
+        grads, _ = ctx.gradient_parts(path)
+        for total, g in zip(totals, grads, strict=True):
+            total += np.tensordot(weights[start:stop], g, axes=(0, 0))
+        ctx.progress(stop / steps, f"{stop}/{steps} steps")
+    raws = [(t * d).astype(np.float32) for t, d in zip(totals, diffs, strict=True)]
+    _, ends = ctx.gradient_parts([np.stack([x, b]) for x, b in zip(xs, bases, strict=True)])
+    delta = float(sum(r.sum(dtype=np.float64) for r in raws) - (ends[0] - ends[1]))
+    return per_input(
+        raws, ctx.kinds,
+        extras={"convergence_delta": delta, "score": float(ends[0]), "baseline_score": float(ends[1])},
+    )

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..types import InputError
 from .base import Context, Explainer, RawAttribution, fill_image, param, register
+from .stable_budget import StableBudget, weighted_ridge
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,14 @@ class LimeParams:
     segments: int = param(50, low=4, high=500, help="target number of superpixels (slic)")
     hide: str = param("mean", choices=("mean", "black", "gray", "blur"), help="what hidden superpixels show")
     kernel_width: float = param(0.25, low=0.01, high=10.0, step=0.01, help="LIME's proximity kernel width")
+    tolerance: float = param(
+        0.0, low=0.0, high=1.0, step=0.01,
+        help="stop early, in rounds of 100 samples, once the top-10 superpixels keep their ranking and every "
+             "weight's standard error is at most this fraction of the largest weight (0: spend all samples)",
+    )
+
+
+ROUND = 100  # samples between two stability checks
 
 
 def segment(image: np.ndarray, how: str, n_segments: int, seed: int) -> np.ndarray:
@@ -65,20 +74,33 @@ class Lime(Explainer):
         fill = fill_image(x, params.hide)
         data = ctx.rng.integers(0, 2, size=(params.samples, n_feat)).astype(np.uint8)
         data[0, :] = 1  # the unperturbed image, as lime_image does
-        probs = np.empty((params.samples, ctx.adapter.num_classes), np.float32)
-        for start, stop in ctx.chunks(params.samples):
-            keep = data[start:stop][:, segments].astype(bool)[..., None]  # B x H x W x 1
-            probs[start:stop] = ctx.predict(np.where(keep, x[None], fill[None]))
-            ctx.progress(stop / params.samples, f"{stop}/{params.samples} perturbed images")
         distances = pairwise_distances(data, data[0:1], metric="cosine").ravel()
         width = params.kernel_width
 
         def kernel(d):
             return np.sqrt(np.exp(-(d**2) / width**2))
 
+        # only the target's column is kept: the fit needs no other (memory flat in the classes)
+        scores = np.empty((params.samples, 1), np.float32)
+        budget = params.samples
+        step = max(ROUND, ctx.batch_size) if params.tolerance > 0 else budget
+        check = StableBudget(params.tolerance)
+        done = 0
+        while done < budget:
+            end = min(budget, done + step)
+            for start, stop in ctx.chunks(end - done):
+                a, b = done + start, done + stop
+                keep = data[a:b][:, segments].astype(bool)[..., None]  # B x H x W x 1
+                scores[a:b, 0] = ctx.predict(np.where(keep, x[None], fill[None]))[:, ctx.target]
+                ctx.progress(b / budget, f"{b}/{budget} perturbed images")
+            done = end
+            if check.settled(*weighted_ridge(data[:done], scores[:done], kernel(distances[:done]))):
+                break
+        data, scores, distances = data[:done], scores[:done], distances[:done]
+
         base = LimeBase(kernel, random_state=ctx.seed)
         intercept, weights, score, local_pred = base.explain_instance_with_data(
-            data, probs, distances, ctx.target, num_features=n_feat
+            data, scores, distances, 0, num_features=n_feat
         )
         per_segment = np.zeros(n_feat, np.float32)
         for feature, weight in weights:
@@ -92,5 +114,6 @@ class Lime(Explainer):
                 "fit_r2": float(score),
                 "local_prediction": float(np.ravel(local_pred)[0]),
                 "superpixels": n_feat,
+                **check.extras(done, budget),
             },
         )

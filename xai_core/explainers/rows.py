@@ -25,6 +25,9 @@ class RowAttribution:
     attributions: np.ndarray
     base_value: float | None = None  # where the method has one: base + sum = output
     extras: dict[str, Any] = field(default_factory=dict)
+    layer: str | None = None  # layer methods: the layer, its per-unit values, the neuron explained
+    layer_attribution: np.ndarray | None = None
+    neuron: int | None = None
 
 
 class RowContext:

@@ -3,7 +3,7 @@
     python -m xai_core explain-tabular --model M --data CSV --row N [N ...]
         --method M [M ...] --out DIR [--label-column NAME] [--features A,B,...]
         [--target INDEX|LABEL] [--param KEY=VALUE ...] [--seed N]
-        [--framework torch|keras|onnx] [--arch NAME] [--labels A,B,...] [--trust-pickle]
+        [--framework torch|keras|onnx] [--arch NAME] [--labels A,B,...] [--trust-code] [--deadline S]
 
 Rows are 0-based data rows (0 = the first line after the header). Columns are
 matched to a model that knows its feature names (a sidecar's ``feature_names``)
@@ -58,9 +58,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
     p.add_argument("--arch", help="architecture of a bare PyTorch state_dict (tabular_mlp)")
     p.add_argument("--labels", help="comma-separated output names")
-    p.add_argument("--trust-pickle", action="store_true", help="allow a fully pickled PyTorch module (runs its code)")
-    from ..cli import add_metric_args
+    from ..cli import add_metric_args, add_trust_args
 
+    add_trust_args(p)
     add_metric_args(p, "deletion,insertion,correlation,sensitivity")
     p.set_defaults(func=run)
     return p
@@ -76,9 +76,13 @@ def parse_tabular_params(items: Sequence[str], methods: Sequence[str]) -> dict[s
 
 def run(args: argparse.Namespace) -> int:
     """Run ``explain-tabular``; 0 on success, 2 (one ``error:`` line on stderr) on bad input."""
-    from ..cli import report_errors
+    from ..cli import check_common_args, report_errors
 
-    return report_errors(lambda: _run(args), "lower the method's sample count")
+    def checked() -> int:
+        check_common_args(args)
+        return _run(args)
+
+    return report_errors(checked, "lower the method's sample count")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -92,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     from .data import default_label_column, load_table, read_columns
     from .models import open_tabular_model
     from .plots import save_bar_png
-    from .service import explain_rows, get_tabular_explainer
+    from .service import explain_row, get_tabular_explainer
 
     metric_names, metric_params = parse_metric_args(args.metrics, args.metric_param, Modality.ROWS)
     methods = list(dict.fromkeys(args.method))
@@ -117,17 +121,22 @@ def _run(args: argparse.Namespace) -> int:
                                             model_features=model.feature_names)
     data = load_table(data_path, label_column=label_column, feature_columns=features, n_features=model.n_features,
                       model_features=model.feature_names)
-    from ..cli import make_output_dir
+    from ..cli import make_output_dir, write_output
 
     out = make_output_dir(args.out)
     rows = parse_rows(args.row, data.n_rows)
     found: dict[tuple[int, str], dict] = {}
     for method in methods:
-        summary = explain_rows(model, data, rows, method, per_method[method], target=args.target, seed=args.seed,
-                               per_row_target=args.target is None)
-        for expl in summary.explanations:
+        # one row at a time: a file model answers from its confined worker, row by row
+        explained = [explain_row(model, data, row, method, per_method[method], target=args.target, seed=args.seed)
+                     for row in rows]
+        for expl in explained:
             chart = save_bar_png(expl, out / f"row{expl.row}__{method}.png")
             found[(expl.row, method)] = expl.record() | {"chart": chart.name}
+            if expl.layer_attribution is not None:  # layer methods: one value per unit
+                import numpy as np
+
+                np.save(out / f"row{expl.row}__{method}__layer.npy", np.asarray(expl.layer_attribution, np.float32))
             extra = ""
             if expl.additivity_error is not None:
                 extra = f"  base {expl.base_value:.4g}, additivity error {expl.additivity_error:.2e}"
@@ -140,12 +149,18 @@ def _run(args: argparse.Namespace) -> int:
                 found[(expl.row, method)]["metrics"] = metric_records(results)
                 print_metrics(results)
         if len(rows) > 1:
-            summary.table().to_csv(out / f"{method}__summary.csv", index=False)
-            summary.mean_abs.rename_axis("feature").to_csv(out / f"{method}__importance.csv")
-            top = ", ".join(f"{f} {v:.3g}" for f, v in summary.mean_abs.head(5).items())
+            import pandas as pd
+
+            table = pd.DataFrame([e.attributions for e in explained], index=pd.Index(rows, name="row"))
+            table.insert(0, "base_value", [e.base_value for e in explained])
+            table.insert(0, "output", [e.output for e in explained])
+            table.reset_index().to_csv(out / f"{method}__summary.csv", index=False)
+            mean_abs = table.drop(columns=["output", "base_value"]).abs().mean().sort_values(ascending=False)
+            mean_abs.rename("mean_abs_attribution").rename_axis("feature").to_csv(out / f"{method}__importance.csv")
+            top = ", ".join(f"{f} {v:.3g}" for f, v in mean_abs.head(5).items())
             print(f"{method} over {len(rows)} rows, mean |attribution|: {top}")
     records = [found[(row, method)] for row in rows for method in methods]
-    (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_output(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} record(s) to {out / 'results.json'}")
     return 0
 

@@ -50,8 +50,11 @@ def open_tabular_model(
     output_kind: str | None = None,
     trust_pickle: bool = False,
     display_name: str | None = None,
+    engine: str | None = None,
 ) -> ModelAdapter:
-    """A tabular zoo name or a model file -> a ready adapter over one feature vector."""
+    """A tabular zoo name or a model file -> a ready adapter over one feature vector.
+    A file runs in the confined model worker unless ``engine="inprocess"`` (see
+    :func:`xai_core.models.open_model`); zoo models run in-process."""
     from model_zoo.tabular import TABULAR_ZOO, get_tabular_entry
 
     ref_str = str(ref)
@@ -60,13 +63,21 @@ def open_tabular_model(
         if not entry.path.exists():
             raise ModelLoadError(f"zoo model {entry.name}: {entry.path.name} is missing; run {entry.source}")
         return open_tabular_model(entry.path, framework=entry.framework, labels=labels,
-                                  output_kind=output_kind, display_name=entry.name)
+                                  output_kind=output_kind, display_name=entry.name, engine="inprocess")
     path = Path(ref_str)
     if not path.exists():
         raise InputError(
             f"{ref_str}: neither a model file nor a tabular zoo model; zoo models: {', '.join(TABULAR_ZOO)}"
         )
     name = display_name or path.name
+    from ..models import choose_engine
+
+    if choose_engine(engine) == "worker":
+        from ..engines.worker import open_remote
+
+        return open_remote("xai_core.tabular.models:open_tabular_model", path, name, framework=framework,
+                           arch=arch, labels=labels, output_kind=output_kind, trust_pickle=trust_pickle,
+                           display_name=name, engine="inprocess")
     check_model_file(path, directories=True)
     sidecar = read_tabular_sidecar(path) if path.is_file() else {}
     labels = labels if labels is not None else sidecar.get("labels")
@@ -119,6 +130,13 @@ def open_uploaded_model(
     if not data:
         raise ModelLoadError(f"{filename}: the file is empty")
     safe_name = Path(filename).name or "model"
+    from ..models import choose_engine
+
+    if choose_engine(None) == "worker":  # the worker reads the file from the upload store
+        from ..uploads import store_upload
+
+        return open_tabular_model(store_upload(data, safe_name), framework=framework, arch=arch,
+                                  labels=labels, trust_pickle=trust_pickle, display_name=safe_name)
     with tempfile.TemporaryDirectory(prefix="xai_tabular_") as tmp:
         path = Path(tmp) / safe_name
         path.write_bytes(data)
@@ -127,19 +145,23 @@ def open_uploaded_model(
 
 
 def _load_torch(path: Path, name: str, arch: str | None, trust_pickle: bool):
-    from ..loading import _extract_state_dict, load_torch_file, sniff_torch_format
+    from ..loading import _extract_state_dict, load_torch_file, read_safetensors, sniff_torch_format
 
-    if sniff_torch_format(path) != "torch_save":
+    fmt = sniff_torch_format(path)
+    if fmt == "safetensors":
+        state = read_safetensors(path, name)
+    elif fmt != "torch_save":
         return load_torch_file(path, trust_pickle=trust_pickle)
-    import torch
+    else:
+        import torch
 
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        return load_torch_file(path, trust_pickle=trust_pickle)  # a pickled module: refused unless trusted
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{name}: corrupt or truncated PyTorch file ({exc})") from None
-    state = _extract_state_dict(obj, name)
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            return load_torch_file(path, trust_pickle=trust_pickle)  # a pickled module: refused unless trusted
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"{name}: corrupt or truncated PyTorch file ({exc})") from None
+        state = _extract_state_dict(obj, name)
     from model_zoo.architectures import TABULAR_ARCHITECTURES, build_tabular_architecture
 
     if arch is None:

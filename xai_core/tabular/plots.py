@@ -172,6 +172,12 @@ def save_bar_png(expl: TabularExplanation, path: str | Path, top_k: int = TOP_K,
     ax.set_xlabel("attribution (red raises the output, blue lowers it)")
     ax.set_title(_title(expl), fontsize=10)
     fig.tight_layout()
+    import io
+
+    from ..cli import write_output
+
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    write_output(path, buf.getvalue())  # never through a planted symbolic link
     return path

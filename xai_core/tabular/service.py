@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..adapters.base import ModelAdapter
+from ..engines.worker import runs_in_worker
 from ..explainers import get_explainer
 from ..explainers.rows import RowContext
 from ..types import InputError, UnsupportedError, _jsonable
@@ -49,6 +50,7 @@ def output_values(model: ModelAdapter, outputs: np.ndarray, k: int = TOP_OUTPUTS
     return [OutputValue(int(i), model.label(int(i)), float(outputs[i])) for i in order]
 
 
+@runs_in_worker
 def predict_rows(model: ModelAdapter, data: TabularData, rows: Sequence[int] | None = None) -> np.ndarray:
     """N x classes explained scores (logits of a logit model, else probabilities;
     the score of a score model) for the given rows (all rows when None)."""
@@ -66,6 +68,7 @@ def resolve_tabular_target(model: ModelAdapter, target: int | str | None, output
     return resolve_class(target, list(model.output_names), default, ("output", "output(s)"))
 
 
+@runs_in_worker
 def explain_row(
     model: ModelAdapter,
     data: TabularData,
@@ -116,6 +119,7 @@ class TabularSummary:
         return frame.reset_index()
 
 
+@runs_in_worker
 def explain_rows(
     model: ModelAdapter,
     data: TabularData,
@@ -191,6 +195,10 @@ def explain_rows(
             elapsed_s=time.perf_counter() - t0,
             label=_plain(data.labels[row]) if data.labels is not None else None,
             extras=dict(raw.extras),
+            layer=raw.layer,
+            layer_attribution=None if raw.layer_attribution is None else [
+                float(v) for v in np.nan_to_num(np.asarray(raw.layer_attribution, np.float64)).reshape(-1)],
+            neuron=raw.neuron,
         ))
         total_evals = sum(c.model_evals for c, _ in contexts.values())
         if progress is not None:

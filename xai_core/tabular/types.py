@@ -50,6 +50,9 @@ class TabularExplanation:
     elapsed_s: float
     label: Any = None  # the row's value in the label column, when one was chosen
     extras: dict[str, Any] = field(default_factory=dict)
+    layer: str | None = None  # layer methods: the hidden layer, one value per unit of it
+    layer_attribution: list[float] | None = None
+    neuron: int | None = None  # neuron methods: the unit whose inputs are attributed
 
     @property
     def additivity_error(self) -> float | None:
@@ -80,5 +83,8 @@ class TabularExplanation:
             "model_evals": self.model_evals,
             "elapsed_s": round(self.elapsed_s, 4),
             "label": self.label,
+            "layer": self.layer,
+            "layer_attribution": self.layer_attribution,
+            "neuron": self.neuron,
             "extras": {k: v for k, v in self.extras.items() if isinstance(v, (int, float, str, bool))},
         })

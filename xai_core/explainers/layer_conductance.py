@@ -1,0 +1,73 @@
+"""Layer conductance (Dhamdhere et al. 2018, arXiv:1805.12233): how much each unit
+of a hidden layer carries of the change in the class score from a baseline to the
+input.
+
+``layer_attribution`` holds one value per unit: (units,) for a dense layer, drawn
+as bars, (C, h, w) for a convolutional layer, drawn as its channel sum upsampled
+over the image. The input map (``attribution``) is what those units decompose:
+Integrated Gradients along the same path, the sum of every unit's neuron
+conductance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Context, RawAttribution, register
+from .conductance import (
+    ConductanceExplainer,
+    ConductanceParams,
+    RowConductanceExplainer,
+    RowConductanceParams,
+    default_layer,
+    layer_units,
+)
+from .integrated_gradients import integrate, make_baseline
+from .integrated_gradients_tabular import TabularIntegratedGradients
+from .rows import RowAttribution, RowContext
+
+
+@register
+class LayerConductance(ConductanceExplainer):
+    name = "layer_conductance"
+    label = "Layer conductance"
+    description = ("How much each unit of a hidden layer (dense or convolutional) carries of the class "
+                   "score's change from a baseline; with the input map it decomposes.")
+    Params = ConductanceParams
+
+    def run(self, ctx: Context, params: ConductanceParams) -> RawAttribution:
+        layer = ctx.layer or default_layer(ctx.adapter)
+        base = make_baseline(ctx.image, params.baseline, ctx.rng)
+        units, evals = layer_units(ctx.adapter, ctx.image, base, ctx.target, layer, params.steps, params.method,
+                                   ctx.batch_size, lambda f, text: ctx.progress(f / 2, text))
+        ctx.model_evals += evals
+        result = integrate(ctx, [base], params.steps, params.method)
+        result.layer = layer
+        result.layer_attribution = units.astype(np.float32)
+        result.extras["layer_total"] = float(units.sum(dtype=np.float64))
+        return result
+
+
+@register
+class LayerConductanceRows(RowConductanceExplainer):
+    """The same method on table rows: per-unit values of a hidden layer, and the row's
+    Integrated Gradients (same baseline row and path) as the feature attributions."""
+
+    key = "layer_conductance_tabular"
+    name = "layer_conductance"
+    rank = 40
+    label = LayerConductance.label
+    description = LayerConductance.description
+    Params = RowConductanceParams
+
+    def explain(self, ctx: RowContext, params: RowConductanceParams, state: Any, x: np.ndarray) -> RowAttribution:
+        layer = self.layer(ctx, params)
+        units, evals = layer_units(ctx.model, x.astype(np.float32), np.asarray(state, np.float32), ctx.target,
+                                   layer, params.steps, params.method, 4096)
+        ctx.model_evals += evals
+        ig = TabularIntegratedGradients().explain(ctx, params, state, x)
+        ig.extras["layer_total"] = float(units.sum(dtype=np.float64))
+        return RowAttribution(ig.attributions, ig.base_value, ig.extras, layer=layer,
+                              layer_attribution=units.astype(np.float32))
