@@ -23,8 +23,8 @@ from ui.long_run import LongRun, show_stopped  # noqa: E402
 from ui.messages import page_text  # noqa: E402
 from ui.method_form import params_form  # noqa: E402
 from ui.metrics_panel import row_metrics_panel  # noqa: E402
-from ui.results import unit_bars  # noqa: E402
 from ui.protection import trust_checkbox  # noqa: E402
+from ui.results import unit_bars  # noqa: E402
 from xai_core.explainers import available_for, get_explainer  # noqa: E402
 from xai_core.quality import quality_notes  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
