@@ -157,7 +157,8 @@ def gap200():
     GlobalAveragePooling + Dense(softmax) (model_zoo/train_keras_digits_gap200.py)."""
     from xai_core.models import open_model
 
-    return open_model(str(Path(__file__).resolve().parents[1] / "model_zoo/weights/keras_digits_gap200.keras"))
+    return open_model(str(Path(__file__).resolve().parents[1] / "model_zoo/weights/keras_digits_gap200.keras"),
+                      engine="inprocess")  # the test reads the Keras model itself
 
 
 def test_cam_and_grad_cam_by_index_with_abs_on_the_200px_gap_model(gap200, digit_image):
