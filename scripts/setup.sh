@@ -33,21 +33,22 @@ if [ "$installed" != "$root" ]; then
     .venv/bin/python -m pip install --quiet --no-deps -e .
 fi
 
-if [ "$mode" = test ] && [ ! -x /usr/bin/chromium ]; then
-    echo "==> installing Debian's chromium for the browser tests"
+# Debian packages, each checked on its own (a machine that has chromium may still
+# lack the others): bubblewrap confines the model worker that runs uploaded models
+# (README, Security; without it the worker falls back to Landlock, else to asking
+# for trust); the tests drive Debian's chromium, and Quantus' OpenCV needs libGL.
+debs="bubblewrap"
+[ "$mode" = test ] && debs="$debs chromium fonts-dejavu-core libgl1 libglib2.0-0"
+missing=""
+for deb in $debs; do
+    dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing="$missing $deb"
+done
+if [ -n "$missing" ]; then
+    echo "==> installing Debian packages:$missing"
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core libgl1 libglib2.0-0 >/dev/null
-fi
-
-# bubblewrap confines the model worker that runs uploaded models (README, Security);
-# without it the worker falls back to Landlock, else to asking for trust.
-if ! command -v bwrap >/dev/null 2>&1; then
-    echo "==> installing Debian's bubblewrap (confines uploaded models)"
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null; }; then
-        echo "    (could not install bubblewrap: uploaded models get Landlock or need explicit trust)"
+    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null; }; then
+        [ "$mode" = test ] && { echo "error: could not install:$missing" >&2; exit 1; }
+        echo "    (could not install$missing: uploaded models get Landlock or need explicit trust)"
     fi
 fi

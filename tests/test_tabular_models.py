@@ -80,7 +80,7 @@ def test_bare_state_dict_of_unknown_architecture_asks_for_arch(tmp_path):
 
     path = tmp_path / "weights.pt"
     torch.save({"layer.weight": torch.zeros(2, 4), "layer.bias": torch.zeros(2)}, path)
-    with pytest.raises(ModelLoadError, match=r"name its architecture with --arch \(tabular_mlp\)"):
+    with pytest.raises(ModelLoadError, match=r"name its architecture with --arch \(tabular_mlp, titanic_mlp\)"):
         open_tabular_model(path)
     with pytest.raises(ModelLoadError, match="not a tabular_mlp state_dict"):
         open_tabular_model(path, arch="tabular_mlp")
