@@ -350,3 +350,18 @@ def test_worker_outlives_the_session_thread_that_started_it(digits_files, digit_
     time.sleep(1.0)
     assert model._worker.alive
     assert explain(model, digit_image, "saliency").target == 7 and model._worker.starts == 1
+
+
+def test_a_checkout_and_venv_under_tmp_stay_importable_in_the_sandbox(tmp_path, monkeypatch):
+    """bubblewrap gives the worker a private /tmp; a project or virtual environment that
+    lives under /tmp (a CI clone, say) must be bound back in read-only, or the worker
+    cannot even start Python."""
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    monkeypatch.setattr(sys, "prefix", str(venv))
+    hidden = sandbox.hidden_code_paths()
+    assert venv.resolve() in hidden
+    assert Path("/tmp") not in hidden and all(len(p.parts) > 2 for p in hidden)
+    cmd = sandbox.wrap_command(["python"], tmp_path / "scratch", [], sandbox.Protection("bubblewrap", ""))
+    i = cmd.index(str(venv.resolve()))
+    assert cmd[i - 1] == "--ro-bind" and cmd.index("--tmpfs") < i

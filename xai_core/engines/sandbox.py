@@ -26,6 +26,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,22 @@ def bwrap_works() -> bool:
     return done.returncode == 0
 
 
+def hidden_code_paths() -> list[Path]:
+    """What the worker runs from (this project, the virtual environment, Python itself,
+    every import path) where the private ``/tmp`` or ``/dev/shm`` would hide it: a
+    checkout or a venv under /tmp must stay importable inside the sandbox, read-only."""
+    import xai_core
+
+    candidates = [Path(xai_core.__file__).resolve().parents[1], Path(sys.prefix), Path(sys.base_prefix),
+                  Path(sys.executable).resolve().parent, *(Path(p) for p in sys.path if p)]
+    hidden: list[Path] = []
+    for path in sorted({c.resolve() for c in candidates if c.is_dir()}, key=lambda p: len(p.parts)):
+        if path.parts[:2] in (("/", "tmp"), ("/", "dev")) and len(path.parts) > 2 \
+                and not any(path.is_relative_to(h) for h in hidden):
+            hidden.append(path)
+    return hidden
+
+
 def wrap_command(argv: list[str], scratch: Path, readable: list[Path], protection: Protection) -> list[str]:
     """``argv`` run under the chosen mechanism (Landlock is applied by the worker itself)."""
     if protection.mechanism == "bubblewrap":
@@ -97,7 +114,7 @@ def wrap_command(argv: list[str], scratch: Path, readable: list[Path], protectio
                "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
         for dev in sorted(Path("/dev").glob("nvidia*")):  # a GPU stays usable
             cmd += ["--dev-bind-try", str(dev), str(dev)]
-        for path in readable:  # e.g. an upload under /tmp, hidden by the private /tmp
+        for path in [*hidden_code_paths(), *readable]:  # e.g. an upload under /tmp, hidden by the private /tmp
             cmd += ["--ro-bind", str(path), str(path)]
         cmd += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch),
                 "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
