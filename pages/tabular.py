@@ -26,6 +26,7 @@ from ui.metrics_panel import row_metrics_panel  # noqa: E402
 from ui.protection import trust_checkbox  # noqa: E402
 from ui.results import unit_bars  # noqa: E402
 from xai_core.explainers import available_for, get_explainer  # noqa: E402
+from xai_core.outputs import safe_csv  # noqa: E402
 from xai_core.quality import quality_notes  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
     default_label_column,
@@ -37,7 +38,6 @@ from xai_core.tabular import (  # noqa: E402
     predict_rows,
     read_columns,
 )
-from xai_core.tabular.export import safe_csv  # noqa: E402
 from xai_core.tabular.plots import bar_figure, beeswarm_figure, importance_figure, waterfall_figure  # noqa: E402
 from xai_core.types import XaiError  # noqa: E402
 

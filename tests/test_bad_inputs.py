@@ -87,7 +87,7 @@ def test_outputs_do_not_follow_planted_links(tmp_path, capsys):
 def test_csv_cells_are_escaped():
     import pandas as pd
 
-    from xai_core.tabular.export import safe_csv
+    from xai_core.outputs import safe_csv
 
     frame = pd.DataFrame({"=cmd|' /C calc'!A0": ["=1+1", "+2", "-3", "@SUM(A1)", "plain"], "value": [-1.5, 2, 3, 4, 5]})
     text = safe_csv(frame).decode()
