@@ -1,10 +1,14 @@
 """Models with several inputs and one-output models, through the one spine:
 PyTorch ``forward(a, b)`` with an image and a feature vector, or one picture fed to
-two image inputs; checked against captum called on the same tuple of inputs."""
+two image inputs; checked against captum called on the same tuple of inputs.
+The perturbation methods (occlusion, LIME, SHAP Partition) are checked against
+captum's Occlusion, answers we know, shap's own Image masker, and across PyTorch,
+Keras and ONNX twins of one model."""
 
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -14,7 +18,7 @@ from torch import nn
 from xai_core import explain
 from xai_core.adapters.torch import TorchAdapter
 from xai_core.cli import main
-from xai_core.service import prepare_inputs
+from xai_core.service import explain_classes, prepare_inputs
 from xai_core.types import ImageSpec, InputError, UnsupportedError, VectorSpec
 
 DIGIT = ImageSpec(size=(8, 8), mean=(0.0,), std=(1.0,), grayscale=True, name="digit")
@@ -103,8 +107,8 @@ def test_one_picture_feeds_two_image_inputs_like_captum_saliency(picture):
 
 def test_single_input_methods_and_stray_layer_are_clear_errors(image_and_vector, picture):
     row = np.zeros(3, np.float32)
-    with pytest.raises(UnsupportedError, match="occlusion explains models with one input.*use integrated_gradients"):
-        explain(image_and_vector, [picture, row], "occlusion")
+    with pytest.raises(UnsupportedError, match="grad_cam explains models with one input.*use integrated_gradients"):
+        explain(image_and_vector, [picture, row], "grad_cam")
     with pytest.raises(InputError, match="give one item per input"):
         explain(image_and_vector, picture, "saliency")
     with pytest.raises(InputError, match="saliency does not use a layer"):
@@ -140,3 +144,187 @@ def test_vector_input_is_drawn_as_bars(image_and_vector, picture):
     bars = render.draw_input(result, 1, None, list(EXTRA.feature_names))
     assert bars.ndim == 3 and bars.shape[2] == 3 and bars.dtype == np.uint8
     assert render.draw_input(result, 0, picture).shape == picture.shape
+
+
+ROW = np.array([0.5, -1.0, 2.0], np.float32)
+FAST = {"occlusion": {"window": 4, "stride": 2}, "lime": {"samples": 300, "segments": 8},
+        "shap_partition": {"max_evals": 200}}
+
+
+class IgnoresB(nn.Module):
+    """Class scores from the image alone; the vector input is read and ignored."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.head = nn.Linear(3, 3)
+        with torch.no_grad():
+            self.head.weight.mul_(10)
+
+    def forward(self, a, b=None):
+        out = self.head(torch.relu(self.conv(a)).mean((2, 3)))
+        return out if b is None else out + 0.0 * b.sum(1, keepdim=True)
+
+
+class ScoreOfB(nn.Module):
+    """One raw output (a score: it leaves [0, 1]), linear in the vector input, blind to the image."""
+
+    def forward(self, a, b):
+        return 10 + (b * torch.tensor([2.0, -1.0, 0.5])).sum(1, keepdim=True) + 0.0 * a.mean((1, 2, 3))[:, None]
+
+
+def _probability(module, target):
+    return lambda *xs: torch.softmax(module(*xs), dim=1)
+
+
+def test_occlusion_matches_captum_on_a_tuple_of_inputs(image_and_vector, picture, tmp_path):
+    from captum.attr import Occlusion
+
+    background = np.random.default_rng(1).normal(size=(40, 3)).astype(np.float32)
+    np.save(tmp_path / "rows.npy", background)
+    params = {"window": 4, "stride": 2, "fill": "black", "background_file": str(tmp_path / "rows.npy")}
+    result = explain(image_and_vector, [picture, ROW], "occlusion", params, target=2)
+    assert [a.shape for a in result.attributions] == [(8, 8), (3,)]
+    assert result.model_evals == 1 + 9 + 3  # the prediction, 3 x 3 patches, 3 features
+    inputs = _captum_inputs(prepare_inputs(image_and_vector, [picture, ROW]), image_and_vector.inputs)
+    ref_a, ref_b = Occlusion(_probability(image_and_vector.model, 2)).attribute(
+        inputs, sliding_window_shapes=((1, 4, 4), (1,)), strides=((1, 2, 2), (1,)),
+        baselines=(0.0, torch.from_numpy(background.mean(0))[None]), target=2)
+    np.testing.assert_allclose(result.attributions[0], ref_a[0, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(result.attributions[1], ref_b[0].numpy(), atol=1e-6)
+    assert np.abs(result.attributions[1]).max() > 1e-3  # the vector branch matters to this model
+
+
+def test_lime_gives_an_ignored_input_no_weight_and_keeps_single_input_quality():
+    picture = np.kron(np.random.default_rng(1).integers(0, 256, (4, 4, 3)), np.ones((4, 4, 1))).astype(np.uint8)
+    specs = [ImageSpec(size=(16, 16), name="a"), VectorSpec(3, name="b")]
+    module = IgnoresB().eval()
+    params = {"samples": 400, "segments": 12}
+    both = explain(TorchAdapter(module, specs, device="cpu"), [picture, ROW], "lime", params, target=0, seed=3)
+    alone = explain(TorchAdapter(module, specs[0], device="cpu"), picture, "lime", params, target=0, seed=3)
+    assert both.attributions[0].shape == (16, 16) and both.attributions[1].shape == (3,)
+    weights_a = both.extras["input_weights"][0]
+    assert np.abs(both.attributions[1]).max() < 0.05 * np.abs(weights_a).max()
+    assert np.corrcoef(both.attributions[0].ravel(), alone.attribution.ravel())[0, 1] > 0.9
+    assert abs(both.extras["fit_r2"] - alone.extras["fit_r2"]) < 0.1
+
+
+def test_lime_overlay_uses_each_image_inputs_own_superpixels(picture):
+    from tests.test_several_inputs import TwoViews
+    from xai_core import render
+
+    specs = [ImageSpec(size=(8, 8), name="small"), ImageSpec(size=(12, 12), name="large")]
+    result = explain(TorchAdapter(TwoViews(), specs, device="cpu"), picture, "lime", FAST["lime"], target=0)
+    segments = result.extras["input_segments"]
+    assert [s.shape for s in segments] == [(8, 8), (12, 12)]
+    for i, seg in enumerate(segments):
+        view = render.input_view(result, i)
+        np.testing.assert_array_equal(view.extras["segments"], seg)
+        np.testing.assert_array_equal(render.upsample_to(view, *seg.shape), result.attributions[i])
+
+
+def test_joint_masker_over_one_image_is_shaps_image_masker():
+    import shap
+
+    from xai_core.explainers.shap_partition import JointMasker
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 8, 3)).astype(np.float32)
+    w = rng.normal(size=(8 * 8 * 3, 2)).astype(np.float32)
+
+    def f(batch):
+        return np.tanh(np.asarray(batch).reshape(len(batch), -1) @ w)
+
+    def image_masker(shape):
+        return shap.maskers.Image("blur(4,4)", shape)
+
+    joint = JointMasker([x], ["image"], image_masker, [x])
+    ours = shap.explainers.Partition(f, joint)(x[None], max_evals=300, silent=True)
+    ref = shap.explainers.Partition(f, image_masker(x.shape))(x[None], max_evals=300, silent=True)
+    np.testing.assert_allclose(ours.values, ref.values, atol=1e-6)
+    np.testing.assert_allclose(ours.base_values, ref.base_values, atol=1e-6)
+
+
+def test_shap_partition_is_efficient_over_all_inputs(image_and_vector, picture):
+    import shap
+
+    from xai_core.explainers.shap_partition import JointMasker, ShapPartitionParams, masker_spec
+
+    result = explain(image_and_vector, [picture, ROW], "shap_partition", {"max_evals": 300}, target=1)
+    assert [a.shape for a in result.attributions] == [(8, 8), (3,)]
+    items = prepare_inputs(image_and_vector, [picture, ROW])
+    # everything hidden: the image blurred all over, the features 0
+    masker = JointMasker(items, ["image", "vector"],
+                         lambda s: shap.maskers.Image(masker_spec(ShapPartitionParams(), s[0], s[1]), s),
+                         [items[0], np.zeros(3, np.float32)])
+    hidden = masker(np.zeros(masker.shape[1], bool), *items)
+    f_hidden = image_and_vector.predict(list(hidden))[0, 1]
+    np.testing.assert_allclose(result.extras["base_value"], f_hidden, atol=1e-6)
+    total = sum(float(a.sum()) for a in result.attributions)
+    np.testing.assert_allclose(total, result.probabilities[1] - f_hidden, atol=1e-5)
+
+
+def test_shap_partition_known_answer_for_an_additive_score(picture):
+    specs = [ImageSpec(size=(8, 8), name="a"), VectorSpec(3, name="b")]
+    adapter = TorchAdapter(ScoreOfB(), specs, device="cpu")
+    assert adapter.output_kind == "score"
+    result = explain(adapter, [picture, ROW], "shap_partition", {"max_evals": 300}, target=0)
+    np.testing.assert_allclose(result.attributions[1], ROW * np.array([2.0, -1.0, 0.5]), atol=1e-5)
+    np.testing.assert_allclose(result.attributions[0], 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["occlusion", "lime", "shap_partition"])
+def test_classes_share_the_perturbed_batches(image_and_vector, picture, method):
+    one = explain(image_and_vector, [picture, ROW], method, FAST[method], target=0, seed=4)
+    results = explain_classes(image_and_vector, [picture, ROW], method, FAST[method], classes="0,1,2", seed=4)
+    np.testing.assert_allclose(results[0].attributions[1], one.attributions[1], atol=1e-6)
+    assert results[0].model_evals == one.model_evals
+    assert all(r.model_evals <= 1 for r in results[1:])  # only their own prediction pass, if that
+
+
+def test_background_file_needs_a_vector_input(picture):
+    adapter = TorchAdapter(IgnoresB().eval(), ImageSpec(size=(16, 16)), device="cpu")
+    with pytest.raises(InputError, match="background_file fills hidden feature-vector inputs"):
+        explain(adapter, picture, "occlusion", {"background_file": "rows.csv"})
+
+
+def _keras_twin(module: ImageAndVector):
+    import keras
+
+    a, b = keras.Input((8, 8, 1), name="digit"), keras.Input((3,), name="extra")
+    conv = keras.layers.Conv2D(2, 3, padding="same", activation="relu")
+    dense = keras.layers.Dense(4, activation="tanh")
+    head = keras.layers.Dense(3)
+    out = head(keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(conv(a)), dense(b)]))
+    model = keras.Model([a, b], out)
+    conv.set_weights([module.conv.weight.detach().numpy().transpose(2, 3, 1, 0), module.conv.bias.detach().numpy()])
+    dense.set_weights([module.dense.weight.detach().numpy().T, module.dense.bias.detach().numpy()])
+    head.set_weights([module.head.weight.detach().numpy().T, module.head.bias.detach().numpy()])
+    return model
+
+
+def _onnx_twin(module: ImageAndVector, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(1, 1, 8, 8), torch.zeros(1, 3)), str(path), dynamo=False,
+                          input_names=["digit", "extra"], output_names=["scores"],
+                          dynamic_axes={"digit": {0: "n"}, "extra": {0: "n"}, "scores": {0: "n"}})
+    return path
+
+
+@pytest.mark.parametrize("method", ["occlusion", "lime", "shap_partition"])
+def test_keras_and_onnx_twins_agree_with_pytorch(image_and_vector, picture, tmp_path, method):
+    from xai_core.adapters.keras import KerasAdapter
+    from xai_core.models import open_model
+
+    onnx_model = open_model(_onnx_twin(image_and_vector.model, tmp_path / "two.onnx"))
+    assert onnx_model.input_kinds == ["image", "vector"]
+    specs = list(onnx_model.inputs)  # what the graph says; the twins take the same
+    torch_model = TorchAdapter(image_and_vector.model, specs, device="cpu")
+    keras_model = KerasAdapter(_keras_twin(image_and_vector.model), specs)
+    ref = explain(torch_model, [picture, ROW], method, FAST[method], target=1, seed=5)
+    for other in (keras_model, onnx_model):
+        got = explain(other, [picture, ROW], method, FAST[method], target=1, seed=5)
+        for mine, theirs in zip(got.attributions, ref.attributions, strict=True):
+            np.testing.assert_allclose(mine, theirs, atol=2e-5)

@@ -309,7 +309,14 @@ def input_view(explanation: Explanation, index: int) -> Explanation:
     """The explanation seen through one model input: ``attribution`` is that input's."""
     from dataclasses import replace
 
-    return replace(explanation, attribution=explanation.attributions[index], attributions=list(explanation.attributions))
+    extras = dict(explanation.extras)
+    if "input_segments" in extras:  # LIME on several inputs: this input's superpixels, if it has any
+        extras.pop("segments", None)
+        extras.pop("segment_weights", None)
+        if extras["input_segments"][index] is not None:
+            extras.update(segments=extras["input_segments"][index], segment_weights=extras["input_weights"][index])
+    return replace(explanation, attribution=explanation.attributions[index], attributions=list(explanation.attributions),
+                   extras=extras)
 
 
 def feature_bars(values: np.ndarray, names: list[str], title: str = "", top_k: int = 20) -> np.ndarray:

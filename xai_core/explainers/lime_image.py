@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..types import InputError
+from ._hidden import BACKGROUND_HELP, hidden_values
 from .base import Context, Explainer, RawAttribution, fill_image, param, register
 from .stable_budget import StableBudget, weighted_ridge
 
@@ -30,6 +31,7 @@ class LimeParams:
         help="stop early, in rounds of 100 samples, once the top-10 superpixels keep their ranking and every "
              "weight's standard error is at most this fraction of the largest weight (0: spend all samples)",
     )
+    background_file: str = param("", help=BACKGROUND_HELP)
 
 
 ROUND = 100  # samples between two stability checks
@@ -63,15 +65,21 @@ class Lime(Explainer):
     Params = LimeParams
     stochastic = True
     slow = True
+    several_inputs = True
 
     def run(self, ctx: Context, params: LimeParams) -> RawAttribution:
+        """One interpretable space for all inputs: the superpixels of each image input,
+        then each feature of each vector input; one surrogate fit, split back per input."""
         from lime.lime_base import LimeBase
         from sklearn.metrics import pairwise_distances
 
-        x = ctx.image
-        segments = segment(x, params.segmentation, params.segments, ctx.seed)
-        n_feat = int(segments.max()) + 1
-        fill = fill_image(x, params.hide)
+        fills = hidden_values(ctx, lambda x: fill_image(x, params.hide), params.background_file)
+        # per input: its superpixel labels (image) or None (vector), and where its features start
+        labels = [segment(x, params.segmentation, params.segments, ctx.seed) if k == "image" else None
+                  for x, k in zip(ctx.inputs, ctx.kinds, strict=True)]
+        sizes = [int(s.max()) + 1 if s is not None else x.shape[0] for s, x in zip(labels, ctx.inputs, strict=True)]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        n_feat = int(offsets[-1])
         data = ctx.rng.integers(0, 2, size=(params.samples, n_feat)).astype(np.uint8)
         data[0, :] = 1  # the unperturbed image, as lime_image does
         distances = pairwise_distances(data, data[0:1], metric="cosine").ravel()
@@ -79,6 +87,14 @@ class Lime(Explainer):
 
         def kernel(d):
             return np.sqrt(np.exp(-(d**2) / width**2))
+
+        def perturbed(rows: np.ndarray):
+            parts = []
+            for x, fill, seg, at, size in zip(ctx.inputs, fills, labels, offsets[:-1], sizes, strict=True):
+                on = rows[:, at : at + size]
+                keep = on[:, seg].astype(bool)[..., None] if seg is not None else on.astype(bool)  # B x H x W x 1
+                parts.append(np.where(keep, x[None], fill[None]))
+            return ctx.adapter.join(parts)
 
         # only the target's column is kept: the fit needs no other (memory flat in the classes)
         scores = np.empty((params.samples, 1), np.float32)
@@ -90,8 +106,7 @@ class Lime(Explainer):
             end = min(budget, done + step)
             for start, stop in ctx.chunks(end - done):
                 a, b = done + start, done + stop
-                keep = data[a:b][:, segments].astype(bool)[..., None]  # B x H x W x 1
-                scores[a:b, 0] = ctx.predict(np.where(keep, x[None], fill[None]))[:, ctx.target]
+                scores[a:b, 0] = ctx.predict(perturbed(data[a:b]))[:, ctx.target]
                 ctx.progress(b / budget, f"{b}/{budget} perturbed images")
             done = end
             if check.settled(*weighted_ridge(data[:done], scores[:done], kernel(distances[:done]))):
@@ -102,18 +117,20 @@ class Lime(Explainer):
         intercept, weights, score, local_pred = base.explain_instance_with_data(
             data, scores, distances, 0, num_features=n_feat
         )
-        per_segment = np.zeros(n_feat, np.float32)
+        all_weights = np.zeros(n_feat, np.float32)
         for feature, weight in weights:
-            per_segment[feature] = weight
-        return RawAttribution(
-            per_segment[segments],
-            extras={
-                "segments": segments,
-                "segment_weights": per_segment,
-                "intercept": float(intercept),
-                "fit_r2": float(score),
-                "local_prediction": float(np.ravel(local_pred)[0]),
-                "superpixels": n_feat,
-                **check.extras(done, budget),
-            },
-        )
+            all_weights[feature] = weight
+        split = [all_weights[at : at + size] for at, size in zip(offsets[:-1], sizes, strict=True)]
+        maps = [w[seg] if seg is not None else w for w, seg in zip(split, labels, strict=True)]
+        extras = {
+            "intercept": float(intercept),
+            "fit_r2": float(score),
+            "local_prediction": float(np.ravel(local_pred)[0]),
+            "superpixels": int(sum(s for s, seg in zip(sizes, labels, strict=True) if seg is not None)),
+            **check.extras(done, budget),
+        }
+        if labels[0] is not None:  # the first input's regions, drawn crisp on the overlay
+            extras.update(segments=labels[0], segment_weights=split[0])
+        if len(maps) > 1:
+            extras.update(input_segments=labels, input_weights=split)
+        return RawAttribution(maps[0], extras=extras, attributions=maps if len(maps) > 1 else None)

@@ -2,7 +2,10 @@
 arXiv:1705.07874; Owen values over a hierarchy of pixel blocks).
 
 The Shapley estimation is shap's own ``Partition`` explainer; our part is a fast
-batched model call (no autograd, channels-last) and a seeded, reported budget.
+batched model call (no autograd, channels-last), a seeded, reported budget, and
+for models with several inputs a joint masker (:class:`JointMasker`) that puts
+each input's partition tree under one root (shap's ``Composite`` masker does not
+join clusterings).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Context, Explainer, RawAttribution, channel_sum, param, register
+from ._hidden import BACKGROUND_HELP, hidden_values
+from .base import Context, Explainer, RawAttribution, channel_sum, param, per_input, register
 from .stable_budget import StableBudget, round_budgets
 
 
@@ -29,6 +33,7 @@ class ShapPartitionParams:
         help="stop early: run at doubling budgets from max_evals/8 until the top-10 of an 8x8 grid of blocks "
              "keeps its ranking and moves by at most this fraction of the largest block (0: one run at max_evals)",
     )
+    background_file: str = param("", help=BACKGROUND_HELP)
 
 
 GRID = 8  # blocks per side whose values the stability check compares
@@ -49,6 +54,90 @@ def masker_spec(params: ShapPartitionParams, h: int, w: int) -> str:
     return params.masker
 
 
+def balanced_tree(n: int) -> np.ndarray:
+    """A balanced binary partition tree over ``n`` features in order, as a scipy
+    linkage matrix (rows: left, right, distance, leaves; node n + k is row k)."""
+    rows: list[list[float]] = []
+
+    def build(lo: int, hi: int) -> tuple[int, float]:
+        if hi - lo == 1:
+            return lo, 0.0
+        mid = (lo + hi + 1) // 2
+        (left, dl), (right, dr) = build(lo, mid), build(mid, hi)
+        rows.append([left, right, max(dl, dr) + 1.0, hi - lo])
+        return n + len(rows) - 1, max(dl, dr) + 1.0
+
+    build(0, n)
+    return np.array(rows, np.float64).reshape(-1, 4)
+
+
+def join_trees(trees: list[np.ndarray], sizes: list[int]) -> np.ndarray:
+    """Several inputs' linkage matrices -> one over all their leaves (input i's leaf
+    j becomes leaf offset_i + j), the inputs' roots joined under one root."""
+    total = sum(sizes)
+    rows, roots, leaf_at, node_at = [], [], 0, 0
+    top = max((float(t[:, 2].max()) for t in trees if len(t)), default=0.0)
+    for tree, n in zip(trees, sizes, strict=True):
+        def move(k: float, n: int = n, leaf_at: int = leaf_at, node_at: int = node_at) -> int:
+            k = int(k)
+            return leaf_at + k if k < n else total + node_at + (k - n)
+
+        for left, right, distance, count in tree:
+            rows.append([move(left), move(right), distance, count])
+        roots.append(move(2 * n - 2))  # a linkage over n leaves has its root at node 2n - 2
+        leaf_at, node_at = leaf_at + n, node_at + len(tree)
+    counts = {leaf: 1 for leaf in range(total)}
+    counts.update({total + k: int(r[3]) for k, r in enumerate(rows)})
+    while len(roots) > 1:  # join the inputs' roots pairwise, above every input's own distances
+        top += 1.0
+        left, right = roots.pop(0), roots.pop(0)
+        rows.append([left, right, top, counts[left] + counts[right]])
+        counts[total + len(rows) - 1] = counts[left] + counts[right]
+        roots.insert(0, total + len(rows) - 1)
+    return np.array(rows, np.float64).reshape(-1, 4)
+
+
+class JointMasker:
+    """One shap masker over several inputs (shap's masker protocol: ``shape``,
+    ``clustering``, ``mask_shapes``, ``__call__(mask, *args)`` -> the masked tuple).
+    Image inputs are masked by shap's Image masker (blur or inpainting, its own
+    partition tree of pixel blocks); a vector input's hidden features take
+    ``fills[i]``, over a balanced binary tree of its features."""
+
+    def __init__(self, inputs: list[np.ndarray], kinds: list[str], image_masker, fills: list[np.ndarray]) -> None:
+        self.parts = [image_masker(x.shape) if k == "image" else None for x, k in zip(inputs, kinds, strict=True)]
+        self.fills = fills
+        self.sizes = [int(x.size) for x in inputs]
+        self.bounds = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        self.shape = (1, int(self.bounds[-1]))
+        trees = [m.clustering if m is not None else balanced_tree(n) for m, n in zip(self.parts, self.sizes, strict=True)]
+        self.clustering = join_trees(trees, self.sizes)
+        # a blur or inpainting depends on the image, so the all-hidden output is per row
+        self.fixed_background = all(m is None or m.fixed_background for m in self.parts)
+        self.immutable_outputs = True
+
+    def mask_shapes(self, *args) -> list[tuple[int, ...]]:
+        return [np.shape(a) for a in args]
+
+    def __call__(self, mask, *args) -> tuple[np.ndarray, ...]:
+        mask = np.ones(self.shape[1], bool) if mask is None else np.asarray(mask, bool)
+        out = []
+        for i, x in enumerate(args):
+            part = mask[self.bounds[i] : self.bounds[i + 1]]
+            if self.parts[i] is not None:
+                out.append(self.parts[i](part, x)[0])
+            else:
+                out.append(np.where(part, x, self.fills[i])[None].astype(np.float32))
+        return tuple(out)
+
+
+def stability_summary(raws: list[np.ndarray], kinds: list[str]) -> np.ndarray:
+    """What the stop-when-stable check compares: each image's 8x8 grid of block sums,
+    then each vector's values."""
+    return np.concatenate([(block_sums(channel_sum(r)) if k == "image" else r).ravel()
+                           for r, k in zip(raws, kinds, strict=True)])
+
+
 @register
 class ShapPartition(Explainer):
     name = "shap_partition"
@@ -57,26 +146,36 @@ class ShapPartition(Explainer):
     paper = "Lundberg & Lee, 2017, A Unified Approach to Interpreting Model Predictions"
     Params = ShapPartitionParams
     slow = True
+    several_inputs = True
 
     def run(self, ctx: Context, params: ShapPartitionParams) -> RawAttribution:
         import shap
 
-        x = ctx.image
-        h, w, c = x.shape
-        masker = shap.maskers.Image(masker_spec(params, h, w), x.shape)
+        def image_masker(shape: tuple[int, ...]):
+            return shap.maskers.Image(masker_spec(params, shape[0], shape[1]), shape)
+
+        several = len(ctx.inputs) > 1
+        if several or params.background_file:
+            fills = hidden_values(ctx, lambda x: x, params.background_file)
+            masker = JointMasker(ctx.inputs, ctx.kinds, image_masker, fills)
+        else:
+            masker = image_masker(ctx.image.shape)
         target = ctx.target
 
-        def f(batch: np.ndarray) -> np.ndarray:
-            probs = ctx.predict(np.asarray(batch, np.float32))
+        def f(*batch: np.ndarray) -> np.ndarray:
+            parts = [np.asarray(b, np.float32) for b in batch]
+            probs = ctx.predict(ctx.adapter.join(parts))
             ctx.progress(min(1.0, ctx.model_evals / params.max_evals), f"{ctx.model_evals} evaluations")
             return probs[:, target : target + 1]
 
         explainer = shap.explainers.Partition(f, masker)
 
-        def owen_values(budget: int) -> tuple[np.ndarray, float]:
+        def owen_values(budget: int) -> tuple[list[np.ndarray], float]:
             np.random.seed(ctx.seed)
-            result = explainer(x[None], max_evals=budget, batch_size=ctx.batch_size, silent=True)
-            return np.asarray(result.values[0][..., 0], np.float32), float(np.ravel(result.base_values)[0])
+            result = explainer(*[x[None] for x in ctx.inputs], max_evals=budget, batch_size=ctx.batch_size, silent=True)
+            results = result if isinstance(result, list) else [result]
+            raws = [np.asarray(r.values[0][..., 0], np.float32) for r in results]
+            return raws, float(np.ravel(results[0].base_values)[0])
 
         check = StableBudget(params.tolerance)
         if params.tolerance == 0:
@@ -85,11 +184,12 @@ class ShapPartition(Explainer):
             budgets = round_budgets(params.max_evals, max(64, params.max_evals // 8))
         previous = None
         for budget in budgets:
-            raw, base_value = owen_values(budget)
-            grid = block_sums(channel_sum(raw))
+            raws, base_value = owen_values(budget)
+            grid = stability_summary(raws, ctx.kinds) if several else block_sums(channel_sum(raws[0]))
             change = np.abs(grid - previous) if previous is not None else np.full_like(grid, np.inf)
             previous = grid
             if check.settled(grid, change):
                 break
         extras = {"base_value": base_value, **check.extras(budget, params.max_evals)}
-        return RawAttribution(channel_sum(raw), raw=raw, extras=extras)
+        return per_input(raws, ctx.kinds, extras=extras) if several else RawAttribution(
+            channel_sum(raws[0]), raw=raws[0], extras=extras)
