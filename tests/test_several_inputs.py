@@ -328,3 +328,39 @@ def test_keras_and_onnx_twins_agree_with_pytorch(image_and_vector, picture, tmp_
         got = explain(other, [picture, ROW], method, FAST[method], target=1, seed=5)
         for mine, theirs in zip(got.attributions, ref.attributions, strict=True):
             np.testing.assert_allclose(mine, theirs, atol=2e-5)
+
+
+def test_cli_perturbation_methods_write_one_file_per_input(tmp_path, picture):
+    """An ONNX graph with an image and a feature-vector input, the row given with
+    ``--input NAME=FILE``: a map for the image, one value per feature for the row."""
+    from PIL import Image
+
+    path = _onnx_twin(ImageAndVector().eval(), tmp_path / "two.onnx")
+    Image.fromarray(picture).save(tmp_path / "pic.png")
+    np.save(tmp_path / "row.npy", ROW)
+    out = tmp_path / "out"
+    code = main(["explain", "--model", str(path), "--image", str(tmp_path / "pic.png"),
+                 "--input", f"extra={tmp_path / 'row.npy'}", "--method", "occlusion", "lime",
+                 "--param", "lime.samples=50", "--out", str(out)])
+    assert code == 0
+    for method in ("occlusion", "lime"):
+        assert np.load(out / f"pic__{method}__digit.npy").shape == (8, 8)
+        assert np.load(out / f"pic__{method}__extra.npy").shape == (3,)
+        assert (out / f"pic__{method}__extra.png").is_file()
+    records = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in records] == ["occlusion", "lime"]
+    assert all(r["inputs"] == ["digit", "extra"] for r in records)
+
+
+@pytest.mark.parametrize("method", ["occlusion", "lime", "shap_partition"])
+def test_dashboard_view_draws_each_image_input_on_the_picture(picture, method):
+    """The dashboard's per-input view (render.draw_input): one overlay per image input,
+    at the picture's size, from that input's own map."""
+    from xai_core import render
+
+    specs = [ImageSpec(size=(8, 8), name="small"), ImageSpec(size=(12, 12), name="large")]
+    result = explain(TorchAdapter(TwoViews(), specs, device="cpu"), picture, method, FAST[method], target=1)
+    assert [a.shape for a in result.attributions] == [(8, 8), (12, 12)]
+    drawn = [render.draw_input(result, i, picture) for i in range(2)]
+    assert all(d.shape == picture.shape and d.dtype == np.uint8 for d in drawn)
+    assert not np.array_equal(drawn[0], drawn[1])
