@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         if len(rows) > 1:
             import pandas as pd
 
-            table = pd.DataFrame([e.attributions for e in explained], index=pd.Index(rows, name="row"))
+            table = pd.DataFrame([e.by_feature() for e in explained], index=pd.Index(rows, name="row"))
             table.insert(0, "base_value", [e.base_value for e in explained])
             table.insert(0, "output", [e.output for e in explained])
             table.reset_index().to_csv(out / f"{method}__summary.csv", index=False)
