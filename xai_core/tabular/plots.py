@@ -177,10 +177,10 @@ def save_bar_png(expl: Explanation, path: str | Path, top_k: int = TOP_K, dpi: i
     fig.tight_layout()
     import io
 
-    from ..cli import write_output
+    from ..outputs import write_file
 
     path = Path(path)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    write_output(path, buf.getvalue())  # never through a planted symbolic link
+    write_file(path, buf.getvalue())  # never through a planted symbolic link
     return path
