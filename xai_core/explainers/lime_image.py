@@ -3,6 +3,10 @@
 Perturbed images are built vectorised and evaluated in streamed batches; the
 weighted ridge fit is the ``lime`` package's own (``LimeBase``), with the same
 cosine-distance kernel as ``lime_image``. The same seed gives the same result.
+
+For a model with several inputs the interpretable features are the superpixels
+of each image input, then the features of each vector input; one fit over all of
+them gives every input its weights.
 """
 
 from __future__ import annotations

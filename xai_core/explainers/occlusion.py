@@ -1,6 +1,10 @@
 """Occlusion (Zeiler & Fergus 2014, arXiv:1311.2901): slide a patch over the
 image and record how much the class probability drops. Windows are built and
-evaluated batch by batch, so memory stays flat for any number of windows."""
+evaluated batch by batch, so memory stays flat for any number of windows.
+
+A model with several inputs is occluded as captum's ``Occlusion`` does a tuple of
+inputs: the windows slide over each input in turn (a feature vector's cover
+``feature_window`` features) while the other inputs stay as given."""
 
 from __future__ import annotations
 
