@@ -246,6 +246,28 @@ def test_joint_masker_over_one_image_is_shaps_image_masker():
     np.testing.assert_allclose(ours.base_values, ref.base_values, atol=1e-6)
 
 
+def test_joint_masker_over_two_vectors_is_shaps_partition_masker_on_the_joined_row():
+    """Vector inputs: the same values as shap's own Partition masker over the joined
+    row, with the hidden values as its one background row and the joint tree."""
+    import shap
+
+    from xai_core.explainers.shap_partition import JointMasker
+
+    rng = np.random.default_rng(0)
+    a, b, fill_a, fill_b = (rng.normal(size=n).astype(np.float32) for n in (5, 3, 5, 3))
+    w = rng.normal(size=(8, 1)).astype(np.float32)
+
+    def f(*parts):
+        return np.tanh(np.concatenate([np.asarray(p) for p in parts], axis=1) @ w) ** 2
+
+    joint = JointMasker([a, b], ["vector", "vector"], None, [fill_a, fill_b])
+    ours = shap.explainers.Partition(f, joint)(a[None], b[None], max_evals=200, silent=True)
+    masker = shap.maskers.Partition(np.concatenate([fill_a, fill_b])[None], clustering=joint.clustering)
+    ref = shap.explainers.Partition(f, masker)(np.concatenate([a, b])[None], max_evals=200, silent=True)
+    np.testing.assert_allclose(np.concatenate([ours[0].values[0], ours[1].values[0]]), ref.values[0], atol=1e-6)
+    assert np.abs(ref.values).max() > 0.05
+
+
 def test_shap_partition_is_efficient_over_all_inputs(image_and_vector, picture):
     import shap
 
@@ -364,3 +386,12 @@ def test_dashboard_view_draws_each_image_input_on_the_picture(picture, method):
     drawn = [render.draw_input(result, i, picture) for i in range(2)]
     assert all(d.shape == picture.shape and d.dtype == np.uint8 for d in drawn)
     assert not np.array_equal(drawn[0], drawn[1])
+
+
+def test_shap_partition_stop_when_stable_watches_every_input(image_and_vector, picture):
+    params = {"max_evals": 1024, "tolerance": 0.5}
+    result = explain(image_and_vector, [picture, ROW], "shap_partition", params, target=0)
+    assert result.extras["stopped_early"] and result.extras["rounds"] >= 2
+    assert [a.shape for a in result.attributions] == [(8, 8), (3,)]
+    total = sum(float(a.sum()) for a in result.attributions)  # Owen values are efficient at any budget
+    np.testing.assert_allclose(total, result.probabilities[0] - result.extras["base_value"], atol=1e-5)
