@@ -234,6 +234,10 @@ def test_generated_parameter_widgets_follow_the_definitions():
     assert seg.help == infos["segmentation"].help
     width = at.slider(key="img_param_lime_kernel_width")
     assert (width.min, width.max) == (infos["kernel_width"].low, infos["kernel_width"].high)
+    # parameters for feature-vector inputs stay off the form of a model with one image input
+    at.selectbox(key="img_method").set_value("occlusion").run()
+    shown = {w.key for w in at.number_input}
+    assert "img_param_occlusion_window" in shown and "img_param_occlusion_feature_window" not in shown
     # Grad-CAM gets a layer picker with output sizes and the default marked
     at.selectbox(key="img_method").set_value("grad_cam").run()
     layer = at.selectbox(key="img_layer_grad_cam")

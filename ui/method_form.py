@@ -94,11 +94,12 @@ def file_param_widget(info: ParamInfo, label: str, key: str) -> str:
     return str(path)
 
 
-def params_form(explainer: Explainer, prefix: str = "img_param") -> dict[str, Any]:
+def params_form(explainer: Explainer, prefix: str = "img_param", kinds: list[str] | None = None) -> dict[str, Any]:
     """One widget per typed parameter of ``explainer`` (image or tabular), keyed
-    ``<prefix>_<method>_<parameter>``."""
+    ``<prefix>_<method>_<parameter>``; with the model's input ``kinds``, parameters
+    that act on no input it has are left out (they keep their defaults)."""
     return {info.name: param_widget(info, f"{prefix}_{explainer.name}_{info.name}")
-            for info in explainer.param_infos()}
+            for info in explainer.param_infos() if kinds is None or info.applies_to(kinds)}
 
 
 def layer_picker(adapter: ModelAdapter, key: str, spatial_only: bool = True) -> str | None:
@@ -181,7 +182,7 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
     for name in [primary, *compare]:
         explainer = explainers[name]
         with st.expander(f"{explainer.label} settings", expanded=name == primary):
-            values = params_form(explainer)
+            values = params_form(explainer, kinds=adapter.input_kinds)
             layer = (layer_picker(adapter, f"img_layer_{name}", explainer.spatial_layers_only)
                      if explainer.uses_layer else None)
         try:

@@ -70,7 +70,7 @@ def explain_form(model: SetModel) -> ExplainRequest | None:
     against = c2.radio("Explain against", list(AGAINST), format_func=AGAINST.get, key="set_against")
     seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0, key="set_seed"))
     with st.expander("Parameters"):
-        params = params_form(usable[method], prefix="set_param")
+        params = params_form(usable[method], prefix="set_param", kinds=model.model.input_kinds)
     return ExplainRequest(method, params, seed, against)
 
 

@@ -9,15 +9,21 @@ gives, else 0 in the model's own (already normalised) feature space.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from ..backgrounds import MAX_BACKGROUND, ROW_BACKGROUND_FILES, load_background
 from ..types import InputError, VectorSpec
-from .base import Context
+from .base import Context, param
 
-BACKGROUND_HELP = ("feature-vector inputs only: a .csv or .npy of rows whose per-feature mean a hidden feature "
-                   "takes (several vector inputs: their features side by side, in input order); "
-                   "empty: a hidden feature is 0")
+
+def vector_background() -> Any:
+    """The ``background_file`` parameter of a perturbation method."""
+    return param("", file_types=ROW_BACKGROUND_FILES, for_kinds=("vector",),
+                 help="feature-vector inputs only: a .csv or .npy of rows whose per-feature mean a hidden feature "
+                      "takes (several vector inputs: their features side by side, in input order); "
+                      "empty: a hidden feature is 0")
 
 
 def hidden_values(ctx: Context, image_fill: Callable[[np.ndarray], np.ndarray], background_file: str = "") -> list[np.ndarray]:
@@ -28,8 +34,6 @@ def hidden_values(ctx: Context, image_fill: Callable[[np.ndarray], np.ndarray], 
                          "(images use the fill / hide parameter)")
     means = np.zeros(sum(widths), np.float32)
     if background_file:
-        from ..backgrounds import MAX_BACKGROUND, load_background
-
         spec = VectorSpec(sum(widths), name="vector inputs")
         means = load_background(background_file, spec, MAX_BACKGROUND, ctx.seed).mean(axis=0).astype(np.float32)
     out, at = [], 0

@@ -30,11 +30,15 @@ def param(
     help: str = "",  # noqa: A002 - mirrors argparse
     step: float | None = None,
     file_types: tuple[str, ...] | None = None,
+    for_kinds: tuple[str, ...] | None = None,
 ) -> Any:
     """A dataclass field with UI/CLI metadata. ``low``/``high`` are inclusive;
     ``file_types`` marks a path parameter (the command line takes a path, the
-    dashboard an upload of one of these suffixes)."""
-    meta = {"low": low, "high": high, "choices": choices, "help": help, "step": step, "file_types": file_types}
+    dashboard an upload of one of these suffixes); ``for_kinds`` names the input
+    kinds the parameter acts on (None: every kind), so a form can leave it out for
+    a model without such an input."""
+    meta = {"low": low, "high": high, "choices": choices, "help": help, "step": step, "file_types": file_types,
+            "for_kinds": for_kinds}
     return field(default=default, metadata=meta)
 
 
@@ -49,6 +53,11 @@ class ParamInfo:
     help: str
     step: float | None
     file_types: tuple[str, ...] | None = None
+    for_kinds: tuple[str, ...] | None = None
+
+    def applies_to(self, kinds: list[str]) -> bool:
+        """Whether the parameter acts on a model whose inputs are of ``kinds``."""
+        return self.for_kinds is None or any(k in self.for_kinds for k in kinds)
 
 
 def param_infos(params_cls: type) -> list[ParamInfo]:
@@ -58,7 +67,8 @@ def param_infos(params_cls: type) -> list[ParamInfo]:
         kind = type(f.default)
         infos.append(
             ParamInfo(f.name, kind, f.default, meta.get("low"), meta.get("high"),
-                      meta.get("choices"), meta.get("help", ""), meta.get("step"), meta.get("file_types"))
+                      meta.get("choices"), meta.get("help", ""), meta.get("step"), meta.get("file_types"),
+                      meta.get("for_kinds"))
         )
     return infos
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..types import InputError
-from ._hidden import BACKGROUND_HELP, hidden_values
+from ._hidden import hidden_values, vector_background
 from .base import Context, Explainer, RawAttribution, fill_image, param, register
 from .stable_budget import StableBudget, weighted_ridge
 
@@ -35,7 +35,7 @@ class LimeParams:
         help="stop early, in rounds of 100 samples, once the top-10 superpixels keep their ranking and every "
              "weight's standard error is at most this fraction of the largest weight (0: spend all samples)",
     )
-    background_file: str = param("", help=BACKGROUND_HELP)
+    background_file: str = vector_background()
 
 
 ROUND = 100  # samples between two stability checks

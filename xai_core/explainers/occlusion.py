@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._hidden import BACKGROUND_HELP, hidden_values, replicate
+from ._hidden import hidden_values, replicate, vector_background
 from .base import Context, Explainer, RawAttribution, fill_image, param, register
 
 
@@ -21,9 +21,9 @@ class OcclusionParams:
     window: int = param(0, low=0, high=1024, help="patch side in model-input pixels (0: 1/8 of the input)")
     stride: int = param(0, low=0, high=1024, help="step between patches (0: half the window)")
     fill: str = param("gray", choices=("gray", "black", "mean", "blur"), help="what the patch shows")
-    feature_window: int = param(1, low=1, high=100000,
+    feature_window: int = param(1, low=1, high=100000, for_kinds=("vector",),
                                 help="feature-vector inputs: features hidden together (window and stride)")
-    background_file: str = param("", help=BACKGROUND_HELP)
+    background_file: str = vector_background()
 
 
 def window_positions(size: int, window: int, stride: int) -> list[int]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._hidden import BACKGROUND_HELP, hidden_values
+from ._hidden import hidden_values, vector_background
 from .base import Context, Explainer, RawAttribution, channel_sum, param, per_input, register
 from .stable_budget import StableBudget, round_budgets
 
@@ -33,7 +33,7 @@ class ShapPartitionParams:
         help="stop early: run at doubling budgets from max_evals/8 until the top-10 of an 8x8 grid of blocks "
              "keeps its ranking and moves by at most this fraction of the largest block (0: one run at max_evals)",
     )
-    background_file: str = param("", help=BACKGROUND_HELP)
+    background_file: str = vector_background()
 
 
 GRID = 8  # blocks per side whose values the stability check compares
