@@ -187,7 +187,7 @@ def cmd_explain(args) -> int:
     from .explainers import REGISTRY, get_explainer
     from .images import load_image
     from .metrics import Modality
-    from .metrics.service import evaluate_image
+    from .metrics.service import evaluate_inputs
     from .metrics.service import records as metric_records
     from .quality import quality_notes
     from .service import check_method, explain, explain_classes, prepare_inputs
@@ -210,9 +210,6 @@ def cmd_explain(args) -> int:
         raise InputError("--batch-size must be at least 1")
     images = [(Path(p), load_image(p)) for p in args.image]
     adapter = _open(args)
-    if metric_names and adapter.multi_input:
-        raise InputError(f"--metrics works on models with one image input; {adapter.name} has "
-                         f"{len(adapter.inputs)} inputs")
     for method in args.method:
         check_method(adapter, method)
     if args.layer:
@@ -251,10 +248,16 @@ def cmd_explain(args) -> int:
                 for note in quality_notes(method, exp.extras):
                     print(f"  note: {note}")
                 if metric_names:
-                    results = evaluate_image(adapter, prepare_inputs(adapter, fed)[0], exp, metric_names,
-                                             metric_params, batch_size=args.batch_size)
-                    records[-1]["metrics"] = metric_records(results)
-                    print_metrics(results)
+                    per_input = evaluate_inputs(adapter, prepare_inputs(adapter, fed), exp, metric_names,
+                                                metric_params, batch_size=args.batch_size)
+                    if adapter.multi_input:  # one set of metrics per input, keyed by the input's name
+                        records[-1]["metrics"] = {name: metric_records(r) for name, r in per_input.items()}
+                    else:
+                        records[-1]["metrics"] = metric_records(next(iter(per_input.values())))
+                    for name, results in per_input.items():
+                        if adapter.multi_input:
+                            print(f"  input {name}:")
+                        print_metrics(results)
     for method, rows in grids.items():
         if rows:
             grid = render.class_grid(rows, alpha=args.alpha, names=[p.name for p, _ in images])

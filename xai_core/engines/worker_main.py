@@ -12,6 +12,11 @@ Requests (all values cross through :mod:`.wire`, never pickle):
 * ``{"op": "get", "name": "kind"}`` a public attribute (``{"callable": true}`` for methods).
 * ``{"op": "service", "fn": "xai_core.service:explain", "args", "kwargs"}`` runs a
   whole service function on the loaded model (the fast path: one round trip).
+* ``{"op": "randomize", "args": [layers_from_top, seed]}`` makes the model's
+  randomised copy (the sanity check of :mod:`xai_core.metrics.randomization`) and
+  holds it here beside the model; answers ``{"variant": id, "facts": {...}}``.
+  A request with ``"variant": id`` addresses that copy instead of the model. One
+  copy is held at a time: a newer one replaces it, and an old id is refused.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class Server:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.model: Any = None
+        self.variant: Any = None  # the randomised copy, made and kept here (its weights never leave)
+        self.variant_id = 0
 
     def serve(self) -> None:
         from . import wire
@@ -81,19 +88,36 @@ class Server:
             return public_facts(self.model)
         if self.model is None:
             raise RuntimeError("no model is open in this worker")
+        if op == "randomize":
+            self.variant = None  # the old copy goes before the new one is made
+            self.variant = self.model.randomized_copy(*args, **kwargs)
+            self.variant_id += 1
+            return {"variant": self.variant_id, "facts": public_facts(self.variant)}
+        model = self._target(request.get("variant"))
         name = request.get("name", "")
         if op in ("call", "get") and (not isinstance(name, str) or name.startswith("_")):
             raise AttributeError(f"{name!r} is not a public attribute of the model")
         if op == "call":
-            return getattr(self.model, name)(*args, **kwargs)
+            return getattr(model, name)(*args, **kwargs)
         if op == "get":
-            value = getattr(self.model, name)
+            value = getattr(model, name)
             return {"callable": True} if callable(value) else {"value": value}
         if op == "service":
             fn = wire.resolve(request["fn"])
             fn = getattr(fn, "__wrapped__", fn)
-            return fn(self.model, *args, **kwargs)
+            return fn(model, *args, **kwargs)
         raise ValueError(f"unknown request {op!r}")
+
+    def _target(self, variant: Any) -> Any:
+        """The model a request addresses: the loaded one, or its randomised copy."""
+        if variant is None:
+            return self.model
+        if self.variant is None or variant != self.variant_id:
+            from ..types import UnsupportedError
+
+            raise UnsupportedError("this randomised copy of the model is gone (the worker holds one at a time, "
+                                   "the newest); make it again")
+        return self.variant
 
     def _callbacks(self, value: Any) -> Any:
         from . import wire

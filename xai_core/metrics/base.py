@@ -111,6 +111,7 @@ class MetricResult:
     params: dict[str, Any] = field(default_factory=dict)
     model_evals: int = 0
     elapsed_s: float = 0.0
+    input: str | None = None  # the model input it measures (models with several inputs)
 
     @property
     def passed(self) -> bool | None:
@@ -137,6 +138,8 @@ class MetricResult:
             "model_evals": self.model_evals,
             "elapsed_s": round(self.elapsed_s, 4),
         }
+        if self.input is not None:
+            out["input"] = self.input
         if self.curve is not None:
             out["curve"] = {"name": self.curve_names[0], "x": _nums(self.curve[0]), "y": _nums(self.curve[1])}
         if self.baseline_curve is not None:
