@@ -411,11 +411,13 @@ class RemoteModel(ModelAdapter):
 
     # the randomisation sanity check: the copy is made and held inside the worker
     def weight_layers(self) -> list[str]:
-        return self._call("weight_layers")
+        if self.__dict__.get("_weight_layers") is None:  # asked on every page rerun: once per model
+            self._weight_layers = self._call("weight_layers")
+        return self._weight_layers
 
     def randomized_copy(self, layers_from_top: int, seed: int) -> RemoteModel:
         """A handle on the model's randomised copy, made inside the worker (its
-        weights never cross the boundary); the worker holds one copy at a time."""
+        weights never cross the boundary); the worker holds the two newest copies."""
         answer = self._worker.request({"op": "randomize", "args": [int(layers_from_top), int(seed)]})
         return RemoteModel(self._worker, answer["variant"], answer["facts"])
 

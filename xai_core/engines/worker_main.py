@@ -15,8 +15,9 @@ Requests (all values cross through :mod:`.wire`, never pickle):
 * ``{"op": "randomize", "args": [layers_from_top, seed]}`` makes the model's
   randomised copy (the sanity check of :mod:`xai_core.metrics.randomization`) and
   holds it here beside the model; answers ``{"variant": id, "facts": {...}}``.
-  A request with ``"variant": id`` addresses that copy instead of the model. One
-  copy is held at a time: a newer one replaces it, and an old id is refused.
+  A request with ``"variant": id`` addresses that copy instead of the model. The
+  :data:`HELD_COPIES` newest copies are held (memory stays bounded); an older id
+  is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import sys
 import traceback
 from pathlib import Path
 from typing import Any
+
+HELD_COPIES = 2  # randomised copies of the model held at once (the newest)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +56,7 @@ class Server:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.model: Any = None
-        self.variant: Any = None  # the randomised copy, made and kept here (its weights never leave)
+        self.variants: dict[int, Any] = {}  # randomised copies, made and kept here (their weights never leave)
         self.variant_id = 0
 
     def serve(self) -> None:
@@ -89,10 +92,12 @@ class Server:
         if self.model is None:
             raise RuntimeError("no model is open in this worker")
         if op == "randomize":
-            self.variant = None  # the old copy goes before the new one is made
-            self.variant = self.model.randomized_copy(*args, **kwargs)
+            while len(self.variants) >= HELD_COPIES:  # the oldest goes before a new one is made
+                del self.variants[min(self.variants)]
+            copy = self.model.randomized_copy(*args, **kwargs)
             self.variant_id += 1
-            return {"variant": self.variant_id, "facts": public_facts(self.variant)}
+            self.variants[self.variant_id] = copy
+            return {"variant": self.variant_id, "facts": public_facts(copy)}
         model = self._target(request.get("variant"))
         name = request.get("name", "")
         if op in ("call", "get") and (not isinstance(name, str) or name.startswith("_")):
@@ -112,12 +117,12 @@ class Server:
         """The model a request addresses: the loaded one, or its randomised copy."""
         if variant is None:
             return self.model
-        if self.variant is None or variant != self.variant_id:
+        if variant not in self.variants:
             from ..types import UnsupportedError
 
-            raise UnsupportedError("this randomised copy of the model is gone (the worker holds one at a time, "
-                                   "the newest); make it again")
-        return self.variant
+            raise UnsupportedError(f"this randomised copy of the model is gone (the worker holds the {HELD_COPIES} "
+                                   "newest); make it again")
+        return self.variants[variant]
 
     def _callbacks(self, value: Any) -> Any:
         from . import wire
