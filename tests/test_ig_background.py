@@ -82,7 +82,7 @@ def test_row_ig_over_background_rows_equals_captum_averaged(tmp_path):
     ig = IntegratedGradients(model.model)
     x = torch.from_numpy(data.x[5:6])
     ref = np.mean([ig.attribute(x, torch.from_numpy(b[None]), target=1, n_steps=32).numpy()[0] for b in rows], 0)
-    ours = np.array(list(expl.attributions.values()))
+    ours = np.array(list(expl.by_feature().values()))
     np.testing.assert_allclose(ours, ref, atol=1e-5 + 1e-4 * np.abs(ref).max())
     assert expl.extras["background_size"] == 70 and expl.extras["baseline"] == "background"
     outputs = model.predict(np.concatenate([data.x[5:6], rows]))[:, 1]
