@@ -362,6 +362,37 @@ def test_worker_run_upload_gets_the_randomization_check(kind, digits_files, digi
         close_all()
 
 
+def test_worker_run_table_model_gets_the_randomization_check(tmp_path):
+    """Row metrics drive the model through its adapter primitives: a worker-run
+    upload's randomised copy is a handle on a copy held in the worker."""
+    import shutil
+
+    from model_zoo.tabular import TABULAR_ZOO
+    from xai_core.engines.worker import RemoteModel, close_all
+    from xai_core.metrics.service import evaluate_row
+    from xai_core.tabular import explain_row, load_table
+    from xai_core.tabular.models import open_tabular_model
+
+    entry = TABULAR_ZOO["breast_cancer_keras"]
+    for source in (entry.path, entry.path.with_suffix(".json")):
+        if source.exists():
+            shutil.copy(source, tmp_path / source.name)
+    try:
+        results = []
+        for engine in (None, "inprocess"):
+            model = open_tabular_model(tmp_path / entry.path.name, engine=engine)
+            assert isinstance(model, RemoteModel) == (engine is None)
+            data = load_table(entry.csv_path, label_column=entry.label_column, n_features=model.n_features)
+            exp = explain_row(model, data, 0, "integrated_gradients", {"steps": 16}, seed=0)
+            results.append(evaluate_row(model, data, exp, ["randomization"])["randomization"])
+        remote, local = results
+        assert remote.details["layers_randomized"] == local.details["layers_randomized"] == [1, 2, 3]
+        np.testing.assert_allclose(remote.curve[1], local.curve[1], atol=1e-4)
+        np.testing.assert_allclose(remote.baseline_curve[1], local.baseline_curve[1], atol=1e-4)
+    finally:
+        close_all()
+
+
 def test_sensitivity_agrees_with_quantus_max_sensitivity(digits_adapter, digits_reference):
     """Same definition (max over uniform noise of ||e(x+d) - e(x)|| / ||e(x)||) with an
     explanation whose answer is known (the input itself); the noise draws differ, so the
