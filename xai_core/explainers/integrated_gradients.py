@@ -104,51 +104,50 @@ class IntegratedGradients(Explainer):
         return raw
 
 
-def user_baselines(ctx: Context, path: str, size: int) -> list[list[np.ndarray]]:
-    """The user's background as baselines: item j of the file for every image input
-    (read at each input's own size), zeros for a feature vector; one list per item."""
-    sets = [load_background(path, ctx.adapter.inputs[i], size, ctx.seed)
-            if kind == "image" else None for i, kind in enumerate(ctx.kinds)]
+def user_baselines(ctx: Context, path: str, size: int) -> list[np.ndarray]:
+    """The user's background as baselines, one B x ... array per input: the file's
+    items for every image input (read at each input's own size), zeros for a
+    feature vector."""
+    sets = [load_background(path, ctx.adapter.inputs[i], size, ctx.seed) if kind == "image" else None
+            for i, kind in enumerate(ctx.kinds)]
     count = min((len(s) for s in sets if s is not None), default=1)
-    return [[s[j] if s is not None else np.zeros_like(x) for s, x in zip(sets, ctx.inputs, strict=True)]
-            for j in range(count)]
+    return [s[:count] if s is not None else np.zeros((count, *x.shape), np.float32)
+            for s, x in zip(sets, ctx.inputs, strict=True)]
 
 
 def integrate(ctx: Context, bases: list[np.ndarray], steps: int, method: str) -> RawAttribution:
     """Integrated Gradients of the target score from ``bases`` (one per input) to the
     inputs, with the convergence delta, the input's score and the baseline's in ``extras``."""
-    return integrate_over(ctx, [bases], steps, method)
+    return integrate_over(ctx, [b[None] for b in bases], steps, method)
 
 
-def integrate_over(ctx: Context, baselines: list[list[np.ndarray]], steps: int, method: str) -> RawAttribution:
-    """The mean of the IG maps from each of ``baselines`` (each one array per input)
-    to the inputs; the delta is ``sum(mean map) - (f(x) - mean_j f(b_j))``, the
-    mean of the baselines' own deltas."""
+def integrate_over(ctx: Context, bases: list[np.ndarray], steps: int, method: str) -> RawAttribution:
+    """The mean of the IG maps from each of B baselines (``bases``: one B x ...
+    array per input) to the inputs. The B x steps path points stream through the
+    model in batches of the batch size, whichever baseline they belong to; the
+    delta is ``sum(mean map) - (f(x) - mean_j f(b_j))``, the mean of the
+    baselines' own deltas."""
     xs = ctx.inputs
+    count = len(bases[0])
     alphas, weights = quadrature(steps, method)
     sums = [np.zeros_like(x, dtype=np.float64) for x in xs]
-    base_scores = []
-    score = 0.0
-    for j, bases in enumerate(baselines):
-        diffs = [x - b for x, b in zip(xs, bases, strict=True)]
-        totals = [np.zeros_like(x, dtype=np.float64) for x in xs]
-        for start, stop in ctx.chunks(steps):
-            a = alphas[start:stop].astype(np.float32)
-            path = [b[None] + a.reshape(-1, *[1] * d.ndim) * d[None] for b, d in zip(bases, diffs, strict=True)]
-            grads, _ = ctx.gradient_parts(path)
-            for total, g in zip(totals, grads, strict=True):
-                total += np.tensordot(weights[start:stop], g, axes=(0, 0))
-            which = f"baseline {j + 1}/{len(baselines)}: " if len(baselines) > 1 else ""
-            ctx.progress((j + stop / steps) / len(baselines), f"{which}{stop}/{steps} steps")
-        for total_sum, t, d in zip(sums, totals, diffs, strict=True):
-            total_sum += t * d
-        _, ends = ctx.gradient_parts([np.stack([x, b]) for x, b in zip(xs, bases, strict=True)])
-        score = float(ends[0])
-        base_scores.append(float(ends[1]))
-    raws = [(s / len(baselines)).astype(np.float32) for s in sums]
-    base_score = float(np.mean(base_scores))
+    total = count * steps
+    for start, stop in ctx.chunks(total):
+        j, k = np.divmod(np.arange(start, stop), steps)  # baseline and step of each path point
+        path, diffs = [], []
+        for x, b in zip(xs, bases, strict=True):
+            d = x[None] - b[j]
+            path.append(b[j] + alphas[k].astype(np.float32).reshape(-1, *[1] * x.ndim) * d)
+            diffs.append(d)
+        grads, _ = ctx.gradient_parts(path)
+        for acc, g, d in zip(sums, grads, diffs, strict=True):
+            acc += np.tensordot(weights[k], g.astype(np.float64) * d, axes=(0, 0))
+        ctx.progress(stop / total, f"{stop}/{total} path points" if count > 1 else f"{stop}/{steps} steps")
+    raws = [(acc / count).astype(np.float32) for acc in sums]
+    _, ends = ctx.gradient_parts([np.concatenate([x[None], b]) for x, b in zip(xs, bases, strict=True)])
+    score, base_score = float(ends[0]), float(np.mean(ends[1:]))
     delta = float(sum(r.sum(dtype=np.float64) for r in raws) - (score - base_score))
     extras = {"convergence_delta": delta, "score": score, "baseline_score": base_score}
-    if len(baselines) > 1:
-        extras["background_size"] = len(baselines)
+    if count > 1:
+        extras["background_size"] = count
     return per_input(raws, ctx.kinds, extras=extras)
