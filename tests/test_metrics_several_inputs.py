@@ -137,3 +137,39 @@ def test_cli_reports_metrics_per_input_for_a_worker_run_model(tmp_path, picture)
         deletion = record["metrics"][name]["deletion"]
         assert deletion["input"] == name and len(deletion["curve"]["y"]) == 5
         assert record["metrics"][name]["randomization"]["details"]["total_layers"] == 3
+
+
+def test_cli_metric_background_for_a_vector_input(tmp_path, picture, capsys):
+    """--metric-background NAME=FILE: a vector input's removed features take the
+    rows' mean; naming an image input is one clear error."""
+    import pandas as pd
+    from PIL import Image
+
+    from xai_core.cli import main
+
+    module = UsesBoth().eval()
+    path = tmp_path / "uses_both.pt"
+    torch.jit.save(torch.jit.trace(module, (torch.zeros(1, 1, 8, 8), torch.zeros(1, 3))), path)
+    path.with_suffix(".json").write_text(json.dumps({"inputs": [
+        {"kind": "image", "name": "digit", "size": [8, 8], "grayscale": True, "mean": [0.0], "std": [1.0]},
+        {"kind": "vector", "name": "extra", "size": 3}]}))
+    Image.fromarray(picture).save(tmp_path / "pic.png")
+    np.savetxt(tmp_path / "row.csv", ROW[None], delimiter=",")
+    rows = np.random.default_rng(4).normal(size=(30, 3)).astype(np.float32)
+    pd.DataFrame(rows, columns=["x", "y", "z"]).to_csv(tmp_path / "bg.csv", index=False)
+    base = ["explain", "--model", str(path), "--image", str(tmp_path / "pic.png"), "--input",
+            f"extra={tmp_path / 'row.csv'}", "--method", "saliency", "--target", "0", "--metrics", "deletion",
+            "--metric-param", "deletion.steps=3"]
+    assert main([*base, "--metric-background", f"extra={tmp_path / 'bg.csv'}", "--out", str(tmp_path / "out")]) == 0
+    (record,) = json.loads((tmp_path / "out" / "results.json").read_text())
+    curve = record["metrics"]["extra"]["deletion"]["curve"]["y"]
+    digit = torch.from_numpy(prepare_inputs(TorchAdapter(module, [DIGIT, EXTRA], device="cpu"),
+                                            [picture, ROW])[0]).permute(2, 0, 1)[None]
+    every_feature_removed = torch.from_numpy(rows.mean(0, dtype=np.float64).astype(np.float32))[None]
+    want = torch.softmax(module(digit, every_feature_removed), 1)[0, 0].item()
+    assert curve[-1] == pytest.approx(want, abs=1e-5)
+    capsys.readouterr()
+    code = main([*base, "--metric-background", f"digit={tmp_path / 'bg.csv'}", "--out", str(tmp_path / "out2")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --metric-background 'digit': not a feature-vector input")
+    assert err.count("\n") == 1
