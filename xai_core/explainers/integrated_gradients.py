@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backgrounds import load_background
+from ..backgrounds import IMAGE_BACKGROUND_FILES, load_background
 from ..types import Capability, InputError, UnsupportedError
 from .at_layer import layer_path_attribution
 from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
@@ -34,10 +34,11 @@ class IntegratedGradientsParams:
     )
     at: str = param("output", choices=("output", "input"),
                     help="with a layer: attribute to the layer's output or to its input")
-    background_file: str = param("", help="your own background: a folder or .zip of images, or an .npy array; "
-                                          "each item is a baseline and IG is averaged over them "
-                                          "(at most background_size items, sampled with the seed); "
-                                          "replaces 'baseline'")
+    background_file: str = param("", file_types=IMAGE_BACKGROUND_FILES,
+                                 help="your own background: a folder or .zip of images, or an .npy array; "
+                                      "each item is a baseline and IG is averaged over them "
+                                      "(at most background_size items, sampled with the seed); "
+                                      "replaces 'baseline'")
     background_size: int = param(16, low=1, high=1000,
                                  help="baselines taken from background_file (each costs one path of steps)")
 

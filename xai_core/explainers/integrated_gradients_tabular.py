@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backgrounds import load_background_rows
+from ..backgrounds import ROW_BACKGROUND_FILES, load_background_rows
 from ..types import Capability, UnsupportedError
 from .base import param, register
 from .integrated_gradients import quadrature
@@ -31,9 +31,10 @@ class TabularIGBackgroundParams(TabularIGParams):
     """The row IG's own parameters: the path's (shared with the conductance methods)
     and a background of baseline rows."""
 
-    background_file: str = param("", help="your own background rows: a CSV with the feature columns, or an "
-                                          ".npy N x F array; each row is a baseline and IG is averaged over them "
-                                          "(at most background_size rows, sampled with the seed); replaces 'baseline'")
+    background_file: str = param("", file_types=ROW_BACKGROUND_FILES,
+                                 help="your own background rows: a CSV with the feature columns, or an .npy N x F "
+                                      "array; each row is a baseline and IG is averaged over them (at most "
+                                      "background_size rows, sampled with the seed); replaces 'baseline'")
     background_size: int = param(100, low=1, high=1000, help="baseline rows taken from background_file")
 
 
