@@ -288,11 +288,11 @@ def open_remote(opener: str, path: Path, label: str, *args: Any, **kwargs: Any) 
     inside a (new or cached) worker. ``opener`` is ``"xai_core.module:function"``."""
     path = Path(path).resolve()
     options = wire.encode([opener, args, kwargs], [])
-    identity = [file_identity(path), options, sandbox.detect().mechanism]
+    backgrounds = background_dir()  # bound into the worker, so part of what it is
+    identity = [file_identity(path), options, sandbox.detect().mechanism, str(backgrounds)]
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     request = {"op": "open", "opener": opener, "args": [str(path), *args], "kwargs": kwargs}
     # the file or folder and its model.json sidecar beside it; uploaded background sets
-    backgrounds = background_dir()
     backgrounds.mkdir(parents=True, exist_ok=True, mode=0o700)
     readable = [path.parent, backgrounds]
     with _POOL_LOCK:
