@@ -15,6 +15,7 @@ from xai_core.adapters.base import ModelAdapter
 from xai_core.explainers import Explainer, ParamInfo, available_for
 from xai_core.types import XaiError
 
+from .layer_form import LAYER_PARAMS, layer_settings
 from .messages import page_text
 
 PREDICTED = -1
@@ -70,39 +71,11 @@ def param_widget(info: ParamInfo, key: str) -> Any:
     return st.text_input(label, value=str(info.default), help=helptext, key=key)
 
 
-def params_form(explainer: Explainer, prefix: str = "img_param") -> dict[str, Any]:
+def params_form(explainer: Explainer, prefix: str = "img_param", skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """One widget per typed parameter of ``explainer`` (image or tabular), keyed
-    ``<prefix>_<method>_<parameter>``."""
+    ``<prefix>_<method>_<parameter>``; the parameters in ``skip`` are asked elsewhere."""
     return {info.name: param_widget(info, f"{prefix}_{explainer.name}_{info.name}")
-            for info in explainer.param_infos()}
-
-
-def layer_picker(adapter: ModelAdapter, key: str, spatial_only: bool = True) -> str | None:
-    """The model's layers as "[index] name (kind, output shape)"; the default (the last
-    convolution-like feature map) is marked. ``spatial_only`` hides dense layers."""
-    try:
-        layers = adapter.layers()
-    except Exception as exc:  # noqa: BLE001 - an odd model must not break the page
-        st.warning(f"Could not list this model's layers ({type(exc).__name__}: {page_text(exc)}); the default layer is used.")
-        return None
-    layers = [info for info in layers if info.spatial or not spatial_only]
-    if not layers:
-        return None
-    default = adapter.default_cam_layer() or layers[0].name
-    show_all = st.checkbox("List every layer", key=f"{key}_all",
-                           help="not only convolutions and dense layers: activations, norms, pooling, blocks")
-    shown = [info for info in layers
-             if show_all or info.name == default or info.dense or "conv" in info.kind.lower()]
-    names = [info.name for info in shown]
-    described = {info.name: info.describe() + ("  ★ default" if info.name == default else "") for info in shown}
-    if st.session_state.get(key) not in names:
-        st.session_state.pop(key, None)
-    return st.selectbox(
-        "Layer", names, index=names.index(default) if default in names else len(names) - 1,
-        format_func=described.get, key=key,
-        help="[index] as in model.layers[index] (Keras) or the order of named_modules() leaves "
-             "(PyTorch); the default is the last convolution-like feature map",
-    )
+            for info in explainer.param_infos() if info.name not in skip}
 
 
 def _keep_valid(key: str, options: list[str], multi: bool = False) -> None:
@@ -157,9 +130,10 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
     for name in [primary, *compare]:
         explainer = explainers[name]
         with st.expander(f"{explainer.label} settings", expanded=name == primary):
-            values = params_form(explainer)
-            layer = (layer_picker(adapter, f"img_layer_{name}", explainer.spatial_layers_only)
-                     if explainer.uses_layer else None)
+            values = params_form(explainer, skip=LAYER_PARAMS)
+            choice = layer_settings(adapter, explainer, "img")
+        values.update(choice.params)
+        layer = choice.layer
         try:
             explainer.params(values)
         except XaiError as exc:

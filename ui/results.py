@@ -155,18 +155,36 @@ def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes) -> None
                            width="stretch", help="one value per unit of the layer: (units,) or (C, h, w), float32")
 
 
+def at_layer(e: Explanation) -> bool:
+    """Whether the result attributes to a layer's units only (a path method given a
+    layer), so that its input map is the layer's upsampled (conv) or nothing (dense)."""
+    return e.layer_attribution is not None and "layer_where" in e.extras
+
+
+def _layer_name(e: Explanation) -> str:
+    where = e.extras.get("layer_where")
+    layer = f"the {where} of layer {e.layer}" if where == "input" else f"layer {e.layer}"
+    return f"neuron {e.neuron} of {layer}" if e.neuron is not None else layer
+
+
 def _result_block(results: ResultSet, item: ResultItem, v: dict[str, bytes]) -> None:
-    """One result: overlay and heatmap side by side, colour bar, numbers, downloads."""
-    c1, c2 = st.columns(2)
-    c1.image(v["overlay"], caption=f"Overlay: {item.label}", width="stretch")
-    c2.image(v["heatmap"], caption=f"Heatmap: {item.label}", width="stretch")
-    st.image(v["colorbar"], caption=render.colorbar_label(item.explanation), width="stretch")
+    """One result: overlay and heatmap side by side, colour bar, numbers, downloads.
+    A result at a dense layer has no map: its units are drawn as bars instead."""
+    e = item.explanation
+    dense_only = at_layer(e) and e.layer_attribution.ndim == 1
+    if not dense_only:
+        where = f" ({_layer_name(e)}, channels summed, upsampled)" if at_layer(e) else ""
+        c1, c2 = st.columns(2)
+        c1.image(v["overlay"], caption=f"Overlay: {item.label}{where}", width="stretch")
+        c2.image(v["heatmap"], caption=f"Heatmap: {item.label}{where}", width="stretch")
+        st.image(v["colorbar"], caption=render.colorbar_label(e), width="stretch")
     _stats(item)
     _downloads(results, item, v["download"])
-    layer_panel(item, results.image.array)
+    if dense_only or not at_layer(e):  # a conv layer's map is the overlay above already
+        layer_panel(item, results.image.array)
 
 
-def unit_bars(values: np.ndarray, what: str, key: str) -> None:
+def unit_bars(values: np.ndarray, what: str, key: str, measure: str = "conductance") -> None:
     """One bar per unit of a dense layer (red: for the class, blue: against)."""
     import plotly.express as px
 
@@ -176,7 +194,7 @@ def unit_bars(values: np.ndarray, what: str, key: str) -> None:
     fig = px.bar(frame, x="Unit", y="Attribution", color="Sign", height=260,
                  color_discrete_map={"for": "#c0392b", "against": "#2166ac"})
     fig.update_layout(margin={"l": 0, "r": 10, "t": 10, "b": 0}, showlegend=False)
-    st.markdown(f"**Units of {what}** ({len(values)}): conductance per unit")
+    st.markdown(f"**Units of {what}** ({len(values)}): {measure} per unit")
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=key)
 
 
@@ -187,9 +205,10 @@ def layer_panel(item: ResultItem, image: np.ndarray) -> None:
     layer = e.layer_attribution
     if layer is None:
         return
-    what = f"neuron {e.neuron} of layer {e.layer}" if e.neuron is not None else f"layer {e.layer}"
+    what = _layer_name(e)
     if layer.ndim == 1:
-        unit_bars(layer, what, f"layer_bars_{e.method}")
+        measure = "conductance" if "conductance" in e.method else f"{e.method.replace('_', ' ')}"
+        unit_bars(layer, what, f"layer_bars_{e.method}", measure)
         return
     view = render.layer_view(e)
     if view is not None:
