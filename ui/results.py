@@ -100,11 +100,17 @@ def _npy(array: np.ndarray) -> bytes:
 def _record_json(results: ResultSet, item: ResultItem) -> str:
     req, image = results.request, results.image
     uploaded = ([req.display_name] if req.source == "file" else []) + ([req.labels_name] if req.labels_name else [])
+    uploaded += [req.sidecar_name] if req.sidecar_name else []
+    uploaded += [image.name] if image.uploaded else []
+    fed = results.fed.inputs if results.fed is not None else ()
+    uploaded += [f.command_file for f in fed if f.uploaded and f.command_file]
+    inputs = tuple({"name": f.name, "kind": f.kind, "file": f.command_file, "source": f.source, "sha256": f.sha256,
+                    **({"values": [float(v) for v in f.item]} if f.kind == "vector" else {})} for f in fed)
     record = reproduce_record(
         model=req.display_name, model_source=req.source, image=image.command_path or image.name,
         image_sha256=image.file_sha256, image_size=image.size, explanation=item.explanation,
         spec=req.spec, framework=req.framework, arch=req.arch, labels=req.labels_name,
-        trust_pickle=req.trust_pickle, uploaded=tuple(uploaded + ([image.name] if image.uploaded else [])),
+        trust_pickle=req.trust_pickle, uploaded=tuple(dict.fromkeys(uploaded)), inputs=inputs,
     )
     return json.dumps(record, indent=2)
 
@@ -243,6 +249,9 @@ def show_grid(results: ResultSet) -> None:
 
 
 def show_results(results: ResultSet) -> None:
+    if results.fed is not None:
+        show_several_inputs(results)
+        return
     if results.grid:
         show_grid(results)
         return
@@ -276,8 +285,6 @@ def show_results(results: ResultSet) -> None:
                     _result_block(results, item, views[item.key])
         if results.shared_scale:
             st.caption(shared_scale_caption(results.items))
-    if len(first.attributions) > 1:
-        _per_input(results, image)
     st.markdown("**Top predictions**")
     predictions_table(first.predictions)
 
@@ -296,24 +303,47 @@ def shared_scale_caption(items: tuple[ResultItem, ...]) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _input_pngs(key: str, _explanation: Explanation, _image: np.ndarray) -> list[bytes]:
-    """One picture per model input (an overlay for an image input, bars for a vector)."""
+def _input_pngs(key: str, _explanation: Explanation, _pictures: tuple, _names: tuple) -> list[bytes]:
+    """One picture per model input, by the input's kind: an overlay on the picture
+    that fed an image input, bars named by the features for a vector input."""
     e = _explanation
-    return [render.to_png(render.draw_input(e, i, _image if kind == "image" else None))
+    return [render.to_png(render.draw_input(e, i, _pictures[i] if kind == "image" else None,
+                                            list(_names[i]) if _names[i] else None))
             for i, kind in enumerate(e.input_kinds)]
 
 
-def _per_input(results: ResultSet, image: np.ndarray) -> None:
-    """A model with several inputs: one map or bar chart per input, per method."""
-    st.markdown("**One attribution per model input**")
+def show_several_inputs(results: ResultSet) -> None:
+    """A model with several inputs: per result (method, or class), one map or bar
+    chart per input, side by side, each with its own downloads."""
+    fed = results.fed.inputs
+    st.subheader("Results")
+    st.caption(f"{results.request.display_name} on " + "; ".join(f"{f.name}: {f.source}" for f in fed)
+               + ". One attribution per model input, each on its own colour scale.")
+    pictures = tuple(f.item if f.kind == "image" else None for f in fed)
+    names = tuple(f.feature_names for f in fed)
     for item in results.items:
         e = item.explanation
-        pngs = _input_pngs(item.key, e, image)
-        columns = st.columns(len(pngs))
-        for i, (column, png) in enumerate(zip(columns, pngs, strict=True)):
-            name = e.inputs[i]
-            column.image(png, caption=f"{item.label}: input {name} ({e.input_kinds[i]})")
-            column.download_button(
-                f"Attribution .npy ({name})", _npy(e.attributions[i]),
-                f"{_stem(results.image.name)}__{e.method}__{name}.npy", "application/octet-stream",
-                key=f"dl_npy_{e.method}_{name}", on_click="ignore", width="stretch")
+        with st.container(border=True):
+            st.markdown(f"**{item.label}**")
+            pngs = _input_pngs(item.key, e, pictures, names)
+            wid = f"{e.method}_c{e.target}" if results.grid else e.method
+            base = f"{_stem(results.image.name)}__{e.method}" + (f"__c{e.target}" if results.grid else "")
+            for column, f, png, values in zip(st.columns(len(pngs)), fed, pngs, e.attributions, strict=True):
+                column.image(png, caption=f"{item.label}: input {f.name} ({f.kind}, {f.source})", width="stretch")
+                column.download_button(f"{f.name} .png", png, f"{base}__{f.name}.png", "image/png",
+                                       key=f"dl_png_{wid}_{f.name}", on_click="ignore", width="stretch")
+                column.download_button(f"{f.name} .npy", _npy(values), f"{base}__{f.name}.npy",
+                                       "application/octet-stream", key=f"dl_npy_{wid}_{f.name}", on_click="ignore",
+                                       width="stretch", help="this input's attribution, as the command line "
+                                       "writes it: H x W for an image input, one value per feature for a vector")
+                if f.kind == "vector" and f.source == "typed values":
+                    column.download_button(f"Row of {f.name} .csv", f.csv_row(), f.command_file, "text/csv",
+                                           key=f"dl_row_{wid}_{f.name}", on_click="ignore", width="stretch",
+                                           help="the typed values as the file the reproduce command names")
+            _stats(item)
+            st.download_button("Reproduce .json", _record_json(results, item), f"{base}.json", "application/json",
+                               key=f"dl_json_{wid}", on_click="ignore",
+                               help="every setting, and the python -m xai_core command (with --input NAME=FILE "
+                                    "for the inputs the image does not feed) that recomputes it")
+    st.markdown("**Top predictions**")
+    predictions_table(results.items[0].explanation.predictions)
