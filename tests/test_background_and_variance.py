@@ -95,4 +95,4 @@ def test_user_background_rows_match_shap_kernel_explainer(tmp_path):
     reference = shap.KernelExplainer(lambda x: model.target_scores(x.astype(np.float32), 1),
                                      background.astype(np.float64))
     values = reference.shap_values(table.x[0].astype(np.float64)[None], nsamples=200, l1_reg=False, silent=True)
-    np.testing.assert_allclose(list(ours.attributions.values()), np.ravel(values), atol=1e-6)
+    np.testing.assert_allclose(list(ours.by_feature().values()), np.ravel(values), atol=1e-6)
