@@ -85,6 +85,7 @@ def test_two_input_model_gets_one_form_and_one_result_per_input(two_input_files,
     at.text_input(key="img_input_extra_values").set_value("0.5, -1, 2").run()
     at.selectbox(key="img_method").set_value("integrated_gradients").run()
     at.number_input(key="img_param_integrated_gradients_steps").set_value(16)
+    assert "img_layer_integrated_gradients" not in [s.key for s in at.selectbox]  # at a layer: one input only
     at.selectbox(key="img_target").set_value(1)
     click_explain(at)
     assert_clean(at)

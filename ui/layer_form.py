@@ -101,6 +101,8 @@ def layer_settings(adapter: ModelAdapter, explainer: Explainer, prefix: str) -> 
         return LayerChoice(None, {})
     names = {info.name for info in explainer.param_infos()}
     optional = explainer.accepts_layer and not explainer.uses_layer
+    if optional and getattr(adapter, "multi_input", False):
+        return LayerChoice(None, {})  # the path methods work at a layer on models with one input only
     info = layer_picker(
         adapter, f"{prefix}_layer_{explainer.name}", spatial_only=explainer.spatial_layers_only, optional=optional,
         help_text="the layer whose units are attributed" if explainer.uses_layer else
