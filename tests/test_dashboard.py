@@ -631,6 +631,8 @@ def test_integrated_gradients_at_a_layer_from_the_picker_matches_the_core():
     click_explain(at)
     assert_clean(at)
     assert not any(c.startswith("Overlay: Integrated Gradients") for c in captions(at))  # no map for a dense layer
+    downloads = [b.label for b in at.get("download_button")]
+    assert "Layer attribution .npy" in downloads and "Attribution .npy" not in downloads
     (bars,) = [m.value for m in at.markdown if m.value.startswith("**Units of the input of layer classifier**")]
     result = at.session_state["img_results"].items[0].explanation
     assert result.layer == "classifier" and result.extras["layer_where"] == "input" and bars.endswith(

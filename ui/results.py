@@ -146,12 +146,13 @@ def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes) -> None
     e = item.explanation
     base = f"{_stem(results.image.name)}__{e.method}" + (f"__c{e.target}" if results.grid else "")
     wid = f"{e.method}_c{e.target}" if results.grid else e.method
-    st.download_button("Download overlay PNG", overlay_png, f"{base}.png", "image/png",
-                       key=f"dl_png_{wid}", on_click="ignore", width="stretch",
-                       help="at the photo's resolution, drawn as the command line draws it")
-    st.download_button("Attribution .npy", _npy(e.attribution), f"{base}.npy", "application/octet-stream",
-                       key=f"dl_npy_{wid}", on_click="ignore", width="stretch",
-                       help="signed 2-D map at model input resolution (float32)")
+    if not (at_layer(e) and e.layer_attribution.ndim == 1):  # a dense layer's units have no map
+        st.download_button("Download overlay PNG", overlay_png, f"{base}.png", "image/png",
+                           key=f"dl_png_{wid}", on_click="ignore", width="stretch",
+                           help="at the photo's resolution, drawn as the command line draws it")
+        st.download_button("Attribution .npy", _npy(e.attribution), f"{base}.npy", "application/octet-stream",
+                           key=f"dl_npy_{wid}", on_click="ignore", width="stretch",
+                           help="signed 2-D map at model input resolution (float32)")
     st.download_button("Reproduce .json", _record_json(results, item), f"{base}.json", "application/json",
                        key=f"dl_json_{wid}", on_click="ignore", width="stretch",
                        help="every setting, and the python -m xai_core command that recomputes it")
