@@ -179,6 +179,9 @@ def model_sidebar() -> ModelRequest | None:
         try:
             if framework.key == "keras" and path.suffix.lower() == ".zip":
                 path = unpack_savedmodel(str(path))
+                if described is not None:
+                    st.warning(f"{described.name} is not read for a SavedModel zip: the model's own signature "
+                               "says its inputs.")
             declared = declared_preprocessing(str(path), framework.key, trust)
         except XaiError as exc:
             hint = "" if sandbox.detect().confined else (
