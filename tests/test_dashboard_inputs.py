@@ -90,11 +90,22 @@ def test_two_input_model_gets_one_form_and_one_result_per_input(two_input_files,
     click_explain(at)
     assert_clean(at)
     shown = [c for c in captions(at) if c.startswith("Integrated Gradients: input")]
+    assert "All classes (one result per class, per input)" in at.selectbox(key="img_target").options
     assert len(shown) == 2 and "input digit (image," in shown[0] and "input extra (vector, typed values)" in shown[1]
     labels = [b.label for b in at.get("download_button")]
     for name in ("digit", "extra"):
         assert f"{name} .npy" in labels and f"{name} .png" in labels
     assert "Row of extra .csv" in labels
+
+    # every class at once (the first row): one result per class, each with one picture per input
+    at.selectbox(key="img_target").set_value("all")
+    click_explain(at)
+    assert_clean(at)
+    per_class = [c for c in captions(at) if c.startswith("Integrated Gradients: ")]
+    assert [c.split(": input ")[0] for c in per_class] == [
+        f"Integrated Gradients: {name}" for name in ("zero", "zero", "one", "one", "two", "two")]
+    at.selectbox(key="img_target").set_value(1)
+    click_explain(at)
 
     result = at.session_state["img_results"]
     page = result.items[0].explanation

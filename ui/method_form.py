@@ -141,14 +141,15 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
             return None
         runs.append(MethodRun(explainer, values, layer))
 
-    several = [f"top{k}" for k in (3, 5) if k < adapter.num_classes]
+    several = [f"top{k}" for k in (3, 5, 10) if k < adapter.num_classes]
     several += ["all"] if 2 < adapter.num_classes <= 20 else []
     options = [PREDICTED, *several, *range(adapter.num_classes)]
     _keep_valid("img_target", options)
+    view = "one result per class, per input" if adapter.multi_input else "image x class grid"
     target = st.selectbox(
         "Target class", options, key="img_target",
         format_func=lambda i: ("Predicted class (top-1)" if i == PREDICTED else
-                               f"{'All' if i == 'all' else 'Top ' + i[3:]} classes (image x class grid)"
+                               f"{'All' if i == 'all' else 'Top ' + i[3:]} classes ({view})"
                                if isinstance(i, str) else f"{i}: {adapter.label(i)}"),
         help="the class whose evidence is explained, or several at once; type to search by name",
     )
