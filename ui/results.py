@@ -224,8 +224,8 @@ def layer_panel(item: ResultItem, image: np.ndarray) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _grid_png(keys: tuple[str, ...], _explanations: list[Explanation], _image: np.ndarray) -> bytes:
-    return render.to_png(render.class_grid([(_image, _explanations)]))
+def _grid_png(keys: tuple[str, ...], name: str, _explanations: list[Explanation], _image: np.ndarray) -> bytes:
+    return render.to_png(render.class_grid([(_image, _explanations)], names=[name]))
 
 
 def show_grid(results: ResultSet) -> None:
@@ -237,7 +237,8 @@ def show_grid(results: ResultSet) -> None:
     methods = list(dict.fromkeys(item.explanation.method for item in results.items))
     for method in methods:
         items = [i for i in results.items if i.explanation.method == method]
-        png = _grid_png(tuple(i.key for i in items), [i.explanation for i in items], image)
+        png = _grid_png(tuple(i.key for i in items), Path(results.image.name).name, [i.explanation for i in items],
+                        image)
         st.image(png, caption=f"{items[0].label.split(':')[0]}: image x class grid", width="stretch")
         st.download_button(f"Download overlay grid PNG ({method})", png, f"{_stem(results.image.name)}__{method}__grid.png",
                            "image/png", key=f"dl_grid_{method}", on_click="ignore")
