@@ -641,6 +641,13 @@ def test_integrated_gradients_at_a_layer_from_the_picker_matches_the_core():
     core = explain(open_model("digits_cnn"), picture, "integrated_gradients", {"steps": 8, "at": "input"},
                    layer="9")  # by index, as the command line takes it
     np.testing.assert_allclose(result.layer_attribution, core.layer_attribution, rtol=1e-4, atol=1e-6)
+    from ui.results import _record_json
+
+    argv = json.loads(_record_json(at.session_state["img_results"], at.session_state["img_results"].items[0]))["argv"]
+    assert argv[argv.index("--layer") + 1] == "classifier" and "at=input" in argv
+    at.selectbox(key="img_method").set_value("shap_gradient").run()  # the same picker for expected gradients
+    assert at.selectbox(key="img_layer_shap_gradient").options[0] == "none: attribute to the model input"
+    at.selectbox(key="img_method").set_value("integrated_gradients").run()
     at.selectbox(key="img_layer_integrated_gradients").set_value("features.6").run()
     at.radio(key="img_param_integrated_gradients_at").set_value("output")
     click_explain(at)
