@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backgrounds import load_background_rows
+from ..backgrounds import ROW_BACKGROUND_FILES, load_background_rows
 from .base import param, register
 from .rows import RowAttribution, RowContext, RowExplainer
 
@@ -21,7 +21,7 @@ class KernelShapParams:
                             help="summarise the table with k-means (shap.kmeans) or a seeded random sample")
     l1_reg: str = param("off", choices=("off", "aic", "bic"),
                         help="feature selection before the fit; off keeps every feature")
-    background_file: str = param("", help="your own background rows: a CSV with the feature columns, or an "
+    background_file: str = param("", file_types=ROW_BACKGROUND_FILES, help="your own background rows: a CSV with the feature columns, or an "
                                           ".npy array (at most 1000 rows, sampled with the seed); "
                                           "summarised like the table")
 
