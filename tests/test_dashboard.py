@@ -654,3 +654,22 @@ def test_integrated_gradients_at_a_layer_from_the_picker_matches_the_core():
     assert_clean(at)
     assert "Overlay: Integrated Gradients (layer features.6, channels summed, upsampled)" in captions(at)
     assert at.session_state["img_results"].items[0].explanation.layer_attribution.shape == (64, 8, 8)
+
+
+def test_a_layer_typed_into_the_picker_is_resolved_as_the_command_line_does():
+    """The picker takes a typed index or name (AppTest cannot type into a select box,
+    so the resolver it calls is checked on the digits CNN)."""
+    from ui.layer_form import find_layer
+    from xai_core.models import open_model
+    from xai_core.types import InputError
+
+    adapter = open_model("digits_cnn")
+    every = {info.name: info for info in adapter.layers()}
+    assert find_layer(adapter, "-1", every, False).name == "classifier"  # model.layers[-1]
+    assert find_layer(adapter, "6", every, False).name == "features.6"
+    assert find_layer(adapter, "features.3", every, False).name == "features.3"
+    with pytest.raises(InputError, match=r"has no layer with index 99 \(indices 0..9\)"):
+        find_layer(adapter, "99", every, False)
+    spatial = {name: info for name, info in every.items() if info.spatial}
+    with pytest.raises(InputError, match="'classifier' has no feature map output for this method"):
+        find_layer(adapter, "9", spatial, True)  # a CAM needs a feature map

@@ -19,6 +19,7 @@ import streamlit as st
 
 from xai_core.adapters.base import LayerInfo, ModelAdapter
 from xai_core.explainers import Explainer
+from xai_core.types import InputError
 
 from .messages import page_text
 
@@ -67,8 +68,10 @@ def layer_picker(adapter: ModelAdapter, key: str, *, spatial_only: bool = True, 
     """A select box of the model's layers (feature maps only when ``spatial_only``).
     ``optional`` puts "none: the input itself" first and makes it the default;
     otherwise the default (the last convolution-like feature map, or the first
-    dense layer of a model without one) is marked and preselected. Returns the
-    chosen layer, or None."""
+    dense layer of a model without one) is marked and preselected. A name or index
+    typed into the box (``6``, ``-2``, ``3/1`` for a nested Keras model) is resolved
+    as ``--layer`` is (:meth:`ModelAdapter.resolve_layer`); one that names no listed
+    layer raises InputError. Returns the chosen layer, or None."""
     layers = _listed(adapter, spatial_only)
     if not layers:
         return None
@@ -78,19 +81,47 @@ def layer_picker(adapter: ModelAdapter, key: str, *, spatial_only: bool = True, 
     shown = [info for info in layers
              if show_all or info.name == default or info.dense or "conv" in info.kind.lower()
              or not (info.spatial or info.passive)]  # a vector layer: a dense layer's activation too
-    by_name = {info.name: info for info in shown}
-    names = ([NO_LAYER] if optional else []) + list(by_name)
-    described = {name: layer_text(info) + ("  ★ default" if name == default else "") for name, info in by_name.items()}
+    every = {info.name: info for info in layers}
+    names = ([NO_LAYER] if optional else []) + [info.name for info in shown]
+    described = {info.name: layer_text(info) + ("  ★ default" if info.name == default else "") for info in shown}
     described[NO_LAYER] = "none: attribute to the model input"
-    if st.session_state.get(key) not in names:
-        st.session_state.pop(key, None)
+    owner = f"{adapter.name}:{hash(tuple(every))}"  # another model: its remembered choice goes
+    if st.session_state.get(f"{key}_owner") != owner:
+        st.session_state[f"{key}_owner"] = owner
+        if st.session_state.get(key) not in names and not _resolves(adapter, st.session_state.get(key), every):
+            st.session_state.pop(key, None)
     chosen = st.selectbox(
-        "Layer", names, index=names.index(default) if default in names else 0, format_func=described.get, key=key,
+        "Layer", names, index=names.index(default) if default in names else 0, key=key,
+        format_func=lambda name: described.get(name, name), accept_new_options=True,
         help=(help_text + " " if help_text else "") + "index · name · kind · output shape (C x h x w for a "
              "feature map, units for a dense layer). The index is --layer's: the position in model.layers "
-             "(Keras) or among the leaf modules of named_modules() (PyTorch); type an index or a name to find it.",
+             "(Keras; -1 counts from the end, i/j is layer j of the nested model at i) or among the leaf "
+             "modules of named_modules() (PyTorch). Type an index or a name to find or give a layer.",
     )
-    return by_name.get(chosen)
+    return None if chosen in (None, NO_LAYER) else find_layer(adapter, chosen, every, spatial_only)
+
+
+def find_layer(adapter: ModelAdapter, text: str, every: dict[str, LayerInfo], spatial_only: bool) -> LayerInfo:
+    """The layer ``text`` names among ``every``: a listed name, or an index or name
+    typed as ``--layer`` takes it (resolved by the adapter, whose InputError says
+    which indices exist)."""
+    if text in every:
+        return every[text]
+    name = adapter.resolve_layer(text)
+    if name not in every:
+        what = "feature map" if spatial_only else "feature map or vector"
+        raise InputError(f"layer {name!r} has no {what} output for this method; pick a layer from the list")
+    return every[name]
+
+
+def _resolves(adapter: ModelAdapter, text: object, every: dict[str, LayerInfo]) -> bool:
+    """Whether ``text`` (a remembered typed entry) names one of ``every``."""
+    if not isinstance(text, str) or not text.strip():
+        return False
+    try:
+        return adapter.resolve_layer(text) in every
+    except Exception:  # noqa: BLE001 - not resolvable on this model: forget it
+        return False
 
 
 def layer_settings(adapter: ModelAdapter, explainer: Explainer, prefix: str) -> LayerChoice:

@@ -155,7 +155,11 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
         explainer = explainers[name]
         with st.expander(f"{explainer.label} settings", expanded=name == primary):
             values = params_form(explainer, skip=LAYER_PARAMS)
-            choice = layer_settings(adapter, explainer, "img")
+            try:
+                choice = layer_settings(adapter, explainer, "img")
+            except XaiError as exc:
+                st.error(f"{page_text(exc)}. Choose the layer in {explainer.label} settings.")
+                return None
         values.update(choice.params)
         layer = choice.layer
         try:
