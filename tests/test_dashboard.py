@@ -645,6 +645,12 @@ def test_integrated_gradients_at_a_layer_from_the_picker_matches_the_core():
 
     argv = json.loads(_record_json(at.session_state["img_results"], at.session_state["img_results"].items[0]))["argv"]
     assert argv[argv.index("--layer") + 1] == "classifier" and "at=input" in argv
+    at.selectbox(key="img_target").set_value("top3")  # several classes: bars per class, no empty grid
+    click_explain(at)
+    assert_clean(at)
+    per_class = [m.value for m in at.markdown if m.value.startswith("**Units of the input of layer classifier for")]
+    assert len(per_class) == 3 and "Layer attribution .npy" in [b.label for b in at.get("download_button")]
+    at.selectbox(key="img_target").set_value(-1)
     at.selectbox(key="img_method").set_value("shap_gradient").run()  # the same picker for expected gradients
     assert at.selectbox(key="img_layer_shap_gradient").options[0] == "none: attribute to the model input"
     at.selectbox(key="img_method").set_value("integrated_gradients").run()

@@ -158,7 +158,7 @@ def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes) -> None
                        help="every setting, and the python -m xai_core command that recomputes it")
     if e.layer_attribution is not None:
         st.download_button("Layer attribution .npy", _npy(e.layer_attribution), f"{base}__layer.npy",
-                           "application/octet-stream", key=f"dl_layer_{e.method}", on_click="ignore",
+                           "application/octet-stream", key=f"dl_layer_{wid}", on_click="ignore",
                            width="stretch", help="one value per unit of the layer: (units,) or (C, h, w), float32")
 
 
@@ -237,6 +237,13 @@ def show_grid(results: ResultSet) -> None:
     methods = list(dict.fromkeys(item.explanation.method for item in results.items))
     for method in methods:
         items = [i for i in results.items if i.explanation.method == method]
+        if all(at_layer(i.explanation) and i.explanation.layer_attribution.ndim == 1 for i in items):
+            for item in items:  # a dense layer's units: bars per class, no maps to grid
+                e = item.explanation
+                unit_bars(e.layer_attribution, f"{_layer_name(e)} for {e.target_label}",
+                          f"layer_bars_{e.method}_c{e.target}", e.method.replace("_", " "))
+                _downloads(results, item, b"")
+            continue
         png = _grid_png(tuple(i.key for i in items), Path(results.image.name).name, [i.explanation for i in items],
                         image)
         st.image(png, caption=f"{items[0].label.split(':')[0]}: image x class grid", width="stretch")
