@@ -42,7 +42,4 @@ if ready and (clicked or autorun) and not stopped:
 results = current_results(request, adapter, picked, fed)
 if results is not None:
     show_results(results)
-    if results.fed is None:
-        image_metrics_panel(results, adapter)
-    else:
-        st.caption("Quality metrics work on models with one image input.")
+    image_metrics_panel(results, adapter)
