@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui.image_form import image_picker, model_input_preview
+from ui.inputs_form import model_inputs_form
 from ui.long_run import show_stopped
 from ui.method_form import explain_form
 from ui.metrics_panel import image_metrics_panel
@@ -21,22 +22,24 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("Image")
     picked = image_picker()
-    if picked is not None and request is not None:
+    several = adapter is not None and adapter.multi_input
+    if picked is not None and request is not None and not several:
         model_input_preview(picked, request.spec)
+    fed = model_inputs_form(adapter, picked) if several and picked is not None else None
 with right:
     st.subheader("Explainer")
     plan = explain_form(adapter) if adapter else None
     if adapter is None:
         st.info("Choose a model in the sidebar to see the explainers it supports.")
 
-ready = adapter is not None and picked is not None and plan is not None
+ready = adapter is not None and picked is not None and plan is not None and (fed is not None or not several)
 clicked = st.button("Explain", type="primary", disabled=not ready)
 autorun = take_autorun()
 stopped = show_stopped(RUN_KEY)
 if ready and (clicked or autorun) and not stopped:
-    run_plan(request, adapter, picked, plan)
+    run_plan(request, adapter, picked, plan, fed)
 
-results = current_results(request, adapter, picked)
+results = current_results(request, adapter, picked, fed)
 if results is not None:
     show_results(results)
     image_metrics_panel(results, adapter)

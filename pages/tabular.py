@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
+from ui.layer_form import LAYER_PARAMS, layer_settings  # noqa: E402
 from ui.limits import CSV_MB, TABULAR_MODEL_MB  # noqa: E402
 from ui.long_run import LongRun, show_stopped  # noqa: E402
 from ui.messages import page_text  # noqa: E402
@@ -190,7 +191,9 @@ try:
     explainer = get_explainer(method, "vector")
     st.caption(f"{explainer.description} {explainer.paper}")
     with st.expander("Parameters"):
-        params = params_form(explainer, "tab")
+        params = params_form(explainer, "tab", skip=LAYER_PARAMS)
+        layer_choice = layer_settings(model, explainer, "tab")
+        params.update(layer_choice.params, **({"layer": layer_choice.layer} if layer_choice.layer else {}))
         seed = int(st.number_input("seed", value=0, min_value=0, step=1, key="tab_seed"))
     target_choice = st.selectbox("Explain output", [PREDICTED, *model.output_names], key="tab_target")
     target = None if target_choice == PREDICTED else model.output_names.index(target_choice)

@@ -164,6 +164,22 @@ def test_upload_store_is_bounded_by_size_and_age(tmp_path, monkeypatch):
     assert not link.exists()
 
 
+def test_an_uploaded_description_is_stored_beside_its_model_one_folder_per_pair(tmp_path, monkeypatch):
+    from xai_core import uploads
+    from xai_core.models import read_json_sidecar
+
+    monkeypatch.setenv("XAI_UPLOAD_DIR", str(tmp_path / "store"))
+    model = os.urandom(1000)
+    bare = uploads.store_upload(model, "net.pt2")
+    one = uploads.store_upload(model, "net.pt2", b'{"labels": ["a", "b"]}')
+    two = uploads.store_upload(model, "net.pt2", b'{"labels": ["c", "d"]}')
+    assert len({bare.parent, one.parent, two.parent}) == 3  # a description changes what the model is
+    assert read_json_sidecar(bare) == {} and read_json_sidecar(two) == {"labels": ["c", "d"]}
+    assert one.read_bytes() == model and read_json_sidecar(one) == {"labels": ["a", "b"]}
+    with pytest.raises(Exception, match="a model file cannot be a .json file"):
+        uploads.store_upload(b"{}", "net.json", b"{}")
+
+
 def test_large_photos_are_downscaled_while_reading():
     from PIL import Image
 

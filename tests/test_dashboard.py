@@ -242,9 +242,9 @@ def test_generated_parameter_widgets_follow_the_definitions():
     at.selectbox(key="img_method").set_value("grad_cam").run()
     layer = at.selectbox(key="img_layer_grad_cam")
     assert layer.value == "features"  # the core's default: the last spatial feature map
-    assert layer.options == [  # [index] as in the leaf order of named_modules()
-        "[0] features.0 (Conv2d, 16x32x32)", "[3] features.3 (Conv2d, 32x16x16)",
-        "[6] features.6 (Conv2d, 64x8x8)", "features (Sequential, 64x8x8)  ★ default",
+    assert layer.options == [  # index as in the leaf order of named_modules() · name · kind · C x h x w
+        "0 · features.0 · Conv2d · 16x32x32", "3 · features.3 · Conv2d · 32x16x16",
+        "6 · features.6 · Conv2d · 64x8x8", "features · Sequential · 64x8x8  ★ default",
     ]
     at.checkbox(key="img_layer_grad_cam_all").check().run()
     assert len(at.selectbox(key="img_layer_grad_cam").options) == 9
@@ -526,7 +526,7 @@ def test_layer_conductance_shows_unit_bars_for_dense_and_a_map_for_conv_layers()
     at.selectbox(key="img_method").set_value("layer_conductance").run()
     at.number_input(key="img_param_layer_conductance_steps").set_value(4)
     layer = at.selectbox(key="img_layer_layer_conductance")
-    assert "[9] classifier (Linear, 10)" in layer.options  # dense layers offered, with their index
+    assert "9 · classifier · Linear · 10" in layer.options  # dense layers offered, with their index
     layer.set_value("classifier")
     click_explain(at)
     assert_clean(at)
@@ -613,3 +613,73 @@ def test_the_reproduce_command_runs_from_any_folder_and_records_the_files_hash(t
     assert done.returncode == 0, done.stderr[-2000:]
     (npy,) = (tmp_path / "xai_out").glob("*__integrated_gradients.npy")
     assert np.array_equal(np.load(npy), item.explanation.attribution.astype(np.float32))
+
+
+def test_integrated_gradients_at_a_layer_from_the_picker_matches_the_core():
+    """The VGG19 row's form on the digits CNN: IG takes an optional layer (none by
+    default), then the layer's output or input; a dense layer's units are bars (no
+    input map), a conv layer's map is drawn upsampled; numbers are the core's."""
+    from xai_core import explain
+    from xai_core.models import open_model
+
+    at = image_page()
+    use_digits_model(at)
+    at.selectbox(key="img_method").set_value("integrated_gradients").run()
+    at.number_input(key="img_param_integrated_gradients_steps").set_value(8)
+    layer = at.selectbox(key="img_layer_integrated_gradients")
+    assert layer.value == "" and layer.options[0] == "none: attribute to the model input"
+    assert "9 · classifier · Linear · 10" in layer.options
+    assert "img_param_integrated_gradients_at" not in [r.key for r in at.radio]  # no layer: no "at"
+    layer.set_value("classifier").run()
+    at.radio(key="img_param_integrated_gradients_at").set_value("input")
+    click_explain(at)
+    assert_clean(at)
+    assert not any(c.startswith("Overlay: Integrated Gradients") for c in captions(at))  # no map for a dense layer
+    downloads = [b.label for b in at.get("download_button")]
+    assert "Layer attribution .npy" in downloads and "Attribution .npy" not in downloads
+    (bars,) = [m.value for m in at.markdown if m.value.startswith("**Units of the input of layer classifier**")]
+    result = at.session_state["img_results"].items[0].explanation
+    assert result.layer == "classifier" and result.extras["layer_where"] == "input" and bars.endswith(
+        f"({result.layer_attribution.size}): integrated gradients per unit")
+    picture = at.session_state["img_results"].image.array
+    core = explain(open_model("digits_cnn"), picture, "integrated_gradients", {"steps": 8, "at": "input"},
+                   layer="9")  # by index, as the command line takes it
+    np.testing.assert_allclose(result.layer_attribution, core.layer_attribution, rtol=1e-4, atol=1e-6)
+    from ui.results import _record_json
+
+    argv = json.loads(_record_json(at.session_state["img_results"], at.session_state["img_results"].items[0]))["argv"]
+    assert argv[argv.index("--layer") + 1] == "classifier" and "at=input" in argv
+    at.selectbox(key="img_target").set_value("top3")  # several classes: bars per class, no empty grid
+    click_explain(at)
+    assert_clean(at)
+    per_class = [m.value for m in at.markdown if m.value.startswith("**Units of the input of layer classifier for")]
+    assert len(per_class) == 3 and "Layer attribution .npy" in [b.label for b in at.get("download_button")]
+    at.selectbox(key="img_target").set_value(-1)
+    at.selectbox(key="img_method").set_value("shap_gradient").run()  # the same picker for expected gradients
+    assert at.selectbox(key="img_layer_shap_gradient").options[0] == "none: attribute to the model input"
+    at.selectbox(key="img_method").set_value("integrated_gradients").run()
+    at.selectbox(key="img_layer_integrated_gradients").set_value("features.6").run()
+    at.radio(key="img_param_integrated_gradients_at").set_value("output")
+    click_explain(at)
+    assert_clean(at)
+    assert "Overlay: Integrated Gradients (layer features.6, channels summed, upsampled)" in captions(at)
+    assert at.session_state["img_results"].items[0].explanation.layer_attribution.shape == (64, 8, 8)
+
+
+def test_a_layer_typed_into_the_picker_is_resolved_as_the_command_line_does():
+    """The picker takes a typed index or name (AppTest cannot type into a select box,
+    so the resolver it calls is checked on the digits CNN)."""
+    from ui.layer_form import find_layer
+    from xai_core.models import open_model
+    from xai_core.types import InputError
+
+    adapter = open_model("digits_cnn")
+    every = {info.name: info for info in adapter.layers()}
+    assert find_layer(adapter, "-1", every, False).name == "classifier"  # model.layers[-1]
+    assert find_layer(adapter, "6", every, False).name == "features.6"
+    assert find_layer(adapter, "features.3", every, False).name == "features.3"
+    with pytest.raises(InputError, match=r"has no layer with index 99 \(indices 0..9\)"):
+        find_layer(adapter, "99", every, False)
+    spatial = {name: info for name, info in every.items() if info.spatial}
+    with pytest.raises(InputError, match="'classifier' has no feature map output for this method"):
+        find_layer(adapter, "9", spatial, True)  # a CAM needs a feature map

@@ -255,3 +255,55 @@ def test_stop_ends_a_long_run_cleanly_and_keeps_everything_else(server_url):
             expect(page.get_by_text("Overlay: Integrated Gradients")).to_be_visible(timeout=SLOW)
         finally:
             browser.close()
+
+
+def test_two_input_model_one_form_and_one_picture_per_input(server_url, tmp_path):
+    """A torch.export model with an image input and a 3-feature input, uploaded with
+    its description: the feature names are shown, typed values feed the vector
+    input, and each input gets its own picture and .npy download."""
+    import json
+
+    import numpy as np
+    import torch
+    from playwright.sync_api import expect, sync_playwright
+    from test_several_inputs import ImageAndVector
+
+    model_path = tmp_path / "image_and_vector.pt2"
+    program = torch.export.export(ImageAndVector().eval(), (torch.zeros(1, 1, 8, 8), torch.zeros(1, 3)))
+    torch.export.save(program, str(model_path))
+    described = tmp_path / "description.json"
+    described.write_text(json.dumps({"inputs": [
+        {"kind": "image", "name": "digit", "size": [8, 8], "grayscale": True, "mean": [0.0], "std": [1.0]},
+        {"kind": "vector", "name": "extra", "size": 3, "feature_names": ["age", "fare", "siblings"]}]}))
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+            page.goto(server_url)
+            page.get_by_role("link", name="Image explainer").click()
+            expect(page.get_by_text("Explain an image classifier")).to_be_visible(timeout=SLOW)
+            settle(page)
+            click_text(page, "Upload a model file")
+            upload(page, "Model file", model_path)
+            upload(page, "Model description", described)
+            expect(page.get_by_text("Features, in order: age, fare, siblings")).to_be_visible(timeout=SLOW)
+            field = page.get_by_label("Values for extra", exact=True)
+            field.fill("30, 7.25, 1")
+            field.press("Enter")
+            settle(page)
+            choose(page, "Explainer", "Integrated Gradients")
+            page.get_by_role("button", name="Explain", exact=True).click()
+            expect(page.get_by_text("input extra (vector, typed values)", exact=False)).to_be_visible(timeout=SLOW)
+            expect(page.get_by_text("input digit (image,", exact=False)).to_be_visible()
+            assert page.get_by_test_id("stAlertContentError").count() == 0
+            assert page.get_by_test_id("stException").count() == 0
+            screenshot_results(page, "dashboard-several-inputs.png")
+            with page.expect_download(timeout=SLOW) as info:
+                page.get_by_role("button", name="extra .npy").click()
+            assert info.value.suggested_filename.endswith("__integrated_gradients__extra.npy")
+            target = tmp_path / "extra.npy"
+            info.value.save_as(str(target))
+        finally:
+            browser.close()
+    values = np.load(target)
+    assert values.shape == (3,) and np.all(np.isfinite(values)) and np.any(values != 0)

@@ -178,14 +178,18 @@ def test_a_result_is_shown_only_with_the_model_and_row_it_was_computed_from(app)
 
 def test_titanic_layer_and_neuron_conductance(app):
     """The issue's Titanic row on the page: per-unit bars of the first hidden layer,
-    then which features feed neuron 10."""
+    then which features feed neuron 10; the layer comes from the picker (index ·
+    name · kind · units) and the neuron is bounded by the layer's units."""
     at = app
     at.selectbox(key="tab_zoo_model").set_value("titanic_mlp")
     at.run()
     at.selectbox(key="tab_method").set_value("layer_conductance")
     at.run()
     _set_param(at, "steps", 8)
-    (layer,) = [w for w in at.text_input if w.key.endswith("_layer")]
+    layer = at.selectbox(key="tab_layer_layer_conductance")
+    assert layer.value == "linear1"  # the first hidden layer
+    assert "1 · sigmoid1 · Sigmoid · 12" in layer.options and "4 · linear3 · Linear · 2" in layer.options
+    assert not [w for w in at.text_input if w.key.endswith("_layer")]  # no free-text layer box any more
     layer.set_value("sigmoid1")
     at.button(key="tab_explain_row").click()
     at.run()
@@ -194,14 +198,20 @@ def test_titanic_layer_and_neuron_conductance(app):
     assert len(at.get("plotly_chart")) == 3  # feature bars, unit bars, waterfall
     at.selectbox(key="tab_method").set_value("neuron_conductance")
     at.run()
-    (layer,) = [w for w in at.text_input if w.key.endswith("_layer")]
-    layer.set_value("1")
-    (neuron,) = [w for w in at.number_input if w.key.endswith("_neuron")]
+    at.selectbox(key="tab_layer_neuron_conductance").set_value("linear2")
+    at.run()
+    (neuron,) = [w for w in at.number_input if w.key.startswith("tab_param_neuron_conductance_neuron")]
+    assert (neuron.min, neuron.max, neuron.label) == (0, 7, "Neuron (0 to 7)")  # linear2 has 8 units
+    at.selectbox(key="tab_layer_neuron_conductance").set_value("sigmoid1")
+    at.run()
+    (neuron,) = [w for w in at.number_input if w.key.startswith("tab_param_neuron_conductance_neuron")]
+    assert neuron.max == 11
     neuron.set_value(10)
     at.button(key="tab_explain_row").click()
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("which features feed unit 10 of layer sigmoid1" in c.value for c in at.caption)
+
 
 def test_uploaders_state_the_limits_the_service_accepts(app):
     from xai_core.loading import MAX_MODEL_BYTES

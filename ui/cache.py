@@ -68,6 +68,8 @@ class ModelRequest:
     trust_pickle: bool = False
     labels: tuple[str, ...] | None = None
     labels_name: str | None = None
+    sidecar_hash: str | None = None  # the uploaded description (<stem>.json) stored beside the file
+    sidecar_name: str | None = None
 
     @property
     def key(self) -> str:
@@ -80,6 +82,8 @@ class ModelRequest:
             "trust_pickle": self.trust_pickle,
             "labels": content_hash("\n".join(self.labels).encode()) if self.labels else None,
         }
+        if self.sidecar_hash:
+            identity["sidecar"] = self.sidecar_hash
         return content_hash(json.dumps(identity, sort_keys=True).encode())
 
 

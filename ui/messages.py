@@ -27,6 +27,7 @@ _FLAG_WORDS: tuple[tuple[str, str], ...] = (
     (r"use --input-size (\d+),(\d+)", r"set Input height \1 and Input width \2 under Preprocessing"),
     (r"--input-size", "the input size under Preprocessing"),
     (r"--labels", "a labels file"),
+    (r"; see python -m xai_core layers", "; the Layer list shows each layer's index"),
 )
 
 

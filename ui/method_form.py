@@ -15,6 +15,7 @@ from xai_core.adapters.base import ModelAdapter
 from xai_core.explainers import Explainer, ParamInfo, available_for
 from xai_core.types import XaiError
 
+from .layer_form import LAYER_PARAMS, layer_settings
 from .messages import page_text
 
 PREDICTED = -1
@@ -94,40 +95,15 @@ def file_param_widget(info: ParamInfo, label: str, key: str) -> str:
     return str(path)
 
 
-def params_form(explainer: Explainer, prefix: str = "img_param", kinds: list[str] | None = None) -> dict[str, Any]:
+def params_form(explainer: Explainer, prefix: str = "img_param", kinds: list[str] | None = None,
+                skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """One widget per typed parameter of ``explainer`` (image or tabular), keyed
     ``<prefix>_<method>_<parameter>``; with the model's input ``kinds``, parameters
-    that act on no input it has are left out (they keep their defaults)."""
+    that act on no input it has are left out (they keep their defaults); the
+    parameters in ``skip`` are asked elsewhere."""
     return {info.name: param_widget(info, f"{prefix}_{explainer.name}_{info.name}")
-            for info in explainer.param_infos() if kinds is None or info.applies_to(kinds)}
-
-
-def layer_picker(adapter: ModelAdapter, key: str, spatial_only: bool = True) -> str | None:
-    """The model's layers as "[index] name (kind, output shape)"; the default (the last
-    convolution-like feature map) is marked. ``spatial_only`` hides dense layers."""
-    try:
-        layers = adapter.layers()
-    except Exception as exc:  # noqa: BLE001 - an odd model must not break the page
-        st.warning(f"Could not list this model's layers ({type(exc).__name__}: {page_text(exc)}); the default layer is used.")
-        return None
-    layers = [info for info in layers if info.spatial or not spatial_only]
-    if not layers:
-        return None
-    default = adapter.default_cam_layer() or layers[0].name
-    show_all = st.checkbox("List every layer", key=f"{key}_all",
-                           help="not only convolutions and dense layers: activations, norms, pooling, blocks")
-    shown = [info for info in layers
-             if show_all or info.name == default or info.dense or "conv" in info.kind.lower()]
-    names = [info.name for info in shown]
-    described = {info.name: info.describe() + ("  ★ default" if info.name == default else "") for info in shown}
-    if st.session_state.get(key) not in names:
-        st.session_state.pop(key, None)
-    return st.selectbox(
-        "Layer", names, index=names.index(default) if default in names else len(names) - 1,
-        format_func=described.get, key=key,
-        help="[index] as in model.layers[index] (Keras) or the order of named_modules() leaves "
-             "(PyTorch); the default is the last convolution-like feature map",
-    )
+            for info in explainer.param_infos()
+            if (kinds is None or info.applies_to(kinds)) and info.name not in skip}
 
 
 def _keep_valid(key: str, options: list[str], multi: bool = False) -> None:
@@ -182,9 +158,14 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
     for name in [primary, *compare]:
         explainer = explainers[name]
         with st.expander(f"{explainer.label} settings", expanded=name == primary):
-            values = params_form(explainer, kinds=adapter.input_kinds)
-            layer = (layer_picker(adapter, f"img_layer_{name}", explainer.spatial_layers_only)
-                     if explainer.uses_layer else None)
+            values = params_form(explainer, kinds=adapter.input_kinds, skip=LAYER_PARAMS)
+            try:
+                choice = layer_settings(adapter, explainer, "img")
+            except XaiError as exc:
+                st.error(f"{page_text(exc)}. Choose the layer in {explainer.label} settings.")
+                return None
+        values.update(choice.params)
+        layer = choice.layer
         try:
             explainer.params(values)
         except XaiError as exc:
@@ -192,14 +173,15 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
             return None
         runs.append(MethodRun(explainer, values, layer))
 
-    several = [f"top{k}" for k in (3, 5) if k < adapter.num_classes]
+    several = [f"top{k}" for k in (3, 5, 10) if k < adapter.num_classes]
     several += ["all"] if 2 < adapter.num_classes <= 20 else []
     options = [PREDICTED, *several, *range(adapter.num_classes)]
     _keep_valid("img_target", options)
+    view = "one result per class, per input" if adapter.multi_input else "image x class grid"
     target = st.selectbox(
         "Target class", options, key="img_target",
         format_func=lambda i: ("Predicted class (top-1)" if i == PREDICTED else
-                               f"{'All' if i == 'all' else 'Top ' + i[3:]} classes (image x class grid)"
+                               f"{'All' if i == 'all' else 'Top ' + i[3:]} classes ({view})"
                                if isinstance(i, str) else f"{i}: {adapter.label(i)}"),
         help="the class whose evidence is explained, or several at once; type to search by name",
     )

@@ -39,9 +39,10 @@ Run = Callable[[str, str, Any, Callable[[float, str], None] | None], dict[str, M
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _image_metric(result_key: str, name: str, params: str, _adapter: Any, _image: np.ndarray, _explanation: Any,
+def _image_metric(result_key: str, name: str, params: str, _adapter: Any, _image: Any, _explanation: Any,
                   _progress: Callable[[float, str], None] | None) -> dict[str, MetricResult]:
-    """One metric of one result, per model input (the picture feeds every image input)."""
+    """One metric of one result, per model input (``_image``: the picture, which feeds
+    every image input, or one item per input; ``result_key`` names both)."""
     from xai_core.metrics.service import evaluate_inputs
     from xai_core.service import prepare_inputs
 
@@ -207,9 +208,10 @@ def image_metrics_panel(results: Any, adapter: Any) -> None:
     items = [(i.label, i.key, i.explanation) for i in results.items]
     cost = {i.key: (i.explanation.model_evals, i.explanation.elapsed_s) for i in results.items}
 
+    given = results.fed.items if results.fed is not None else results.image.array  # what fed each input
+
     def run(key: str, name: str, explanation: Any, progress, params: dict) -> dict[str, MetricResult]:
-        return _image_metric(key, name, json.dumps(params, sort_keys=True), adapter, results.image.array,
-                             explanation, progress)
+        return _image_metric(key, name, json.dumps(params, sort_keys=True), adapter, given, explanation, progress)
 
     _panel(Modality.IMAGE, items, bool(adapter.weight_layers()), "img_metric_results", run, cost)
 

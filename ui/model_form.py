@@ -8,6 +8,7 @@ are reset whenever another model is chosen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
@@ -162,8 +163,13 @@ def model_sidebar() -> ModelRequest | None:
                     f"{framework.formats}.")
             return None
         data = upload.getvalue()
+        described = _sidecar_uploader(upload.name)
         digest = content_hash(data)
-        path = store_upload(data, upload.name)
+        try:
+            path = store_upload(data, upload.name, described.getvalue() if described else None)
+        except XaiError as exc:
+            st.error(f"{page_text(exc)}. Upload the model file and its description separately.")
+            return None
         labels, labels_name = _labels_uploader(f"file:{digest}")
         arch, trust = None, False
         if framework.key == "torch":
@@ -173,18 +179,39 @@ def model_sidebar() -> ModelRequest | None:
         try:
             if framework.key == "keras" and path.suffix.lower() == ".zip":
                 path = unpack_savedmodel(str(path))
+                if described is not None:
+                    st.warning(f"{described.name} is not read for a SavedModel zip: the model's own signature "
+                               "says its inputs.")
             declared = declared_preprocessing(str(path), framework.key, trust)
         except XaiError as exc:
             hint = "" if sandbox.detect().confined else (
                 " If it has Lambda layers or is a SavedModel and you trust its author, tick 'I trust this file'."
                 if framework.key == "keras" else "")
-            st.error(f"Could not read {upload.name}: {page_text(exc)}.{hint}")
+            text = page_text(exc)
+            if described is not None:  # the loaders name the stored copy <model stem>.json
+                text = text.replace(Path(path).with_suffix(".json").name, described.name)
+            st.error(f"Could not read {upload.name}: {text}.{hint}")
             return None
         spec = preprocessing_form(declared, owner=f"file:{digest}")
         if spec is None:
             return None
         return ModelRequest(framework.key, "file", str(path), upload.name, spec, content_hash=digest,
-                            arch=arch, trust_pickle=trust, labels=labels, labels_name=labels_name)
+                            arch=arch, trust_pickle=trust, labels=labels, labels_name=labels_name,
+                            sidecar_hash=content_hash(described.getvalue()) if described else None,
+                            sidecar_name=described.name if described else None)
+
+
+def _sidecar_uploader(model_name: str):
+    """The model's JSON description (its inputs, preprocessing, labels), as the
+    command line reads it from ``<model stem>.json`` beside the file."""
+    stem = Path(model_name).stem
+    return st.file_uploader(
+        "Model description (.json, optional)", type=["json"], max_upload_size=LABELS_MB,
+        key=f"img_sidecar_{content_hash(model_name.encode())[:12]}",
+        help=f'what the command line reads from {stem}.json beside the model: "inputs" (one entry per model '
+             'input, e.g. {"kind": "image", "name": "digit", "size": [28, 28]} or {"kind": "vector", "name": '
+             '"extra", "size": 3, "feature_names": ["a", "b", "c"]}), preprocessing, "labels"',
+    )
 
 
 def _keras_file_options() -> bool:

@@ -26,8 +26,11 @@ def command_argv(
     labels: str | None = None,
     trust_pickle: bool = False,
     out: str = "xai_out",
+    inputs: tuple[tuple[str, str], ...] = (),
 ) -> list[str]:
-    """``python -m xai_core explain ...`` with every setting that decided the result."""
+    """``python -m xai_core explain ...`` with every setting that decided the result;
+    ``inputs`` are (input name, file) pairs of a model with several inputs, for the
+    inputs that ``--image`` does not feed."""
     argv = ["python", "-m", "xai_core", "explain", "--model", model]
     if framework:
         argv += ["--framework", framework]
@@ -37,7 +40,10 @@ def command_argv(
         argv.append("--trust-pickle")
     if labels:
         argv += ["--labels", labels]
-    argv += ["--image", image, "--method", explanation.method]
+    argv += ["--image", image]
+    for name, file in inputs:
+        argv += ["--input", f"{name}={file}"]
+    argv += ["--method", explanation.method]
     for key, value in explanation.params.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
         argv += ["--param", f"{key}={text}"]
@@ -68,13 +74,17 @@ def reproduce_record(
     labels: str | None = None,
     trust_pickle: bool = False,
     uploaded: tuple[str, ...] = (),
+    inputs: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     """``image_sha256`` is the image file's own hash (as ``sha256sum`` prints it);
     ``uploaded`` names the files the user uploaded, which the command names by their
-    bare names (everything else is a zoo name or an absolute path)."""
+    bare names (everything else is a zoo name or an absolute path). ``inputs``
+    describes each input of a model with several ({"name", "kind", "file"
+    (None: fed by --image), "sha256", and "values" for a typed row})."""
     argv = command_argv(
         model=model, image=image, explanation=explanation, spec=spec, framework=framework,
         arch=arch, labels=labels, trust_pickle=trust_pickle,
+        inputs=tuple((i["name"], i["file"]) for i in inputs if i.get("file")),
     )
     where = {}
     if uploaded:
@@ -89,5 +99,6 @@ def reproduce_record(
                   "labels": labels, "trust_pickle": trust_pickle},
         "preprocessing": spec.to_dict(),
         "image": {"file": image, "sha256": image_sha256, "height": image_size[0], "width": image_size[1]},
+        **({"model_inputs": list(inputs)} if inputs else {}),
         **explanation.record(),
     }

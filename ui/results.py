@@ -100,11 +100,17 @@ def _npy(array: np.ndarray) -> bytes:
 def _record_json(results: ResultSet, item: ResultItem) -> str:
     req, image = results.request, results.image
     uploaded = ([req.display_name] if req.source == "file" else []) + ([req.labels_name] if req.labels_name else [])
+    uploaded += [req.sidecar_name] if req.sidecar_name else []
+    uploaded += [image.name] if image.uploaded else []
+    fed = results.fed.inputs if results.fed is not None else ()
+    uploaded += [f.command_file for f in fed if f.uploaded and f.command_file]
+    inputs = tuple({"name": f.name, "kind": f.kind, "file": f.command_file, "source": f.source, "sha256": f.sha256,
+                    **({"values": [float(v) for v in f.item]} if f.kind == "vector" else {})} for f in fed)
     record = reproduce_record(
         model=req.display_name, model_source=req.source, image=image.command_path or image.name,
         image_sha256=image.file_sha256, image_size=image.size, explanation=item.explanation,
         spec=req.spec, framework=req.framework, arch=req.arch, labels=req.labels_name,
-        trust_pickle=req.trust_pickle, uploaded=tuple(uploaded + ([image.name] if image.uploaded else [])),
+        trust_pickle=req.trust_pickle, uploaded=tuple(dict.fromkeys(uploaded)), inputs=inputs,
     )
     return json.dumps(record, indent=2)
 
@@ -140,33 +146,52 @@ def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes) -> None
     e = item.explanation
     base = f"{_stem(results.image.name)}__{e.method}" + (f"__c{e.target}" if results.grid else "")
     wid = f"{e.method}_c{e.target}" if results.grid else e.method
-    st.download_button("Download overlay PNG", overlay_png, f"{base}.png", "image/png",
-                       key=f"dl_png_{wid}", on_click="ignore", width="stretch",
-                       help="at the photo's resolution, drawn as the command line draws it")
-    st.download_button("Attribution .npy", _npy(e.attribution), f"{base}.npy", "application/octet-stream",
-                       key=f"dl_npy_{wid}", on_click="ignore", width="stretch",
-                       help="signed 2-D map at model input resolution (float32)")
+    if not (at_layer(e) and e.layer_attribution.ndim == 1):  # a dense layer's units have no map
+        st.download_button("Download overlay PNG", overlay_png, f"{base}.png", "image/png",
+                           key=f"dl_png_{wid}", on_click="ignore", width="stretch",
+                           help="at the photo's resolution, drawn as the command line draws it")
+        st.download_button("Attribution .npy", _npy(e.attribution), f"{base}.npy", "application/octet-stream",
+                           key=f"dl_npy_{wid}", on_click="ignore", width="stretch",
+                           help="signed 2-D map at model input resolution (float32)")
     st.download_button("Reproduce .json", _record_json(results, item), f"{base}.json", "application/json",
                        key=f"dl_json_{wid}", on_click="ignore", width="stretch",
                        help="every setting, and the python -m xai_core command that recomputes it")
     if e.layer_attribution is not None:
         st.download_button("Layer attribution .npy", _npy(e.layer_attribution), f"{base}__layer.npy",
-                           "application/octet-stream", key=f"dl_layer_{e.method}", on_click="ignore",
+                           "application/octet-stream", key=f"dl_layer_{wid}", on_click="ignore",
                            width="stretch", help="one value per unit of the layer: (units,) or (C, h, w), float32")
 
 
+def at_layer(e: Explanation) -> bool:
+    """Whether the result attributes to a layer's units only (a path method given a
+    layer), so that its input map is the layer's upsampled (conv) or nothing (dense)."""
+    return e.layer_attribution is not None and "layer_where" in e.extras
+
+
+def _layer_name(e: Explanation) -> str:
+    where = e.extras.get("layer_where")
+    layer = f"the {where} of layer {e.layer}" if where == "input" else f"layer {e.layer}"
+    return f"neuron {e.neuron} of {layer}" if e.neuron is not None else layer
+
+
 def _result_block(results: ResultSet, item: ResultItem, v: dict[str, bytes]) -> None:
-    """One result: overlay and heatmap side by side, colour bar, numbers, downloads."""
-    c1, c2 = st.columns(2)
-    c1.image(v["overlay"], caption=f"Overlay: {item.label}", width="stretch")
-    c2.image(v["heatmap"], caption=f"Heatmap: {item.label}", width="stretch")
-    st.image(v["colorbar"], caption=render.colorbar_label(item.explanation), width="stretch")
+    """One result: overlay and heatmap side by side, colour bar, numbers, downloads.
+    A result at a dense layer has no map: its units are drawn as bars instead."""
+    e = item.explanation
+    dense_only = at_layer(e) and e.layer_attribution.ndim == 1
+    if not dense_only:
+        where = f" ({_layer_name(e)}, channels summed, upsampled)" if at_layer(e) else ""
+        c1, c2 = st.columns(2)
+        c1.image(v["overlay"], caption=f"Overlay: {item.label}{where}", width="stretch")
+        c2.image(v["heatmap"], caption=f"Heatmap: {item.label}{where}", width="stretch")
+        st.image(v["colorbar"], caption=render.colorbar_label(e), width="stretch")
     _stats(item)
     _downloads(results, item, v["download"])
-    layer_panel(item, results.image.array)
+    if dense_only or not at_layer(e):  # a conv layer's map is the overlay above already
+        layer_panel(item, results.image.array)
 
 
-def unit_bars(values: np.ndarray, what: str, key: str) -> None:
+def unit_bars(values: np.ndarray, what: str, key: str, measure: str = "conductance") -> None:
     """One bar per unit of a dense layer (red: for the class, blue: against)."""
     import plotly.express as px
 
@@ -176,7 +201,7 @@ def unit_bars(values: np.ndarray, what: str, key: str) -> None:
     fig = px.bar(frame, x="Unit", y="Attribution", color="Sign", height=260,
                  color_discrete_map={"for": "#c0392b", "against": "#2166ac"})
     fig.update_layout(margin={"l": 0, "r": 10, "t": 10, "b": 0}, showlegend=False)
-    st.markdown(f"**Units of {what}** ({len(values)}): conductance per unit")
+    st.markdown(f"**Units of {what}** ({len(values)}): {measure} per unit")
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=key)
 
 
@@ -187,9 +212,10 @@ def layer_panel(item: ResultItem, image: np.ndarray) -> None:
     layer = e.layer_attribution
     if layer is None:
         return
-    what = f"neuron {e.neuron} of layer {e.layer}" if e.neuron is not None else f"layer {e.layer}"
+    what = _layer_name(e)
     if layer.ndim == 1:
-        unit_bars(layer, what, f"layer_bars_{e.method}")
+        measure = "conductance" if "conductance" in e.method else f"{e.method.replace('_', ' ')}"
+        unit_bars(layer, what, f"layer_bars_{e.method}", measure)
         return
     view = render.layer_view(e)
     if view is not None:
@@ -198,8 +224,8 @@ def layer_panel(item: ResultItem, image: np.ndarray) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _grid_png(keys: tuple[str, ...], _explanations: list[Explanation], _image: np.ndarray) -> bytes:
-    return render.to_png(render.class_grid([(_image, _explanations)]))
+def _grid_png(keys: tuple[str, ...], name: str, _explanations: list[Explanation], _image: np.ndarray) -> bytes:
+    return render.to_png(render.class_grid([(_image, _explanations)], names=[name]))
 
 
 def show_grid(results: ResultSet) -> None:
@@ -211,7 +237,15 @@ def show_grid(results: ResultSet) -> None:
     methods = list(dict.fromkeys(item.explanation.method for item in results.items))
     for method in methods:
         items = [i for i in results.items if i.explanation.method == method]
-        png = _grid_png(tuple(i.key for i in items), [i.explanation for i in items], image)
+        if all(at_layer(i.explanation) and i.explanation.layer_attribution.ndim == 1 for i in items):
+            for item in items:  # a dense layer's units: bars per class, no maps to grid
+                e = item.explanation
+                unit_bars(e.layer_attribution, f"{_layer_name(e)} for {e.target_label}",
+                          f"layer_bars_{e.method}_c{e.target}", e.method.replace("_", " "))
+                _downloads(results, item, b"")
+            continue
+        png = _grid_png(tuple(i.key for i in items), Path(results.image.name).name, [i.explanation for i in items],
+                        image)
         st.image(png, caption=f"{items[0].label.split(':')[0]}: image x class grid", width="stretch")
         st.download_button(f"Download overlay grid PNG ({method})", png, f"{_stem(results.image.name)}__{method}__grid.png",
                            "image/png", key=f"dl_grid_{method}", on_click="ignore")
@@ -224,6 +258,9 @@ def show_grid(results: ResultSet) -> None:
 
 
 def show_results(results: ResultSet) -> None:
+    if results.fed is not None:
+        show_several_inputs(results)
+        return
     if results.grid:
         show_grid(results)
         return
@@ -257,8 +294,6 @@ def show_results(results: ResultSet) -> None:
                     _result_block(results, item, views[item.key])
         if results.shared_scale:
             st.caption(shared_scale_caption(results.items))
-    if len(first.attributions) > 1:
-        _per_input(results, image)
     st.markdown("**Top predictions**")
     predictions_table(first.predictions)
 
@@ -277,24 +312,47 @@ def shared_scale_caption(items: tuple[ResultItem, ...]) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _input_pngs(key: str, _explanation: Explanation, _image: np.ndarray) -> list[bytes]:
-    """One picture per model input (an overlay for an image input, bars for a vector)."""
+def _input_pngs(key: str, _explanation: Explanation, _pictures: tuple, _names: tuple) -> list[bytes]:
+    """One picture per model input, by the input's kind: an overlay on the picture
+    that fed an image input, bars named by the features for a vector input."""
     e = _explanation
-    return [render.to_png(render.draw_input(e, i, _image if kind == "image" else None))
+    return [render.to_png(render.draw_input(e, i, _pictures[i] if kind == "image" else None,
+                                            list(_names[i]) if _names[i] else None))
             for i, kind in enumerate(e.input_kinds)]
 
 
-def _per_input(results: ResultSet, image: np.ndarray) -> None:
-    """A model with several inputs: one map or bar chart per input, per method."""
-    st.markdown("**One attribution per model input**")
+def show_several_inputs(results: ResultSet) -> None:
+    """A model with several inputs: per result (method, or class), one map or bar
+    chart per input, side by side, each with its own downloads."""
+    fed = results.fed.inputs
+    st.subheader("Results")
+    st.caption(f"{results.request.display_name} on " + "; ".join(f"{f.name}: {f.source}" for f in fed)
+               + ". One attribution per model input, each on its own colour scale.")
+    pictures = tuple(f.item if f.kind == "image" else None for f in fed)
+    names = tuple(f.feature_names for f in fed)
     for item in results.items:
         e = item.explanation
-        pngs = _input_pngs(item.key, e, image)
-        columns = st.columns(len(pngs))
-        for i, (column, png) in enumerate(zip(columns, pngs, strict=True)):
-            name = e.inputs[i]
-            column.image(png, caption=f"{item.label}: input {name} ({e.input_kinds[i]})")
-            column.download_button(
-                f"Attribution .npy ({name})", _npy(e.attributions[i]),
-                f"{_stem(results.image.name)}__{e.method}__{name}.npy", "application/octet-stream",
-                key=f"dl_npy_{e.method}_{name}", on_click="ignore", width="stretch")
+        with st.container(border=True):
+            st.markdown(f"**{item.label}**")
+            pngs = _input_pngs(item.key, e, pictures, names)
+            wid = f"{e.method}_c{e.target}" if results.grid else e.method
+            base = f"{_stem(results.image.name)}__{e.method}" + (f"__c{e.target}" if results.grid else "")
+            for column, f, png, values in zip(st.columns(len(pngs)), fed, pngs, e.attributions, strict=True):
+                column.image(png, caption=f"{item.label}: input {f.name} ({f.kind}, {f.source})", width="stretch")
+                column.download_button(f"{f.name} .png", png, f"{base}__{f.name}.png", "image/png",
+                                       key=f"dl_png_{wid}_{f.name}", on_click="ignore", width="stretch")
+                column.download_button(f"{f.name} .npy", _npy(values), f"{base}__{f.name}.npy",
+                                       "application/octet-stream", key=f"dl_npy_{wid}_{f.name}", on_click="ignore",
+                                       width="stretch", help="this input's attribution, as the command line "
+                                       "writes it: H x W for an image input, one value per feature for a vector")
+                if f.kind == "vector" and f.source == "typed values":
+                    column.download_button(f"Row of {f.name} .csv", f.csv_row(), f.command_file, "text/csv",
+                                           key=f"dl_row_{wid}_{f.name}", on_click="ignore", width="stretch",
+                                           help="the typed values as the file the reproduce command names")
+            _stats(item)
+            st.download_button("Reproduce .json", _record_json(results, item), f"{base}.json", "application/json",
+                               key=f"dl_json_{wid}", on_click="ignore",
+                               help="every setting, and the python -m xai_core command (with --input NAME=FILE "
+                                    "for the inputs the image does not feed) that recomputes it")
+    st.markdown("**Top predictions**")
+    predictions_table(results.items[0].explanation.predictions)

@@ -15,6 +15,7 @@ from xai_core.types import Explanation, XaiError
 
 from .cache import ModelRequest, explain_cached, load_model, result_key
 from .image_form import PickedImage
+from .inputs_form import FedInputs
 from .long_run import LongRun
 from .messages import page_text
 from .method_form import ExplainPlan
@@ -37,6 +38,16 @@ class ResultSet:
     items: tuple[ResultItem, ...]
     shared_scale: bool
     grid: bool = False  # several classes per method: shown as the image x class grid
+    fed: FedInputs | None = None  # a model with several inputs: what fed each
+
+    @property
+    def inputs_key(self) -> str:
+        return inputs_key(self.image, self.fed)
+
+
+def inputs_key(image: PickedImage, fed: FedInputs | None) -> str:
+    """What a result was computed from: the page's image, or every input of a model with several."""
+    return fed.key if fed is not None else image.key
 
 
 def open_model_or_error(request: ModelRequest):
@@ -58,8 +69,11 @@ def open_model_or_error(request: ModelRequest):
     return None
 
 
-def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPlan) -> bool:
-    """Explain ``image`` with every run of ``plan``; store what succeeded. True if any did."""
+def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPlan,
+             fed: FedInputs | None = None) -> bool:
+    """Explain ``image`` (or, for a model with several inputs, what ``fed`` gives each)
+    with every run of ``plan``; store what succeeded. True if any did."""
+    given, given_key = (fed.items if fed is not None else image.array), inputs_key(image, fed)
     n = len(plan.runs)
     items: list[ResultItem] = []
     errors: list[str] = []
@@ -73,15 +87,15 @@ def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPl
             progress(0.0, "starting")
             try:
                 if plan.classes:
-                    for explanation in explain_classes(adapter, image.array, run.method, run.params,
+                    for explanation in explain_classes(adapter, given, run.method, run.params,
                                                        classes=plan.classes, layer=run.layer, seed=plan.seed,
                                                        progress=progress, output=plan.output):
-                        key = result_key(request.key, image.key, run.method, run.params, explanation.target,
+                        key = result_key(request.key, given_key, run.method, run.params, explanation.target,
                                          run.layer, plan.seed, plan.output)
                         items.append(ResultItem(f"{label}: {explanation.target_label}", key, explanation))
                     continue
                 explanation = explain_cached(
-                    request.key, adapter, image.key, image.array, run.method, run.params,
+                    request.key, adapter, given_key, given, run.method, run.params,
                     target=plan.target, layer=run.layer, seed=plan.seed, progress=progress, output=plan.output,
                 )
             except XaiError as exc:
@@ -92,39 +106,42 @@ def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPl
                 errors.append(f"{label} failed ({type(exc).__name__}: {page_text(exc)}). Try smaller settings "
                               "(fewer samples or steps), a smaller input size, or another explainer.")
                 continue
-            key = result_key(request.key, image.key, run.method, run.params, plan.target, run.layer, plan.seed,
+            key = result_key(request.key, given_key, run.method, run.params, plan.target, run.layer, plan.seed,
                              plan.output)
             items.append(ResultItem(label, key, explanation))
     for message in errors:
         st.error(message)
     if items:
         st.session_state[RESULTS_KEY] = ResultSet(image, request, tuple(items), plan.shared_scale,
-                                                  grid=bool(plan.classes))
-    elif _same_inputs(st.session_state.get(RESULTS_KEY), request, image):
+                                                  grid=bool(plan.classes), fed=fed)
+    elif _same_inputs(st.session_state.get(RESULTS_KEY), request, given_key):
         st.info("The previous result of this model and image is still shown below.")
     return bool(items)
 
 
-def current_results(request: ModelRequest | None, adapter, image: PickedImage | None) -> ResultSet | None:
-    """The stored results when they were computed from the model and image now chosen;
-    otherwise None, with a line saying why nothing is shown (a result is never shown
-    beside inputs it was not computed from)."""
+def current_results(request: ModelRequest | None, adapter, image: PickedImage | None,
+                    fed: FedInputs | None = None) -> ResultSet | None:
+    """The stored results when they were computed from the model and image (or model
+    inputs) now chosen; otherwise None, with a line saying why nothing is shown (a
+    result is never shown beside inputs it was not computed from)."""
     results = st.session_state.get(RESULTS_KEY)
     if results is None:
         return None
     same_model = request is not None and adapter is not None and _same_inputs(results, request, None)
-    same_image = image is not None and _same_inputs(results, None, image)
+    same_image = image is not None and _same_inputs(results, None, inputs_key(image, fed))
     if same_model and same_image:
         return results
-    changed = " and ".join(w for w, same in (("model", same_model), ("image", same_image)) if not same)
+    what = "model inputs" if results.fed is not None or fed is not None else "image"
+    changed = " and ".join(w for w, same in (("model", same_model), (what, same_image)) if not same)
     st.caption(f"The last result ({results.request.display_name} on {results.image.name}) is hidden because the "
                f"{changed} changed since; press Explain for a result of the current choice.")
     return None
 
 
-def _same_inputs(results: ResultSet | None, request: ModelRequest | None, image: PickedImage | None) -> bool:
-    """Whether ``results`` were computed from ``request``'s model and ``image`` (either may be None: not checked)."""
+def _same_inputs(results: ResultSet | None, request: ModelRequest | None, key: str | None) -> bool:
+    """Whether ``results`` were computed from ``request``'s model and the inputs whose
+    key is ``key`` (either may be None: not checked)."""
     if results is None:
         return False
     return ((request is None or results.request.key == request.key)
-            and (image is None or results.image.key == image.key))
+            and (key is None or results.inputs_key == key))

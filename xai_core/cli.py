@@ -310,8 +310,7 @@ def _metric_backgrounds(adapter, items: list[str], seed: int) -> list | None:
 
 def _named_inputs(adapter, items: list[str]) -> dict[str, Any]:
     """--input NAME=FILE pairs -> {input name: RGB image or 1-D feature row}."""
-    import numpy as np
-
+    from .feature_rows import read_feature_row
     from .images import load_image
 
     specs = {s.name: s for s in adapter.inputs}
@@ -328,11 +327,7 @@ def _named_inputs(adapter, items: list[str]) -> dict[str, Any]:
         if specs[name].kind == "image":
             found[name] = load_image(path)
             continue
-        try:
-            row = np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=1)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"--input {name}: cannot read feature values from {path.name} ({exc})") from None
-        found[name] = np.asarray(row, np.float32).reshape(-1)
+        found[name] = read_feature_row(path.read_bytes(), path.name, specs[name])
     return found
 
 

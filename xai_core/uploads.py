@@ -45,30 +45,45 @@ def max_age_s() -> float:
     return float(os.environ.get("XAI_UPLOAD_MAX_AGE_H", "24")) * 3600
 
 
-def store_upload(data: bytes, filename: str, root: Path | None = None) -> Path:
+def store_upload(data: bytes, filename: str, sidecar: bytes | None = None, root: Path | None = None) -> Path:
     """Write uploaded bytes to ``<store>/<hash>/<safe name>`` (the suffix tells the
     loaders the format); the same content is written once and its folder touched.
+    ``sidecar`` (the model's JSON description: inputs, preprocessing, labels) is
+    written beside it as ``<stem>.json``, where the loaders look for it; the folder
+    is then keyed by both files, so one model with two descriptions is two entries.
     ``root``: another store (:func:`background_dir`); default the model store."""
-    if len(data) > max_bytes():
+    if len(data) + len(sidecar or b"") > max_bytes():
         raise InputError(f"{Path(filename).name}: {len(data) // 2**20} MB is more than the upload store "
                          f"holds ({max_bytes() // 2**20} MB, XAI_UPLOAD_MAX_MB)")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name).lstrip(".") or "model"
+    if sidecar is not None and Path(safe).suffix.lower() == ".json":
+        raise InputError(f"{Path(filename).name}: a model file cannot be a .json file")
     root = root or upload_dir()
-    folder = root / hashlib.sha256(data).hexdigest()[:32]
+    digest = hashlib.sha256(data)
+    if sidecar is not None:
+        digest.update(b"\0sidecar\0" + sidecar)
+    folder = root / digest.hexdigest()[:32]
     path = folder / safe
     with _LOCK:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        prune(keep=folder, incoming=len(data), root=root)
+        prune(keep=folder, incoming=len(data) + len(sidecar or b""), root=root)
         folder.mkdir(exist_ok=True, mode=0o700)
-        if not path.is_file() or path.is_symlink() or path.stat().st_size != len(data):
-            tmp = folder / f".{safe}.{os.getpid()}.part"
-            tmp.unlink(missing_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+        _write_once(folder, path, data)
+        if sidecar is not None:
+            _write_once(folder, path.with_suffix(".json"), sidecar)
         os.utime(folder)
     return path
+
+
+def _write_once(folder: Path, path: Path, data: bytes) -> None:
+    if path.is_file() and not path.is_symlink() and path.stat().st_size == len(data):
+        return
+    tmp = folder / f".{path.name}.{os.getpid()}.part"
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
 
 
 def prune(keep: Path | None = None, incoming: int = 0, root: Path | None = None) -> list[Path]:

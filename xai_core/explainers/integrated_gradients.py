@@ -77,6 +77,7 @@ class IntegratedGradients(Explainer):
     slow = True
     several_inputs = True
     accepts_layer = True
+    spatial_layers_only = False  # a dense layer will do: its units are drawn as bars
 
     def run(self, ctx: Context, params: IntegratedGradientsParams) -> RawAttribution:
         if ctx.layer:

@@ -95,6 +95,7 @@ class ShapGradient(Explainer):
     slow = True
     several_inputs = True
     accepts_layer = True
+    spatial_layers_only = False  # a dense layer will do: its units are drawn as bars
 
     def _at_layer(self, ctx: Context, params: ShapGradientParams) -> RawAttribution:
         """Expected gradients over the layer's values: references are the background
