@@ -2,12 +2,17 @@
 arXiv:1705.07874; Owen values over a hierarchy of pixel blocks).
 
 The Shapley estimation is shap's own ``Partition`` explainer; our part is a fast
-batched model call (no autograd, channels-last) and a seeded, reported budget.
+batched model call (no autograd, channels-last), a seeded, reported budget, and
+shap's image masker with two costs taken out (:func:`image_masker`): its partition
+tree (1.2 s for a 224 x 224 x 3 image) is built once per image shape, and the
+blurred image once per explained image (shap keys that cache on the id of a fresh
+``ravel()``, so it blurred again for every mask). The masked images are the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -49,6 +54,49 @@ def masker_spec(params: ShapPartitionParams, h: int, w: int) -> str:
     return params.masker
 
 
+@lru_cache(maxsize=8)
+def _partition_tree(spec: str, shape: tuple[int, ...]) -> np.ndarray:
+    import shap
+
+    tree = shap.maskers.Image(spec, shape).clustering
+    tree.flags.writeable = False
+    return tree
+
+
+@lru_cache(maxsize=1)
+def _masker_class() -> type:
+    import shap
+
+    class ImageMasker(shap.maskers.Image):
+        """shap's Image masker; the tree from :func:`_partition_tree`, the blur computed once per image."""
+
+        def build_partition_tree(self) -> None:
+            self.clustering = _partition_tree(self.input_mask_value, tuple(self.input_shape)).copy()
+
+        def __call__(self, mask, x):
+            if not isinstance(self.mask_value, str) or self.blur_kernel is None or not isinstance(x, np.ndarray):
+                return super().__call__(mask, x)
+            if x.size != np.prod(self.input_shape):
+                return super().__call__(mask, x)  # shap's own error
+            flat = x.ravel()
+            if mask is None:
+                mask = np.zeros(flat.size, dtype=bool)
+            blurred = getattr(self, "_blurred", None)
+            if blurred is None or blurred[0] is not x:
+                import cv2
+
+                blurred = (x, cv2.blur(x.reshape(self.input_shape), self.blur_kernel).ravel())
+                self._blurred = blurred
+            return (np.where(mask, flat, blurred[1]).reshape(1, *x.shape),)
+
+    return ImageMasker
+
+
+def image_masker(spec: str, shape: tuple[int, ...]):
+    """A ``shap.maskers.Image(spec, shape)`` that masks the same, faster."""
+    return _masker_class()(spec, tuple(shape))
+
+
 @register
 class ShapPartition(Explainer):
     name = "shap_partition"
@@ -63,7 +111,7 @@ class ShapPartition(Explainer):
 
         x = ctx.image
         h, w, c = x.shape
-        masker = shap.maskers.Image(masker_spec(params, h, w), x.shape)
+        masker = image_masker(masker_spec(params, h, w), x.shape)
         target = ctx.target
 
         def f(batch: np.ndarray) -> np.ndarray:
