@@ -103,7 +103,10 @@ def integrate(ctx: Context, bases: list[np.ndarray], steps: int, method: str) ->
             total += np.tensordot(weights[start:stop], g, axes=(0, 0))
         ctx.progress(stop / steps, f"{stop}/{steps} steps")
     raws = [(t * d).astype(np.float32) for t, d in zip(totals, diffs, strict=True)]
-    _, ends = ctx.gradient_parts([np.stack([x, b]) for x, b in zip(xs, bases, strict=True)])
+    # the two end scores need no gradients: a forward pass on the framework (captum does the same)
+    ends = ctx.adapter.target_scores(ctx.adapter.join([np.stack([x, b]) for x, b in zip(xs, bases, strict=True)]),
+                                     ctx.target)
+    ctx.model_evals += 2
     delta = float(sum(r.sum(dtype=np.float64) for r in raws) - (ends[0] - ends[1]))
     return per_input(
         raws, ctx.kinds,
