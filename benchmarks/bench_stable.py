@@ -160,7 +160,7 @@ def kernel_shap_rows(args, alternating) -> list[tuple]:
     params = {"background_size": 50, "background": "kmeans"}
 
     def values(e):
-        return np.array(list(e.attributions.values()))
+        return np.array(list(e.by_feature().values()))
 
     explain_row(model, data, args.row, "kernel_shap", {**params, "nsamples": 100}, target=target, seed=0)  # warm-up
     truth = values(explain_row(model, data, args.row, "kernel_shap", {**params, "nsamples": 10 * default},

@@ -103,7 +103,7 @@ def _render_row(expl) -> None:
     st.markdown(f"**Row {expl.row}** - {expl.method} explains **{expl.target_label}** "
                 f"({expl.output_kind} {expl.output:.4g})"
                 + (f"; label in the CSV: `{expl.label}`" if expl.label is not None else ""))
-    st.dataframe([p.to_dict() for p in expl.predictions], hide_index=True, key="tab_predictions")
+    st.dataframe([p.to_dict("value") for p in expl.predictions], hide_index=True, key="tab_predictions")
     st.plotly_chart(bar_figure(expl), key="tab_bar")
     if expl.layer_attribution is not None:
         unit_bars(np.asarray(expl.layer_attribution), f"layer {expl.layer}", "tab_layer_bars")
@@ -113,7 +113,7 @@ def _render_row(expl) -> None:
     elif expl.base_value is not None:
         st.plotly_chart(waterfall_figure(expl), key="tab_waterfall")
         st.caption(f"base value {expl.base_value:.4g} + attributions = "
-                   f"{expl.base_value + sum(expl.attributions.values()):.4g}; model output {expl.output:.4g}"
+                   f"{expl.base_value + sum(expl.by_feature().values()):.4g}; model output {expl.output:.4g}"
                    + (f"; IG convergence delta {expl.extras['convergence_delta']:.2e}"
                       if "convergence_delta" in expl.extras else ""))
     else:
@@ -122,8 +122,9 @@ def _render_row(expl) -> None:
                    "no base value, so no waterfall.")
     for note in quality_notes(expl.method, expl.extras, expl.base_value):
         st.warning(note, icon=":material/warning:")
+    given = expl.values_by_feature()
     st.dataframe(
-        [{"feature": f, "value": expl.feature_values[f], "attribution": v} for f, v in expl.ranked()],
+        [{"feature": f, "value": given[f], "attribution": v} for f, v in expl.ranked()],
         hide_index=True, key="tab_values",
     )
     st.caption(f"{expl.model_evals} model evaluations in {expl.elapsed_s:.2f} s; seed {expl.seed}; "

@@ -95,4 +95,50 @@ def test_user_background_rows_match_shap_kernel_explainer(tmp_path):
     reference = shap.KernelExplainer(lambda x: model.target_scores(x.astype(np.float32), 1),
                                      background.astype(np.float64))
     values = reference.shap_values(table.x[0].astype(np.float64)[None], nsamples=200, l1_reg=False, silent=True)
-    np.testing.assert_allclose(list(ours.attributions.values()), np.ravel(values), atol=1e-6)
+    np.testing.assert_allclose(list(ours.by_feature().values()), np.ravel(values), atol=1e-6)
+
+
+def test_page_background_upload_reaches_a_worker_run_model(tmp_path, monkeypatch, digits_files):
+    """The dashboard's background box stores the file where every model worker can
+    read it (a confined worker has a private /tmp): an uploaded model explained with an
+    uploaded .npy background gives the answer of that background, not the default."""
+    from xai_core import explain
+    from xai_core.engines.worker import RemoteModel, close_all
+    from xai_core.images import load_image
+    from xai_core.models import open_model
+    from xai_core.uploads import background_dir, store_upload
+
+    monkeypatch.setenv("XAI_UPLOAD_DIR", str(tmp_path / "uploads"))
+    model = open_model(str(digits_files["export"]))
+    try:
+        assert isinstance(model, RemoteModel)
+        image = load_image((ROOT / "sample_images" / "digit_9.png").read_bytes())
+        stored = store_upload(npy_of(np.full((3, 32, 32, 1), 0.8, np.float32)), "bg.npy", root=background_dir())
+        assert stored.is_relative_to(tmp_path / "uploads-backgrounds")
+        params = {"samples": 16, "background_size": 3}
+        mine = explain(model, image, "shap_gradient", {**params, "background_file": str(stored)}, seed=0)
+        default = explain(model, image, "shap_gradient", params, seed=0)
+        assert mine.extras["background_size"] == 3
+        assert not np.allclose(mine.attribution, default.attribution)
+    finally:
+        close_all()
+
+
+def npy_of(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_page_offers_an_upload_box_for_the_background():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / "image.py"), default_timeout=120).run()
+    at.selectbox(key="img_zoo_model").set_value("digits_cnn").run()
+    at.selectbox(key="img_method").set_value("shap_gradient").run()
+    assert not at.exception
+    assert not [t for t in at.text_input if t.key == "img_param_shap_gradient_background_file"]
+    box = at.get("file_uploader")
+    assert any(getattr(b.proto, "label", "").startswith("Background file (.zip, .npy)") for b in box)

@@ -74,14 +74,26 @@ def test_nan_outputs_are_refused(tmp_path, capsys):
 
 
 def test_outputs_do_not_follow_planted_links(tmp_path, capsys):
+    """One policy for every file we write (explain, explain-tabular, explain-set): a
+    link planted at an output's name is replaced by the file, its target untouched."""
     out = tmp_path / "out"
     out.mkdir()
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
-    (out / "digit_9__saliency.png").symlink_to(victim)
-    code = main(["explain", *ZOO, "--out", str(out)])
-    one_error(capsys, code, "symbolic link")
+    planted = out / "digit_9__saliency.png"
+    planted.symlink_to(victim)
+    assert main(["explain", *ZOO, "--out", str(out)]) == 0
     assert victim.read_text() == "keep me"
+    assert not planted.is_symlink() and planted.read_bytes()[:4] == b"\x89PNG"
+    assert not list(out.glob(".*.part"))  # no temp file left behind
+
+
+def test_an_unwritable_output_is_one_error(tmp_path, capsys):
+    from xai_core.outputs import write_file
+    from xai_core.types import InputError
+
+    with pytest.raises(InputError, match="cannot write"):
+        write_file(tmp_path / "missing-folder" / "x.png", b"data")
 
 
 def test_csv_cells_are_escaped():

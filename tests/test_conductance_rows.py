@@ -36,13 +36,13 @@ def test_titanic_layer_and_neuron_conductance_equal_captum(titanic):
     assert layer.layer == "sigmoid1" and len(layer.layer_attribution) == 12
     np.testing.assert_allclose(layer.layer_attribution, reference, rtol=1e-4, atol=1e-6)
     ig = explain_row(model, data, 0, "integrated_gradients", {"baseline": "zeros", "steps": 50}, target=1)
-    assert layer.attributions == pytest.approx(ig.attributions)  # the input side: IG on the same path
+    assert layer.by_feature() == pytest.approx(ig.by_feature())  # the input side: IG on the same path
     for neuron in (0, 10):
         by_index = explain_row(model, data, 0, "neuron_conductance",
                                {"layer": "1", "baseline": "zeros", "neuron": neuron, "steps": 50}, target=1)
         reference = NeuronConductance(net, net.sigmoid1).attribute(x, neuron_selector=neuron, target=1)
         assert by_index.layer == "sigmoid1" and by_index.neuron == neuron
-        np.testing.assert_allclose(list(by_index.attributions.values()), reference[0].detach().numpy(),
+        np.testing.assert_allclose(list(by_index.by_feature().values()), reference[0].detach().numpy(),
                                    rtol=1e-4, atol=1e-7)
 
 

@@ -240,7 +240,7 @@ def test_tabular_metrics_on_a_linear_model(tmp_path):
 
     from xai_core.metrics.service import evaluate_row
     from xai_core.tabular.data import load_table
-    from xai_core.tabular.types import TabularExplanation
+    from xai_core.types import Explanation
 
     rng = np.random.default_rng(0)
     table = pd.DataFrame(rng.normal(size=(50, 6)), columns=[f"f{i}" for i in range(6)])
@@ -260,8 +260,8 @@ def test_tabular_metrics_on_a_linear_model(tmp_path):
 
     row = 3
     attribution = w * (data.x[row] - data.x.mean(0))
-    exp = TabularExplanation(row, "integrated_gradients", 0, "score", 0.0, "score", [],
-                             dict(zip(data.feature_names, attribution, strict=True)), {}, None, {}, 0, 0, 0.0)
+    exp = Explanation("integrated_gradients", 0, "score", attribution.astype(np.float32), [], {}, 0, 0, 0.0,
+                      output_kind="score", input_kinds=["vector"], feature_names=list(data.feature_names), row=row)
     got = evaluate_row(Linear(), data, exp, ["correlation", "deletion"])
     assert got["correlation"].value == pytest.approx(1.0, abs=1e-6)
     assert got["correlation"].baseline < 0.9

@@ -64,8 +64,8 @@ def test_kernel_shap_over_rows_matches_shap(census):
     reference = shap.KernelExplainer(lambda z: adapter.target_scores(z.astype(np.float32), 1), background)
     np.random.seed(5)
     values = reference.shap_values(data.x[3].astype(np.float64)[None], nsamples=100, l1_reg=False, silent=True)
-    np.testing.assert_allclose(list(ours.attributions.values()), np.ravel(values), atol=1e-6)
-    assert list(ours.attributions) == ["age", "hours", "workclass"]
+    np.testing.assert_allclose(list(ours.by_feature().values()), np.ravel(values), atol=1e-6)
+    assert list(ours.by_feature()) == ["age", "hours", "workclass"]
 
 
 def test_cli_writes_the_summary_over_rows(census, tmp_path):

@@ -198,7 +198,7 @@ def test_tabular_set_rows_match_explain_rows():
     data = TabularData(background, ds.feature_names)
     ref = explain_rows(model.model, data, chosen, "integrated_gradients", {}, target=1, seed=0)
     for r, e in zip(results, ref.explanations, strict=True):
-        np.testing.assert_allclose(r.attributions[1], [e.attributions[f] for f in ds.feature_names], rtol=1e-6)
+        np.testing.assert_allclose(r.attributions[1], [e.by_feature()[f] for f in ds.feature_names], rtol=1e-6)
 
 
 def test_class_grid_draws_one_row_per_item(digits, digits_set, digits_eval):

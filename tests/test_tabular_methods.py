@@ -82,7 +82,7 @@ def test_kernel_shap_additivity(breast_cancer):
         expl = explain_row(model, data, row, "kernel_shap", FAST["kernel_shap"], seed=0)
         output = model.predict(data.x[row : row + 1])[0, expl.target]
         assert expl.base_value is not None
-        assert abs(expl.base_value + sum(expl.attributions.values()) - output) < 1e-5
+        assert abs(expl.base_value + sum(expl.by_feature().values()) - output) < 1e-5
         assert abs(expl.extras["additivity_error"]) < 1e-5
         # the base value is the model's mean output over the k-means background
         assert 0.0 < expl.base_value < 1.0
@@ -98,14 +98,14 @@ def test_integrated_gradients_completeness_and_captum_agreement(breast_cancer):
     outputs = model.predict(np.stack([data.x[row], data.feature_means()]))[:, 1]
     assert abs(expl.output - outputs[0]) < 1e-6
     assert abs(expl.base_value - outputs[1]) < 1e-6
-    total = sum(expl.attributions.values())
+    total = sum(expl.by_feature().values())
     assert abs(total - (outputs[0] - outputs[1])) < 5e-3
     assert abs(expl.extras["convergence_delta"]) < 5e-3
     # captum (the field's reference implementation) agrees feature by feature
     ig = IntegratedGradients(model.model)
     ref = ig.attribute(torch.from_numpy(data.x[row : row + 1]), torch.from_numpy(data.feature_means()[None]),
                        target=1, n_steps=256).numpy()[0]
-    ours = np.array(list(expl.attributions.values()))
+    ours = np.array(list(expl.by_feature().values()))
     assert np.allclose(ours, ref, atol=1e-4 + 1e-3 * np.abs(ref).max())
 
 
@@ -126,8 +126,8 @@ def test_seeded_methods_are_reproducible(breast_cancer, method):
     a = explain_row(model, data, 4, method, FAST[method], target=1, seed=7)
     b = explain_row(model, data, 4, method, FAST[method], target=1, seed=7)
     c = explain_row(model, data, 4, method, FAST[method], target=1, seed=8)
-    assert a.attributions == b.attributions
-    assert a.attributions != c.attributions
+    assert a.by_feature() == b.by_feature()
+    assert a.by_feature() != c.by_feature()
     state = np.random.get_state()[1].copy()
     explain_row(model, data, 4, method, FAST[method], target=1, seed=9)
     assert np.array_equal(np.random.get_state()[1], state)  # the global RNG is left alone
@@ -138,7 +138,7 @@ def test_explain_rows_matches_explain_row_and_reports_progress(table, torch_know
     summary = explain_rows(torch_known, table, [3, 9, 12], "kernel_shap", FAST["kernel_shap"],
                            target=1, seed=3, progress=lambda f, t: calls.append((f, t)))
     alone = explain_row(torch_known, table, 9, "kernel_shap", FAST["kernel_shap"], target=1, seed=3)
-    assert summary.explanations[1].attributions == alone.attributions
+    assert summary.explanations[1].by_feature() == alone.by_feature()
     assert list(summary.attributions.index) == [3, 9, 12]
     assert list(summary.attributions.columns) == FEATURES[:3] + FEATURES[3:]
     assert summary.mean_abs.index[0] == FEATURES[KNOWN]
@@ -186,7 +186,7 @@ def test_explanation_pickles_and_records(table, torch_known):
 
     expl = explain_row(torch_known, table, 1, "lime", FAST["lime"], seed=0)
     clone = pickle.loads(pickle.dumps(expl))
-    assert clone.attributions == expl.attributions
+    assert clone.by_feature() == expl.by_feature()
     record = json.loads(json.dumps(expl.record()))
     assert record["base_value"] is None and "local_prediction" in record["extras"]
     assert record["label"] == table.labels[1]

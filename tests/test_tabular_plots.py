@@ -40,7 +40,7 @@ def test_waterfall_runs_from_base_value_to_output(setup):
     assert wf.measure[-1] == "total" and wf.y[-1] == "output"
     assert wf.y[-2] == "22 other features"
     end = float(np.sum(wf.x[:-1]))
-    assert end == pytest.approx(expl.base_value + sum(expl.attributions.values()), abs=1e-9)
+    assert end == pytest.approx(expl.base_value + sum(expl.by_feature().values()), abs=1e-9)
     assert end == pytest.approx(expl.output, abs=abs(expl.extras["convergence_delta"]) + 1e-6)
     assert fig.layout.yaxis.autorange == "reversed"
 

@@ -365,3 +365,24 @@ def test_a_checkout_and_venv_under_tmp_stay_importable_in_the_sandbox(tmp_path, 
     cmd = sandbox.wrap_command(["python"], tmp_path / "scratch", [], sandbox.Protection("bubblewrap", ""))
     i = cmd.index(str(venv.resolve()))
     assert cmd[i - 1] == "--ro-bind" and cmd.index("--tmpfs") < i
+
+
+def test_many_rows_of_an_uploaded_table_model_cross_back(tmp_path):
+    """explain_rows on a worker-run ONNX file (the tabular page's "Explain rows"): one
+    Explanation per row comes back and the summary's tables are built here."""
+    from tabular_helpers import FEATURES, KNOWN, known_feature_onnx, synthetic_csv
+
+    from xai_core.tabular import explain_rows, load_table, open_tabular_model
+
+    path = tmp_path / "known.onnx"
+    path.write_bytes(known_feature_onnx(zipmap=False))
+    csv = tmp_path / "known.csv"
+    csv.write_bytes(synthetic_csv())
+    model = open_tabular_model(str(path))
+    assert isinstance(model, RemoteModel)
+    data = load_table(csv, label_column="y", n_features=model.n_features)
+    summary = explain_rows(model, data, [0, 5, 7], "kernel_shap", {"nsamples": 100, "background_size": 10},
+                           target=1)
+    assert [type(e) for e in summary.explanations] == [Explanation] * 3
+    assert summary.rows == [0, 5, 7] and summary.mean_abs.index[0] == FEATURES[KNOWN]
+    assert list(summary.table().columns[:4]) == ["row", "label", "output", "base_value"]

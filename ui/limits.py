@@ -3,6 +3,7 @@ uploader states (and Streamlit enforces) the real limit instead of one global on
 
 from __future__ import annotations
 
+from xai_core.backgrounds import MAX_UPLOAD_BYTES as BACKGROUND_BYTES
 from xai_core.images import MAX_FILE_BYTES as IMAGE_BYTES
 from xai_core.labels import MAX_LABELS_BYTES
 from xai_core.loading import MAX_MODEL_BYTES  # image and tabular models go through the same check_model_file
@@ -18,3 +19,4 @@ IMAGE_MB = _mb(IMAGE_BYTES)
 LABELS_MB = _mb(MAX_LABELS_BYTES)
 IMAGE_MODEL_MB = TABULAR_MODEL_MB = _mb(MAX_MODEL_BYTES)
 CSV_MB = _mb(MAX_CSV_BYTES)
+BACKGROUND_MB = _mb(BACKGROUND_BYTES)

@@ -46,6 +46,8 @@ def param_widget(info: ParamInfo, key: str) -> Any:
     """One widget for one typed parameter."""
     label = info.name.replace("_", " ").capitalize()
     helptext = info.help or None
+    if info.file_types:
+        return file_param_widget(info, label, key)
     if info.type is bool:
         return st.checkbox(label, value=info.default, help=helptext, key=key)
     if info.choices:
@@ -68,6 +70,28 @@ def param_widget(info: ParamInfo, key: str) -> Any:
             value=float(info.default), step=step, help=helptext, key=key,
         ))
     return st.text_input(label, value=str(info.default), help=helptext, key=key)
+
+
+def file_param_widget(info: ParamInfo, label: str, key: str) -> str:
+    """A path parameter (a background set) as an upload box: the file is kept in the
+    background store, which model workers can read, and its path is the value; no
+    upload -> the parameter's default (the method's own background)."""
+    from xai_core.uploads import background_dir, store_upload
+
+    from .limits import BACKGROUND_MB
+
+    kinds = ", ".join(info.file_types)
+    upload = st.file_uploader(f"{label} ({kinds})", type=[t.lstrip(".") for t in info.file_types], key=key,
+                              help=info.help or None, max_upload_size=BACKGROUND_MB)
+    if upload is None:
+        return str(info.default)
+    try:
+        path = store_upload(upload.getvalue(), upload.name, root=background_dir())
+    except XaiError as exc:
+        st.error(page_text(exc))
+        return str(info.default)
+    st.caption(f"Background from `{upload.name}` ({upload.size / 2**20:.1f} MB).")
+    return str(path)
 
 
 def params_form(explainer: Explainer, prefix: str = "img_param") -> dict[str, Any]:

@@ -192,7 +192,7 @@ def image_metrics_panel(results: Any, adapter: Any) -> None:
 
 
 def row_metrics_panel(explanation: Any, model: Any, data: Any) -> None:
-    """The panel under a tabular row's result (a ``TabularExplanation`` of ``data``)."""
+    """The panel under a tabular row's result (an ``Explanation`` of a row of ``data``)."""
     if explanation is None:
         return
     from .cache import content_hash

@@ -20,6 +20,10 @@ from .types import InputError, InputSpec, VectorSpec
 MAX_BACKGROUND = 1000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 MAX_ZIP_BYTES = 2 * 1024**3
+# what the dashboard's upload box takes (a folder path works from the command line)
+MAX_UPLOAD_BYTES = 1024**3
+IMAGE_BACKGROUND_FILES = (".zip", ".npy")
+ROW_BACKGROUND_FILES = (".csv", ".npy")
 
 
 def load_background(path: str | Path, spec: InputSpec, size: int, seed: int) -> np.ndarray:

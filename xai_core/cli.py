@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .outputs import npy_bytes, write_file
 from .types import InputError, XaiError
 
 
@@ -91,29 +92,6 @@ def make_output_dir(path: str | Path) -> Path:
     except OSError as exc:
         raise InputError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     return out
-
-
-def write_output(path: Path, data: bytes) -> None:
-    """Create or replace ``path`` without following a symbolic link planted there."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    except OSError as exc:
-        if path.is_symlink():
-            raise InputError(f"{path}: is a symbolic link; refusing to write through it (remove it or "
-                             "choose another --out folder)") from None
-        raise InputError(f"{path}: cannot write ({exc.strerror})") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
-def npy_bytes(array) -> bytes:
-    import io
-
-    import numpy as np
-
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
 
 
 MAX_SEED = 2**32 - 1
@@ -258,8 +236,8 @@ def cmd_explain(args) -> int:
     for method, rows in grids.items():
         if rows:
             grid = render.class_grid(rows, alpha=args.alpha, names=[p.name for p, _ in images])
-            write_output(out / f"{method}__grid.png", render.to_png(grid))
-    write_output(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
+            write_file(out / f"{method}__grid.png", render.to_png(grid))
+    write_file(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} explanation(s) to {out}")
     return 0
 
@@ -279,12 +257,12 @@ def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, ada
         png_path, npy_path = out / f"{base}{suffix}.png", out / f"{base}{suffix}.npy"
         picture = items[i] if spec.kind == "image" else None
         names = spec.names() if spec.kind == "vector" else None
-        write_output(png_path, render.to_png(render.draw_input(exp, i, picture, names, alpha=alpha)))
-        write_output(npy_path, npy_bytes(exp.attributions[i].astype(np.float32)))
+        write_file(png_path, render.to_png(render.draw_input(exp, i, picture, names, alpha=alpha)))
+        write_file(npy_path, npy_bytes(exp.attributions[i].astype(np.float32)))
         files.append({"input": spec.name, "kind": spec.kind, "overlay": str(png_path), "attribution": str(npy_path)})
         if i == 0 and suffix and first:
             for src, dst in ((png_path, out / f"{base}.png"), (npy_path, out / f"{base}.npy")):
-                write_output(dst, src.read_bytes())
+                write_file(dst, src.read_bytes())
     record = {**exp.record(), "overlay": files[0]["overlay"] if class_suffix else str(out / f"{base}.png"),
               "attribution": files[0]["attribution"] if class_suffix else str(out / f"{base}.npy")}
     variances = exp.extras.get("variances") or ([exp.extras["variance"]] if "variance" in exp.extras else [])
@@ -292,7 +270,7 @@ def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, ada
         if isinstance(variance, np.ndarray):  # shap_gradient: the variance of the estimate
             suffix = class_suffix + (f"__{adapter.inputs[i].name}" if i else "")
             var_path = out / f"{base}{suffix}__variance.npy"
-            write_output(var_path, npy_bytes(variance.astype(np.float32)))
+            write_file(var_path, npy_bytes(variance.astype(np.float32)))
             record.setdefault("variance", str(var_path))
     if exp.layer_attribution is not None:  # per-unit values at the layer (C x h x w, or units)
         layer_path = out / f"{base}{class_suffix}__layer.npy"

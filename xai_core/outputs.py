@@ -6,19 +6,32 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 from pathlib import Path
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def write_file(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; a symlink at ``path`` is replaced."""
+    """Write ``data`` to ``path`` whole: into a fresh temp file beside it (created
+    exclusively, never through a link), then renamed over ``path``. A symbolic link
+    planted at ``path`` is replaced, never followed, so its target keeps its content.
+    Failures are one :class:`InputError` naming the file."""
+    from .types import InputError
+
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path
 
 
@@ -41,6 +54,15 @@ def safe_csv(frame) -> bytes:
     buf = io.StringIO()
     frame.to_csv(buf, index=False)
     return buf.getvalue().encode()
+
+
+def npy_bytes(array) -> bytes:
+    """One array as ``.npy`` bytes (no pickles)."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
 
 
 def npz_bytes(**arrays) -> bytes:

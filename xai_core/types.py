@@ -200,14 +200,24 @@ def spec_from_dict(data: dict[str, Any]) -> InputSpec:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One class of a model's output."""
+    """One class of a model's output. ``probability`` is the output's value: a
+    probability for classifiers (``kind`` 'probability'), else the logit or score the
+    model gives (``kind`` 'logit' or 'score', rows of logit and score models)."""
 
     index: int
     label: str
     probability: float
+    kind: str = "probability"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "label": self.label, "probability": self.probability}
+    @property
+    def value(self) -> float:
+        return self.probability
+
+    def to_dict(self, key: str | None = None) -> dict[str, Any]:
+        """{index, label, probability} (``value`` for a logit or score, or when
+        ``key`` says so: row records keep their ``value`` key)."""
+        key = key or ("probability" if self.kind == "probability" else "value")
+        return {"index": self.index, "label": self.label, key: self.probability}
 
 
 @dataclass
@@ -227,6 +237,15 @@ class Explanation:
     'score'. ``probabilities`` keeps every class probability for models with at
     most 100 classes. ``extras`` holds method-specific arrays and numbers (LIME
     segments, IG convergence delta, SHAP variance...).
+
+    Like shap's ``Explanation``, it carries values, base value, data and names
+    together, for every kind of input: ``output`` is the explained score of the
+    target, ``base_value`` where additive methods start (Kernel SHAP: the
+    background's mean output; IG: the baseline's output), so that ``base_value +
+    sum(attributions) ~= output``. For a vector input (a table row)
+    ``feature_names`` and ``feature_values`` are its features' names and values as
+    given; ``row`` and ``label`` say which row of which table (and its value in the
+    label column) it explains.
     """
 
     method: str
@@ -251,10 +270,46 @@ class Explanation:
     probabilities: np.ndarray | None = None
     engine: str = ""  # what ran the forward passes: onnxruntime, openvino, torch, keras...
     engine_note: str = ""  # why that engine (or why the fast path fell back)
+    output: float | None = None
+    base_value: float | None = None
+    feature_names: list[str] = field(default_factory=list)
+    feature_values: np.ndarray | None = None
+    row: int | None = None
+    label: Any = None
 
     def __post_init__(self) -> None:
         if not self.attributions:
             self.attributions = [self.attribution]
+
+    @property
+    def additivity_error(self) -> float | None:
+        """base_value + sum(attributions over every input) - output (None when the
+        method has no base value)."""
+        if self.base_value is None or self.output is None:
+            return None
+        total = sum(float(np.sum(a, dtype=np.float64)) for a in self.attributions)
+        return float(self.base_value + total - self.output)
+
+    def _vector(self) -> int:
+        if "vector" not in self.input_kinds:
+            raise ValueError(f"{self.method}: this explanation has no feature vector input")
+        return self.input_kinds.index("vector")
+
+    def by_feature(self) -> dict[str, float]:
+        """The (first) vector input's attributions by feature name, in input order."""
+        values = np.asarray(self.attributions[self._vector()], np.float64).reshape(-1)
+        names = self.feature_names or [f"feature {i}" for i in range(len(values))]
+        return {str(n): float(v) for n, v in zip(names, values, strict=True)}
+
+    def values_by_feature(self) -> dict[str, float]:
+        """The explained row's feature values by name (empty when not recorded)."""
+        if self.feature_values is None:
+            return {}
+        return {str(n): float(v) for n, v in zip(self.feature_names, np.ravel(self.feature_values), strict=True)}
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """(feature, attribution) pairs of the vector input, largest magnitude first."""
+        return sorted(self.by_feature().items(), key=lambda kv: -abs(kv[1]))
 
     @property
     def explains(self) -> str:
@@ -268,7 +323,7 @@ class Explanation:
             for k, v in self.extras.items()
             if isinstance(v, (int, float, str, bool, np.floating))
         }
-        return {
+        record = {
             "method": self.method,
             "target": self.target,
             "target_label": self.target_label,
@@ -290,7 +345,21 @@ class Explanation:
             "engine": self.engine,
             "engine_note": self.engine_note,
             "extras": extras,
+            "output": self.output,
+            "base_value": self.base_value,
         }
+        if self.row is not None:  # a table row: values inline, one per feature
+            record.update({
+                "row": self.row,
+                "label": _jsonable(self.label),
+                "predictions": [p.to_dict("value") for p in self.predictions],
+                "output_kind": self.output_kind,
+                "attributions": self.by_feature(),
+                "feature_values": self.values_by_feature(),
+                "layer_attribution": None if self.layer_attribution is None else [
+                    float(v) for v in np.nan_to_num(np.asarray(self.layer_attribution, np.float64)).reshape(-1)],
+            })
+        return record
 
 
 def _jsonable(value: Any) -> Any:

@@ -4,8 +4,10 @@ read paths), one folder per content hash, bounded by size and age.
 ``XAI_UPLOAD_DIR`` moves it (default: ``<tmp>/xai-dashboard-uploads``),
 ``XAI_UPLOAD_MAX_MB`` bounds its size (default 4096) and ``XAI_UPLOAD_MAX_AGE_H``
 the age of a folder not used since (default 24). Each store prunes first: folders
-past the age, then the least recently used ones until the new file fits. The
-model worker sees the store read-only.
+past the age, then the least recently used ones until the new file fits. Uploaded
+background sets have a store of their own beside it (:func:`background_dir`), which
+every model worker sees read-only; a worker sees only its own model's folder of the
+model store.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ def upload_dir() -> Path:
     return Path(os.environ.get("XAI_UPLOAD_DIR") or Path(tempfile.gettempdir()) / "xai-dashboard-uploads")
 
 
+def background_dir() -> Path:
+    """Where uploaded background sets go: beside the model store, bounded the same
+    way, and readable (read-only) by every model worker, which reads them itself."""
+    models = upload_dir()
+    return models.with_name(models.name + "-backgrounds")
+
+
 def max_bytes() -> int:
     return int(float(os.environ.get("XAI_UPLOAD_MAX_MB", "4096")) * 2**20)
 
@@ -36,19 +45,20 @@ def max_age_s() -> float:
     return float(os.environ.get("XAI_UPLOAD_MAX_AGE_H", "24")) * 3600
 
 
-def store_upload(data: bytes, filename: str) -> Path:
+def store_upload(data: bytes, filename: str, root: Path | None = None) -> Path:
     """Write uploaded bytes to ``<store>/<hash>/<safe name>`` (the suffix tells the
-    loaders the format); the same content is written once and its folder touched."""
+    loaders the format); the same content is written once and its folder touched.
+    ``root``: another store (:func:`background_dir`); default the model store."""
     if len(data) > max_bytes():
         raise InputError(f"{Path(filename).name}: {len(data) // 2**20} MB is more than the upload store "
                          f"holds ({max_bytes() // 2**20} MB, XAI_UPLOAD_MAX_MB)")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name).lstrip(".") or "model"
-    root = upload_dir()
+    root = root or upload_dir()
     folder = root / hashlib.sha256(data).hexdigest()[:32]
     path = folder / safe
     with _LOCK:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        prune(keep=folder, incoming=len(data))
+        prune(keep=folder, incoming=len(data), root=root)
         folder.mkdir(exist_ok=True, mode=0o700)
         if not path.is_file() or path.is_symlink() or path.stat().st_size != len(data):
             tmp = folder / f".{safe}.{os.getpid()}.part"
@@ -61,10 +71,10 @@ def store_upload(data: bytes, filename: str) -> Path:
     return path
 
 
-def prune(keep: Path | None = None, incoming: int = 0) -> list[Path]:
+def prune(keep: Path | None = None, incoming: int = 0, root: Path | None = None) -> list[Path]:
     """Remove folders older than the age limit, then the least recently used until
     ``incoming`` more bytes fit; returns what was removed."""
-    root = upload_dir()
+    root = root or upload_dir()
     if not root.is_dir():
         return []
     now = time.time()

@@ -43,6 +43,7 @@ from typing import Any
 
 from ..adapters.base import ModelAdapter
 from ..types import UnsupportedError, XaiError
+from ..uploads import background_dir
 from . import sandbox, wire
 
 START_TIMEOUT_S = 60.0
@@ -290,7 +291,10 @@ def open_remote(opener: str, path: Path, label: str, *args: Any, **kwargs: Any) 
     identity = [file_identity(path), options, sandbox.detect().mechanism]
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     request = {"op": "open", "opener": opener, "args": [str(path), *args], "kwargs": kwargs}
-    readable = [path.parent]  # the file or folder and its model.json sidecar beside it
+    # the file or folder and its model.json sidecar beside it; uploaded background sets
+    backgrounds = background_dir()
+    backgrounds.mkdir(parents=True, exist_ok=True, mode=0o700)
+    readable = [path.parent, backgrounds]
     with _POOL_LOCK:
         worker = _POOL.get(key)
         if worker is None:

@@ -29,9 +29,12 @@ def param(
     choices: tuple | None = None,
     help: str = "",  # noqa: A002 - mirrors argparse
     step: float | None = None,
+    file_types: tuple[str, ...] | None = None,
 ) -> Any:
-    """A dataclass field with UI/CLI metadata. ``low``/``high`` are inclusive."""
-    meta = {"low": low, "high": high, "choices": choices, "help": help, "step": step}
+    """A dataclass field with UI/CLI metadata. ``low``/``high`` are inclusive;
+    ``file_types`` marks a path parameter (the command line takes a path, the
+    dashboard an upload of one of these suffixes)."""
+    meta = {"low": low, "high": high, "choices": choices, "help": help, "step": step, "file_types": file_types}
     return field(default=default, metadata=meta)
 
 
@@ -45,6 +48,7 @@ class ParamInfo:
     choices: tuple | None
     help: str
     step: float | None
+    file_types: tuple[str, ...] | None = None
 
 
 def param_infos(params_cls: type) -> list[ParamInfo]:
@@ -54,7 +58,7 @@ def param_infos(params_cls: type) -> list[ParamInfo]:
         kind = type(f.default)
         infos.append(
             ParamInfo(f.name, kind, f.default, meta.get("low"), meta.get("high"),
-                      meta.get("choices"), meta.get("help", ""), meta.get("step"))
+                      meta.get("choices"), meta.get("help", ""), meta.get("step"), meta.get("file_types"))
         )
     return infos
 

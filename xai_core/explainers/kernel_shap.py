@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backgrounds import load_background_rows
+from ..backgrounds import ROW_BACKGROUND_FILES, load_background_rows
 from ..types import InputError
 from .base import param, register
 from .rows import RowAttribution, RowContext, RowExplainer
@@ -33,7 +33,7 @@ class KernelShapParams:
                             help="summarise the table with k-means (shap.kmeans) or a seeded random sample")
     l1_reg: str = param("off", choices=("off", "aic", "bic"),
                         help="feature selection before the fit; off keeps every feature")
-    background_file: str = param("", help="your own background rows: a CSV with the feature columns, or an "
+    background_file: str = param("", file_types=ROW_BACKGROUND_FILES, help="your own background rows: a CSV with the feature columns, or an "
                                           ".npy array (at most 1000 rows, sampled with the seed); "
                                           "summarised like the table")
     tolerance: float = param(
@@ -121,7 +121,7 @@ class KernelShap(RowExplainer):
         return RowAttribution(
             attributions, base,
             {"output": output, "additivity_error": float(base + attributions.sum() - output),
-             "coalitions": spent, "standard_errors": standard_errors.tolist(),
+             "coalitions": spent, "standard_errors": standard_errors,
              **check.extras(spent, params.nsamples)},
         )
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backgrounds import load_background
+from ..backgrounds import IMAGE_BACKGROUND_FILES, load_background
 from ..types import Capability, UnsupportedError
 from .base import Context, Explainer, RawAttribution, channel_sum, param, register
 from .shap_gradient import background_set
@@ -30,7 +30,7 @@ class ShapDeepParams:
         help="reference images: blurred copies of the image and/or constant images",
     )
     background_size: int = param(16, low=1, high=1000, help="images in the background set")
-    background_file: str = param("", help="your own background: a folder or .zip of images, or an .npy array "
+    background_file: str = param("", file_types=IMAGE_BACKGROUND_FILES, help="your own background: a folder or .zip of images, or an .npy array "
                                           "(at most background_size items, sampled with the seed); "
                                           "replaces 'background'")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backgrounds import load_background
+from ..backgrounds import IMAGE_BACKGROUND_FILES, load_background
 from ..types import Capability, InputError, UnsupportedError
 from .at_layer import layer_path_attribution
 from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
@@ -36,7 +36,7 @@ class ShapGradientParams:
     background_size: int = param(8, low=1, high=1000, help="images in the background set")
     at: str = param("output", choices=("output", "input"),
                     help="with a layer: attribute to the layer's output or to its input")
-    background_file: str = param("", help="your own background: a folder or .zip of images, or an .npy array "
+    background_file: str = param("", file_types=IMAGE_BACKGROUND_FILES, help="your own background: a folder or .zip of images, or an .npy array "
                                           "(at most background_size items, sampled with the seed); "
                                           "replaces 'background'")
     local_smoothing: float = param(

@@ -112,7 +112,7 @@ def evaluate_row(
     *,
     progress: ProgressCallback | None = None,
 ) -> dict[str, MetricResult]:
-    """Metrics of a :class:`~xai_core.tabular.types.TabularExplanation` of row
+    """Metrics of an :class:`~xai_core.types.Explanation` of row
     ``exp.row`` of ``data``: removed features take the column means, input noise
     is scaled by the column standard deviations, and the score is the explained
     one (the class probability, the logit of a logit model, or the score)."""
@@ -135,7 +135,7 @@ def evaluate_row(
 
     x = np.asarray(data.x[exp.row], np.float32)
     task = MetricInput(
-        x=x, attribution=np.array([exp.attributions[f] for f in data.feature_names], np.float64),
+        x=x, attribution=np.array([exp.by_feature()[f] for f in data.feature_names], np.float64),
         target=exp.target, predict=lambda batch: model.explained_scores(batch, 4096), modality=Modality.ROWS,
         baseline=data.x.mean(0), scale=data.x.std(0), explain=rerun, seed=exp.seed,
         randomized=model.randomized_copy, layers=len(layers),

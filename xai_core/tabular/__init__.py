@@ -6,7 +6,8 @@ live in :mod:`xai_core.explainers` beside the image ones.
     model = open_tabular_model("breast_cancer_mlp")
     data = load_table("sample_data/breast_cancer.csv", label_column="target", n_features=model.n_features,
                       model_features=model.feature_names)  # columns matched by name
-    expl = explain_row(model, data, 0, "kernel_shap")
+    expl = explain_row(model, data, 0, "kernel_shap")  # an xai_core.Explanation
+    expl.ranked()  # (feature, attribution), largest first
 
 Importing this package loads no deep-learning framework; plots import plotly and
 matplotlib only when called.
@@ -25,10 +26,9 @@ from .service import (
     predict_rows,
     resolve_tabular_target,
 )
-from .types import OutputValue, TabularExplanation
 
 __all__ = [
-    "TABULAR_METHODS", "OutputValue", "TabularData", "TabularExplanation",
+    "TABULAR_METHODS", "TabularData",
     "TabularSummary", "default_label_column", "explain_row", "explain_rows", "get_tabular_explainer",
     "load_table", "open_tabular_model", "open_uploaded_model", "predict_rows", "read_columns",
     "resolve_tabular_target",

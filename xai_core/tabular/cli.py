@@ -121,7 +121,8 @@ def _run(args: argparse.Namespace) -> int:
                                             model_features=model.feature_names)
     data = load_table(data_path, label_column=label_column, feature_columns=features, n_features=model.n_features,
                       model_features=model.feature_names)
-    from ..cli import make_output_dir, write_output
+    from ..cli import make_output_dir
+    from ..outputs import write_file
 
     out = make_output_dir(args.out)
     rows = parse_rows(args.row, data.n_rows)
@@ -151,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         if len(rows) > 1:
             import pandas as pd
 
-            table = pd.DataFrame([e.attributions for e in explained], index=pd.Index(rows, name="row"))
+            table = pd.DataFrame([e.by_feature() for e in explained], index=pd.Index(rows, name="row"))
             table.insert(0, "base_value", [e.base_value for e in explained])
             table.insert(0, "output", [e.output for e in explained])
             table.reset_index().to_csv(out / f"{method}__summary.csv", index=False)
@@ -160,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
             top = ", ".join(f"{f} {v:.3g}" for f, v in mean_abs.head(5).items())
             print(f"{method} over {len(rows)} rows, mean |attribution|: {top}")
     records = [found[(row, method)] for row in rows for method in methods]
-    write_output(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
+    write_file(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} record(s) to {out / 'results.json'}")
     return 0
 

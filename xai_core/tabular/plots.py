@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..types import UnsupportedError
+from ..types import Explanation, UnsupportedError
 from .service import TabularSummary
-from .types import TabularExplanation
 
 POSITIVE = "#d62728"
 NEGATIVE = "#1f77b4"
@@ -21,12 +20,12 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _title(expl: TabularExplanation) -> str:
+def _title(expl: Explanation) -> str:
     return (f"{expl.method} - row {expl.row} - {expl.target_label} "
             f"({expl.output_kind} {_fmt(expl.output)})")
 
 
-def bar_figure(expl: TabularExplanation, top_k: int = TOP_K) -> Any:
+def bar_figure(expl: Explanation, top_k: int = TOP_K) -> Any:
     """Signed horizontal bars, largest |attribution| on top, the row's value of each
     feature written beside its bar."""
     import plotly.graph_objects as go
@@ -34,15 +33,16 @@ def bar_figure(expl: TabularExplanation, top_k: int = TOP_K) -> Any:
     ranked = expl.ranked()[:top_k][::-1]
     names = [f for f, _ in ranked]
     values = [v for _, v in ranked]
+    given = expl.values_by_feature()
     fig = go.Figure(go.Bar(
         x=values,
         y=names,
         orientation="h",
         marker_color=[POSITIVE if v >= 0 else NEGATIVE for v in values],
-        text=[f"= {_fmt(expl.feature_values[f])}" for f in names],
+        text=[f"= {_fmt(given[f])}" for f in names],
         textposition="outside",
         cliponaxis=False,
-        customdata=[expl.feature_values[f] for f in names],
+        customdata=[given[f] for f in names],
         hovertemplate="%{y} = %{customdata:.4g}<br>attribution %{x:.4g}<extra></extra>",
     ))
     fig.update_layout(
@@ -55,7 +55,7 @@ def bar_figure(expl: TabularExplanation, top_k: int = TOP_K) -> Any:
     return fig
 
 
-def waterfall_figure(expl: TabularExplanation, top_k: int = 12) -> Any:
+def waterfall_figure(expl: Explanation, top_k: int = 12) -> Any:
     """From the base value, one step per feature (largest first, the rest summed),
     to base + sum(attributions), which equals the model output for additive methods."""
     import plotly.graph_objects as go
@@ -66,8 +66,9 @@ def waterfall_figure(expl: TabularExplanation, top_k: int = 12) -> Any:
             "use kernel_shap or integrated_gradients"
         )
     ranked = expl.ranked()
+    given = expl.values_by_feature()
     shown, rest = ranked[:top_k], ranked[top_k:]
-    labels = ["base value"] + [f"{f} = {_fmt(expl.feature_values[f])}" for f, _ in shown]
+    labels = ["base value"] + [f"{f} = {_fmt(given[f])}" for f, _ in shown]
     steps = [expl.base_value] + [v for _, v in shown]
     measures = ["absolute"] + ["relative"] * len(shown)
     if rest:
@@ -89,7 +90,7 @@ def waterfall_figure(expl: TabularExplanation, top_k: int = 12) -> Any:
         totals={"marker": {"color": "#7f7f7f"}},
         connector={"line": {"color": "#bbbbbb"}},
     ))
-    end = expl.base_value + sum(expl.attributions.values())
+    end = expl.base_value + sum(expl.by_feature().values())
     fig.update_layout(
         title=f"{_title(expl)}<br><sup>base {_fmt(expl.base_value)} + attributions = {_fmt(end)}; "
               f"model output {_fmt(expl.output)}</sup>",
@@ -123,17 +124,18 @@ def beeswarm_figure(summary: TabularSummary, top_k: int = TOP_K, seed: int = 0) 
     import plotly.graph_objects as go
 
     features = list(summary.mean_abs.head(top_k).index)[::-1]
+    attributions, values = summary.attributions, summary.values
     rng = np.random.default_rng(seed)
     xs, ys, colors, texts = [], [], [], []
     for pos, feature in enumerate(features):
-        attr = summary.attributions[feature].to_numpy()
-        vals = summary.values[feature].to_numpy(np.float64)
+        attr = attributions[feature].to_numpy()
+        vals = values[feature].to_numpy(np.float64)
         lo, hi = np.nanmin(vals), np.nanmax(vals)
         scaled = (vals - lo) / (hi - lo) if hi > lo else np.full_like(vals, 0.5)
         xs.append(attr)
         ys.append(pos + rng.uniform(-0.3, 0.3, size=len(attr)))
         colors.append(scaled)
-        texts += [f"{feature} = {_fmt(v)}<br>row {r}" for v, r in zip(vals, summary.attributions.index, strict=True)]
+        texts += [f"{feature} = {_fmt(v)}<br>row {r}" for v, r in zip(vals, attributions.index, strict=True)]
     fig = go.Figure(go.Scattergl(
         x=np.concatenate(xs) if xs else [],
         y=np.concatenate(ys) if ys else [],
@@ -154,7 +156,7 @@ def beeswarm_figure(summary: TabularSummary, top_k: int = TOP_K, seed: int = 0) 
     return fig
 
 
-def save_bar_png(expl: TabularExplanation, path: str | Path, top_k: int = TOP_K, dpi: int = 120) -> Path:
+def save_bar_png(expl: Explanation, path: str | Path, top_k: int = TOP_K, dpi: int = 120) -> Path:
     """The signed bar chart as a PNG (matplotlib, no display needed)."""
     import matplotlib
 
@@ -162,7 +164,8 @@ def save_bar_png(expl: TabularExplanation, path: str | Path, top_k: int = TOP_K,
     from matplotlib.figure import Figure
 
     ranked = expl.ranked()[:top_k][::-1]
-    names = [f"{f} = {_fmt(expl.feature_values[f])}" for f, _ in ranked]
+    given = expl.values_by_feature()
+    names = [f"{f} = {_fmt(given[f])}" for f, _ in ranked]
     values = [v for _, v in ranked]
     fig = Figure(figsize=(8, max(2.5, 0.35 * len(names) + 1.2)))
     ax = fig.subplots()
@@ -174,10 +177,10 @@ def save_bar_png(expl: TabularExplanation, path: str | Path, top_k: int = TOP_K,
     fig.tight_layout()
     import io
 
-    from ..cli import write_output
+    from ..outputs import write_file
 
     path = Path(path)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    write_output(path, buf.getvalue())  # never through a planted symbolic link
+    write_file(path, buf.getvalue())  # never through a planted symbolic link
     return path

@@ -17,9 +17,8 @@ from ..adapters.base import ModelAdapter
 from ..engines.worker import runs_in_worker
 from ..explainers import get_explainer
 from ..explainers.rows import RowContext
-from ..types import InputError, UnsupportedError, _jsonable
+from ..types import Explanation, InputError, Prediction, UnsupportedError, _jsonable
 from .data import TabularData, check_row
-from .types import OutputValue, TabularExplanation
 
 ProgressCallback = Callable[[float, str], None]
 MAX_EXPLAIN_ROWS = 1000
@@ -44,10 +43,11 @@ def check_tabular_method(model: ModelAdapter, method: str) -> None:
         raise UnsupportedError(f"{method} needs gradients, which {model.name} does not provide.{hint}")
 
 
-def output_values(model: ModelAdapter, outputs: np.ndarray, k: int = TOP_OUTPUTS) -> list[OutputValue]:
-    """One row's outputs -> the (up to k) largest, as OutputValue records."""
+def output_values(model: ModelAdapter, outputs: np.ndarray, k: int = TOP_OUTPUTS) -> list[Prediction]:
+    """One row's explained outputs -> the (up to k) largest, as predictions of the
+    model's output kind (probabilities, logits or a score)."""
     order = np.argsort(-outputs, kind="stable")[:k]
-    return [OutputValue(int(i), model.label(int(i)), float(outputs[i])) for i in order]
+    return [Prediction(int(i), model.label(int(i)), float(outputs[i]), model.output_kind) for i in order]
 
 
 @runs_in_worker
@@ -79,7 +79,7 @@ def explain_row(
     target: int | str | None = None,
     seed: int = 0,
     progress: ProgressCallback | None = None,
-) -> TabularExplanation:
+) -> Explanation:
     """Explain one row (0-based index into ``data``) of the table with one method."""
     summary = explain_rows(model, data, [row], method, params, target=target, seed=seed,
                            progress=progress, per_row_target=target is None)
@@ -88,30 +88,54 @@ def explain_row(
 
 @dataclass
 class TabularSummary:
-    """Many rows explained with one method for one output column.
+    """Many rows explained with one method for one output column: one
+    :class:`~xai_core.types.Explanation` per row, and the tables made from them.
 
     ``attributions`` is the rows x features table of signed attributions (index =
     row number), ``values`` the rows' feature values, ``mean_abs`` the mean
-    |attribution| per feature (global importance), largest first.
+    |attribution| per feature (global importance), largest first. Plain fields
+    only, so a summary crosses the worker boundary like any result.
     """
 
     method: str
     target: int
     target_label: str
-    explanations: list[TabularExplanation]
-    attributions: Any  # pandas.DataFrame
-    values: Any  # pandas.DataFrame
-    mean_abs: Any  # pandas.Series
+    explanations: list[Explanation]
+    feature_names: list[str]
     params: dict[str, Any]
     seed: int
     model_evals: int
     elapsed_s: float
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def rows(self) -> list[int]:
+        return [int(e.row) for e in self.explanations]
+
+    @property
+    def attributions(self):
+        import pandas as pd
+
+        return pd.DataFrame(np.array([e.attributions[0] for e in self.explanations], np.float64),
+                            index=pd.Index(self.rows, name="row"), columns=self.feature_names)
+
+    @property
+    def values(self):
+        import pandas as pd
+
+        return pd.DataFrame(np.array([e.feature_values for e in self.explanations], np.float64),
+                            index=pd.Index(self.rows, name="row"), columns=self.feature_names)
+
+    @property
+    def mean_abs(self):
+        mean_abs = self.attributions.abs().mean().sort_values(ascending=False, kind="stable")
+        mean_abs.name = "mean_abs_attribution"
+        return mean_abs
+
     def table(self):
         """The CSV-ready table: row, label, output, base value, then one column per
         feature's attribution."""
-        frame = self.attributions.copy()
+        frame = self.attributions
         frame.insert(0, "base_value", [e.base_value for e in self.explanations])
         frame.insert(0, "output", [e.output for e in self.explanations])
         if any(e.label is not None for e in self.explanations):
@@ -139,8 +163,6 @@ def explain_rows(
     output of a single-score model); ``per_row_target`` instead explains each row's
     own largest output. ``progress(fraction, text)`` is called after every row.
     """
-    import pandas as pd
-
     started = time.perf_counter()
     check_compatible(model, data)
     check_tabular_method(model, method)
@@ -162,7 +184,7 @@ def explain_rows(
 
     if progress is not None:
         progress(0.0, f"{explainer.label}: preparing")
-    explanations: list[TabularExplanation] = []
+    explanations: list[Explanation] = []
     contexts: dict[int, tuple[RowContext, Any]] = {}
     total_evals = 0
     for i, (row, t, out) in enumerate(zip(rows, targets, outputs, strict=True)):  # noqa: B007
@@ -178,46 +200,45 @@ def explain_rows(
         attributions = np.asarray(raw.attributions, np.float64).reshape(-1)
         if attributions.shape != (data.n_features,) or not np.isfinite(attributions).all():
             raise UnsupportedError(f"{method} returned unusable attributions for row {row} (non-finite or wrong size)")
-        explanations.append(TabularExplanation(
-            row=row,
+        attributions = attributions.astype(np.float32)
+        explanations.append(Explanation(
             method=method,
             target=t,
             target_label=model.label(t),
-            output=float(out[t]),
-            output_kind=model.output_kind,
+            attribution=attributions,
             predictions=output_values(model, out),
-            attributions={f: float(v) for f, v in zip(data.feature_names, attributions, strict=True)},
-            feature_values={f: float(v) for f, v in zip(data.feature_names, data.x[row], strict=True)},
-            base_value=None if raw.base_value is None else float(raw.base_value),
             params=used,
             seed=seed,
             model_evals=int(evals),
             elapsed_s=time.perf_counter() - t0,
-            label=_plain(data.labels[row]) if data.labels is not None else None,
-            extras=dict(raw.extras),
             layer=raw.layer,
-            layer_attribution=None if raw.layer_attribution is None else [
-                float(v) for v in np.nan_to_num(np.asarray(raw.layer_attribution, np.float64)).reshape(-1)],
+            output_kind=model.output_kind,
+            extras=dict(raw.extras),
+            inputs=[s.name for s in model.inputs],
+            input_kinds=["vector"],
+            layer_attribution=None if raw.layer_attribution is None else np.nan_to_num(
+                np.asarray(raw.layer_attribution, np.float32)),
             neuron=raw.neuron,
+            probabilities=np.asarray(out, np.float32) if model.output_kind == "probability" else None,
+            engine=model.framework,
+            output=float(out[t]),
+            base_value=None if raw.base_value is None else float(raw.base_value),
+            feature_names=list(data.feature_names),
+            feature_values=np.asarray(data.x[row], np.float32).copy(),
+            row=int(row),
+            label=_plain(data.labels[row]) if data.labels is not None else None,
         ))
         total_evals = sum(c.model_evals for c, _ in contexts.values())
         if progress is not None:
             progress((i + 1) / len(rows), f"{explainer.label}: row {i + 1} of {len(rows)}")
 
-    attr = pd.DataFrame([e.attributions for e in explanations], index=pd.Index(rows, name="row"),
-                        columns=data.feature_names)
-    values = pd.DataFrame(data.x[rows], index=pd.Index(rows, name="row"), columns=data.feature_names)
-    mean_abs = attr.abs().mean().sort_values(ascending=False)
-    mean_abs.name = "mean_abs_attribution"
     t_first = targets[0]
     return TabularSummary(
         method=method,
         target=t_first,
         target_label=model.label(t_first),
         explanations=explanations,
-        attributions=attr,
-        values=values,
-        mean_abs=mean_abs,
+        feature_names=list(data.feature_names),
         params=used,
         seed=seed,
         model_evals=int(total_evals),
