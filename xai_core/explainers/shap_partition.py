@@ -31,8 +31,9 @@ class ShapPartitionParams:
     )
     tolerance: float = param(
         0.0, low=0.0, high=1.0, step=0.01,
-        help="stop early: run at doubling budgets from max_evals/8 until the top-10 of an 8x8 grid of blocks "
-             "keeps its ranking and moves by at most this fraction of the largest block (0: one run at max_evals)",
+        help="stop early: run at doubling budgets from max_evals/8 (each round re-using the previous round's "
+             "evaluations) until the top-10 of an 8x8 grid of blocks keeps its ranking and moves by at most this "
+             "fraction of the largest block (0: one run at max_evals)",
     )
 
 
@@ -73,7 +74,11 @@ def _masker_class() -> type:
         def build_partition_tree(self) -> None:
             self.clustering = _partition_tree(self.input_mask_value, tuple(self.input_shape)).copy()
 
+        keys: list[bytes] | None = None  # when a list: a digest of every mask, in the order masked
+
         def __call__(self, mask, x):
+            if self.keys is not None:
+                self.keys.append(b"" if mask is None else _mask_digest(mask))
             if not isinstance(self.mask_value, str) or self.blur_kernel is None or not isinstance(x, np.ndarray):
                 return super().__call__(mask, x)
             if x.size != np.prod(self.input_shape):
@@ -90,6 +95,12 @@ def _masker_class() -> type:
             return (np.where(mask, flat, blurred[1]).reshape(1, *x.shape),)
 
     return ImageMasker
+
+
+def _mask_digest(mask: np.ndarray) -> bytes:
+    import hashlib
+
+    return hashlib.blake2b(np.packbits(np.asarray(mask, bool)).tobytes(), digest_size=16).digest()
 
 
 def image_masker(spec: str, shape: tuple[int, ...]):
@@ -113,11 +124,31 @@ class ShapPartition(Explainer):
         h, w, c = x.shape
         masker = image_masker(masker_spec(params, h, w), x.shape)
         target = ctx.target
+        # with rounds, each round's run repeats the previous one's tree walk (the walk
+        # does not depend on the budget), so its masked images are evaluated once: shap
+        # masks a batch and then calls the model on it, so the masker's digests, in
+        # order, name the batch's images
+        seen: dict[bytes, float] | None = {} if params.tolerance > 0 else None
+        if seen is not None:
+            masker.keys = []
 
         def f(batch: np.ndarray) -> np.ndarray:
-            probs = ctx.predict(np.asarray(batch, np.float32))
+            batch = np.asarray(batch, np.float32)
+            keys = masker.keys
+            if seen is None or keys is None or len(keys) != len(batch):
+                if keys is not None:
+                    keys.clear()
+                scores = ctx.predict(batch)[:, target]
+            else:
+                names = list(keys)
+                keys.clear()
+                todo = [i for i, k in enumerate(names) if k not in seen]
+                if todo:
+                    for i, score in zip(todo, ctx.predict(batch[todo])[:, target], strict=True):
+                        seen[names[i]] = float(score)
+                scores = np.array([seen[k] for k in names], np.float32)
             ctx.progress(min(1.0, ctx.model_evals / params.max_evals), f"{ctx.model_evals} evaluations")
-            return probs[:, target : target + 1]
+            return scores[:, None]
 
         explainer = shap.explainers.Partition(f, masker)
 
