@@ -210,3 +210,16 @@ def test_batch_one_torchscript_runs_one_image_a_call(tmp_path):
     model = open_model(path, overrides=SpecOverrides(size=(8, 8)), engine="inprocess", trust_pickle=True)
     assert model.max_batch == 1
     assert model.predict(np.full((5, 8, 8, 3), 0.5, np.float32)).shape == (5, 3)
+
+
+def test_a_sidecar_key_we_do_not_read_is_named(tmp_path, capsys, digits_files):
+    """"input_size" instead of "size" used to be ignored silently (the model then met
+    224 x 224 inputs); now one line says which key to write."""
+    import shutil
+
+    model = tmp_path / "digits.pt2"
+    shutil.copy(digits_files["export"], model)
+    model.with_suffix(".json").write_text(json.dumps({"input_size": [32, 32], "grayscale": True, "epochs": 3}))
+    code = main(["explain", "--model", str(model), "--image", str(ROOT / "sample_images" / "digit_9.png"),
+                 "--method", "saliency", "--out", str(tmp_path / "out")])
+    one_error(capsys, code, 'digits.json: "input_size" is not a key we read (it would be ignored); write "size"')

@@ -293,9 +293,8 @@ def onnx_digits(tmp_path_factory, digits_adapter):
         warnings.simplefilter("ignore")
         torch.onnx.export(digits_adapter.model, (torch.zeros(1, 1, 32, 32),), str(path), input_names=["image"],
                           output_names=["scores"], dynamic_axes={"image": {0: "b"}, "scores": {0: "b"}}, dynamo=False)
-    # in-process: a randomised copy is a new model, which the confined worker does not make yet
-    return open_model(str(path), overrides=SpecOverrides(size=(32, 32), mean=(0.5,), std=(0.5,), grayscale=True),
-                      engine="inprocess")
+    # run in the confined worker, which makes and holds the randomised copies
+    return open_model(str(path), overrides=SpecOverrides(size=(32, 32), mean=(0.5,), std=(0.5,), grayscale=True))
 
 
 @pytest.mark.parametrize("framework", ["keras", "onnx"])
@@ -319,6 +318,79 @@ def test_keras_and_onnx_randomized_copies(framework, request, digit_image):
     exp = explain(adapter, digit_image, method, params, seed=0)
     result = evaluate_image(adapter, x, exp, ["randomization"], {"randomization": {"steps": 2}})["randomization"]
     assert np.isfinite(result.value) and result.details["layers_randomized"][-1] == len(layers)
+
+
+@pytest.mark.parametrize("kind", ["pt2", "keras"])
+def test_worker_run_upload_gets_the_randomization_check(kind, digits_files, digit_image, tmp_path):
+    """An upload run in the confined worker: its randomised copy is made and held in
+    the worker (the weights never cross), and the check gives what it gives in-process."""
+    import json
+
+    from xai_core.engines.worker import RemoteModel, close_all
+    from xai_core.models import open_model
+    from xai_core.types import UnsupportedError
+
+    if kind == "pt2":
+        path = digits_files["export"]
+    else:
+        path = tmp_path / "digits.keras"
+        open_model("keras_digits_cnn").model.save(path)
+        path.with_suffix(".json").write_text(json.dumps({"size": [32, 32], "mean": [0.5], "std": [0.5],
+                                                         "grayscale": True}))
+    try:
+        remote = open_model(str(path))
+        local = open_model(str(path), engine="inprocess", trust_pickle=True)
+        assert isinstance(remote, RemoteModel) and not isinstance(local, RemoteModel)
+        assert remote.weight_layers() == local.weight_layers() and len(local.weight_layers()) >= 3
+        x = preprocess(digit_image, remote.spec)
+        before = remote.predict(x[None])
+        top = remote.randomized_copy(1, seed=0)
+        assert isinstance(top, RemoteModel) and top.num_classes == 10
+        np.testing.assert_allclose(top.predict(x[None]), local.randomized_copy(1, seed=0).predict(x[None]), atol=1e-5)
+        assert not np.allclose(top.predict(x[None]), before, atol=1e-4)
+        np.testing.assert_array_equal(remote.predict(x[None]), before)  # the model itself is untouched
+        remote.randomized_copy(2, seed=0), remote.randomized_copy(3, seed=0)  # the worker holds the 2 newest
+        with pytest.raises(UnsupportedError, match="randomised copy of the model is gone"):
+            top.predict(x[None])
+        exp = explain(remote, digit_image, "saliency", seed=0)
+        got = evaluate_image(remote, x, exp, ["randomization"], {"randomization": {"steps": 2}})["randomization"]
+        want = evaluate_image(local, x, explain(local, digit_image, "saliency", seed=0), ["randomization"],
+                              {"randomization": {"steps": 2}})["randomization"]
+        assert got.details["layers_randomized"] == want.details["layers_randomized"]
+        np.testing.assert_allclose(got.curve[1], want.curve[1], atol=1e-4)  # rank correlation per step
+    finally:
+        close_all()
+
+
+def test_worker_run_table_model_gets_the_randomization_check(tmp_path):
+    """Row metrics drive the model through its adapter primitives: a worker-run
+    upload's randomised copy is a handle on a copy held in the worker."""
+    import shutil
+
+    from model_zoo.tabular import TABULAR_ZOO
+    from xai_core.engines.worker import RemoteModel, close_all
+    from xai_core.metrics.service import evaluate_row
+    from xai_core.tabular import explain_row, load_table
+    from xai_core.tabular.models import open_tabular_model
+
+    entry = TABULAR_ZOO["breast_cancer_keras"]
+    for source in (entry.path, entry.path.with_suffix(".json")):
+        if source.exists():
+            shutil.copy(source, tmp_path / source.name)
+    try:
+        results = []
+        for engine in (None, "inprocess"):
+            model = open_tabular_model(tmp_path / entry.path.name, engine=engine)
+            assert isinstance(model, RemoteModel) == (engine is None)
+            data = load_table(entry.csv_path, label_column=entry.label_column, n_features=model.n_features)
+            exp = explain_row(model, data, 0, "integrated_gradients", {"steps": 16}, seed=0)
+            results.append(evaluate_row(model, data, exp, ["randomization"])["randomization"])
+        remote, local = results
+        assert remote.details["layers_randomized"] == local.details["layers_randomized"] == [1, 2, 3]
+        np.testing.assert_allclose(remote.curve[1], local.curve[1], atol=1e-4)
+        np.testing.assert_allclose(remote.baseline_curve[1], local.baseline_curve[1], atol=1e-4)
+    finally:
+        close_all()
 
 
 def test_sensitivity_agrees_with_quantus_max_sensitivity(digits_adapter, digits_reference):

@@ -9,8 +9,8 @@ def test_panel_ranks_methods_in_one_table_and_caches(monkeypatch):
     import xai_core.metrics.service as service
 
     calls = []
-    real = service.evaluate_image
-    monkeypatch.setattr(service, "evaluate_image", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    real = service.evaluate_inputs
+    monkeypatch.setattr(service, "evaluate_inputs", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
 
     at = image_page()
     use_digits_model(at)
@@ -52,3 +52,35 @@ def test_tabular_row_panel():
     table = at.dataframe[-1].value
     assert list(table["Method"]) == ["integrated_gradients, row 0"]
     assert table["correlation (↑)"][0] > table["correlation random"][0]
+
+
+def test_several_inputs_give_one_row_per_method_and_input():
+    """The picture feeds both image inputs of a two-view model; the panel's runner
+    gives each input its own metrics, and the table one row per method x input."""
+    import numpy as np
+
+    from tests.test_several_inputs import TwoViews
+    from ui import metrics_panel
+    from xai_core.adapters.torch import TorchAdapter
+    from xai_core.service import explain
+    from xai_core.types import ImageSpec
+
+    adapter = TorchAdapter(TwoViews().eval(), [ImageSpec((8, 8), name="small"), ImageSpec((12, 12), name="large")],
+                           name="two_views", device="cpu")
+    picture = (np.random.default_rng(0).random((20, 20, 3)) * 255).astype(np.uint8)
+    items = []
+    for method in ("saliency", "integrated_gradients"):
+        items.append((method, f"key-{method}", explain(adapter, picture, method, target=0)))
+    results: dict = {}
+    for _, key, exp in items:
+        for name in ("deletion", "road"):
+            per_input = metrics_panel._image_metric.__wrapped__(key, name, "{}", adapter, picture, exp, None)
+            assert list(per_input) == ["small", "large"]
+            for input_name, result in per_input.items():
+                assert result.input == input_name
+                results.setdefault(metrics_panel.row_key(key, input_name, True), {})[name] = result
+    labels = metrics_panel.row_labels(items, results)
+    table = metrics_panel.ranking_table(labels, results)
+    assert sorted(table["Method"]) == ["integrated_gradients · large", "integrated_gradients · small",
+                                       "saliency · large", "saliency · small"]
+    assert {"deletion (↓)", "road (↑)", "mean rank"} <= set(table)

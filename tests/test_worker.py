@@ -74,6 +74,19 @@ def test_explanation_crosses_generically():
     assert all(not blob.startswith(b"\x80") for blob in arrays)  # .npy, never a pickle
 
 
+def test_metric_results_cross_with_their_enumerations():
+    from xai_core.metrics.base import Direction, MetricResult
+
+    result = MetricResult("deletion", "Deletion", 0.25, Direction.LOWER, baseline=0.5, curve=([0.0, 1.0], [0.9, 0.1]))
+    arrays: list[bytes] = []
+    back = wire.decode(wire.encode({"digit": {"deletion": result}}, arrays), arrays)["digit"]["deletion"]
+    assert back == result and back.direction is Direction.LOWER and back.passed is True
+    with pytest.raises(wire.WireError, match="only xai_core"):
+        wire.decode({"__enum__": "signal:Signals", "value": 9}, [])
+    with pytest.raises(wire.WireError, match="not an enumeration"):
+        wire.decode({"__enum__": "xai_core.metrics.base:MetricResult", "value": 1}, [])
+
+
 def test_wire_refuses_objects_and_foreign_types():
     with pytest.raises(wire.WireError, match="objects"):
         wire.encode(np.array([object()]), [])

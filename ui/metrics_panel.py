@@ -34,22 +34,29 @@ from .method_form import params_form
 METRICS_KEY = "metric_choice"
 
 
+Run = Callable[[str, str, Any, Callable[[float, str], None] | None], dict[str, MetricResult]]
+"""(item key, metric, explanation, progress) -> {model input name: result}."""
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def _image_metric(result_key: str, name: str, params: str, _adapter: Any, _image: np.ndarray, _explanation: Any,
-                  _progress: Callable[[float, str], None] | None) -> MetricResult:
-    from xai_core.images import preprocess
-    from xai_core.metrics.service import evaluate_image
+                  _progress: Callable[[float, str], None] | None) -> dict[str, MetricResult]:
+    """One metric of one result, per model input (the picture feeds every image input)."""
+    from xai_core.metrics.service import evaluate_inputs
+    from xai_core.service import prepare_inputs
 
-    x = preprocess(_image, _adapter.spec)
-    return evaluate_image(_adapter, x, _explanation, [name], {name: json.loads(params)}, progress=_progress)[name]
+    per_input = evaluate_inputs(_adapter, prepare_inputs(_adapter, _image), _explanation, [name],
+                                {name: json.loads(params)}, progress=_progress)
+    return {spec: results[name] for spec, results in per_input.items() if name in results}
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _row_metric(result_key: str, name: str, params: str, _model: Any, _data: Any, _explanation: Any,
-                _progress: Callable[[float, str], None] | None) -> MetricResult:
+                _progress: Callable[[float, str], None] | None) -> dict[str, MetricResult]:
     from xai_core.metrics.service import evaluate_row
 
-    return evaluate_row(_model, _data, _explanation, [name], {name: json.loads(params)}, progress=_progress)[name]
+    return {"row": evaluate_row(_model, _data, _explanation, [name], {name: json.loads(params)},
+                                progress=_progress)[name]}
 
 
 def _choose(modality: Modality, can_randomize: bool, key: str) -> list[str]:
@@ -60,15 +67,30 @@ def _choose(modality: Modality, can_randomize: bool, key: str) -> list[str]:
                           help="\n\n".join(labels.values()))
 
 
-def _compute(items: Sequence[tuple[str, str, Any]], names: Sequence[str],
-             run: Callable[[str, str, Any, Callable[[float, str], None] | None], MetricResult]) -> dict:
-    """{item key: {metric: result}} for every (label, key, explanation), with one bar."""
+def row_key(key: str, input_name: str, several: bool) -> str:
+    """The table row of one result's metrics for one model input."""
+    return f"{key}::{input_name}" if several else key
+
+
+def row_labels(items: Sequence[tuple[str, str, Any]], results: dict[str, dict[str, MetricResult]]) -> dict[str, str]:
+    """Row key -> 'method' (one input) or 'method · input' (several inputs)."""
+    labels = {}
+    for label, key, _ in items:
+        labels[key] = label
+        for row in results:
+            if row.startswith(f"{key}::"):
+                labels[row] = f"{label} · {row.split('::', 1)[1]}"
+    return labels
+
+
+def _compute(items: Sequence[tuple[str, str, Any]], names: Sequence[str], run: Run) -> dict:
+    """{row key: {metric: result}} for every (label, key, explanation), one row per
+    result and model input (see :func:`row_key`), with one bar."""
     bar = st.progress(0.0, text="Checking the maps…")
     total = len(items) * len(names)
     done: dict[str, dict[str, MetricResult]] = {}
     errors = []
     for i, (label, key, explanation) in enumerate(items):
-        done[key] = {}
         for j, name in enumerate(names):
             step = i * len(names) + j
 
@@ -77,7 +99,9 @@ def _compute(items: Sequence[tuple[str, str, Any]], names: Sequence[str],
 
             progress(0.0, name)
             try:
-                done[key][name] = run(key, name, explanation, outside_cache(progress))
+                per_input = run(key, name, explanation, outside_cache(progress))
+                for input_name, result in per_input.items():
+                    done.setdefault(row_key(key, input_name, len(per_input) > 1), {})[name] = result
             except XaiError as exc:
                 errors.append(f"{label}, {name}: {str(exc).strip().rstrip('.')}.")
             except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
@@ -89,8 +113,9 @@ def _compute(items: Sequence[tuple[str, str, Any]], names: Sequence[str],
 
 
 def ranking_table(labels: dict[str, str], results: dict[str, dict[str, MetricResult]]) -> pd.DataFrame:
-    """One row per method: each metric's value (its random baseline beside it), the
-    mean rank over the metrics (1 = best, by each metric's direction), and the cost."""
+    """One row per method (per method and model input, for several inputs): each
+    metric's value (its random baseline beside it), the mean rank over the metrics
+    (1 = best, by each metric's direction), and the cost."""
     rows = []
     for key, per_metric in results.items():
         row: dict[str, Any] = {"Method": labels[key]}
@@ -150,16 +175,15 @@ def _show(labels: dict[str, str], results: dict[str, dict[str, MetricResult]], e
     frame = ranking_table(labels, results)
     st.dataframe(frame, hide_index=True, width="stretch")
     cost = [f"{labels[k]}: metrics {sum(r.model_evals for r in per.values())} evaluations, "
-            f"{sum(r.elapsed_s for r in per.values()):.2f} s (the explanation: {explain_cost[k][0]} evaluations, "
-            f"{explain_cost[k][1]:.2f} s)" for k, per in results.items()]
+            f"{sum(r.elapsed_s for r in per.values()):.2f} s (the explanation: {explain_cost[item][0]} evaluations, "
+            f"{explain_cost[item][1]:.2f} s)" for k, per in results.items() for item in [k.split("::")[0]]]
     st.caption("↑ higher is better, ↓ lower is better; 'random' is the same metric for a random order or map. "
                + " · ".join(cost))
     _curves(labels, results)
 
 
 def _panel(modality: Modality, items: Sequence[tuple[str, str, Any]], can_randomize: bool, state_key: str,
-           run: Callable[[str, str, Any, Callable[[float, str], None] | None], MetricResult],
-           cost: dict[str, tuple]) -> None:
+           run: Callable[..., dict[str, MetricResult]], cost: dict[str, tuple]) -> None:
     with st.expander("Can I trust these maps? Faithfulness and sanity checks", expanded=state_key in st.session_state):
         names = _choose(modality, can_randomize, f"{METRICS_KEY}_{modality.value}")
         params: dict[str, dict] = {}
@@ -172,9 +196,8 @@ def _panel(modality: Modality, items: Sequence[tuple[str, str, Any]], can_random
             keys = tuple(k for _, k, _ in items)
             st.session_state[state_key] = (keys, _compute(items, names, lambda k, n, e, p: run(k, n, e, p, params[n])))
         stored = st.session_state.get(state_key)
-        labels = {k: label for label, k, _ in items}
         if stored and stored[0] == tuple(k for _, k, _ in items):
-            _show(labels, stored[1], cost)
+            _show(row_labels(items, stored[1]), stored[1], cost)
 
 
 def image_metrics_panel(results: Any, adapter: Any) -> None:
@@ -184,7 +207,7 @@ def image_metrics_panel(results: Any, adapter: Any) -> None:
     items = [(i.label, i.key, i.explanation) for i in results.items]
     cost = {i.key: (i.explanation.model_evals, i.explanation.elapsed_s) for i in results.items}
 
-    def run(key: str, name: str, explanation: Any, progress, params: dict) -> MetricResult:
+    def run(key: str, name: str, explanation: Any, progress, params: dict) -> dict[str, MetricResult]:
         return _image_metric(key, name, json.dumps(params, sort_keys=True), adapter, results.image.array,
                              explanation, progress)
 
@@ -202,7 +225,7 @@ def row_metrics_panel(explanation: Any, model: Any, data: Any) -> None:
     items = [(f"{explanation.method}, row {explanation.row}", key, explanation)]
     cost = {key: (explanation.model_evals, explanation.elapsed_s)}
 
-    def run(key: str, name: str, explanation: Any, progress, params: dict) -> MetricResult:
+    def run(key: str, name: str, explanation: Any, progress, params: dict) -> dict[str, MetricResult]:
         return _row_metric(key, name, json.dumps(params, sort_keys=True), model, data, explanation, progress)
 
     _panel(Modality.ROWS, items, bool(model.weight_layers()), "tab_metric_results", run, cost)

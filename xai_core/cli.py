@@ -165,12 +165,14 @@ def cmd_explain(args) -> int:
     from .explainers import REGISTRY, get_explainer
     from .images import load_image
     from .metrics import Modality
-    from .metrics.service import evaluate_image
+    from .metrics.service import evaluate_inputs
     from .metrics.service import records as metric_records
     from .quality import quality_notes
     from .service import check_method, explain, explain_classes, prepare_inputs
 
     metric_names, metric_params = parse_metric_args(args.metrics, args.metric_param, Modality.IMAGE)
+    if args.metric_background and not metric_names:
+        raise InputError("--metric-background is for the metrics; give --metrics too")
     for method in args.method:
         get_explainer(method)
     per_method = parse_param_args(args.param or [], args.method)
@@ -188,13 +190,11 @@ def cmd_explain(args) -> int:
         raise InputError("--batch-size must be at least 1")
     images = [(Path(p), load_image(p)) for p in args.image]
     adapter = _open(args)
-    if metric_names and adapter.multi_input:
-        raise InputError(f"--metrics works on models with one image input; {adapter.name} has "
-                         f"{len(adapter.inputs)} inputs")
     for method in args.method:
         check_method(adapter, method)
     if args.layer:
         adapter.resolve_layer(args.layer)  # a wrong name or index fails before any work
+    metric_backgrounds = _metric_backgrounds(adapter, args.metric_background, args.seed)
     out = make_output_dir(args.out)
     records = []
     stems: dict[str, int] = {}
@@ -229,10 +229,17 @@ def cmd_explain(args) -> int:
                 for note in quality_notes(method, exp.extras):
                     print(f"  note: {note}")
                 if metric_names:
-                    results = evaluate_image(adapter, prepare_inputs(adapter, fed)[0], exp, metric_names,
-                                             metric_params, batch_size=args.batch_size)
-                    records[-1]["metrics"] = metric_records(results)
-                    print_metrics(results)
+                    per_input = evaluate_inputs(adapter, prepare_inputs(adapter, fed), exp, metric_names,
+                                                metric_params, batch_size=args.batch_size,
+                                                backgrounds=metric_backgrounds)
+                    if adapter.multi_input:  # one set of metrics per input, keyed by the input's name
+                        records[-1]["metrics"] = {name: metric_records(r) for name, r in per_input.items()}
+                    else:
+                        records[-1]["metrics"] = metric_records(next(iter(per_input.values())))
+                    for name, results in per_input.items():
+                        if adapter.multi_input:
+                            print(f"  input {name}:")
+                        print_metrics(results)
     for method, rows in grids.items():
         if rows:
             grid = render.class_grid(rows, alpha=args.alpha, names=[p.name for p, _ in images])
@@ -279,6 +286,26 @@ def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, ada
     if adapter.multi_input:
         record["input_files"] = files
     return record
+
+
+def _metric_backgrounds(adapter, items: list[str], seed: int) -> list | None:
+    """--metric-background NAME=FILE pairs -> one background (rows N x F) or None per input."""
+    from .backgrounds import MAX_BACKGROUND, load_background
+
+    if not items:
+        return None
+    specs = {s.name: i for i, s in enumerate(adapter.inputs)}
+    found: list = [None] * len(adapter.inputs)
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not file:
+            raise InputError(f"--metric-background {item!r} must look like NAME=FILE")
+        vectors = [s.name for s in adapter.inputs if s.kind == "vector"]
+        if name not in specs or adapter.inputs[specs[name]].kind != "vector":
+            raise InputError(f"--metric-background {name!r}: not a feature-vector input of the model; "
+                             f"those are: {', '.join(vectors) or 'none'}")
+        found[specs[name]] = load_background(file, adapter.inputs[specs[name]], MAX_BACKGROUND, seed)
+    return found
 
 
 def _named_inputs(adapter, items: list[str]) -> dict[str, Any]:
@@ -444,6 +471,9 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1")
     add_metric_args(p, "deletion,insertion,road,randomization,sensitivity")
+    p.add_argument("--metric-background", nargs="+", action="extend", default=[], metavar="NAME=FILE",
+                   help="for a model with a feature-vector input NAME: background rows (.csv or .npy) whose mean "
+                        "a removed feature takes in the metrics (default 0) and whose std scales their noise")
     p.set_defaults(func=cmd_explain)
     from .tabular.cli import add_parser as add_tabular_parser
 

@@ -79,7 +79,23 @@ def read_json_sidecar(path: Path) -> dict[str, Any]:
         raise InputError(f"{sidecar.name}: invalid JSON sidecar ({exc})") from None
     if not isinstance(data, dict):
         raise InputError(f"{sidecar.name}: the sidecar must be a JSON object")
+    for where in (data, data.get("spec") if isinstance(data.get("spec"), dict) else {}):
+        for key, meant in MISTAKEN_KEYS.items():
+            if key in where and meant not in where:
+                raise InputError(f'{sidecar.name}: "{key}" is not a key we read (it would be ignored); '
+                                 f'write "{meant}" instead')
     return data
+
+
+# keys users write for the ones the sidecar has: refused with the right name rather
+# than ignored (other keys, such as training notes, are left alone)
+MISTAKEN_KEYS = {
+    "input_size": "size", "image_size": "size", "img_size": "size", "input_shape": "size", "shape": "size",
+    "resolution": "size", "class_names": "labels", "classes": "labels", "label_names": "labels",
+    "normalize_mean": "mean", "normalize_std": "std", "gray": "grayscale", "greyscale": "grayscale",
+    "features": "feature_names", "columns": "feature_names", "target_column": "label_column",
+    "output_kind": "output", "activation": "output",
+}
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:

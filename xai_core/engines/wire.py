@@ -1,7 +1,8 @@
 """What crosses the worker boundary: JSON plus raw ``.npy`` arrays, never a pickle.
 
-:func:`encode` walks a value generically: dataclasses field by field (only
-classes defined in ``xai_core``, rebuilt by name on the other side), dicts, lists,
+:func:`encode` walks a value generically: dataclasses field by field and
+enumeration members by value (only classes defined in ``xai_core``, rebuilt by
+name on the other side), dicts, lists,
 tuples, sets, NumPy scalars and arrays at any depth. Arrays travel as ``.npy``
 bytes read back with ``allow_pickle=False``, so an object array cannot cross. A new
 field on :class:`~xai_core.types.Explanation` therefore crosses without changes here.
@@ -13,6 +14,7 @@ A message on the socket is ``[u32 json length][json][u32 array count]`` followed
 from __future__ import annotations
 
 import dataclasses
+import enum
 import importlib
 import io
 import json
@@ -59,6 +61,10 @@ def encode(value: Any, arrays: list[bytes]) -> Any:
         return {"__set__": [encode(v, arrays) for v in value], "frozen": isinstance(value, frozenset)}
     if isinstance(value, dict):
         return {"__map__": [[encode(k, arrays), encode(v, arrays)] for k, v in value.items()]}
+    if isinstance(value, enum.Enum):
+        cls = type(value)
+        _check_module(cls.__module__)
+        return {"__enum__": f"{cls.__module__}:{cls.__qualname__}", "value": encode(value.value, arrays)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         cls = type(value)
         _check_module(cls.__module__)
@@ -82,6 +88,11 @@ def decode(value: Any, arrays: list[bytes]) -> Any:
         return frozenset(items) if value.get("frozen") else set(items)
     if "__map__" in value:
         return {_hashable(decode(k, arrays)): decode(v, arrays) for k, v in value["__map__"]}
+    if "__enum__" in value:
+        cls = resolve(value["__enum__"])
+        if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
+            raise WireError(f"{value['__enum__']} is not an enumeration")
+        return cls(decode(value["value"], arrays))
     if "__dc__" in value:
         cls = resolve(value["__dc__"])
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):

@@ -337,9 +337,10 @@ class RemoteModel(ModelAdapter):
 
     engine = "worker"
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, variant: int | None = None, facts: dict[str, Any] | None = None) -> None:
         self._worker = worker
-        facts = worker.facts
+        self._variant = variant  # a randomised copy held in the worker (None: the model itself)
+        facts = worker.facts if facts is None else facts
         for name, value in facts.items():
             if not isinstance(getattr(type(self), name, None), property):
                 self.__dict__[name] = value
@@ -358,7 +359,7 @@ class RemoteModel(ModelAdapter):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        answer = self._worker.request({"op": "get", "name": name})
+        answer = self._worker.request({"op": "get", "name": name, "variant": self._variant})
         if answer.get("callable"):
             return functools.partial(self._call, name)
         return answer.get("value")
@@ -366,13 +367,15 @@ class RemoteModel(ModelAdapter):
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         callbacks = {k: v for k, v in kwargs.items() if callable(v)}
         kwargs = {k: (wire.CallbackRef(k) if callable(v) else v) for k, v in kwargs.items()}
-        return self._worker.request({"op": "call", "name": name, "args": list(args), "kwargs": kwargs}, callbacks)
+        return self._worker.request({"op": "call", "name": name, "args": list(args), "kwargs": kwargs,
+                                     "variant": self._variant}, callbacks)
 
     def run_service(self, fn: str, args: tuple, kwargs: dict) -> Any:
         """Run the service function ``fn`` ("module:qualname") on this model in the worker."""
         callbacks = {k: v for k, v in kwargs.items() if callable(v)}
         kwargs = {k: (wire.CallbackRef(k) if callable(v) else v) for k, v in kwargs.items()}
-        return self._worker.request({"op": "service", "fn": fn, "args": list(args), "kwargs": kwargs}, callbacks)
+        return self._worker.request({"op": "service", "fn": fn, "args": list(args), "kwargs": kwargs,
+                                     "variant": self._variant}, callbacks)
 
     # the primitives: one call into the worker each, arguments passed as given
     def _run(self, parts):
@@ -410,6 +413,18 @@ class RemoteModel(ModelAdapter):
         found = self.layers()
         return found[-1].name if found else None
 
+    # the randomisation sanity check: the copy is made and held inside the worker
+    def weight_layers(self) -> list[str]:
+        if self.__dict__.get("_weight_layers") is None:  # asked on every page rerun: once per model
+            self._weight_layers = self._call("weight_layers")
+        return self._weight_layers
+
+    def randomized_copy(self, layers_from_top: int, seed: int) -> RemoteModel:
+        """A handle on the model's randomised copy, made inside the worker (its
+        weights never cross the boundary); the worker holds the two newest copies."""
+        answer = self._worker.request({"op": "randomize", "args": [int(layers_from_top), int(seed)]})
+        return RemoteModel(self._worker, answer["variant"], answer["facts"])
+
     @contextmanager
     def explaining(self, what: str | None) -> Iterator[None]:
         """Only the model as it is; service.explain(..., output=...) runs the other
@@ -419,7 +434,8 @@ class RemoteModel(ModelAdapter):
         yield
 
     def close(self) -> None:
-        self._worker.close()
+        if self._variant is None:  # a randomised copy's handle leaves the worker to its model
+            self._worker.close()
 
 
 def runs_in_worker(fn: Callable) -> Callable:

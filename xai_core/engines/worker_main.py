@@ -12,6 +12,12 @@ Requests (all values cross through :mod:`.wire`, never pickle):
 * ``{"op": "get", "name": "kind"}`` a public attribute (``{"callable": true}`` for methods).
 * ``{"op": "service", "fn": "xai_core.service:explain", "args", "kwargs"}`` runs a
   whole service function on the loaded model (the fast path: one round trip).
+* ``{"op": "randomize", "args": [layers_from_top, seed]}`` makes the model's
+  randomised copy (the sanity check of :mod:`xai_core.metrics.randomization`) and
+  holds it here beside the model; answers ``{"variant": id, "facts": {...}}``.
+  A request with ``"variant": id`` addresses that copy instead of the model. The
+  :data:`HELD_COPIES` newest copies are held (memory stays bounded); an older id
+  is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import sys
 import traceback
 from pathlib import Path
 from typing import Any
+
+HELD_COPIES = 2  # randomised copies of the model held at once (the newest)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +56,8 @@ class Server:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.model: Any = None
+        self.variants: dict[int, Any] = {}  # randomised copies, made and kept here (their weights never leave)
+        self.variant_id = 0
 
     def serve(self) -> None:
         from . import wire
@@ -81,19 +91,38 @@ class Server:
             return public_facts(self.model)
         if self.model is None:
             raise RuntimeError("no model is open in this worker")
+        if op == "randomize":
+            while len(self.variants) >= HELD_COPIES:  # the oldest goes before a new one is made
+                del self.variants[min(self.variants)]
+            copy = self.model.randomized_copy(*args, **kwargs)
+            self.variant_id += 1
+            self.variants[self.variant_id] = copy
+            return {"variant": self.variant_id, "facts": public_facts(copy)}
+        model = self._target(request.get("variant"))
         name = request.get("name", "")
         if op in ("call", "get") and (not isinstance(name, str) or name.startswith("_")):
             raise AttributeError(f"{name!r} is not a public attribute of the model")
         if op == "call":
-            return getattr(self.model, name)(*args, **kwargs)
+            return getattr(model, name)(*args, **kwargs)
         if op == "get":
-            value = getattr(self.model, name)
+            value = getattr(model, name)
             return {"callable": True} if callable(value) else {"value": value}
         if op == "service":
             fn = wire.resolve(request["fn"])
             fn = getattr(fn, "__wrapped__", fn)
-            return fn(self.model, *args, **kwargs)
+            return fn(model, *args, **kwargs)
         raise ValueError(f"unknown request {op!r}")
+
+    def _target(self, variant: Any) -> Any:
+        """The model a request addresses: the loaded one, or its randomised copy."""
+        if variant is None:
+            return self.model
+        if variant not in self.variants:
+            from ..types import UnsupportedError
+
+            raise UnsupportedError(f"this randomised copy of the model is gone (the worker holds the {HELD_COPIES} "
+                                   "newest); make it again")
+        return self.variants[variant]
 
     def _callbacks(self, value: Any) -> Any:
         from . import wire

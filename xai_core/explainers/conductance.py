@@ -60,7 +60,7 @@ class RowConductanceExplainer(RowExplainer, ConductanceExplainer):
     def setup(self, ctx: RowContext, params: RowConductanceParams) -> Any:
         from .integrated_gradients_tabular import TabularIntegratedGradients
 
-        return TabularIntegratedGradients().setup(ctx, params)
+        return TabularIntegratedGradients().setup(ctx, params)[0]  # one baseline row
 
     @staticmethod
     def layer(ctx: RowContext, params: RowConductanceParams) -> str:

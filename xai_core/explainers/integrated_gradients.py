@@ -3,7 +3,10 @@
 The path integral from a baseline to the image is computed with Gauss-Legendre
 quadrature (as captum does by default), streamed in batches so that memory stays
 flat whatever the number of steps. The convergence delta
-``sum(attribution) - (f(x) - f(baseline))`` is reported.
+``sum(attribution) - (f(x) - f(baseline))`` is reported. With a background the
+user gives (``background_file``), every background item is a baseline and the
+attribution is the mean of the IG maps over them (captum run once per baseline
+and averaged); the delta is then taken against the mean baseline score.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Capability, UnsupportedError
+from ..backgrounds import IMAGE_BACKGROUND_FILES, load_background
+from ..types import Capability, InputError, UnsupportedError
 from .at_layer import layer_path_attribution
 from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
 
@@ -30,6 +34,13 @@ class IntegratedGradientsParams:
     )
     at: str = param("output", choices=("output", "input"),
                     help="with a layer: attribute to the layer's output or to its input")
+    background_file: str = param("", file_types=IMAGE_BACKGROUND_FILES,
+                                 help="your own background: a folder or .zip of images, or an .npy array; "
+                                      "each item is a baseline and IG is averaged over them "
+                                      "(at most background_size items, sampled with the seed); "
+                                      "replaces 'baseline'")
+    background_size: int = param(16, low=1, high=1000,
+                                 help="baselines taken from background_file (each costs one path of steps)")
 
 
 def quadrature(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -70,6 +81,9 @@ class IntegratedGradients(Explainer):
     def run(self, ctx: Context, params: IntegratedGradientsParams) -> RawAttribution:
         if ctx.layer:
             return self._at_layer(ctx, params)
+        if params.background_file:
+            return integrate_over(ctx, user_baselines(ctx, params.background_file, params.background_size),
+                                  params.steps, params.method)
         # an image's baseline is params.baseline; a feature vector's is all zeros
         bases = [make_baseline(x, params.baseline, ctx.rng) if k == "image" else np.zeros_like(x)
                  for x, k in zip(ctx.inputs, ctx.kinds, strict=True)]
@@ -78,6 +92,9 @@ class IntegratedGradients(Explainer):
     def _at_layer(self, ctx: Context, params: IntegratedGradientsParams) -> RawAttribution:
         if len(ctx.inputs) > 1:
             raise UnsupportedError("integrated_gradients at a layer explains models with one input")
+        if params.background_file:
+            raise InputError("integrated_gradients at a layer takes one baseline (the 'baseline' parameter); "
+                             "drop background_file or the layer")
         base = make_baseline(ctx.image, params.baseline, ctx.rng)
         base_values = ctx.adapter.layer_values(base[None], ctx.layer, params.at)
         alphas, weights = quadrature(params.steps, params.method)
@@ -88,27 +105,53 @@ class IntegratedGradients(Explainer):
         return raw
 
 
+def user_baselines(ctx: Context, path: str, size: int) -> list[np.ndarray]:
+    """The user's background as baselines, one B x ... array per input: the file's
+    items for every image input (read at each input's own size), zeros for a
+    feature vector."""
+    sets = [load_background(path, ctx.adapter.inputs[i], size, ctx.seed) if kind == "image" else None
+            for i, kind in enumerate(ctx.kinds)]
+    count = min((len(s) for s in sets if s is not None), default=1)
+    return [s[:count] if s is not None else np.zeros((count, *x.shape), np.float32)
+            for s, x in zip(sets, ctx.inputs, strict=True)]
+
+
 def integrate(ctx: Context, bases: list[np.ndarray], steps: int, method: str) -> RawAttribution:
     """Integrated Gradients of the target score from ``bases`` (one per input) to the
     inputs, with the convergence delta, the input's score and the baseline's in ``extras``."""
+    return integrate_over(ctx, [b[None] for b in bases], steps, method)
+
+
+def integrate_over(ctx: Context, bases: list[np.ndarray], steps: int, method: str) -> RawAttribution:
+    """The mean of the IG maps from each of B baselines (``bases``: one B x ...
+    array per input) to the inputs. The B x steps path points stream through the
+    model in batches of the batch size, whichever baseline they belong to; the
+    delta is ``sum(mean map) - (f(x) - mean_j f(b_j))``, the mean of the
+    baselines' own deltas."""
     xs = ctx.inputs
+    count = len(bases[0])
     alphas, weights = quadrature(steps, method)
-    diffs = [x - b for x, b in zip(xs, bases, strict=True)]
-    totals = [np.zeros_like(x, dtype=np.float64) for x in xs]
-    for start, stop in ctx.chunks(steps):
-        a = alphas[start:stop].astype(np.float32)
-        path = [b[None] + a.reshape(-1, *[1] * d.ndim) * d[None] for b, d in zip(bases, diffs, strict=True)]
+    sums = [np.zeros_like(x, dtype=np.float64) for x in xs]
+    total = count * steps
+    for start, stop in ctx.chunks(total):
+        j, k = np.divmod(np.arange(start, stop), steps)  # baseline and step of each path point
+        path, diffs = [], []
+        for x, b in zip(xs, bases, strict=True):
+            d = x[None] - b[j]
+            path.append(b[j] + alphas[k].astype(np.float32).reshape(-1, *[1] * x.ndim) * d)
+            diffs.append(d)
         grads, _ = ctx.gradient_parts(path)
-        for total, g in zip(totals, grads, strict=True):
-            total += np.tensordot(weights[start:stop], g, axes=(0, 0))
-        ctx.progress(stop / steps, f"{stop}/{steps} steps")
-    raws = [(t * d).astype(np.float32) for t, d in zip(totals, diffs, strict=True)]
-    # the two end scores need no gradients: a forward pass on the framework (captum does the same)
-    ends = ctx.adapter.target_scores(ctx.adapter.join([np.stack([x, b]) for x, b in zip(xs, bases, strict=True)]),
-                                     ctx.target)
-    ctx.model_evals += 2
-    delta = float(sum(r.sum(dtype=np.float64) for r in raws) - (ends[0] - ends[1]))
-    return per_input(
-        raws, ctx.kinds,
-        extras={"convergence_delta": delta, "score": float(ends[0]), "baseline_score": float(ends[1])},
-    )
+        for acc, g, d in zip(sums, grads, diffs, strict=True):
+            acc += np.tensordot(weights[k], g.astype(np.float64) * d, axes=(0, 0))
+        ctx.progress(stop / total, f"{stop}/{total} path points" if count > 1 else f"{stop}/{steps} steps")
+    raws = [(acc / count).astype(np.float32) for acc in sums]
+    # the end scores need no gradients: a forward pass on the framework (captum does the same)
+    ends = ctx.adapter.target_scores(
+        ctx.adapter.join([np.concatenate([x[None], b]) for x, b in zip(xs, bases, strict=True)]), ctx.target)
+    ctx.model_evals += 1 + count
+    score, base_score = float(ends[0]), float(np.mean(ends[1:]))
+    delta = float(sum(r.sum(dtype=np.float64) for r in raws) - (score - base_score))
+    extras = {"convergence_delta": delta, "score": score, "baseline_score": base_score}
+    if count > 1:
+        extras["background_size"] = count
+    return per_input(raws, ctx.kinds, extras=extras)

@@ -111,6 +111,7 @@ class MetricResult:
     params: dict[str, Any] = field(default_factory=dict)
     model_evals: int = 0
     elapsed_s: float = 0.0
+    input: str | None = None  # the model input it measures (models with several inputs)
 
     @property
     def passed(self) -> bool | None:
@@ -137,6 +138,8 @@ class MetricResult:
             "model_evals": self.model_evals,
             "elapsed_s": round(self.elapsed_s, 4),
         }
+        if self.input is not None:
+            out["input"] = self.input
         if self.curve is not None:
             out["curve"] = {"name": self.curve_names[0], "x": _nums(self.curve[0]), "y": _nums(self.curve[1])}
         if self.baseline_curve is not None:
@@ -216,3 +219,25 @@ def features(x: np.ndarray, modality: Modality) -> np.ndarray:
 def importance(attribution: np.ndarray) -> np.ndarray:
     """The attribution as one score per feature (pixels flattened row-major)."""
     return np.asarray(attribution, np.float64).reshape(-1)
+
+
+def perturbed(task: MetricInput, changed: np.ndarray, x: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """The perturb step every removal metric shares: one input per row of
+    ``changed`` (M x F bool), its changed features taken from ``fill`` and the
+    others from ``x`` (both F x C, see :func:`features`); M inputs shaped like
+    ``task.x``, ready for :meth:`MetricInput.scores`."""
+    batch = np.where(np.asarray(changed, bool)[..., None], fill[None], x[None])
+    return batch.astype(np.float32).reshape(-1, *np.shape(task.x))
+
+
+def explain_each(task: MetricInput, runs: list[tuple[np.ndarray, Callable[[], Any] | None]],
+                 what: Callable[[int], str]) -> list[np.ndarray]:
+    """The re-explain loop the sanity metrics share: the method re-run on each
+    (input, model maker or None for the original model) in turn, with progress
+    (``what(i)`` names run i). A model is made just before its run, so one
+    randomised copy is alive at a time. Returns the new maps, float64."""
+    maps = []
+    for i, (x, make) in enumerate(runs):
+        task.tell(i / len(runs), what(i))
+        maps.append(task.explain_again(np.asarray(x, np.float32), None if make is None else make()))
+    return maps

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..explainers.base import param
-from .base import Direction, Metric, MetricInput, MetricResult, features, importance, register
+from .base import Direction, Metric, MetricInput, MetricResult, features, importance, perturbed, register
 from .curves import fill_for
 
 
@@ -48,7 +48,7 @@ class FaithfulnessCorrelation(Metric):
         subsets = np.zeros((params.runs, n), bool)
         for i in range(params.runs):
             subsets[i, rng.choice(n, size, replace=False)] = True
-        batch = np.where(subsets[..., None], fill[None], x[None]).reshape(-1, *task.x.shape)
+        batch = perturbed(task, subsets, x, fill)
         scores = task.scores(np.concatenate([np.asarray(task.x, np.float32)[None], batch]))
         drops = scores[0] - scores[1:]
         value = pearson(subsets @ a, drops)

@@ -17,7 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..explainers.base import fill_image, param
-from .base import Direction, Metric, MetricInput, MetricResult, Modality, features, importance, register
+from .base import (
+    Direction,
+    Metric,
+    MetricInput,
+    MetricResult,
+    Modality,
+    features,
+    importance,
+    perturbed,
+    register,
+)
 
 
 def removal_order(attribution: np.ndarray) -> np.ndarray:
@@ -31,17 +41,15 @@ def counts(n_features: int, steps: int) -> np.ndarray:
     return np.round(np.linspace(0, n_features, steps + 1)).astype(int)
 
 
-def path_inputs(start: np.ndarray, end: np.ndarray, order: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs moving from ``start`` to ``end`` (both F x C) in ``order``: at point
-    i the first ``counts[i]`` features of the order come from ``end``.
-    Returns (fractions, batch steps+1 x F x C)."""
+def path_masks(order: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The features changed at each curve point when they change in ``order``: at
+    point i the first ``counts[i]`` features of the order.
+    Returns (fractions, masks steps+1 x F bool)."""
     n = len(order)
     ks = counts(n, steps)
     rank = np.empty(n, int)
     rank[order] = np.arange(n)
-    taken = rank[None, :] < ks[:, None]  # points x F
-    batch = np.where(taken[..., None], end[None], start[None])
-    return ks / n, batch.astype(np.float32)
+    return ks / n, rank[None, :] < ks[:, None]
 
 
 def area(fractions: np.ndarray, scores: np.ndarray) -> float:
@@ -82,12 +90,11 @@ def run_curves(task: MetricInput, start: np.ndarray, end: np.ndarray, steps: int
     """The map's curve and the mean curve of ``orders`` random orders, from one batch.
 
     Returns (fractions, map scores, random scores)."""
-    shape = task.x.shape
     grid = np.shape(task.attribution)
     paths = [removal_order(task.attribution), *random_orders(grid, orders, task.seed, auto_block(grid, block))]
-    batches = [path_inputs(start, end, order, steps) for order in paths]
-    fractions = batches[0][0]
-    stacked = np.concatenate([b for _, b in batches]).reshape(-1, *shape)
+    masks = [path_masks(order, steps) for order in paths]
+    fractions = masks[0][0]
+    stacked = perturbed(task, np.concatenate([m for _, m in masks]), start, end)
     task.tell(0.0, "scoring the curves")
     scores = task.scores(stacked).reshape(len(paths), -1)
     return fractions, scores[0], scores[1:].mean(0)

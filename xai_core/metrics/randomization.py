@@ -10,12 +10,13 @@ or the input itself, passes through unchanged), and gets a warning.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..explainers.base import param
-from .base import Direction, Metric, MetricInput, MetricResult, Needs, register
+from .base import Direction, Metric, MetricInput, MetricResult, Needs, explain_each, register
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -75,13 +76,10 @@ class Randomization(Metric):
             raise_unsupported()
         original = np.abs(np.asarray(task.attribution, np.float64))
         ks = cascade(task.layers, params.steps)
-        rhos, ssims = [], []
-        for i, k in enumerate(ks):
-            task.tell(i / len(ks), f"randomisation: top {k} of {task.layers} layers random")
-            model = task.randomized(k, task.seed)
-            again = task.explain_again(np.asarray(task.x, np.float32), model)
-            rhos.append(spearman(original, np.abs(again)))
-            ssims.append(ssim(original, again))
+        runs = [(task.x, functools.partial(task.randomized, k, task.seed)) for k in ks]
+        maps = explain_each(task, runs, lambda i: f"randomisation: top {ks[i]} of {task.layers} layers random")
+        rhos = [spearman(original, np.abs(again)) for again in maps]
+        ssims = [ssim(original, again) for again in maps]
         value = rhos[-1]
         warning = None
         if value > params.threshold:

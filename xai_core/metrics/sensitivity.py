@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..explainers.base import param
-from .base import Direction, Metric, MetricInput, MetricResult, Modality, Needs, register
+from .base import Direction, Metric, MetricInput, MetricResult, Modality, Needs, explain_each, register
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,14 @@ class MaxSensitivity(Metric):
             scale = np.asarray(task.scale, np.float32).reshape(x.shape)
         else:
             scale = np.float32(1.0)
+        noisy = [x + rng.uniform(-params.radius, params.radius, x.shape).astype(np.float32) * scale
+                 for _ in range(params.samples)]
+        if task.modality is Modality.IMAGE:
+            noisy = [np.clip(n, 0.0, 1.0) for n in noisy]
+        maps = explain_each(task, [(n, None) for n in noisy],
+                            lambda i: f"sensitivity: noisy copy {i + 1} of {params.samples}")
         changes = []
-        for i in range(params.samples):
-            task.tell(i / params.samples, f"sensitivity: noisy copy {i + 1} of {params.samples}")
-            noisy = x + rng.uniform(-params.radius, params.radius, x.shape).astype(np.float32) * scale
-            if task.modality is Modality.IMAGE:
-                noisy = np.clip(noisy, 0.0, 1.0)
-            again = task.explain_again(noisy)
+        for again in maps:
             diff = np.linalg.norm(again - original)
             changes.append(float(diff / norm) if norm > 0 else (0.0 if diff == 0 else float("inf")))
         return self.result(max(changes), details={"changes": changes})

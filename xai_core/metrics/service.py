@@ -9,16 +9,20 @@ from typing import Any
 import numpy as np
 
 from ..adapters.base import ModelAdapter
-from ..types import Explanation, UnsupportedError
+from ..engines.worker import runs_in_worker
+from ..types import Explanation, InputError, UnsupportedError
 from . import get_metric
 from .base import MetricInput, MetricResult, Modality, Needs
 
 ProgressCallback = Callable[[float, str], None]
 
 
-def image_rerun(adapter: ModelAdapter, exp: Explanation, batch_size: int | None = None):
-    """(x H x W x C in [0, 1], model adapter or None) -> (attribution, evals): the
-    explanation's method, params, class, layer and seed on another input or model."""
+def rerun(adapter: ModelAdapter, exp: Explanation, items: Sequence[np.ndarray], index: int = 0,
+          batch_size: int | None = None):
+    """(x, model adapter or None) -> (input ``index``'s attribution, evals): the
+    explanation's method, params, class, layer and seed re-run with input ``index``
+    replaced by ``x`` (its canonical form: H x W x C in [0, 1], or a row) and the
+    other inputs held as given in ``items``."""
     from ..explainers import Context, get_explainer
 
     explainer = get_explainer(exp.method)
@@ -26,16 +30,59 @@ def image_rerun(adapter: ModelAdapter, exp: Explanation, batch_size: int | None 
 
     def run(x: np.ndarray, model: ModelAdapter | None = None) -> tuple[np.ndarray, int]:
         model = model or adapter
-        x = np.asarray(x, np.float32)
-        ctx = Context(model, x, exp.target, exp.seed, int(batch_size or model.default_batch_size),
-                      layer=exp.layer, original_image=(np.clip(x, 0, 1) * 255).round().astype(np.uint8),
-                      inputs=[x])
-        ctx.probs = ctx.predict(ctx.image[None])[0]  # as service.explain: methods may read the image's own scores
+        inputs = [np.asarray(v, np.float32) for v in items]
+        inputs[index] = np.asarray(x, np.float32)
+        first = inputs[0]
+        picture = (np.clip(first, 0, 1) * 255).round().astype(np.uint8) if first.ndim == 3 else None
+        ctx = Context(model, first, exp.target, exp.seed, int(batch_size or model.default_batch_size),
+                      layer=exp.layer, original_image=picture, inputs=inputs)
+        ctx.probs = ctx.predict(ctx.one())[0]  # as service.explain: methods may read the input's own scores
         raw = explainer.run(ctx, parsed)
-        attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        attributions = raw.attributions or [raw.attribution]
+        attribution = np.nan_to_num(np.asarray(attributions[index], np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         return attribution, ctx.model_evals
 
     return run
+
+
+def held(adapter: ModelAdapter, items: Sequence[np.ndarray], index: int, batch_size: int):
+    """A batch of input ``index`` -> N x K class probabilities, the other inputs held
+    at their given items (the model seen as a function of one input)."""
+    def predict(batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch, np.float32)
+        parts = [batch if i == index else np.repeat(np.asarray(v, np.float32)[None], len(batch), 0)
+                 for i, v in enumerate(items)]
+        return adapter.predict(adapter.join(parts), batch_size)
+
+    return predict
+
+
+def input_tasks(adapter: ModelAdapter, items: Sequence[np.ndarray], exp: Explanation,
+                batch_size: int | None = None,
+                backgrounds: Sequence[np.ndarray | None] | None = None) -> list[MetricInput]:
+    """One metric task per model input: input i is perturbed in the order of its own
+    attribution while the others stay as given. An image input is an image task;
+    a vector input a row task whose removed features take the mean of its
+    background rows (``backgrounds[i]``, N x F) when one is given, else 0 (the
+    model's own feature space), and whose noise is scaled by the background's
+    standard deviation (else 1)."""
+    size = int(batch_size or adapter.default_batch_size)
+    layers = adapter.weight_layers()
+    tasks = []
+    for i, spec in enumerate(adapter.inputs):
+        background = None if backgrounds is None else backgrounds[i]
+        row = spec.kind != "image"
+        if background is not None and (not row or np.shape(background)[1:] != np.shape(items[i])):
+            raise InputError(f"the background of input {spec.name!r} must be rows N x {np.size(items[i])}")
+        tasks.append(MetricInput(
+            x=np.asarray(items[i], np.float32), attribution=exp.attributions[i], target=exp.target,
+            predict=held(adapter, items, i, size), modality=Modality.ROWS if row else Modality.IMAGE,
+            baseline=None if background is None else np.mean(background, 0),
+            scale=None if background is None else np.std(background, 0),
+            explain=rerun(adapter, exp, items, i, size),
+            randomized=adapter.randomized_copy, layers=len(layers), seed=exp.seed,
+        ))
+    return tasks
 
 
 def check_weights(adapter: ModelAdapter, names: Sequence[str], layers: list[str]) -> None:
@@ -71,6 +118,43 @@ def run_metrics(
     return results
 
 
+@runs_in_worker
+def evaluate_inputs(
+    adapter: ModelAdapter,
+    items: Sequence[np.ndarray],
+    exp: Explanation,
+    names: Sequence[str],
+    params: dict[str, dict[str, Any]] | None = None,
+    *,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    backgrounds: Sequence[np.ndarray | None] | None = None,
+) -> dict[str, dict[str, MetricResult]]:
+    """Metrics of ``exp`` for every input of the model: {input name: {metric: result}}.
+
+    ``items`` are the canonical inputs (:func:`xai_core.service.prepare_inputs`);
+    each input gets its own curves and scores (see :func:`input_tasks`); a metric
+    that does not apply to an input's kind (ROAD on a feature vector) is left out
+    for that input. For a model run in the confined worker the whole call runs
+    there, randomised copies of the model included."""
+    if len(items) != len(adapter.inputs):
+        raise InputError(f"{adapter.name} takes {len(adapter.inputs)} inputs; {len(items)} were given")
+    layers = adapter.weight_layers()
+    check_weights(adapter, names, layers)
+    tasks = input_tasks(adapter, items, exp, batch_size, backgrounds)
+    out: dict[str, dict[str, MetricResult]] = {}
+    for i, (spec, task) in enumerate(zip(adapter.inputs, tasks, strict=True)):
+        step = None
+        if progress is not None:
+            def step(fraction: float, text: str, _i: int = i, _name: str = spec.name) -> None:
+                progress((_i + fraction) / len(tasks), f"{_name}: {text}" if len(tasks) > 1 else text)
+        chosen = [n for n in names if task.modality in get_metric(n).modalities]
+        out[spec.name] = run_metrics(task, chosen, params, step)
+        for result in out[spec.name].values():
+            result.input = spec.name if len(tasks) > 1 else None
+    return out
+
+
 def evaluate_image(
     adapter: ModelAdapter,
     x: np.ndarray,
@@ -82,20 +166,13 @@ def evaluate_image(
     progress: ProgressCallback | None = None,
 ) -> dict[str, MetricResult]:
     """Metrics of ``exp`` on the preprocessed image ``x`` (H x W x C in [0, 1], as
-    :func:`xai_core.images.preprocess` gives it)."""
-    size = int(batch_size or adapter.default_batch_size)
+    :func:`xai_core.images.preprocess` gives it) of a one-image model."""
     if adapter.input_kinds != ["image"]:
-        raise UnsupportedError(f"the image metrics need a model with one image input; {adapter.name} takes "
-                               f"{', '.join(adapter.input_kinds)}")
-    layers = adapter.weight_layers()
-    check_weights(adapter, names, layers)
-    task = MetricInput(
-        x=np.asarray(x, np.float32), attribution=exp.attribution, target=exp.target,
-        predict=lambda batch: adapter.predict(batch, size), modality=Modality.IMAGE,
-        explain=image_rerun(adapter, exp, size),
-        randomized=adapter.randomized_copy, layers=len(layers), seed=exp.seed,
-    )
-    return run_metrics(task, names, params, progress)
+        raise UnsupportedError(f"evaluate_image takes a model with one image input; {adapter.name} takes "
+                               f"{', '.join(adapter.input_kinds)} (use evaluate_inputs)")
+    per_input = evaluate_inputs(adapter, [np.asarray(x, np.float32)], exp, names, params,
+                                batch_size=batch_size, progress=progress)
+    return next(iter(per_input.values()))
 
 
 def records(results: dict[str, MetricResult]) -> dict[str, Any]:
