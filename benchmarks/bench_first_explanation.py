@@ -2,7 +2,7 @@
 screen, in a real browser (Playwright + Debian's /usr/bin/chromium), against
 the dashboard served exactly as `make run` serves it.
 
-    python benchmarks/bench_first_explanation.py [--runs 3] [--wait 0]
+    python benchmarks/bench_first_explanation.py [--runs 3] [--wait 0] [--short]
 
 Each run starts a fresh server, waits until it answers its health check, opens the
 app, waits ``--wait`` seconds (a reader's pause; 0 = click as soon as the button
@@ -63,14 +63,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--wait", type=float, default=0.0)
+    parser.add_argument("--short", action="store_true", help="one run")
     args = parser.parse_args()
-    times = []
+    if args.short:
+        args.runs = 1
+    times, shown_times = [], []
     for i in range(args.runs):
         elapsed, shown = one_run(args.wait)
         times.append(elapsed)
+        shown_times.append(shown)
         print(f"run {i + 1}: button after {shown:.1f} s, click -> explanation {elapsed:.1f} s "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
     print(f"median click -> explanation: {statistics.median(times):.1f} s over {args.runs} runs, wait {args.wait} s")
+    print("\n| runs | wait (s) | page open -> button (s, median) | click -> explanation (s, median) |")
+    print("| ---: | ---: | ---: | ---: |")
+    print(f"| {args.runs} | {args.wait:g} | {statistics.median(shown_times):.1f} | {statistics.median(times):.1f} |")
 
 
 if __name__ == "__main__":

@@ -289,6 +289,19 @@ def run_table(title: str, adapter, rgb, refs, budgets: dict, methods: list[str],
     return rows
 
 
+def print_markdown(rows: list[dict]) -> None:
+    """The README's tables, one per model."""
+    for model in dict.fromkeys(r["model"] for r in rows):
+        print(f"\n{model}:\n")
+        print("| method | evals | ours (s) | reference | reference (s) | ours/reference | ours/floor | engine |")
+        print("| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |")
+        for r in rows:
+            if r["model"] == model:
+                print(f"| {r['method']} | {r['evals']} | {r['ours_s']:.3f} | {r['reference']} | "
+                      f"{r['reference_s']:.3f} | {r['ours_over_reference']:.2f}x | {r['ours_over_floor']:.2f}x | "
+                      f"{r['engine']} |")
+
+
 def describe_model(adapter, image01: np.ndarray) -> tuple[float, float, dict]:
     """Calibrate the fast path on the photo, print its choice and the floors."""
     fast = prepare_fast_forward(adapter, image01)
@@ -307,6 +320,7 @@ def main() -> None:
     parser.add_argument("--image", default=str(ROOT / "sample_images" / "chelsea_cat.jpg"))
     parser.add_argument("--digit", default=str(ROOT / "sample_images" / "digit_9.png"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--short", action="store_true", help="one timed run each (a check that it runs; noisy)")
     parser.add_argument("--methods", nargs="+", default=list(BUDGETS))
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras table")
     parser.add_argument("--only-keras", action="store_true", help="only the Keras table")
@@ -314,6 +328,8 @@ def main() -> None:
                         help="also time lime_image and shap Partition at their default batch of 10")
     parser.add_argument("--json", help="also write the tables as JSON here")
     args = parser.parse_args()
+    if args.short:
+        args.repeats = 1
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
     global LIBRARY_BATCH
@@ -342,6 +358,7 @@ def main() -> None:
                           keras_references(keras_plain, keras_ours.spec, digit01), KERAS_BUDGETS,
                           args.methods, args.repeats, (k_f, k_fb))
     print(f"\nload average at the end: {os.getloadavg()}")
+    print_markdown(rows)
     if args.json:
         Path(args.json).write_text(json.dumps({"models": models, "rows": rows}, indent=2))
 

@@ -1,7 +1,7 @@
 """Peak memory of the perturbation methods against their budget, each run in a fresh
 subprocess.
 
-    python benchmarks/bench_memory.py [--model efficientnet_lite0] [--samples 1000 5000 20000]
+    python benchmarks/bench_memory.py [--model efficientnet_lite0] [--samples 1000 5000 20000] [--short]
 
 For every configuration a child process opens the model, explains the cat photo
 once at a tiny budget (so imports, the model and the fast-path engine are in
@@ -59,14 +59,25 @@ def main() -> None:
     parser.add_argument("--samples", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument("--occlusion-window", type=int, default=160,
                         help="occlusion patch side; stride 1 then gives (224 - window + 1)^2 patches")
+    parser.add_argument("--short", action="store_true",
+                        help="LIME at 200 and 1000 samples, occlusion at stride 16 only (a check that it runs)")
     args = parser.parse_args()
-    runs = [("lime", {"samples": n}) for n in args.samples]
-    runs += [("occlusion", {"window": args.occlusion_window, "stride": s}) for s in (16, 1)]
+    samples = [200, 1000] if args.short else args.samples
+    runs = [("lime", {"samples": n}) for n in samples]
+    runs += [("occlusion", {"window": args.occlusion_window, "stride": s}) for s in ((16,) if args.short else (16, 1))]
     print(f"{'method':<10}{'params':<40}{'evals':>8}{'peak above start (MiB)':>24}{'seconds':>10}  engine")
+    table = []
     for method, params in runs:
         row = measure(args.model, args.image, method, params)
+        table.append((method, params, row))
         print(f"{method:<10}{json.dumps(params):<40}{row['evals']:>8}{row['peak_above_mib']:>24.1f}"
               f"{row['seconds']:>10.1f}  {row['engine']}", flush=True)
+    print("\n| method | parameters | evals | peak above start (MiB) | seconds | engine |")
+    print("| --- | --- | ---: | ---: | ---: | --- |")
+    for method, params, row in table:
+        shown = ", ".join(f"{k} {v}" for k, v in params.items())
+        print(f"| {method} | {shown} | {row['evals']} | {row['peak_above_mib']:.1f} | {row['seconds']:.1f} | "
+              f"{row['engine']} |")
 
 
 if __name__ == "__main__":

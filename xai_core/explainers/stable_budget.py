@@ -5,8 +5,11 @@ evaluates in rounds, and after each round its estimator gives one value per
 feature (superpixel, pixel block, column) and a standard error for each. It stops
 as soon as both hold:
 
-1. the ranking of the top ``TOP_K`` features by |value| is the same as after the
-   previous round, and
+1. the ranking of the top ``TOP_K`` features by |value| after the previous round
+   still holds now, up to swaps the standard errors cannot tell apart (no feature
+   ranked below another there is now above it by more than ``Z`` combined standard
+   errors, and none outside that top is now above one inside it by that much;
+   features of equal value would otherwise swap forever), and
 2. the precision, max standard error / max |value|, is at most ``tolerance``.
 
 The precision reached, the rounds and whether it stopped early are reported in the
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 TOP_K = 10
+Z = 2.0  # standard errors by which one |value| must exceed another to contradict a ranking
 
 
 def top_ranking(values: np.ndarray, k: int = TOP_K) -> tuple[int, ...]:
@@ -32,6 +36,24 @@ def relative_precision(values: np.ndarray, standard_errors: np.ndarray) -> float
     """Largest standard error relative to the largest |value| (inf for an all-zero answer)."""
     scale = float(np.abs(values).max(initial=0.0))
     return float(np.max(standard_errors, initial=0.0)) / scale if scale > 0 else float("inf")
+
+
+def ranking_holds(previous: tuple[int, ...], values: np.ndarray, standard_errors: np.ndarray,
+                  z: float = Z) -> bool:
+    """Whether the earlier top ranking ``previous`` (indices, largest first) is not
+    contradicted by ``values``: no feature placed below another in it (or left out
+    of it) now exceeds that one in |value| by more than z combined standard errors."""
+    v = np.abs(np.ravel(values)).astype(np.float64)
+    se = np.ravel(standard_errors).astype(np.float64)
+    floor = 1e-9 * float(v.max(initial=0.0))  # rounding noise is no evidence
+    ranked = np.asarray(previous, int)
+    below = np.ones(v.size, bool)
+    for i in ranked:  # everything after i in the ranking, and everything outside it
+        below[i] = False
+        gap = v[below] - v[i]
+        if np.any(gap > z * np.sqrt(se[below] ** 2 + se[i] ** 2) + floor):
+            return False
+    return True
 
 
 @dataclass
@@ -48,7 +70,7 @@ class StableBudget:
         self.rounds += 1
         ranking = top_ranking(values, self.top_k)
         self.precision = relative_precision(values, standard_errors)
-        same = ranking == self._previous
+        same = self._previous is not None and ranking_holds(self._previous, values, standard_errors)
         self._previous = ranking
         return self.tolerance > 0 and same and self.precision <= self.tolerance
 
