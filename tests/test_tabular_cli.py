@@ -43,7 +43,7 @@ def test_zoo_model_writes_results_and_charts(tmp_path, capsys):
         assert abs(r["base_value"] + sum(r["attributions"].values()) - r["output"]) < 5e-3
         with Image.open(out / r["chart"]) as png:
             assert png.format == "PNG" and png.size[0] > 300
-    assert records[0]["params"] == {"nsamples": 120, "background_size": 10, "background": "kmeans", "l1_reg": "off",
+    assert records[0]["params"] == {"nsamples": 120, "background_size": 10, "background": "kmeans", "l1_reg": "off", "tolerance": 0.0,
                                     "background_file": ""}
     assert records[1]["params"]["steps"] == 40
     assert "wrote 4 record(s)" in capsys.readouterr().out
