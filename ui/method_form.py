@@ -173,7 +173,7 @@ def explain_form(adapter: ModelAdapter) -> ExplainPlan | None:
             return None
         runs.append(MethodRun(explainer, values, layer))
 
-    several = [f"top{k}" for k in (3, 5, 10) if k < adapter.num_classes]
+    several = [f"top{k}" for k in (2, 3, 4, 5, 10) if k < adapter.num_classes]
     several += ["all"] if 2 < adapter.num_classes <= 20 else []
     options = [PREDICTED, *several, *range(adapter.num_classes)]
     _keep_valid("img_target", options)
