@@ -399,3 +399,19 @@ def test_many_rows_of_an_uploaded_table_model_cross_back(tmp_path):
     assert [type(e) for e in summary.explanations] == [Explanation] * 3
     assert summary.rows == [0, 5, 7] and summary.mean_abs.index[0] == FEATURES[KNOWN]
     assert list(summary.table().columns[:4]) == ["row", "label", "output", "base_value"]
+
+
+def test_layers_by_index_and_the_default_layer_come_from_the_worker():
+    """--layer 6 on a worker-run .keras file (the README's CAM example) was refused with
+    "offers no layers to choose by index", and the default CAM layer was the last
+    layer listed (a dense one) instead of the model's own rule."""
+    path = ROOT / "model_zoo" / "weights" / "keras_digits_gap200.keras"
+    remote = open_model(str(path))
+    local = open_model(str(path), engine="inprocess")
+    assert isinstance(remote, RemoteModel) and not isinstance(local, RemoteModel)
+    for layer in ("6", "-1", "conv4", None):
+        assert remote.resolve_layer(layer) == local.resolve_layer(layer)
+    assert remote.resolve_layer("6") == "conv4"
+    assert remote.default_cam_layer() == local.default_cam_layer() == "conv4"
+    with pytest.raises(XaiError, match="no layer with index 99"):
+        remote.resolve_layer("99")

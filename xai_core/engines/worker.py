@@ -410,8 +410,16 @@ class RemoteModel(ModelAdapter):
         return self._layers
 
     def default_cam_layer(self):
-        found = self.layers()
-        return found[-1].name if found else None
+        if "_default_cam_layer" not in self.__dict__:  # the worker's own rule (the last conv-like map)
+            self._default_cam_layer = self._call("default_cam_layer")
+        return self._default_cam_layer
+
+    def resolve_layer(self, layer):
+        """A layer by name or index, resolved by the model in the worker (the index
+        rules are the framework's: model.layers, leaf modules)."""
+        if layer is None or str(layer).strip() == "":
+            return None
+        return self._call("resolve_layer", layer)
 
     # the randomisation sanity check: the copy is made and held inside the worker
     def weight_layers(self) -> list[str]:
