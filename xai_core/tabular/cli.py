@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     from .data import default_label_column, load_table, read_columns
     from .models import open_tabular_model
     from .plots import save_bar_png
-    from .service import explain_row, get_tabular_explainer
+    from .service import explain_rows, get_tabular_explainer
 
     metric_names, metric_params = parse_metric_args(args.metrics, args.metric_param, Modality.ROWS)
     methods = list(dict.fromkeys(args.method))
@@ -128,9 +128,12 @@ def _run(args: argparse.Namespace) -> int:
     rows = parse_rows(args.row, data.n_rows)
     found: dict[tuple[int, str], dict] = {}
     for method in methods:
-        # one row at a time: a file model answers from its confined worker, row by row
-        explained = [explain_row(model, data, row, method, per_method[method], target=args.target, seed=args.seed)
-                     for row in rows]
+        # all rows in one call (in the model's worker for a file): the method's setup (the
+        # Kernel SHAP background summary, LIME's statistics) is made once, not per row;
+        # without --target each row explains its own predicted output
+        summary = explain_rows(model, data, rows, method, per_method[method], target=args.target, seed=args.seed,
+                               per_row_target=args.target is None)
+        explained = summary.explanations
         for expl in explained:
             chart = save_bar_png(expl, out / f"row{expl.row}__{method}.png")
             found[(expl.row, method)] = expl.record() | {"chart": chart.name}
@@ -150,14 +153,9 @@ def _run(args: argparse.Namespace) -> int:
                 found[(expl.row, method)]["metrics"] = metric_records(results)
                 print_metrics(results)
         if len(rows) > 1:
-            import pandas as pd
-
-            table = pd.DataFrame([e.by_feature() for e in explained], index=pd.Index(rows, name="row"))
-            table.insert(0, "base_value", [e.base_value for e in explained])
-            table.insert(0, "output", [e.output for e in explained])
-            table.reset_index().to_csv(out / f"{method}__summary.csv", index=False)
-            mean_abs = table.drop(columns=["output", "base_value"]).abs().mean().sort_values(ascending=False)
-            mean_abs.rename("mean_abs_attribution").rename_axis("feature").to_csv(out / f"{method}__importance.csv")
+            summary.table(label=False).to_csv(out / f"{method}__summary.csv", index=False)
+            mean_abs = summary.mean_abs
+            mean_abs.rename_axis("feature").to_csv(out / f"{method}__importance.csv")
             top = ", ".join(f"{f} {v:.3g}" for f, v in mean_abs.head(5).items())
             print(f"{method} over {len(rows)} rows, mean |attribution|: {top}")
     records = [found[(row, method)] for row in rows for method in methods]

@@ -132,13 +132,13 @@ class TabularSummary:
         mean_abs.name = "mean_abs_attribution"
         return mean_abs
 
-    def table(self):
-        """The CSV-ready table: row, label, output, base value, then one column per
-        feature's attribution."""
+    def table(self, label: bool = True):
+        """The CSV-ready table: row, label (when the rows have one and ``label``),
+        output, base value, then one column per feature's attribution."""
         frame = self.attributions
         frame.insert(0, "base_value", [e.base_value for e in self.explanations])
         frame.insert(0, "output", [e.output for e in self.explanations])
-        if any(e.label is not None for e in self.explanations):
+        if label and any(e.label is not None for e in self.explanations):
             frame.insert(0, "label", [e.label for e in self.explanations])
         return frame.reset_index()
 
