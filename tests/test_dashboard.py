@@ -335,6 +335,28 @@ def test_pickled_module_runs_confined_without_consent(digits_module, tmp_path):
     assert at.selectbox(key="img_method").value is not None
 
 
+def test_an_uploaded_model_is_stored_once_not_on_every_rerun(digits_module, tmp_path, monkeypatch):
+    """Every widget change reruns the page; the uploaded bytes are hashed and stored
+    once per uploaded file, and the stored path is re-used."""
+    import torch
+
+    import ui.cache
+
+    calls = []
+    real = ui.cache.store_upload
+    monkeypatch.setattr(ui.cache, "store_upload", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    path = tmp_path / "digits.pt2"
+    torch.export.save(torch.export.export(digits_module, (torch.zeros(1, 1, 32, 32),)), str(path))
+    at = image_page()
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    at.file_uploader(key="img_model_file_torch").set_value(("digits.pt2", path.read_bytes(), "application/octet-stream")).run()
+    at.number_input(key="img_height").set_value(32).run()
+    at.number_input(key="img_width").set_value(32).run()
+    at.checkbox(key="img_grayscale").check().run()
+    assert_clean(at)
+    assert calls == ["digits.pt2"]
+
+
 def test_pickled_module_needs_explicit_trust(digits_module, tmp_path, unconfined):
     import torch
 

@@ -25,11 +25,26 @@ import streamlit as st
 
 from xai_core.images import load_image
 from xai_core.types import Explanation, ImageSpec
-from xai_core.uploads import store_upload  # noqa: F401 - the pages' one import point
+from xai_core.uploads import store_upload
 
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def stored_upload(upload, sidecar=None, root: Path | None = None) -> Path:
+    """:func:`store_upload` for a Streamlit upload (and its optional description
+    upload), once per uploaded file: the page's reruns re-use the stored path instead
+    of hashing the bytes and walking the store again on every widget change. A path
+    pruned from the store meanwhile is stored again."""
+    key = (upload.file_id, getattr(sidecar, "file_id", None), str(root))
+    memo = st.session_state.setdefault("_stored_uploads", {})
+    path = memo.get(key)
+    if path is None or not path.is_file():
+        path = store_upload(upload.getvalue(), upload.name, sidecar.getvalue() if sidecar is not None else None,
+                            root=root)
+        memo[key] = path
+    return path
 
 
 def array_hash(image: np.ndarray) -> str:

@@ -77,8 +77,9 @@ def file_param_widget(info: ParamInfo, label: str, key: str) -> str:
     """A path parameter (a background set) as an upload box: the file is kept in the
     background store, which model workers can read, and its path is the value; no
     upload -> the parameter's default (the method's own background)."""
-    from xai_core.uploads import background_dir, store_upload
+    from xai_core.uploads import background_dir
 
+    from .cache import stored_upload
     from .limits import BACKGROUND_MB
 
     kinds = ", ".join(info.file_types)
@@ -87,7 +88,7 @@ def file_param_widget(info: ParamInfo, label: str, key: str) -> str:
     if upload is None:
         return str(info.default)
     try:
-        path = store_upload(upload.getvalue(), upload.name, root=background_dir())
+        path = stored_upload(upload, root=background_dir())
     except XaiError as exc:
         st.error(page_text(exc))
         return str(info.default)

@@ -15,7 +15,7 @@ import streamlit as st
 from xai_core.engines import sandbox
 from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, XaiError
 
-from .cache import ModelRequest, content_hash, declared_preprocessing, store_upload, unpack_savedmodel
+from .cache import ModelRequest, content_hash, declared_preprocessing, stored_upload, unpack_savedmodel
 from .frameworks import available_frameworks
 from .limits import IMAGE_MODEL_MB, LABELS_MB
 from .messages import page_text
@@ -166,7 +166,7 @@ def model_sidebar() -> ModelRequest | None:
         described = _sidecar_uploader(upload.name)
         digest = content_hash(data)
         try:
-            path = store_upload(data, upload.name, described.getvalue() if described else None)
+            path = stored_upload(upload, described)
         except XaiError as exc:
             st.error(f"{page_text(exc)}. Upload the model file and its description separately.")
             return None

@@ -67,7 +67,7 @@ def _set_models() -> dict[str, str]:
 
 def choose_model() -> ModelRef | None:
     """Zoo model (digits_cnn first) or an uploaded file; None with a message."""
-    from ui.cache import store_upload
+    from ui.cache import stored_upload
 
     models = _set_models()
     options = [*models, UPLOAD]
@@ -87,7 +87,7 @@ def choose_model() -> ModelRef | None:
     if upload is None:
         st.info("Upload a model file, or pick a zoo model.")
         return None
-    path = store_upload(upload.getvalue(), upload.name)
+    path = stored_upload(upload)
     return ModelRef(str(path), kind, arch=arch.strip() or None, trust_pickle=trust,
                     batch_size=64 if kind == "image" else 256)
 
