@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 from model_zoo.pretrained import efficientnet_lite0  # noqa: E402
 from xai_core.adapters.fast_forward import prepare as prepare_fast_forward  # noqa: E402
 from xai_core.explainers.shap_gradient import background_set  # noqa: E402
-from xai_core.images import load_image, preprocess  # noqa: E402
-from xai_core.models import open_model  # noqa: E402
+from xai_core.inputs.images import load_image, preprocess  # noqa: E402
+from xai_core.loading.models import open_model  # noqa: E402
 from xai_core.service import explain  # noqa: E402
 
 BATCH = 16

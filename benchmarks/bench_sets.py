@@ -28,11 +28,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xai_core.datasets import open_set  # noqa: E402
-from xai_core.evaluation import evaluate  # noqa: E402
-from xai_core.images import preprocess  # noqa: E402
-from xai_core.set_explain import ExplainRequest, explain_selection  # noqa: E402
-from xai_core.set_model import ModelRef  # noqa: E402
+from xai_core.inputs.images import preprocess  # noqa: E402
+from xai_core.sets.data import open_set  # noqa: E402
+from xai_core.sets.evaluate import evaluate  # noqa: E402
+from xai_core.sets.explain import ExplainRequest, explain_selection  # noqa: E402
+from xai_core.sets.model import ModelRef  # noqa: E402
 
 DIGITS = ROOT / "sample_data" / "digits_test.npz"
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             add({"what": method, "engine": "local", "workers": 1, "items": len(chosen), "seconds": t,
                          "items_per_s": len(chosen) / t})
         if args.ray_workers:
-            from xai_core.engines import open_engine
+            from xai_core.sets.runners import open_engine
 
             for workers in args.ray_workers:
                 with open_engine("ray", model, dataset, workers=workers) as engine:

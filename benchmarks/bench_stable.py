@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from xai_core.explainers.base import channel_sum  # noqa: E402
 from xai_core.explainers.shap_partition import block_sums  # noqa: E402
-from xai_core.images import load_image, preprocess  # noqa: E402
-from xai_core.models import open_model  # noqa: E402
+from xai_core.inputs.images import load_image, preprocess  # noqa: E402
+from xai_core.loading.models import open_model  # noqa: E402
 from xai_core.service import explain  # noqa: E402
 
 SAME = 0.95
@@ -148,8 +148,8 @@ def kernel_shap_rows(args, alternating) -> list[tuple]:
     ours with a tolerance, on one row of the breast-cancer table."""
     import shap
 
+    from xai_core.loading.tables import open_tabular_model
     from xai_core.tabular import explain_row, load_table
-    from xai_core.tabular.models import open_tabular_model
 
     model = open_tabular_model(args.table_model)
     data = load_table(ROOT / "sample_data" / "breast_cancer.csv", label_column="target",

@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model_zoo.pretrained import efficientnet_lite0  # noqa: E402
-from xai_core.engines import sandbox  # noqa: E402
-from xai_core.engines.worker import close_all  # noqa: E402
-from xai_core.images import load_image  # noqa: E402
-from xai_core.models import open_model  # noqa: E402
+from xai_core.inputs.images import load_image  # noqa: E402
+from xai_core.loading.models import open_model  # noqa: E402
 from xai_core.service import explain  # noqa: E402
+from xai_core.worker import sandbox  # noqa: E402
+from xai_core.worker.client import close_all  # noqa: E402
 
 CASES = [("lime", {"samples": 500}), ("integrated_gradients", {"steps": 50})]
 

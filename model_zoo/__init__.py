@@ -26,7 +26,7 @@ class ZooEntry:
 
 
 def _imagenet_labels() -> list[str]:
-    from xai_core.labels import imagenet_labels
+    from xai_core.inputs.labels import imagenet_labels
 
     return imagenet_labels()
 

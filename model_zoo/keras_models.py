@@ -71,7 +71,7 @@ def keras_application(app: str):
     """keras.applications.<app> with its ImageNet weights, taking inputs as the zoo
     spec prepares them (caffe models get an RGB -> BGR layer in front)."""
     weights = keras_application_weights(app)
-    from xai_core.loading_keras import import_tensorflow
+    from xai_core.loading.keras import import_tensorflow
 
     import_tensorflow()
     import keras
@@ -121,7 +121,7 @@ def own_keras_metadata(name: str) -> dict:
 
 def own_keras_model(name: str):
     """A Keras model the zoo trained itself, loaded through the safe loader."""
-    from xai_core.loading_keras import load_keras_file
+    from xai_core.loading.keras import load_keras_file
 
     path = WEIGHTS_DIR / f"{name}.keras"
     if not path.is_file():

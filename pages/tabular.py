@@ -27,8 +27,9 @@ from ui.metrics_panel import row_metrics_panel  # noqa: E402
 from ui.protection import trust_checkbox  # noqa: E402
 from ui.results import unit_bars  # noqa: E402
 from xai_core.explainers import available_for, get_explainer  # noqa: E402
-from xai_core.outputs import safe_csv  # noqa: E402
-from xai_core.quality import quality_notes  # noqa: E402
+from xai_core.render.bars import bar_figure, beeswarm_figure, importance_figure, waterfall_figure  # noqa: E402
+from xai_core.render.files import safe_csv  # noqa: E402
+from xai_core.service.quality import quality_notes  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
     default_label_column,
     explain_row,
@@ -39,7 +40,6 @@ from xai_core.tabular import (  # noqa: E402
     predict_rows,
     read_columns,
 )
-from xai_core.tabular.plots import bar_figure, beeswarm_figure, importance_figure, waterfall_figure  # noqa: E402
 from xai_core.types import XaiError  # noqa: E402
 
 MODEL_TYPES = ["pt", "pth", "pt2", "torchscript", "safetensors", "keras", "h5", "onnx"]

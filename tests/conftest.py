@@ -40,28 +40,28 @@ FAST_PARAMS = {
 
 @pytest.fixture(scope="session")
 def digits_adapter():
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
 
     return open_model("digits_cnn", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def lite0_adapter():
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
 
     return open_model("efficientnet_lite0", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def cat_image() -> np.ndarray:
-    from xai_core.images import load_image
+    from xai_core.inputs.images import load_image
 
     return load_image(SAMPLES / "chelsea_cat.jpg")
 
 
 @pytest.fixture(scope="session")
 def digit_image() -> np.ndarray:
-    from xai_core.images import load_image
+    from xai_core.inputs.images import load_image
 
     return load_image(SAMPLES / "digit_7.png")
 
@@ -106,7 +106,7 @@ def digits_files(tmp_path_factory, digits_module):
 def unconfined(monkeypatch):
     """As on a machine where neither bubblewrap nor Landlock works: files that carry
     code need the user's explicit trust."""
-    from xai_core.engines import sandbox
+    from xai_core.worker import sandbox
 
     monkeypatch.setenv("XAI_SANDBOX", "none")
     sandbox.detect.cache_clear()

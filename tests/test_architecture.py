@@ -28,7 +28,7 @@ def test_import_is_light():
 
 
 def test_zoo_models_predict_right_on_sample_photos(lite0_adapter, digits_adapter):
-    from xai_core.images import load_image
+    from xai_core.inputs.images import load_image
     from xai_core.service import predict_image
 
     samples = ROOT / "sample_images"

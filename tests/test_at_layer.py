@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from xai_core import explain, load_image, open_model
-from xai_core.images import preprocess
+from xai_core.inputs.images import preprocess
 from xai_core.types import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_layer_on_a_method_without_layers_is_an_error(digits, digit):
 
 
 def test_cli_writes_the_layer_attribution(tmp_path):
-    from xai_core.cli import main
+    from xai_core.cli.main import main
 
     out = tmp_path / "out"
     assert main(["explain", "--model", "digits_cnn", "--image", str(ROOT / "sample_images" / "digit_9.png"),

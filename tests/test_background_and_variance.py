@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xai_core.cli import main
+from xai_core.cli.main import main
 from xai_core.explainers.shap_gradient import background_references, background_set
 from xai_core.types import InputError
 
@@ -55,7 +55,7 @@ def test_user_background_folder_gives_the_known_answer_on_a_linear_model(tmp_pat
 
     from xai_core import explain
     from xai_core.adapters.torch import TorchAdapter
-    from xai_core.images import preprocess
+    from xai_core.inputs.images import preprocess
     from xai_core.types import ImageSpec
 
     spec = ImageSpec(size=(8, 8), mean=(0.0,), std=(1.0,), grayscale=True)
@@ -103,10 +103,10 @@ def test_page_background_upload_reaches_a_worker_run_model(tmp_path, monkeypatch
     read it (a confined worker has a private /tmp): an uploaded model explained with an
     uploaded .npy background gives the answer of that background, not the default."""
     from xai_core import explain
-    from xai_core.engines.worker import RemoteModel, close_all
-    from xai_core.images import load_image
-    from xai_core.models import open_model
-    from xai_core.uploads import background_dir, store_upload
+    from xai_core.inputs.images import load_image
+    from xai_core.inputs.uploads import background_dir, store_upload
+    from xai_core.loading.models import open_model
+    from xai_core.worker.client import RemoteModel, close_all
 
     monkeypatch.setenv("XAI_UPLOAD_DIR", str(tmp_path / "uploads"))
     model = open_model(str(digits_files["export"]))

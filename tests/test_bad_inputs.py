@@ -15,7 +15,7 @@ import attack_files as attack
 import numpy as np
 import pytest
 
-from xai_core.cli import main
+from xai_core.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGIT = str(ROOT / "sample_images" / "digit_9.png")
@@ -89,7 +89,7 @@ def test_outputs_do_not_follow_planted_links(tmp_path, capsys):
 
 
 def test_an_unwritable_output_is_one_error(tmp_path, capsys):
-    from xai_core.outputs import write_file
+    from xai_core.render.files import write_file
     from xai_core.types import InputError
 
     with pytest.raises(InputError, match="cannot write"):
@@ -99,7 +99,7 @@ def test_an_unwritable_output_is_one_error(tmp_path, capsys):
 def test_csv_cells_are_escaped():
     import pandas as pd
 
-    from xai_core.outputs import safe_csv
+    from xai_core.render.files import safe_csv
 
     frame = pd.DataFrame({"=cmd|' /C calc'!A0": ["=1+1", "+2", "-3", "@SUM(A1)", "plain"], "value": [-1.5, 2, 3, 4, 5]})
     text = safe_csv(frame).decode()
@@ -118,7 +118,7 @@ def _zip(members: dict[str, bytes], **kwargs) -> bytes:
 
 
 def test_zip_bomb_is_stopped_by_bytes_written(tmp_path):
-    from xai_core.loading_keras import unpack_savedmodel_zip
+    from xai_core.loading.keras import unpack_savedmodel_zip
     from xai_core.types import ModelLoadError
 
     bomb = tmp_path / "bomb.zip"
@@ -130,7 +130,7 @@ def test_zip_bomb_is_stopped_by_bytes_written(tmp_path):
 
 
 def test_zip_with_unknown_compression_is_one_clear_error(tmp_path):
-    from xai_core.loading_keras import unpack_savedmodel_zip
+    from xai_core.loading.keras import unpack_savedmodel_zip
     from xai_core.types import ModelLoadError
 
     data = bytearray(_zip({"saved_model.pb": b"graph" * 100}))
@@ -146,7 +146,7 @@ def test_zip_with_unknown_compression_is_one_clear_error(tmp_path):
 
 
 def test_upload_store_is_bounded_by_size_and_age(tmp_path, monkeypatch):
-    from xai_core import uploads
+    from xai_core.inputs import uploads
 
     monkeypatch.setenv("XAI_UPLOAD_DIR", str(tmp_path / "store"))
     monkeypatch.setenv("XAI_UPLOAD_MAX_MB", "1")
@@ -165,8 +165,8 @@ def test_upload_store_is_bounded_by_size_and_age(tmp_path, monkeypatch):
 
 
 def test_an_uploaded_description_is_stored_beside_its_model_one_folder_per_pair(tmp_path, monkeypatch):
-    from xai_core import uploads
-    from xai_core.models import read_json_sidecar
+    from xai_core.inputs import uploads
+    from xai_core.loading.models import read_json_sidecar
 
     monkeypatch.setenv("XAI_UPLOAD_DIR", str(tmp_path / "store"))
     model = os.urandom(1000)
@@ -183,7 +183,7 @@ def test_an_uploaded_description_is_stored_beside_its_model_one_folder_per_pair(
 def test_large_photos_are_downscaled_while_reading():
     from PIL import Image
 
-    from xai_core.images import MAX_SIDE, load_image
+    from xai_core.inputs.images import MAX_SIDE, load_image
 
     buf = io.BytesIO()
     Image.new("RGB", (9000, 600), (10, 200, 30)).save(buf, "PNG")
@@ -194,7 +194,7 @@ def test_large_photos_are_downscaled_while_reading():
 def test_tiny_16_bit_image_is_refused_like_8_bit():
     from PIL import Image
 
-    from xai_core.images import load_image
+    from xai_core.inputs.images import load_image
     from xai_core.types import InputError
 
     for array in (np.zeros((1, 1), np.uint16), np.zeros((1, 1), np.uint8)):
@@ -215,7 +215,7 @@ def test_truncated_torch_archive_says_so(tmp_path, capsys, digits_files):
 def test_batch_one_torchscript_runs_one_image_a_call(tmp_path):
     import torch
 
-    from xai_core.models import SpecOverrides, open_model
+    from xai_core.loading.models import SpecOverrides, open_model
 
     class One(torch.nn.Module):
         def forward(self, x):

@@ -12,7 +12,7 @@ from torch import nn
 
 from tests.test_cli import run_cli
 from xai_core.adapters.torch import TorchAdapter
-from xai_core.images import preprocess
+from xai_core.inputs.images import preprocess
 from xai_core.service import explain
 from xai_core.types import ImageSpec, InputError, UnsupportedError
 
@@ -50,7 +50,7 @@ def test_rectify_options_transform_the_signed_map(digits_adapter, digit_image):
 
 
 def test_keras_cam_is_the_hand_computation_on_a_softmax_model(digit_image):
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
 
     adapter = open_model("keras_digits_cnn")
     e = explain(adapter, digit_image, "cam", {"rectify": "none"}, layer=4)  # model.layers[4] = conv3
@@ -155,7 +155,7 @@ def test_grad_cam_plus_plus_equals_pytorch_grad_cam(digits_adapter, digit_image)
 def gap200():
     """The user story's model: a Keras CNN on 200 x 200 grayscale digits ending in
     GlobalAveragePooling + Dense(softmax) (model_zoo/train_keras_digits_gap200.py)."""
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
 
     return open_model(str(Path(__file__).resolve().parents[1] / "model_zoo/weights/keras_digits_gap200.keras"),
                       engine="inprocess")  # the test reads the Keras model itself

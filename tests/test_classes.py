@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from xai_core import explain, load_image, open_model
-from xai_core.cli import main
+from xai_core.cli.main import main
 from xai_core.service import explain_classes
 from xai_core.types import InputError
 
@@ -37,7 +37,7 @@ def test_top_k_matches_one_run_per_class_and_shares_evaluations(digits):
 
 
 def _batch(adapter, image):
-    from xai_core.images import preprocess
+    from xai_core.inputs.images import preprocess
 
     return preprocess(image, adapter.spec)[None]
 

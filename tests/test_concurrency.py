@@ -30,7 +30,7 @@ def _together(n: int, work) -> list:
 
 
 def test_layer_discovery_on_a_fresh_model_from_six_threads(digit_image):
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
     from xai_core.service import explain
 
     lone = [info.name for info in open_model("digits_cnn", device="cpu").layers()]
@@ -54,7 +54,7 @@ def test_layer_discovery_on_a_fresh_model_from_six_threads(digit_image):
 
 
 def test_tabular_keras_gradients_from_several_threads():
-    from xai_core.tabular.models import open_tabular_model
+    from xai_core.loading.tables import open_tabular_model
 
     model = open_tabular_model("breast_cancer_keras")
     x = np.random.default_rng(1).random((4, model.n_features), dtype=np.float32)

@@ -11,7 +11,7 @@ import torch
 from twin_models import digit_images, keras_twin, torch_digits
 
 from tests.test_reference_agreement import Normalised
-from xai_core.images import preprocess
+from xai_core.inputs.images import preprocess
 from xai_core.service import explain
 from xai_core.types import ImageSpec, InputError
 

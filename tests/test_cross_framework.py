@@ -63,7 +63,7 @@ def images():
 def test_same_predictions_and_output_kind(twins, images):
     torch_adapter, keras_adapter = twins
     assert torch_adapter.output_kind == keras_adapter.output_kind == "logit"
-    from xai_core.images import preprocess
+    from xai_core.inputs.images import preprocess
 
     batch = np.stack([preprocess(im, SPEC) for im in images])
     p_torch, p_keras = torch_adapter.predict(batch), keras_adapter.predict(batch)
@@ -77,7 +77,7 @@ def test_same_layer_primitives(twins, images):
     """Grad-CAM's inputs themselves: the last conv block's activations and gradients
     (torch 'features' = after the third ReLU; Keras 'conv3' with its fused ReLU)."""
     torch_adapter, keras_adapter = twins
-    from xai_core.images import preprocess
+    from xai_core.inputs.images import preprocess
 
     x = preprocess(images[0], SPEC)[None]
     a_t, g_t, s_t = torch_adapter.layer_activations_and_gradients(x, 4, "features")

@@ -316,7 +316,7 @@ def test_state_dict_upload_asks_for_its_architecture(digits_module, tmp_path):
 def test_pickled_module_runs_confined_without_consent(digits_module, tmp_path):
     import torch
 
-    from xai_core.engines import sandbox
+    from xai_core.worker import sandbox
 
     if not sandbox.detect().confined:
         pytest.skip("no kernel confinement here")
@@ -483,7 +483,7 @@ def test_a_method_that_cannot_run_is_an_error_not_a_traceback(monkeypatch, failu
 
 def test_reproduce_record_holds_the_command(photo):
     from ui.reproduce import reproduce_record
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
     from xai_core.service import explain
 
     adapter = open_model("digits_cnn")
@@ -508,7 +508,7 @@ def test_reproduce_record_holds_the_command(photo):
 def test_core_never_imports_streamlit_and_the_app_imports_no_torch():
     code = (
         "import sys\n"
-        "import xai_core.service, xai_core.render, xai_core.models, xai_core.explainers\n"
+        "import xai_core.service, xai_core.render, xai_core.loading.models, xai_core.explainers\n"
         "assert 'streamlit' not in sys.modules, 'xai_core imported streamlit'\n"
         "from streamlit.testing.v1 import AppTest\n"
         # the page's own thread must stay light; the warm-up thread (ui/warmup.py) imports
@@ -526,7 +526,7 @@ def test_core_never_imports_streamlit_and_the_app_imports_no_torch():
 
 def test_progress_comes_from_the_real_batches(photo):
     from ui import cache
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
 
     adapter = open_model("digits_cnn")
     cache._explain.clear()
@@ -592,8 +592,8 @@ def test_an_unconverged_integrated_gradients_result_gets_a_visible_note():
 
 
 def test_each_uploader_states_the_limit_and_types_the_service_accepts():
-    from xai_core.images import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, load_image
-    from xai_core.loading import MAX_MODEL_BYTES
+    from xai_core.inputs.images import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, load_image
+    from xai_core.loading.torch import MAX_MODEL_BYTES
 
     at = image_page()
     at.radio(key="img_image_source").set_value("Upload an image").run()
@@ -644,7 +644,7 @@ def test_integrated_gradients_at_a_layer_from_the_picker_matches_the_core():
     default), then the layer's output or input; a dense layer's units are bars (no
     input map), a conv layer's map is drawn upsampled; numbers are the core's."""
     from xai_core import explain
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
 
     at = image_page()
     use_digits_model(at)
@@ -694,7 +694,7 @@ def test_a_layer_typed_into_the_picker_is_resolved_as_the_command_line_does():
     """The picker takes a typed index or name (AppTest cannot type into a select box,
     so the resolver it calls is checked on the digits CNN)."""
     from ui.layer_form import find_layer
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
     from xai_core.types import InputError
 
     adapter = open_model("digits_cnn")

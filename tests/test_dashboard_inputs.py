@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.test_dashboard import APP, TIMEOUT, assert_clean, captions, click_explain, errors
 from tests.test_several_inputs import ImageAndVector
-from xai_core.feature_rows import parse_typed_row, read_feature_row
+from xai_core.inputs.feature_rows import parse_typed_row, read_feature_row
 from xai_core.types import InputError, VectorSpec
 
 SIDECAR = {"inputs": [
@@ -68,7 +68,7 @@ def upload_two_input_model(at: AppTest, folder) -> None:
 
 def test_two_input_model_gets_one_form_and_one_result_per_input(two_input_files, tmp_path):
     from xai_core import explain
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("pages/image.py").run()
@@ -133,7 +133,7 @@ def test_two_input_model_gets_one_form_and_one_result_per_input(two_input_files,
     (tmp_path / "image_and_vector.json").write_text(json.dumps(SIDECAR))
     fed = result.fed.inputs[1]
     (tmp_path / "extra.csv").write_bytes(fed.csv_row())
-    from xai_core.cli import main
+    from xai_core.cli.main import main
 
     image_arg = argv[argv.index("--image") + 1]
     argv = argv[3:]  # after "python -m xai_core"

@@ -47,7 +47,7 @@ def test_seed_changes_stochastic_methods(method, digits_adapter, digit_image):
 
 @pytest.mark.parametrize("kind", ["torchscript", "export", "state_dict"])
 def test_every_available_method_runs_on_each_format(kind, digits_files, digit_image):
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
 
     adapter = open_model(digits_files[kind], arch="digits_cnn" if kind == "state_dict" else None)
     names = {e.name for e in available_for(adapter)}

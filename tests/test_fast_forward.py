@@ -12,8 +12,8 @@ from conftest import SAMPLES
 
 import model_zoo
 from xai_core.adapters import fast_forward
-from xai_core.images import load_image, preprocess
-from xai_core.models import open_model
+from xai_core.inputs.images import load_image, preprocess
+from xai_core.loading.models import open_model
 from xai_core.service import explain
 from xai_core.types import XaiError
 

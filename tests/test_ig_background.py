@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.test_reference_agreement import Normalised, nchw
-from xai_core.images import preprocess
+from xai_core.inputs.images import preprocess
 from xai_core.service import explain
 from xai_core.types import InputError
 
@@ -50,7 +50,7 @@ def test_image_ig_over_a_background_equals_captum_averaged(digits_adapter, digit
 
 def test_ig_background_through_the_command_line_and_at_a_layer(tmp_path, background, digits_adapter):
     from tests.conftest import SAMPLES
-    from xai_core.cli import main
+    from xai_core.cli.main import main
 
     out = tmp_path / "out"
     code = main(["explain", "--model", "digits_cnn", "--image", str(SAMPLES / "digit_7.png"), "--method",
@@ -69,8 +69,8 @@ def test_row_ig_over_background_rows_equals_captum_averaged(tmp_path):
     from captum.attr import IntegratedGradients
 
     from tests.test_tabular_methods import SAMPLE_CSV
+    from xai_core.loading.tables import open_tabular_model
     from xai_core.tabular import explain_row, load_table
-    from xai_core.tabular.models import open_tabular_model
 
     model = open_tabular_model("breast_cancer_mlp")
     data = load_table(SAMPLE_CSV, label_column="target", n_features=model.n_features)

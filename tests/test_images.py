@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_core.images import load_image, preprocess, resize_map
+from xai_core.inputs.images import load_image, preprocess, resize_map
 from xai_core.types import ImageSpec, InputError
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from xai_core import service
 from xai_core.explainers import REGISTRY, available_for
-from xai_core.models import SpecOverrides, open_model
+from xai_core.loading.models import SpecOverrides, open_model
 from xai_core.types import ImageSpec, InputError, ModelLoadError, UnsupportedError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ FAST_PARAMS = {
 
 
 def _keras():
-    from xai_core.loading_keras import import_tensorflow
+    from xai_core.loading.keras import import_tensorflow
 
     import_tensorflow()
     import keras
@@ -103,7 +103,7 @@ def files(tmp_path_factory):
 
 # -- loading -------------------------------------------------------------------------
 def test_import_xai_core_loads_no_framework():
-    code = "import sys, xai_core, xai_core.models, model_zoo; print('tensorflow' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, xai_core, xai_core.loading.models, model_zoo; print('tensorflow' in sys.modules, 'torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.stdout.split() == ["False", "False"]
@@ -207,7 +207,7 @@ def test_lambda_refused_in_safe_mode_unless_trusted(files, name, unconfined):
 
 def test_cuda_without_gpu_is_a_clear_error(files):
     _, _, paths = files
-    from xai_core.loading_keras import import_tensorflow
+    from xai_core.loading.keras import import_tensorflow
 
     if import_tensorflow().config.list_physical_devices("GPU"):
         pytest.skip("TensorFlow sees a GPU here")
@@ -402,7 +402,7 @@ def test_shap_deep_on_a_linear_model_is_gradient_times_input():
     adapter = KerasAdapter(model, ImageSpec((12, 12), (0.4, 0.5, 0.6), (0.2, 0.3, 0.25)))
     image = rgb_image(12, seed=3)
     e = service.explain(adapter, image, "shap_deep", {"background": "black", "background_size": 2}, target=2)
-    from xai_core.images import preprocess
+    from xai_core.inputs.images import preprocess
 
     x = preprocess(image, adapter.spec)
     grads, _ = adapter.input_gradients(x[None], 2)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from xai_core.labels import read_labels
-from xai_core.loading import load_torch_file, sniff_torch_format
-from xai_core.models import SpecOverrides, open_model
+from xai_core.inputs.labels import read_labels
+from xai_core.loading.models import SpecOverrides, open_model
+from xai_core.loading.torch import load_torch_file, sniff_torch_format
 from xai_core.types import InputError, ModelLoadError
 
 DIGITS = SpecOverrides(size=(32, 32), mean=(0.5,), std=(0.5,), grayscale=True)

@@ -21,7 +21,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 from tests.test_known_answer import GREEN, RED, ColorNet, region_mask
 from tests.test_reference_agreement import Normalised
 from xai_core.adapters.torch import TorchAdapter
-from xai_core.images import preprocess
+from xai_core.inputs.images import preprocess
 from xai_core.metrics import Modality
 from xai_core.metrics.base import MetricInput
 from xai_core.metrics.road import impute
@@ -205,7 +205,7 @@ def test_cli_writes_metrics_to_results_json(tmp_path, capsys):
     import json
 
     from tests.conftest import SAMPLES
-    from xai_core.cli import main
+    from xai_core.cli.main import main
 
     rc = main(["explain", "--model", "digits_cnn", "--image", str(SAMPLES / "digit_9.png"), "--method", "grad_cam",
                "--metrics", "deletion,insertion", "road", "--metric-param", "deletion.steps=8", "--out", str(tmp_path)])
@@ -225,7 +225,7 @@ def test_cli_writes_metrics_to_results_json(tmp_path, capsys):
 ])
 def test_cli_bad_metric_flags_exit_2(argv, message, tmp_path, capsys):
     from tests.conftest import SAMPLES
-    from xai_core.cli import main
+    from xai_core.cli.main import main
 
     rc = main(["explain", "--model", "digits_cnn", "--image", str(SAMPLES / "digit_9.png"), "--method", "saliency",
                "--out", str(tmp_path), *argv])
@@ -238,8 +238,8 @@ def test_tabular_metrics_on_a_linear_model(tmp_path):
     deletion curve follows the map's order."""
     import pandas as pd
 
+    from xai_core.inputs.tables import load_table
     from xai_core.metrics.service import evaluate_row
-    from xai_core.tabular.data import load_table
     from xai_core.types import Explanation
 
     rng = np.random.default_rng(0)
@@ -286,7 +286,7 @@ def test_random_baseline_orders_whole_squares():
 def onnx_digits(tmp_path_factory, digits_adapter):
     import warnings
 
-    from xai_core.models import SpecOverrides, open_model
+    from xai_core.loading.models import SpecOverrides, open_model
 
     path = tmp_path_factory.mktemp("onnx") / "digits.onnx"
     with warnings.catch_warnings():
@@ -299,7 +299,7 @@ def onnx_digits(tmp_path_factory, digits_adapter):
 
 @pytest.mark.parametrize("framework", ["keras", "onnx"])
 def test_keras_and_onnx_randomized_copies(framework, request, digit_image):
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
 
     adapter = open_model("keras_digits_cnn") if framework == "keras" else request.getfixturevalue("onnx_digits")
     x = preprocess(digit_image, adapter.spec)
@@ -326,9 +326,9 @@ def test_worker_run_upload_gets_the_randomization_check(kind, digits_files, digi
     the worker (the weights never cross), and the check gives what it gives in-process."""
     import json
 
-    from xai_core.engines.worker import RemoteModel, close_all
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
     from xai_core.types import UnsupportedError
+    from xai_core.worker.client import RemoteModel, close_all
 
     if kind == "pt2":
         path = digits_files["export"]
@@ -368,10 +368,10 @@ def test_worker_run_table_model_gets_the_randomization_check(tmp_path):
     import shutil
 
     from model_zoo.tabular import TABULAR_ZOO
-    from xai_core.engines.worker import RemoteModel, close_all
+    from xai_core.loading.tables import open_tabular_model
     from xai_core.metrics.service import evaluate_row
     from xai_core.tabular import explain_row, load_table
-    from xai_core.tabular.models import open_tabular_model
+    from xai_core.worker.client import RemoteModel, close_all
 
     entry = TABULAR_ZOO["breast_cancer_keras"]
     for source in (entry.path, entry.path.with_suffix(".json")):

@@ -119,7 +119,7 @@ def test_cli_reports_metrics_per_input_for_a_worker_run_model(tmp_path, picture)
     from PIL import Image
 
     from tests.test_several_inputs import TwoViews
-    from xai_core.cli import main
+    from xai_core.cli.main import main
 
     path = tmp_path / "two_views.pt"
     torch.jit.save(torch.jit.trace(TwoViews().eval(), (torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 12, 12))), path)
@@ -145,7 +145,7 @@ def test_cli_metric_background_for_a_vector_input(tmp_path, picture, capsys):
     import pandas as pd
     from PIL import Image
 
-    from xai_core.cli import main
+    from xai_core.cli.main import main
 
     module = UsesBoth().eval()
     path = tmp_path / "uses_both.pt"

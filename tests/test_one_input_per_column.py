@@ -69,7 +69,7 @@ def test_kernel_shap_over_rows_matches_shap(census):
 
 
 def test_cli_writes_the_summary_over_rows(census, tmp_path):
-    from xai_core.tabular.cli import main
+    from xai_core.cli.tabular import main
 
     folder, _ = census
     out = tmp_path / "out"

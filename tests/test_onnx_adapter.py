@@ -15,8 +15,8 @@ from twin_models import DIGITS_SPEC_DICT, digit_images, torch_digits
 
 from xai_core import service
 from xai_core.explainers import available_for
-from xai_core.images import preprocess
-from xai_core.models import SpecOverrides, open_model
+from xai_core.inputs.images import preprocess
+from xai_core.loading.models import SpecOverrides, open_model
 from xai_core.types import ImageSpec, InputError, ModelLoadError, UnsupportedError
 
 SPEC = ImageSpec((32, 32), (0.5,), (0.5,), grayscale=True)

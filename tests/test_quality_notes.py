@@ -7,7 +7,7 @@ import json
 
 from tabular_helpers import SAMPLE_CSV
 
-from xai_core.quality import quality_notes
+from xai_core.service.quality import quality_notes
 from xai_core.tabular import explain_row, load_table, open_tabular_model
 
 
@@ -31,7 +31,7 @@ def test_a_two_step_path_gets_a_note_and_a_converged_one_none():
 
 
 def test_the_command_line_prints_the_note(tmp_path, capsys):
-    from xai_core.tabular.cli import main
+    from xai_core.cli.tabular import main
 
     assert main(["explain-tabular", "--model", "breast_cancer_mlp", "--row", "0", "--method", "integrated_gradients",
                  "--param", "steps=2", "method=riemann_trapezoid", "--out", str(tmp_path)]) == 0

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import SAMPLES
-from xai_core.images import preprocess
+from xai_core.inputs.images import preprocess
 from xai_core.service import explain
 
 

@@ -113,7 +113,7 @@ def test_shared_scale_keeps_every_map_visible():
 
 
 def test_grad_cam_without_relu_is_signed_and_diverging():
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
     from xai_core.service import explain
 
     adapter = open_model("digits_cnn")

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_core.datasets import open_set
-from xai_core.evaluation import evaluate
-from xai_core.set_explain import ExplainRequest, SetSummary, explain_selection, parse_classes
-from xai_core.set_model import ModelRef
+from xai_core.sets.data import open_set
+from xai_core.sets.evaluate import evaluate
+from xai_core.sets.explain import ExplainRequest, SetSummary, explain_selection, parse_classes
+from xai_core.sets.model import ModelRef
 from xai_core.types import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def test_metrics_match_scikit_learn(digits_eval):
 
 
 def test_evaluation_equals_one_batched_forward(digits, digits_set, digits_eval):
-    from xai_core.images import preprocess
+    from xai_core.inputs.images import preprocess
 
     x = np.stack([preprocess(digits_set.read(i), digits.model.spec) for i in range(len(digits_set))])
     np.testing.assert_allclose(digits_eval.probabilities, digits.model.predict(x), atol=1e-5)
@@ -184,8 +184,8 @@ def test_parse_classes():
 
 
 def test_tabular_set_rows_match_explain_rows():
-    from xai_core.tabular.data import TabularData
-    from xai_core.tabular.service import explain_rows
+    from xai_core.inputs.tables import TabularData
+    from xai_core.service.rows import explain_rows
 
     model = ModelRef("breast_cancer_mlp", "rows").open()
     ds = open_set(CANCER, model.class_names, kind="rows")
@@ -202,7 +202,7 @@ def test_tabular_set_rows_match_explain_rows():
 
 
 def test_class_grid_draws_one_row_per_item(digits, digits_set, digits_eval):
-    from xai_core.set_render import set_grid
+    from xai_core.render.sets import set_grid
 
     chosen = digits_eval.select("misclassified", top=3)
     results = list(explain_selection(digits, digits_set, chosen, ExplainRequest("saliency", {}, 0, "all")))
@@ -215,7 +215,7 @@ def test_class_grid_draws_one_row_per_item(digits, digits_set, digits_eval):
 def test_safe_csv_escapes_formulas():
     import pandas as pd
 
-    from xai_core.outputs import safe_csv
+    from xai_core.render.files import safe_csv
 
     text = safe_csv(pd.DataFrame({"name": ["=cmd|' /C calc'!A0", "ok"], "v": [-1.5, 2]})).decode()
     assert "'=cmd" in text and "-1.5" in text and "'-1.5" not in text
@@ -260,8 +260,8 @@ def test_explain_set_bad_input_exits_2_with_one_line(tmp_path):
 
 
 def test_default_engine_never_imports_ray(tmp_path):
-    code = ("import sys; from xai_core.set_model import ModelRef; from xai_core.datasets import open_set; "
-            "from xai_core.evaluation import evaluate; m = ModelRef('digits_cnn').open(); "
+    code = ("import sys; from xai_core.sets.model import ModelRef; from xai_core.sets.data import open_set; "
+            "from xai_core.sets.evaluate import evaluate; m = ModelRef('digits_cnn').open(); "
             f"evaluate(m, open_set({str(DIGITS)!r}, m.class_names)); print('ray' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.stdout.strip() == "False", run.stderr
@@ -269,7 +269,7 @@ def test_default_engine_never_imports_ray(tmp_path):
 
 def test_ray_engine_gives_identical_results(digits, digits_set, digits_eval):
     pytest.importorskip("ray")
-    from xai_core.engines import open_engine
+    from xai_core.sets.runners import open_engine
 
     chosen = digits_eval.select("misclassified", top=4)
     request = ExplainRequest("shap_gradient", {"samples": 8, "background_size": 4}, 0, "all")

@@ -17,7 +17,7 @@ from torch import nn
 
 from xai_core import explain
 from xai_core.adapters.torch import TorchAdapter
-from xai_core.cli import main
+from xai_core.cli.main import main
 from xai_core.service import explain_classes, prepare_inputs
 from xai_core.types import ImageSpec, InputError, UnsupportedError, VectorSpec
 
@@ -338,7 +338,7 @@ def _onnx_twin(module: ImageAndVector, path):
 @pytest.mark.parametrize("method", ["occlusion", "lime", "shap_partition"])
 def test_keras_and_onnx_twins_agree_with_pytorch(image_and_vector, picture, tmp_path, method):
     from xai_core.adapters.keras import KerasAdapter
-    from xai_core.models import open_model
+    from xai_core.loading.models import open_model
 
     onnx_model = open_model(_onnx_twin(image_and_vector.model, tmp_path / "two.onnx"))
     assert onnx_model.input_kinds == ["image", "vector"]

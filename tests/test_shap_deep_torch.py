@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from xai_core import explain, load_image, open_model
-from xai_core.images import preprocess
+from xai_core.inputs.images import preprocess
 from xai_core.types import Capability
 
 ROOT = Path(__file__).resolve().parents[1]

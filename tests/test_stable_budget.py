@@ -125,8 +125,8 @@ def test_kernel_shap_rounds_stop_after_two_rounds_on_an_additive_game():
 def test_kernel_shap_stops_early_with_the_answer_of_shap_at_ten_times_the_budget():
     from tabular_helpers import SAMPLE_CSV
 
+    from xai_core.loading.tables import open_tabular_model
     from xai_core.tabular import explain_row, load_table
-    from xai_core.tabular.models import open_tabular_model
 
     model = open_tabular_model("breast_cancer_mlp")
     data = load_table(SAMPLE_CSV, label_column="target", n_features=model.n_features)
@@ -147,8 +147,8 @@ def test_kernel_shap_tolerance_with_feature_selection_is_refused():
     import pytest
     from tabular_helpers import SAMPLE_CSV
 
+    from xai_core.loading.tables import open_tabular_model
     from xai_core.tabular import explain_row, load_table
-    from xai_core.tabular.models import open_tabular_model
     from xai_core.types import InputError
 
     model = open_tabular_model("breast_cancer_mlp")

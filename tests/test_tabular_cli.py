@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from tabular_helpers import FEATURES, KNOWN, SAMPLE_CSV, known_feature_onnx, synthetic_csv
 
-from xai_core.tabular.cli import add_parser, main, run
+from xai_core.cli.tabular import add_parser, main, run
 
 CONTRACT = {"row", "method", "target", "target_label", "predictions", "attributions", "base_value",
             "params", "model_evals", "elapsed_s"}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tabular_helpers import SAMPLE_CSV
 
-from xai_core.tabular.data import load_table, read_columns
+from xai_core.inputs.tables import load_table, read_columns
 from xai_core.types import InputError
 
 
@@ -130,7 +130,7 @@ def test_chosen_columns_must_be_the_models_features():
 
 
 def test_label_column_found_by_name():
-    from xai_core.tabular.data import default_label_column
+    from xai_core.inputs.tables import default_label_column
 
     columns = ["x1", "Target", "x2"]
     assert default_label_column(columns) == "Target"
@@ -151,7 +151,7 @@ def test_label_column_found_by_name():
     ],
 )
 def test_bad_sidecar_feature_names(sidecar, message):
-    from xai_core.tabular.data import feature_names_from_sidecar
+    from xai_core.inputs.tables import feature_names_from_sidecar
 
     assert feature_names_from_sidecar({}, 2, "m.onnx") is None
     assert feature_names_from_sidecar({"feature_names": ["a", "b"]}, 2, "m.onnx") == ["a", "b"]

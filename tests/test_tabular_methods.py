@@ -37,7 +37,7 @@ def torch_known():
 
 @pytest.fixture(scope="module")
 def breast_cancer():
-    from xai_core.tabular.models import open_tabular_model
+    from xai_core.loading.tables import open_tabular_model
 
     model = open_tabular_model("breast_cancer_mlp")
     return model, load_table(SAMPLE_CSV, label_column="target", n_features=model.n_features)

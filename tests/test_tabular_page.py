@@ -214,8 +214,8 @@ def test_titanic_layer_and_neuron_conductance(app):
 
 
 def test_uploaders_state_the_limits_the_service_accepts(app):
-    from xai_core.loading import MAX_MODEL_BYTES
-    from xai_core.tabular.data import MAX_CSV_BYTES
+    from xai_core.inputs.tables import MAX_CSV_BYTES
+    from xai_core.loading.torch import MAX_MODEL_BYTES
 
     at = app
     at.radio(key="tab_data_source").set_value("Upload a CSV")

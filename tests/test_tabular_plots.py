@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from tabular_helpers import SAMPLE_CSV
 
-from xai_core.tabular import explain_row, explain_rows, load_table, open_tabular_model, plots
+from xai_core.render import bars as plots
+from xai_core.tabular import explain_row, explain_rows, load_table, open_tabular_model
 from xai_core.types import UnsupportedError
 
 

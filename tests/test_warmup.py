@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-import xai_core.models
+import xai_core.loading.models
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -16,13 +16,13 @@ def test_warmup_fills_the_model_cache_the_one_click_start_uses(monkeypatch):
     from ui import cache, warmup
 
     opened = []
-    real = xai_core.models.open_model
+    real = xai_core.loading.models.open_model
 
     def counting(*args, **kwargs):
         opened.append(args[0])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(xai_core.models, "open_model", counting)
+    monkeypatch.setattr(xai_core.loading.models, "open_model", counting)
     cache._load_model.clear()
     warmup._warm()
     assert opened == ["efficientnet_lite0"]

@@ -16,10 +16,10 @@ import attack_files as attack
 import numpy as np
 import pytest
 
-from xai_core.engines import sandbox, wire
-from xai_core.engines.worker import RemoteModel, WorkerError, close_all, tree_rss
-from xai_core.models import SpecOverrides, open_model
+from xai_core.loading.models import SpecOverrides, open_model
 from xai_core.types import Explanation, ModelLoadError, Prediction, XaiError
+from xai_core.worker import sandbox, wire
+from xai_core.worker.client import RemoteModel, WorkerError, close_all, tree_rss
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFINED = sandbox.detect().confined
@@ -96,7 +96,7 @@ def test_wire_refuses_objects_and_foreign_types():
     with pytest.raises(wire.WireError, match="only xai_core"):
         wire.decode(forged, [])
     with pytest.raises(wire.WireError, match="private"):
-        wire.resolve("xai_core.engines.wire:_read")
+        wire.resolve("xai_core.worker.wire:_read")
 
 
 # -- the honest path -------------------------------------------------------------------
@@ -307,7 +307,7 @@ def test_safetensors_with_an_architecture_loads_everywhere(tmp_path, digits_modu
     """Data only: no consent needed even where nothing confines the worker."""
     from safetensors.torch import save_file
 
-    from xai_core.loading import sniff_torch_format
+    from xai_core.loading.torch import sniff_torch_format
     from xai_core.service import predict_image
 
     path = tmp_path / "digits.safetensors"

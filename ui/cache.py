@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from xai_core.images import load_image
+from xai_core.inputs.images import load_image
+from xai_core.inputs.uploads import store_upload
 from xai_core.types import Explanation, ImageSpec
-from xai_core.uploads import store_upload
 
 
 def content_hash(data: bytes) -> str:
@@ -57,14 +57,14 @@ def array_hash(image: np.ndarray) -> str:
 def declared_preprocessing(path: str, framework: str, trust_code: bool) -> ImageSpec:
     """The preprocessing the uploaded model declares (input shape, channels), to
     prefill the form; raises the loader's XaiError for a bad file."""
-    from xai_core.models import declared_spec
+    from xai_core.loading.models import declared_spec
 
     return declared_spec(path, framework, trust_code=trust_code)
 
 
 def unpack_savedmodel(zip_path: str) -> Path:
     """An uploaded SavedModel zip, unpacked once next to the stored upload."""
-    from xai_core.loading_keras import unpack_savedmodel_zip
+    from xai_core.loading.keras import unpack_savedmodel_zip
 
     return unpack_savedmodel_zip(zip_path, Path(zip_path).parent / "savedmodel")
 
@@ -104,7 +104,7 @@ class ModelRequest:
 
 @st.cache_resource(show_spinner=False, max_entries=6)
 def _load_model(key: str, _request: ModelRequest):
-    from xai_core.models import SpecOverrides, open_model
+    from xai_core.loading.models import SpecOverrides, open_model
 
     spec = _request.spec
     return open_model(

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from xai_core.images import SUPPORTED_SUFFIXES, preprocess
+from xai_core.inputs.images import SUPPORTED_SUFFIXES, preprocess
 from xai_core.types import ImageSpec, XaiError
 
 from .cache import array_hash, content_hash, decode_image
@@ -97,7 +97,7 @@ def image_picker() -> PickedImage | None:
 
 
 def model_input_preview(image: PickedImage, spec: ImageSpec) -> None:
-    """Exactly what the model receives (before mean/std): xai_core.images.preprocess."""
+    """Exactly what the model receives (before mean/std): xai_core.inputs.images.preprocess."""
     x = preprocess(image.array, spec)
     pixels = (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
     if pixels.shape[-1] == 1:

@@ -3,7 +3,7 @@
 An image input is fed the page's image by default (the same picture feeds every
 image input, each at its own size) or an image uploaded for it; a vector input
 takes typed comma-separated values or an uploaded ``.npy``/``.csv`` row, checked
-against its :class:`~xai_core.types.VectorSpec` by :mod:`xai_core.feature_rows`
+against its :class:`~xai_core.types.VectorSpec` by :mod:`xai_core.inputs.feature_rows`
 (what the command line's ``--input NAME=FILE`` reads too).
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from xai_core.feature_rows import parse_typed_row, read_feature_row
+from xai_core.inputs.feature_rows import parse_typed_row, read_feature_row
 from xai_core.types import ImageSpec, VectorSpec, XaiError
 
 from .cache import array_hash, content_hash, decode_image

@@ -3,11 +3,13 @@ uploader states (and Streamlit enforces) the real limit instead of one global on
 
 from __future__ import annotations
 
-from xai_core.backgrounds import MAX_UPLOAD_BYTES as BACKGROUND_BYTES
-from xai_core.images import MAX_FILE_BYTES as IMAGE_BYTES
-from xai_core.labels import MAX_LABELS_BYTES
-from xai_core.loading import MAX_MODEL_BYTES  # image and tabular models go through the same check_model_file
-from xai_core.tabular.data import MAX_CSV_BYTES
+from xai_core.inputs.backgrounds import MAX_UPLOAD_BYTES as BACKGROUND_BYTES
+from xai_core.inputs.images import MAX_FILE_BYTES as IMAGE_BYTES
+from xai_core.inputs.labels import MAX_LABELS_BYTES
+from xai_core.inputs.tables import MAX_CSV_BYTES
+from xai_core.loading.torch import (
+    MAX_MODEL_BYTES,  # image and tabular models go through the same check_model_file
+)
 
 
 def _mb(n: int) -> int:

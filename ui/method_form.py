@@ -77,7 +77,7 @@ def file_param_widget(info: ParamInfo, label: str, key: str) -> str:
     """A path parameter (a background set) as an upload box: the file is kept in the
     background store, which model workers can read, and its path is the value; no
     upload -> the parameter's default (the method's own background)."""
-    from xai_core.uploads import background_dir
+    from xai_core.inputs.uploads import background_dir
 
     from .cache import stored_upload
     from .limits import BACKGROUND_MB

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from xai_core.engines import sandbox
 from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, XaiError
+from xai_core.worker import sandbox
 
 from .cache import ModelRequest, content_hash, declared_preprocessing, stored_upload, unpack_savedmodel
 from .frameworks import available_frameworks
@@ -223,7 +223,7 @@ def _torch_file_options(path) -> tuple[str | None, bool]:
     """A torch.save file may be a state_dict (needs an architecture) or a pickled
     module; pickled modules, TorchScript and .pt2 programs carry code (confined, or
     with explicit trust)."""
-    from xai_core.loading import sniff_torch_format
+    from xai_core.loading.torch import sniff_torch_format
 
     fmt = sniff_torch_format(path)
     if fmt not in ("torch_save", "safetensors"):
@@ -242,7 +242,7 @@ def _torch_file_options(path) -> tuple[str | None, bool]:
 def _labels_uploader(owner: str) -> tuple[tuple[str, ...] | None, str | None]:
     """Class names for the model ``owner`` (zoo name or upload hash). The uploader is
     keyed by the model, so a labels file never stays attached to another model."""
-    from xai_core.labels import read_labels
+    from xai_core.inputs.labels import read_labels
 
     upload = st.file_uploader(
         "Labels file (optional)", type=["txt", "json"], key=f"img_labels_file_{content_hash(owner.encode())[:12]}",

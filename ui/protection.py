@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from xai_core.engines import sandbox
+from xai_core.worker import sandbox
 
 
 def trust_checkbox(key: str, what: str) -> bool:

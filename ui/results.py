@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from xai_core import render
-from xai_core.quality import quality_notes
+from xai_core.service.quality import quality_notes
 from xai_core.types import Explanation, Prediction
 
 from .reproduce import reproduce_record

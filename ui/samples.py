@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xai_core.images import SUPPORTED_SUFFIXES, load_image
+from xai_core.inputs.images import SUPPORTED_SUFFIXES, load_image
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_images"
 SKIMAGE_PHOTOS = ("chelsea", "coffee", "astronaut")

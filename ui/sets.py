@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from xai_core.datasets import LabelledSet, open_set
-from xai_core.evaluation import Evaluation, evaluate
-from xai_core.set_model import ModelRef, SetModel
+from xai_core.sets.data import LabelledSet, open_set
+from xai_core.sets.evaluate import Evaluation, evaluate
+from xai_core.sets.model import ModelRef, SetModel
 from xai_core.types import XaiError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,7 @@ def load_set(source: SetSource, model: SetModel) -> LabelledSet:
 
 
 def make_engine(model: SetModel, dataset: LabelledSet):
-    from xai_core.engines import open_engine
+    from xai_core.sets.runners import open_engine
 
     engine, address, workers = engine_settings()
     return open_engine(engine, model, dataset, workers=workers, address=address)

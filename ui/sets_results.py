@@ -10,12 +10,12 @@ import numpy as np
 import streamlit as st
 
 from xai_core import render
-from xai_core.datasets import LabelledSet
-from xai_core.evaluation import Evaluation
-from xai_core.outputs import npz_bytes, safe_csv
-from xai_core.set_explain import ExplainRequest, SetSummary, explain_selection
-from xai_core.set_model import ItemExplanation, SetModel
-from xai_core.set_render import class_mean_maps, set_grid
+from xai_core.render.files import npz_bytes, safe_csv
+from xai_core.render.sets import class_mean_maps, set_grid
+from xai_core.sets.data import LabelledSet
+from xai_core.sets.evaluate import Evaluation
+from xai_core.sets.explain import ExplainRequest, SetSummary, explain_selection
+from xai_core.sets.model import ItemExplanation, SetModel
 from xai_core.types import XaiError
 
 from .sets import AGAINST, make_engine, show_error
@@ -37,7 +37,7 @@ def _explainers(model: SetModel) -> dict[str, Any]:
     from xai_core.explainers import methods_for_kind
 
     if model.kind == "rows":
-        from xai_core.tabular.service import check_tabular_method as check
+        from xai_core.service.rows import check_tabular_method as check
 
         found = {e.name: e for e in methods_for_kind("vector")}
     else:

@@ -35,7 +35,7 @@ def start_once() -> None:
 
 def _warm() -> None:
     import model_zoo
-    from xai_core.images import load_image
+    from xai_core.inputs.images import load_image
     from xai_core.service import explain
 
     from .cache import ModelRequest, load_model

@@ -10,11 +10,11 @@ when a model of that framework is opened.
     png = render.to_png(render.overlay(image, result))
 """
 
-from . import render
-from .images import load_image
-from .models import SpecOverrides, open_model
-from .service import explain, explain_classes, predict_image
-from .types import (
+from xai_core import render
+from xai_core.inputs.images import load_image
+from xai_core.loading.models import SpecOverrides, open_model
+from xai_core.service import explain, explain_classes, predict_image
+from xai_core.types import (
     Explanation,
     ImageSpec,
     InputError,

@@ -1,7 +1,7 @@
-"""``python -m xai_core``: see :mod:`xai_core.cli`."""
+"""``python -m xai_core``: see :mod:`xai_core.cli.main`."""
 
 import sys
 
-from .cli import main
+from xai_core.cli.main import main
 
 sys.exit(main())

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Capability, ImageSpec, InputError, InputSpec, UnsupportedError, VectorSpec
+from xai_core.types import Capability, ImageSpec, InputError, InputSpec, UnsupportedError, VectorSpec
 
 OUTPUT_KINDS = ("probability", "logit", "sigmoid", "score")
 

@@ -23,8 +23,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..loading_keras import SavedModelFunction, check_model_io, import_tensorflow
-from ..types import (
+from xai_core.adapters.base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
+from xai_core.loading.keras import SavedModelFunction, check_model_io, import_tensorflow
+from xai_core.types import (
     Capability,
     ImageSpec,
     InputError,
@@ -34,7 +35,6 @@ from ..types import (
     VectorSpec,
     as_input_specs,
 )
-from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
 
 tf = import_tensorflow()
 import keras  # noqa: E402 - after TensorFlow's quiet import

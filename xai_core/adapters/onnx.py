@@ -18,9 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from ..loading_onnx import OnnxInput
-from ..types import Capability, ImageSpec, InputError, InputSpec, UnsupportedError, VectorSpec, as_input_specs
-from .base import ModelAdapter, first_line, random_like, softmax
+from xai_core.adapters.base import ModelAdapter, first_line, random_like, softmax
+from xai_core.loading.onnx import OnnxInput
+from xai_core.types import (
+    Capability,
+    ImageSpec,
+    InputError,
+    InputSpec,
+    UnsupportedError,
+    VectorSpec,
+    as_input_specs,
+)
 
 
 def onnx_input_specs(infos: Sequence[OnnxInput], spec: InputSpec | Sequence[InputSpec]) -> tuple[InputSpec, ...]:

@@ -13,8 +13,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..types import Capability, ImageSpec, InputError, InputSpec, UnsupportedError, VectorSpec, as_input_specs
-from .base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
+from xai_core.adapters.base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
+from xai_core.types import (
+    Capability,
+    ImageSpec,
+    InputError,
+    InputSpec,
+    UnsupportedError,
+    VectorSpec,
+    as_input_specs,
+)
 
 
 def resolve_device(device: str = "auto") -> torch.device:

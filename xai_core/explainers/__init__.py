@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ..adapters.base import ModelAdapter
-from ..types import InputError
-from .base import REGISTRY, Context, Explainer, ParamInfo, RawAttribution, param_infos
+from xai_core.adapters.base import ModelAdapter
+from xai_core.explainers.base import REGISTRY, Context, Explainer, ParamInfo, RawAttribution, param_infos
+from xai_core.types import InputError
 
 _TEMPLATES = {"at_layer", "base", "rows"}
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backgrounds import MAX_BACKGROUND, ROW_BACKGROUND_FILES, load_background
-from ..types import InputError, VectorSpec
-from .base import Context, param
+from xai_core.explainers.base import Context, param
+from xai_core.inputs.backgrounds import MAX_BACKGROUND, ROW_BACKGROUND_FILES, load_background
+from xai_core.types import InputError, VectorSpec
 
 
 def vector_background() -> Any:

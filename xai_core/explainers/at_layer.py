@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..images import resize_map
-from .base import Context, RawAttribution
+from xai_core.explainers.base import Context, RawAttribution
+from xai_core.inputs.images import resize_map
 
 
 def layer_path_attribution(ctx: Context, references: np.ndarray, alphas: np.ndarray, weights: np.ndarray,

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..adapters.base import ModelAdapter
-from ..types import Capability, InputError
+from xai_core.adapters.base import ModelAdapter
+from xai_core.types import Capability, InputError
 
 REGISTRY: dict[str, Explainer] = {}
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import UnsupportedError
-from .base import Context, register
-from .cam_family import ClassActivationMap
+from xai_core.explainers.base import Context, register
+from xai_core.explainers.cam_family import ClassActivationMap
+from xai_core.types import UnsupportedError
 
 
 @register

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..images import resize_map
-from ..types import Capability, UnsupportedError
-from .base import Context, Explainer, RawAttribution, param
+from xai_core.explainers.base import Context, Explainer, RawAttribution, param
+from xai_core.inputs.images import resize_map
+from xai_core.types import Capability, UnsupportedError
 
 
 @dataclass(frozen=True)

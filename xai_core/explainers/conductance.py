@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from ..adapters.base import ModelAdapter
-from ..types import Capability, InputError, UnsupportedError
-from .base import Explainer, param
-from .integrated_gradients import IntegratedGradientsParams, quadrature
-from .integrated_gradients_tabular import TabularIGParams
-from .rows import RowContext, RowExplainer
+from xai_core.adapters.base import ModelAdapter
+from xai_core.explainers.base import Explainer, param
+from xai_core.explainers.integrated_gradients import IntegratedGradientsParams, quadrature
+from xai_core.explainers.integrated_gradients_tabular import TabularIGParams
+from xai_core.explainers.rows import RowContext, RowExplainer
+from xai_core.types import Capability, InputError, UnsupportedError
 
 # the path parameters are Integrated Gradients' own: steps, baseline, quadrature rule
 ConductanceParams = IntegratedGradientsParams
@@ -58,7 +58,7 @@ class RowConductanceExplainer(RowExplainer, ConductanceExplainer):
     """The row form of a conductance method: the baseline row is the row IG's."""
 
     def setup(self, ctx: RowContext, params: RowConductanceParams) -> Any:
-        from .integrated_gradients_tabular import TabularIntegratedGradients
+        from xai_core.explainers.integrated_gradients_tabular import TabularIntegratedGradients
 
         return TabularIntegratedGradients().setup(ctx, params)[0]  # one baseline row
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, register
-from .cam_family import ClassActivationMap
+from xai_core.explainers.base import Context, register
+from xai_core.explainers.cam_family import ClassActivationMap
 
 
 @register

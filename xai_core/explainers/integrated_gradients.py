@@ -15,10 +15,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backgrounds import IMAGE_BACKGROUND_FILES, load_background
-from ..types import Capability, InputError, UnsupportedError
-from .at_layer import layer_path_attribution
-from .base import Context, Explainer, RawAttribution, fill_image, param, per_input, register
+from xai_core.explainers.at_layer import layer_path_attribution
+from xai_core.explainers.base import (
+    Context,
+    Explainer,
+    RawAttribution,
+    fill_image,
+    param,
+    per_input,
+    register,
+)
+from xai_core.inputs.backgrounds import IMAGE_BACKGROUND_FILES, load_background
+from xai_core.types import Capability, InputError, UnsupportedError
 
 
 @dataclass(frozen=True)

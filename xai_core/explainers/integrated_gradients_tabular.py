@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from ..backgrounds import ROW_BACKGROUND_FILES, load_background_rows
-from ..types import Capability, UnsupportedError
-from .base import param, register
-from .integrated_gradients import quadrature
-from .rows import RowAttribution, RowContext, RowExplainer
+from xai_core.explainers.base import param, register
+from xai_core.explainers.integrated_gradients import quadrature
+from xai_core.explainers.rows import RowAttribution, RowContext, RowExplainer
+from xai_core.inputs.backgrounds import ROW_BACKGROUND_FILES, load_background_rows
+from xai_core.types import Capability, UnsupportedError
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ..backgrounds import ROW_BACKGROUND_FILES, load_background_rows
-from ..types import InputError
-from .base import param, register
-from .rows import RowAttribution, RowContext, RowExplainer
-from .stable_budget import StableBudget
+from xai_core.explainers.base import param, register
+from xai_core.explainers.rows import RowAttribution, RowContext, RowExplainer
+from xai_core.explainers.stable_budget import StableBudget
+from xai_core.inputs.backgrounds import ROW_BACKGROUND_FILES, load_background_rows
+from xai_core.types import InputError
 
 
 @dataclass(frozen=True)

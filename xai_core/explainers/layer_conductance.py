@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Context, RawAttribution, register
-from .conductance import (
+from xai_core.explainers.base import Context, RawAttribution, register
+from xai_core.explainers.conductance import (
     ConductanceExplainer,
     ConductanceParams,
     RowConductanceExplainer,
@@ -24,9 +24,9 @@ from .conductance import (
     default_layer,
     layer_units,
 )
-from .integrated_gradients import integrate, make_baseline
-from .integrated_gradients_tabular import TabularIntegratedGradients
-from .rows import RowAttribution, RowContext
+from xai_core.explainers.integrated_gradients import integrate, make_baseline
+from xai_core.explainers.integrated_gradients_tabular import TabularIntegratedGradients
+from xai_core.explainers.rows import RowAttribution, RowContext
 
 
 @register

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import InputError
-from ._hidden import hidden_values, vector_background
-from .base import Context, Explainer, RawAttribution, fill_image, param, register
-from .stable_budget import StableBudget, weighted_ridge
+from xai_core.explainers._hidden import hidden_values, vector_background
+from xai_core.explainers.base import Context, Explainer, RawAttribution, fill_image, param, register
+from xai_core.explainers.stable_budget import StableBudget, weighted_ridge
+from xai_core.types import InputError
 
 
 @dataclass(frozen=True)

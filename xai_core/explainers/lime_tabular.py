@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..types import InputError
-from .base import param, register
-from .rows import RowAttribution, RowContext, RowExplainer, fresh_random_state
+from xai_core.explainers.base import param, register
+from xai_core.explainers.rows import RowAttribution, RowContext, RowExplainer, fresh_random_state
+from xai_core.types import InputError
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Context, RawAttribution, channel_sum, param, register
-from .conductance import (
+from xai_core.explainers.base import Context, RawAttribution, channel_sum, param, register
+from xai_core.explainers.conductance import (
     ConductanceExplainer,
     ConductanceParams,
     RowConductanceExplainer,
@@ -23,8 +23,8 @@ from .conductance import (
     default_layer,
     neuron_inputs,
 )
-from .integrated_gradients import make_baseline
-from .rows import RowAttribution, RowContext
+from xai_core.explainers.integrated_gradients import make_baseline
+from xai_core.explainers.rows import RowAttribution, RowContext
 
 
 @dataclass(frozen=True)

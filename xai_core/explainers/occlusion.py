@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._hidden import hidden_values, replicate, vector_background
-from .base import Context, Explainer, RawAttribution, fill_image, param, register
+from xai_core.explainers._hidden import hidden_values, replicate, vector_background
+from xai_core.explainers.base import Context, Explainer, RawAttribution, fill_image, param, register
 
 
 @dataclass(frozen=True)

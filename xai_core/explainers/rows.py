@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..adapters.base import ModelAdapter
-from .base import Explainer
+from xai_core.adapters.base import ModelAdapter
+from xai_core.explainers.base import Explainer
 
 
 @dataclass
@@ -36,7 +36,7 @@ class RowContext:
 
     def __init__(self, model: ModelAdapter, data: Any, target: int, seed: int) -> None:
         self.model = model
-        self.data = data  # a xai_core.tabular.data.TabularData
+        self.data = data  # a xai_core.inputs.tables.TabularData
         self.target = target
         self.seed = seed
         self.model_evals = 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..types import Capability
-from .base import Context, Explainer, RawAttribution, param, per_input, register
+from xai_core.explainers.base import Context, Explainer, RawAttribution, param, per_input, register
+from xai_core.types import Capability
 
 
 @dataclass(frozen=True)

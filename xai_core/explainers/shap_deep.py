@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backgrounds import IMAGE_BACKGROUND_FILES, load_background
-from ..types import Capability, UnsupportedError
-from .base import Context, Explainer, RawAttribution, channel_sum, param, register
-from .shap_gradient import background_set
+from xai_core.explainers.base import Context, Explainer, RawAttribution, channel_sum, param, register
+from xai_core.explainers.shap_gradient import background_set
+from xai_core.inputs.backgrounds import IMAGE_BACKGROUND_FILES, load_background
+from xai_core.types import Capability, UnsupportedError
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,17 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._hidden import hidden_values, vector_background
-from .base import Context, Explainer, RawAttribution, channel_sum, param, per_input, register
-from .stable_budget import StableBudget, round_budgets
+from xai_core.explainers._hidden import hidden_values, vector_background
+from xai_core.explainers.base import (
+    Context,
+    Explainer,
+    RawAttribution,
+    channel_sum,
+    param,
+    per_input,
+    register,
+)
+from xai_core.explainers.stable_budget import StableBudget, round_budgets
 
 
 @dataclass(frozen=True)

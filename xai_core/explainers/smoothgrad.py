@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Capability
-from .base import Context, Explainer, RawAttribution, param, per_input, register
+from xai_core.explainers.base import Context, Explainer, RawAttribution, param, per_input, register
+from xai_core.types import Capability
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ image or a table row explained by the service.
 
 from __future__ import annotations
 
-from ..types import InputError
-from . import correlation, curves, randomization, road, sensitivity  # noqa: F401 - register the metrics
-from .base import REGISTRY, Direction, Metric, MetricInput, MetricResult, Modality, Needs
+from xai_core.metrics import correlation, curves, randomization, road, sensitivity  # noqa: F401 - register the metrics
+from xai_core.metrics.base import REGISTRY, Direction, Metric, MetricInput, MetricResult, Modality, Needs
+from xai_core.types import InputError
 
 IMAGE_DEFAULTS = ("deletion", "insertion", "road", "randomization", "sensitivity")
 ROW_DEFAULTS = ("deletion", "insertion", "correlation", "randomization", "sensitivity")

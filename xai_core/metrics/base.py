@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..explainers.base import param_infos, parse_params
-from ..types import InputError
+from xai_core.explainers.base import param_infos, parse_params
+from xai_core.types import InputError
 
 
 class Needs(Enum):

@@ -12,9 +12,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..explainers.base import param
-from .base import Direction, Metric, MetricInput, MetricResult, features, importance, perturbed, register
-from .curves import fill_for
+from xai_core.explainers.base import param
+from xai_core.metrics.base import (
+    Direction,
+    Metric,
+    MetricInput,
+    MetricResult,
+    features,
+    importance,
+    perturbed,
+    register,
+)
+from xai_core.metrics.curves import fill_for
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..explainers.base import fill_image, param
-from .base import (
+from xai_core.explainers.base import fill_image, param
+from xai_core.metrics.base import (
     Direction,
     Metric,
     MetricInput,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..explainers.base import param
-from .base import Direction, Metric, MetricInput, MetricResult, Needs, explain_each, register
+from xai_core.explainers.base import param
+from xai_core.metrics.base import Direction, Metric, MetricInput, MetricResult, Needs, explain_each, register
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -97,7 +97,7 @@ class Randomization(Metric):
 
 
 def raise_unsupported() -> None:
-    from ..types import UnsupportedError
+    from xai_core.types import UnsupportedError
 
     raise UnsupportedError("the randomisation check needs a model whose weights can be randomised "
                            "(PyTorch, Keras or ONNX with weights); this one exposes none")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..explainers.base import param
-from .base import Direction, Metric, MetricInput, MetricResult, Modality, register
+from xai_core.explainers.base import param
+from xai_core.metrics.base import Direction, Metric, MetricInput, MetricResult, Modality, register
 
 # (row offset, column offset), weight: the imputation's neighbourhood (Rong et al. 2022)
 NEIGHBOURS = (

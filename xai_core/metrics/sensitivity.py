@@ -15,8 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..explainers.base import param
-from .base import Direction, Metric, MetricInput, MetricResult, Modality, Needs, explain_each, register
+from xai_core.explainers.base import param
+from xai_core.metrics.base import (
+    Direction,
+    Metric,
+    MetricInput,
+    MetricResult,
+    Modality,
+    Needs,
+    explain_each,
+    register,
+)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from ..adapters.base import ModelAdapter
-from ..engines.worker import runs_in_worker
-from ..types import Explanation, InputError, UnsupportedError
-from . import get_metric
-from .base import MetricInput, MetricResult, Modality, Needs
+from xai_core.adapters.base import ModelAdapter
+from xai_core.metrics import get_metric
+from xai_core.metrics.base import MetricInput, MetricResult, Modality, Needs
+from xai_core.types import Explanation, InputError, UnsupportedError
+from xai_core.worker.client import runs_in_worker
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -23,7 +23,7 @@ def rerun(adapter: ModelAdapter, exp: Explanation, items: Sequence[np.ndarray], 
     explanation's method, params, class, layer and seed re-run with input ``index``
     replaced by ``x`` (its canonical form: H x W x C in [0, 1], or a row) and the
     other inputs held as given in ``items``."""
-    from ..explainers import Context, get_explainer
+    from xai_core.explainers import Context, get_explainer
 
     explainer = get_explainer(exp.method)
     parsed = explainer.params(exp.params)
@@ -166,7 +166,7 @@ def evaluate_image(
     progress: ProgressCallback | None = None,
 ) -> dict[str, MetricResult]:
     """Metrics of ``exp`` on the preprocessed image ``x`` (H x W x C in [0, 1], as
-    :func:`xai_core.images.preprocess` gives it) of a one-image model."""
+    :func:`xai_core.inputs.images.preprocess` gives it) of a one-image model."""
     if adapter.input_kinds != ["image"]:
         raise UnsupportedError(f"evaluate_image takes a model with one image input; {adapter.name} takes "
                                f"{', '.join(adapter.input_kinds)} (use evaluate_inputs)")
@@ -193,8 +193,8 @@ def evaluate_row(
     ``exp.row`` of ``data``: removed features take the column means, input noise
     is scaled by the column standard deviations, and the score is the explained
     one (the class probability, the logit of a logit model, or the score)."""
-    from ..explainers.rows import RowContext
-    from ..tabular.service import get_tabular_explainer
+    from xai_core.explainers.rows import RowContext
+    from xai_core.service.rows import get_tabular_explainer
 
     layers = model.weight_layers()
     check_weights(model, names, layers)

@@ -15,10 +15,10 @@ matplotlib only when called.
 
 from __future__ import annotations
 
-from ..explainers import TABULAR_METHODS
-from .data import TabularData, default_label_column, load_table, read_columns
-from .models import open_tabular_model, open_uploaded_model
-from .service import (
+from xai_core.explainers import TABULAR_METHODS
+from xai_core.inputs.tables import TabularData, default_label_column, load_table, read_columns
+from xai_core.loading.tables import open_tabular_model, open_uploaded_model
+from xai_core.service.rows import (
     TabularSummary,
     explain_row,
     explain_rows,

@@ -1,0 +1,324 @@
+"""Safe loaders for Keras / TensorFlow model files that a user gives us (untrusted input).
+
+Formats, detected from the file's content rather than its name:
+
+* ``.keras`` archives (Keras 3 zip): loaded with ``safe_mode=True``, so a
+  ``Lambda`` layer holding Python bytecode is refused unless the user says they
+  trust the file.
+* Legacy HDF5 ``.h5`` / ``.hdf5`` files: the same loader and the same safe mode.
+* TensorFlow SavedModel directories (holding ``saved_model.pb``): a graph whose
+  ops run with the process's rights (``tf.io.write_file``...); its
+  ``serving_default`` signature is called and differentiated, but its layers are
+  not visible (no Grad-CAM).
+
+SavedModels and Lambda layers carry code: they load inside the confined model
+worker, or, where no confinement is available, only when the user trusts the file.
+
+TensorFlow is imported only when one of these functions runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xai_core.loading.torch import check_model_file, needs_trust
+from xai_core.types import ModelLoadError
+from xai_core.worker.sandbox import code_allowed
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def import_tensorflow():
+    """Import TensorFlow quietly (its C++ start-up chatter would bury our messages).
+
+    With TensorFlow loaded before triton's native library (which torch.export and
+    torch.compile load on first use), that later load crashes the process
+    (tensorflow-cpu 2.21 + torch 2.14), so triton, when installed, is imported first.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        try:
+            import triton  # noqa: F401
+        except Exception:  # noqa: BLE001 - triton is optional; only its load order matters
+            pass
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise ModelLoadError(
+            "Keras models need TensorFlow: pip install -r requirements.txt (tensorflow-cpu)"
+        ) from None
+    return tf
+
+
+MAX_UNZIPPED_BYTES = 2 * 1024**3
+MAX_ZIP_MEMBERS = 20_000
+MAX_ZIP_RATIO = 50  # unpacked / packed; SavedModels compress little, zip bombs a lot
+
+
+def unpack_savedmodel_zip(zip_path: str | Path, dest: str | Path) -> Path:
+    """Extract a zipped SavedModel folder (as uploaded in the dashboard) -> the folder
+    holding saved_model.pb. Refuses paths that escape ``dest``, links, encrypted or
+    unreadable members, more than 20,000 members, and archives whose bytes actually
+    written pass 2 GB or 50 times the zip's size (headers can lie, so the budget
+    counts what is written). Unpacked once: a finished folder is reused."""
+    import shutil
+    import zlib
+
+    zip_path, dest = Path(zip_path), Path(dest)
+    label = zip_path.name
+    root = dest.resolve()
+    done = root / ".unpacked"
+    if not done.is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        budget = min(MAX_UNZIPPED_BYTES, MAX_ZIP_RATIO * zip_path.stat().st_size + 2**20)
+        try:
+            _extract_within(zip_path, root, label, budget)
+        except (zipfile.BadZipFile, EOFError, zlib.error):
+            shutil.rmtree(root, ignore_errors=True)
+            raise ModelLoadError(f"{label}: not a readable zip archive (zip the SavedModel folder to upload it)") from None
+        except (RuntimeError, NotImplementedError, OSError) as exc:  # encrypted, unknown compression, clashes
+            shutil.rmtree(root, ignore_errors=True)
+            raise ModelLoadError(
+                f"{label}: cannot unpack the archive ({_short(exc, 120)}); zip the SavedModel folder "
+                "again without a password, with the standard (deflate) compression"
+            ) from None
+        except ModelLoadError:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        done.write_text("ok")
+    found = sorted(p.parent for p in root.rglob("saved_model.pb"))
+    if not found:
+        raise ModelLoadError(f"{label}: no saved_model.pb inside; zip the whole SavedModel folder")
+    return min(found, key=lambda p: len(p.parts))
+
+
+def _extract_within(zip_path: Path, root: Path, label: str, budget: int) -> None:
+    with zipfile.ZipFile(zip_path) as zf:
+        members = zf.infolist()
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise ModelLoadError(f"{label}: more than {MAX_ZIP_MEMBERS} files in the archive")
+        for member in members:
+            target = (root / member.filename).resolve()
+            is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
+            if is_link or not target.is_relative_to(root):
+                raise ModelLoadError(f"{label}: refused, the archive entry {member.filename!r} points outside it")
+        root.mkdir(parents=True, exist_ok=True)
+        written = 0
+        for member in members:
+            target = (root / member.filename).resolve()
+            if member.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with zf.open(member) as src, os.fdopen(fd, "wb") as out:
+                while chunk := src.read(2**20):
+                    written += len(chunk)
+                    if written > budget:
+                        raise ModelLoadError(
+                            f"{label}: unpacks to more than {budget // 2**20} MB (a SavedModel zip may "
+                            f"unpack to at most {MAX_ZIP_RATIO}x its size and 2 GB); refused"
+                        )
+                    out.write(chunk)
+
+
+def sniff_keras_format(path: Path) -> str:
+    """'keras' (zip archive), 'h5', 'savedmodel' (directory) or 'unknown'."""
+    if path.is_dir():
+        return "savedmodel" if (path / "saved_model.pb").is_file() else "unknown"
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head == HDF5_SIGNATURE:
+        return "h5"
+    if head[:2] == b"PK":
+        return "keras"
+    return "unknown"
+
+
+@dataclass
+class SavedModelFunction:
+    """A SavedModel's serving signature as a one-input, one-output callable.
+
+    ``input_shape`` is (None, H, W, C) with None where the graph accepts any size.
+    """
+
+    function: Any
+    input_name: str
+    output_name: str
+    input_shape: tuple
+    resource: Any  # the loaded object; keeps the variables alive
+
+    def __call__(self, x):
+        return self.function(**{self.input_name: x})[self.output_name]
+
+
+def load_keras_file(path: str | Path, trust_code: bool = False) -> tuple[Any, str]:
+    """Load a Keras/TensorFlow model -> (model, kind), kind 'model' or 'savedmodel'.
+
+    ``trust_code`` turns Keras' safe mode off (Lambda layers run Python from the
+    file); only for files whose author the user trusts.
+    """
+    path = Path(path)
+    label = check_model_file(path, directories=True)
+    fmt = sniff_keras_format(path)
+    if fmt == "unknown":
+        if path.is_dir():
+            raise ModelLoadError(
+                f"{label}: this directory is not a TensorFlow SavedModel (no saved_model.pb in it)"
+            )
+        raise ModelLoadError(
+            f"{label}: not a Keras model file (expected a .keras archive, a legacy .h5 file "
+            "or a SavedModel directory). If it is a PyTorch or ONNX model, choose that framework."
+        )
+    if fmt == "savedmodel":
+        if not code_allowed(trust_code):
+            raise ModelLoadError(needs_trust(label, "a TensorFlow SavedModel (its graph ops run as code)"))
+        return _load_saved_model(path), "savedmodel"
+    if fmt == "keras":
+        _check_zip(path)
+    model = _load_keras_model(path, fmt, trust_code)
+    check_model_io(model, label)
+    return model, "model"
+
+
+def _check_zip(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        raise ModelLoadError(
+            f"{path.name}: corrupt or truncated .keras archive (the zip directory is "
+            "unreadable); save or download the model again"
+        ) from None
+    if "config.json" not in names:
+        raise ModelLoadError(
+            f"{path.name}: a zip file but not a Keras model archive (no config.json in it)"
+        )
+
+
+def _load_keras_model(path: Path, fmt: str, trust_code: bool):
+    import_tensorflow()
+    import keras
+
+    label = path.name
+    source = path
+    if fmt == "h5" and path.suffix.lower() not in (".h5", ".hdf5"):
+        source = _h5_alias(path)  # Keras picks the legacy loader by file name
+    try:
+        return keras.saving.load_model(str(source), compile=False, safe_mode=not code_allowed(trust_code))
+    except Exception as exc:  # noqa: BLE001 - every failure here is the file's
+        text = _short(exc, 400)
+        if "Lambda" in text and "safe_mode" in text:
+            raise ModelLoadError(
+                f"{label} contains a Lambda layer holding Python code, which Keras' safe "
+                "mode refuses to load (it could run anything). Re-save the model without "
+                "Lambda layers (use built-in layers or a registered custom layer class), or, "
+                "only if you trust its author, pass --trust-code (in the dashboard: tick "
+                "'I trust this file')."
+            ) from None
+        if fmt == "h5" and ("truncated" in text.lower() or "unable to" in text.lower()):
+            raise ModelLoadError(
+                f"{label}: corrupt or truncated HDF5 file ({text}); save or download it again"
+            ) from None
+        if "Could not locate" in text or "Unknown layer" in text:
+            raise ModelLoadError(
+                f"{label} uses a custom class that is not available here ({text}). Save the "
+                "model with built-in Keras layers only."
+            ) from None
+        if fmt == "h5" and "No model config found" in text:
+            raise ModelLoadError(
+                f"{label} holds weights only (no model config); save the whole model "
+                "(model.save('model.keras'))"
+            ) from None
+        raise ModelLoadError(f"{label}: cannot load the Keras model ({text})") from None
+    finally:
+        if source != path:
+            source.unlink(missing_ok=True)
+
+
+def _h5_alias(path: Path) -> Path:
+    import tempfile
+
+    fd, name = tempfile.mkstemp(suffix=".h5")
+    os.close(fd)
+    alias = Path(name)
+    alias.unlink()
+    alias.symlink_to(path.resolve())
+    return alias
+
+
+def check_model_io(model: Any, label: str) -> None:
+    """Refuse models whose inputs are neither images (N x H x W x C) nor feature rows
+    (N x F), or with several outputs. Several inputs are fine."""
+    inputs = _model_inputs(model)
+    for t in inputs:
+        shape = tuple(t.shape)
+        if len(shape) not in (2, 4):
+            raise ModelLoadError(
+                f"{label} takes input {getattr(t, 'name', '?')!r} of shape {shape}; inputs must be "
+                "images (N x H x W x C) or feature rows (N x F)"
+            )
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) > 1:
+        raise ModelLoadError(
+            f"{label} has {len(outputs)} outputs; only models with one N x classes (or N x 1) output are supported"
+        )
+
+
+def _model_inputs(model: Any) -> list:
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ModelLoadError(
+            f"{getattr(model, 'name', 'the model')} has no defined input (a subclassed or "
+            "unbuilt model); save it as a functional or Sequential model with an Input"
+        )
+    return list(inputs)
+
+
+def _load_saved_model(path: Path) -> SavedModelFunction:
+    tf = import_tensorflow()
+    label = path.name
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{label}: cannot load the SavedModel ({_short(exc)})") from None
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    if not signatures:
+        raise ModelLoadError(f"{label}: the SavedModel has no serving signature to call")
+    key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+    function = signatures[key]
+    _, kwargs = function.structured_input_signature
+    if len(kwargs) != 1:
+        raise ModelLoadError(
+            f"{label} has {len(kwargs)} inputs ({', '.join(kwargs)}); only single-input "
+            "image classifiers are supported"
+        )
+    input_name, spec = next(iter(kwargs.items()))
+    shape = tuple(spec.shape.as_list()) if spec.shape.rank is not None else ()
+    if len(shape) not in (2, 4):
+        raise ModelLoadError(f"{label} takes input of shape {shape}; inputs must be images (N x H x W x C) or rows (N x F)")
+    outputs = function.structured_outputs
+    if not isinstance(outputs, dict) or len(outputs) != 1:
+        count = len(outputs) if isinstance(outputs, dict) else "?"
+        raise ModelLoadError(
+            f"{label}: the signature {key!r} has {count} outputs; only classifiers with one "
+            "N x classes output are supported"
+        )
+    return SavedModelFunction(function, input_name, next(iter(outputs)), shape, loaded)
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text[:limit] + ("..." if len(text) > limit else "") or type(exc).__name__
+
+
+__all__ = ["load_keras_file", "sniff_keras_format", "check_model_io", "SavedModelFunction"]
