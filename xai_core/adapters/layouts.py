@@ -166,8 +166,8 @@ def layout_from_probe(small: tuple[int, ...], big: tuple[int, ...], sizes: tuple
         return not_a_map(UNTRACED, source)
 
     def grows(a: int, b: int, full1: int, full2: int) -> bool:
-        # a conv chain of total stride s maps H to about H / s
-        return a != b and abs(a / full1 - b / full2) <= 1.0 / min(full1, full2) * 2 + 1e-9 and a > 0
+        # a conv chain of total stride s maps H to about H / s (give or take the rounding)
+        return a != b and a > 0 and abs(b - a * full2 / full1) <= 1
 
     roles = []
     for a, b in zip(rest_s, rest_b, strict=True):

@@ -517,7 +517,8 @@ class TorchAdapter(ModelAdapter):
                     lambda _m, _i, out, _n=name: captured.__setitem__(
                         _n, out[0] if isinstance(out, (tuple, list)) else out)))
             try:
-                xs = self._tensors([p[1:2] for p in self.probe_batch()])
+                # the probe pair (grey, noise), or the noise alone for a program exported for one item
+                xs = self._tensors([p if self.max_batch != 1 else p[1:2] for p in self.probe_batch()])
                 with torch.enable_grad():
                     out = self._forward(xs)
                     score = self._scores(out, self._pick(out.detach().cpu().numpy(), None))
@@ -531,8 +532,9 @@ class TorchAdapter(ModelAdapter):
             if g is None:
                 signal[name] = 0.0
                 continue
-            acts = layouts[name].fold(captured[name].detach().float().cpu().numpy())[0]
-            signal[name] = cam_signal(acts, layouts[name].fold(g.detach().float().cpu().numpy())[0])
+            acts = layouts[name].fold(captured[name].detach().float().cpu().numpy())
+            grads = layouts[name].fold(g.detach().float().cpu().numpy())
+            signal[name] = sum(cam_signal(a, d) for a, d in zip(acts, grads, strict=True))
         return signal
 
 

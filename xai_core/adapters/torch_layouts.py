@@ -78,11 +78,12 @@ class Tracer:
         prime of its own so that it matches nothing by accident."""
         if isinstance(value, int):
             return value
-        try:
+        if not isinstance(value, torch.SymInt):
             return int(value)
-        except Exception:  # noqa: BLE001 - symbolic
-            pass
+        # never int() a symbolic size: that would specialise the program's shape (a guard)
         expr = value.node.expr
+        if not expr.free_symbols:
+            return int(expr)
         subs = {}
         for sym in expr.free_symbols:
             subs[sym] = self.symbols.setdefault(sym, [10007, 10009, 10037, 10039, 10061][len(self.symbols) % 5])
