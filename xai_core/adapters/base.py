@@ -568,9 +568,14 @@ class ModelAdapter(ABC):
 
     def layer_info(self, layer: str) -> LayerInfo:
         """The listed layer called ``layer``; one line saying why when it is not listed."""
-        for info in self.layers():
-            if info.name == layer:
-                return info
+        infos = {info.name: info for info in self.layers()}
+        if layer in infos:
+            return infos[layer]
+        # the framework's own word first (no such layer, no hooks here...); a bare name
+        # inside a nested model resolves to its path
+        resolved = self.resolve_layer(layer)
+        if resolved in infos:
+            return infos[resolved]
         raise UnsupportedError(
             f"layer {layer!r} of {self.name} has no single output per forward pass (it runs more than once, "
             "or gives no tensor), so what its axes mean is not established; pick a listed layer "
