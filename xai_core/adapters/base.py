@@ -655,7 +655,8 @@ class ModelAdapter(ABC):
             signal = {}
         strongest = max(signal.values(), default=0.0)
         carrying = [info for info in maps if not signal or signal.get(info.name, 0.0) > 1e-3 * strongest]
-        dropped = len(maps) - len(carrying)
+        last = maps.index(carrying[-1]) if carrying else -1
+        dropped = len(maps) - 1 - last
         note = f"; {dropped} later map(s) left out: their maps are ~0 for the class" if dropped and signal else ""
         if any(info.layout is not None and info.layout.kind == "tokens" for info in carrying):
             norms = [info for info in carrying if info.layout.kind == "tokens" and "norm" in info.kind.lower()]
