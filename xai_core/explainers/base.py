@@ -119,6 +119,40 @@ def _coerce(info: ParamInfo, raw: Any, method: str) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Drawing:
+    """How a method's map is drawn, declared by the method (as Quantus declares a
+    metric's properties) and read by :mod:`xai_core.render`; nothing there keys on
+    a method's name.
+
+    ``signed``: the map has both signs (drawn red/blue around zero) unless a run
+    says otherwise in its extras (``extras['signed']``, e.g. Grad-CAM after a ReLU).
+    ``units``: what the values measure ('output': a share of the explained score;
+    'gradient'; 'activation'...); maps share one colour scale only with maps in the
+    same units, and '' means the method's own units, shared with no other method.
+    ``upsample``: how the model-input map is resized to the photo: 'bilinear',
+    'bicubic' (class activation maps, as in the papers) or 'segments' (nearest on
+    the superpixel ids held in ``extras['segments']``, with their boundaries drawn).
+    ``pixel_level``: one value per input pixel (speckled on photos), so the display
+    options (smoothing, percentile clipping, absolute value) apply."""
+
+    signed: bool = True
+    units: str = ""
+    upsample: str = "bilinear"
+    pixel_level: bool = False
+
+    def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}; got {self.upsample!r}")
+
+
+UPSAMPLING = ("bilinear", "bicubic", "segments")
+
+# A quality note: (the explanation's extras, the baseline's output where the extras
+# lack it) -> one plain-language warning, or None when the diagnostic looks fine.
+QualityNote = Callable[[dict[str, Any], "float | None"], "str | None"]
+
+
 @dataclass
 class RawAttribution:
     """What an explainer hook returns: a 2-D map at model input resolution (the
@@ -245,7 +279,11 @@ class Explainer:
     rank: ClassVar[int] = 50  # place in menus (then by module name); lower comes first
     requires: ClassVar[frozenset[str]] = frozenset({Capability.PREDICT})
     Params: ClassVar[type]
-    signed: ClassVar[bool] = True
+    # how the map is drawn (sign, units, upsampling, display options)
+    drawing: ClassVar[Drawing] = Drawing()
+    # checks of the method's own diagnostics, each giving a note when the result is
+    # unreliable (see xai_core.explainers.notes)
+    notes: ClassVar[tuple[QualityNote, ...]] = ()
     uses_layer: ClassVar[bool] = False
     # True when the layer must be a spatial feature map (CAMs), False when a dense
     # layer will do too
@@ -260,6 +298,11 @@ class Explainer:
     # True when one gradient pass of the image itself gives both the predicted class
     # and the attribution, so the service skips its separate prediction pass.
     single_pass: ClassVar[bool] = False
+    # True when the method's time goes into gradient-free forward passes of many
+    # perturbed inputs (Score-CAM's masked images), so the service gives the model
+    # its fast forward path even though the method also needs a layer's activations.
+    # Methods that only predict get it anyway.
+    forward_bound: ClassVar[bool] = False
 
     def run(self, ctx: Context, params: Any) -> RawAttribution:
         raise NotImplementedError

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xai_core.explainers.base import Context, Explainer, RawAttribution, param
+from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, param
 from xai_core.inputs.images import resize_map
 from xai_core.types import Capability, UnsupportedError
 
@@ -44,6 +44,7 @@ class ClassActivationMap(Explainer):
 
     requires = frozenset({Capability.PREDICT, Capability.LAYER_GRADIENTS})
     Params = CamParams
+    drawing = Drawing(upsample="bicubic")
     uses_layer = True
     single_pass = True
 

@@ -23,6 +23,7 @@ import numpy as np
 from xai_core.explainers.at_layer import layer_path_attribution
 from xai_core.explainers.base import (
     Context,
+    Drawing,
     Explainer,
     RawAttribution,
     fill_image,
@@ -99,6 +100,7 @@ class ShapGradient(Explainer):
     paper = "Erion et al., 2021, Improving performance of deep learning models with axiomatic attribution priors and expected gradients"
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS})
     Params = ShapGradientParams
+    drawing = Drawing(units="output", pixel_level=True)
     stochastic = True
     slow = True
     several_inputs = True
