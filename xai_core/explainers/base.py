@@ -203,6 +203,7 @@ class Context:
         self.layer = layer
         self.original_image = original_image
         self.model_evals = 0
+        self.params: Any = None  # the method's parsed parameters, where a template's hooks read them
         self._progress = progress
         # predictions shared between runs for several classes: the same perturbed
         # batch (same seed) is evaluated once
@@ -217,6 +218,25 @@ class Context:
             return self._memo[key]
         self.model_evals += len(as_parts(batch)[0])
         return self.adapter.predict(batch, self.batch_size)
+
+    def scores(self, batch) -> np.ndarray:
+        """N explained scores of the target (the logit for a logit model, as the
+        gradient methods see it) for a batch of perturbed inputs, on the fast forward
+        engine where the service prepared one; shared between classes like
+        :meth:`predict`."""
+        adapter = self.adapter
+        key = b"outputs" + _digest(batch) if self._memo is not None else None
+        if key is None or key not in self._memo:
+            self.model_evals += len(as_parts(batch)[0])
+            fast = adapter.fast_forward
+            if fast is not None and fast.serves(adapter):
+                raw = fast.outputs(adapter, batch, self.batch_size)
+            else:
+                raw = adapter.outputs(batch, self.batch_size)
+            if key is None:
+                return adapter.explained(raw, self.target)
+            self._memo[key] = raw
+        return adapter.explained(self._memo[key], self.target)
 
     def gradients(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Input gradients of the target score; when the target is still open, the
@@ -303,6 +323,9 @@ class Explainer:
     # its fast forward path even though the method also needs a layer's activations.
     # Methods that only predict get it anyway.
     forward_bound: ClassVar[bool] = False
+    # False when the map does not depend on the target class (Eigen-CAM: every class
+    # gets the same map)
+    class_specific: ClassVar[bool] = True
 
     def run(self, ctx: Context, params: Any) -> RawAttribution:
         raise NotImplementedError

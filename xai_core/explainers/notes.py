@@ -49,3 +49,21 @@ def path_convergence(extras: Mapping[str, Any], base_value: float | None = None)
             f"(convergence delta {delta:.3g}{share}). Use more steps, or the gausslegendre method."
         )
     return None
+
+
+LRP_MAX_RELATIVE_LEAK = 0.1  # relevance lost or gained beyond 10% of the logit
+
+
+def relevance_conservation(extras: Mapping[str, Any], base_value: float | None = None) -> str | None:
+    """LRP: the relevances' sum (``relevance_sum``) against the logit (``score``), and
+    the canonizer's note (``canonizer_note``) where batch norms stayed unmerged."""
+    notes = []
+    total, score = extras.get("relevance_sum"), extras.get("score")
+    if isinstance(total, (int, float)) and isinstance(score, (int, float)):
+        if abs(total - score) > LRP_MAX_RELATIVE_LEAK * max(abs(score), 1e-12):
+            notes.append(f"LRP's relevances sum to {total:.4g} but the logit is {score:.4g}: biases and the "
+                         "rules' stabilisers absorbed the difference, so the map is not a full decomposition "
+                         "of the score.")
+    if extras.get("canonizer_note"):
+        notes.append(f"LRP: {extras['canonizer_note']}.")
+    return " ".join(notes) or None
