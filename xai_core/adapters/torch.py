@@ -99,6 +99,7 @@ class TorchAdapter(ModelAdapter):
             caps.add(Capability.LAYER_GRADIENTS)
         if self.kind == "module" and not self.multi_input and isinstance(self.spec, ImageSpec):
             caps.add(Capability.DEEP_EXPLAINER)
+            caps.add(Capability.TORCH_MODULE)
         return frozenset(caps)
 
     # -- shap's DeepExplainer ----------------------------------------------------------
