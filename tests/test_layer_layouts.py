@@ -232,3 +232,13 @@ def test_keras_vit_from_multi_head_attention_is_refused_not_drawn_on_its_patch_e
         explain(adapter, _image(32), "grad_cam", {}, seed=0)
     with pytest.raises(UnsupportedError, match=r"^layer 'norm1' gives tokens .* not a spatial map"):
         explain(adapter, _image(32), "grad_cam", {}, layer="norm1", seed=0)
+
+
+def test_ablation_cam_at_a_token_layer_ablates_patch_tokens_in_place(vit):
+    """Ablation-CAM writes ablated maps back into the layer: tokens go back with their class token."""
+    model, adapter = vit
+    got = explain(adapter, _image(32, seed=5), "ablation_cam", {}, layer="blocks.0.norm1", target=0, seed=0)
+    assert got.extras["cam"].shape == (4, 4) and np.isfinite(got.extras["cam"]).all()
+    layout = adapter.layer_layout("blocks.0.norm1")
+    raw = np.random.default_rng(0).random((17, 192)).astype(np.float32)
+    np.testing.assert_array_equal(layout.unfold(layout.fold(raw[None]), raw), raw[None])

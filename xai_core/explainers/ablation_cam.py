@@ -45,17 +45,21 @@ class AblationCam(ClassActivationMap):
         channels = len(chosen)
         value = ablation_value(acts)
         one = ctx.one()
-        _, base = ctx.adapter.layer_gradients_at(one, ctx.target, layer, acts[None], "output", 1)
+        # the layer takes values in its own layout (channels last, tokens with their class token)
+        raw = ctx.adapter.layer_values(one, layer)[0]
+        layout = ctx.adapter.unit_layout(layer, "output", raw.shape)
+        _, base = ctx.adapter.layer_gradients_at(one, ctx.target, layer, layout.unfold(acts[None], raw), "output", 1)
         base_score = float(base[0])
         if base_score == 0:
             raise UnsupportedError(f"{self.label} divides by the class score, which is 0 for this input")
-        ctx.model_evals += 1
+        ctx.model_evals += 2
         dropped = np.full(acts.shape[0], base_score, np.float64)  # channels not ablated weigh 0
         for start, stop in ctx.chunks(channels):
             values = np.repeat(acts[None], stop - start, axis=0)
             values[np.arange(stop - start), chosen[start:stop]] = value
             batch = ctx.adapter.join([np.repeat(x[None], stop - start, axis=0) for x in ctx.inputs])
-            _, scores = ctx.adapter.layer_gradients_at(batch, ctx.target, layer, values, "output", ctx.batch_size)
+            _, scores = ctx.adapter.layer_gradients_at(batch, ctx.target, layer, layout.unfold(values, raw), "output",
+                                                       ctx.batch_size)
             dropped[chosen[start:stop]] = scores
             ctx.model_evals += stop - start
             ctx.progress(stop / channels, f"{stop}/{channels} channels")
