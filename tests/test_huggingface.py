@@ -218,3 +218,23 @@ def test_cli_explains_the_zipped_vit_through_the_worker(tmp_path):
         assert record["predictions"][0]["label"] == "3"
         attribution = np.load(out / record["attribution"])
         assert attribution.shape == (32, 32) and np.isfinite(attribution).all() and np.abs(attribution).max() > 0
+
+
+# -- the dashboard: a zipped folder uploaded under "Hugging Face" --------------------------------------
+def test_dashboard_explains_an_uploaded_zipped_folder(tmp_path):
+    from test_dashboard import assert_clean, click_explain, image_page, predictions_frame
+
+    archive = zip_folder(VIT, tmp_path / "digits_vit.zip")
+    at = image_page()
+    at.selectbox(key="img_framework").set_value("huggingface").run()
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    at.file_uploader(key="img_model_file_huggingface").set_value(
+        ("digits_vit.zip", archive.read_bytes(), "application/zip")).run()
+    assert_clean(at)
+    assert at.number_input(key="img_height").value == 32  # from preprocessor_config.json
+    at.selectbox(key="img_sample").set_value("digit_3.png").run()
+    at.selectbox(key="img_method").set_value("saliency").run()
+    click_explain(at)
+    assert_clean(at)
+    frame = predictions_frame(at)
+    assert str(frame["Label"].iloc[0]) == "3"

@@ -107,6 +107,7 @@ def test_wrong_names_and_hostile_arguments_are_one_line(test_vit_weights, tmp_pa
         (dict(ref=folder / "weights.safetensors", arch="timm:no_such_net"), "not a timm model name"),
         (dict(ref=folder / "weights.safetensors", arch="timm:resnet50"), "check the timm model name"),
         (dict(ref=folder / "weights.safetensors"), "--arch timm:NAME"),
+        (dict(ref=folder / "weights.safetensors", framework="timm"), "--arch timm:NAME"),
     ]
     hostile = tmp_path / "hostile"
     shutil.copytree(CONVNEXT, hostile)

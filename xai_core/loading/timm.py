@@ -175,7 +175,7 @@ def build_timm(name: str, state: dict, model_args: dict, overlay: dict, label: s
     if name not in timm.list_models():
         raise ModelLoadError(f"{label}: {name!r} is not a timm model name; `timm.list_models()` lists them "
                              "(e.g. convnext_atto, vit_tiny_patch16_224, resnet18)")
-    kwargs: dict[str, Any] = dict(model_args)
+    kwargs: dict[str, Any] = {k: v for k, v in model_args.items() if k != "num_classes"}  # from the weights
     if overlay:
         kwargs["pretrained_cfg_overlay"] = overlay
     try:

@@ -179,7 +179,8 @@ def _module_from_state(state: dict, label: str, arch: str | None, num_classes: i
     if arch is None:
         raise ModelLoadError(
             f"{label} holds weights only (a state_dict): name its architecture with --arch "
-            "(e.g. resnet18, mobilenet_v2, digits_cnn); `python -m xai_core models` lists them"
+            "(e.g. resnet18, mobilenet_v2, digits_cnn; a timm model as --arch timm:NAME); "
+            "`python -m xai_core models` lists them"
         )
     from model_zoo.architectures import build_architecture
 
