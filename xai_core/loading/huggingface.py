@@ -209,6 +209,7 @@ def build_model(folder: Path, config_dict: dict[str, Any], label: str):
     weights = weights_file(folder, label)
     shapes = safetensors_elements(weights, f"{label}: {WEIGHTS}")
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
         with torch.device("meta"):
