@@ -125,3 +125,20 @@ def test_wrong_names_and_hostile_arguments_are_one_line(test_vit_weights, tmp_pa
         with pytest.raises(XaiError) as info:
             open_model(ref, engine="inprocess", **kwargs)
         assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_dashboard_takes_weights_and_a_timm_name(test_vit_weights):
+    """Framework timm, a weights upload, the name from the searchable list: the model
+    loads (in the worker) and the preprocessing box shows timm's data config."""
+    from test_dashboard import assert_clean, image_page
+
+    _, folder = test_vit_weights
+    at = image_page()
+    at.selectbox(key="img_framework").set_value("timm").run()
+    at.radio(key="img_source").set_value("Upload a model file").run()
+    at.file_uploader(key="img_model_file_timm").set_value(
+        ("weights.safetensors", (folder / "weights.safetensors").read_bytes(), "application/octet-stream")).run()
+    assert "test_vit" in at.selectbox(key="img_timm_name").options
+    at.selectbox(key="img_timm_name").set_value("test_vit").run()
+    assert_clean(at)
+    assert at.number_input(key="img_height").value == 160  # timm's data config for test_vit
