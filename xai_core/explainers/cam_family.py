@@ -1,8 +1,12 @@
 """The class-activation-map template (as pytorch-grad-cam's ``BaseCAM``).
 
-Every CAM is ``sum_k w_k A_k`` over the channels ``A_k`` of a convolutional
-layer's output (C x h x w, as the model's adapter lays it out), upsampled
-(bicubic) to the input size. The methods differ only in how the channel weights
+Every CAM is ``sum_k w_k A_k`` over the channels ``A_k`` of a layer's output map,
+upsampled (bicubic) to the input size. The map is the layer's canonical map
+(C x h x w, see :mod:`xai_core.adapters.layouts`): a channels-last output is
+transposed, transformer tokens lose their class/distillation/register tokens
+and are folded into their patch grid (as pytorch-grad-cam's ``reshape_transform``
+does); a layer whose output is not a map (attention weights, Swin windows,
+untraced axes) is refused. The methods differ only in how the channel weights
 ``w_k`` are found, so a subclass overrides :meth:`ClassActivationMap.channel_weights`
 and nothing else; the weights may also be per location (C x h x w: HiResCAM,
 LayerCAM). A gradient-free CAM (Score-CAM, Ablation-CAM, Eigen-CAM) sets
@@ -85,15 +89,17 @@ class ClassActivationMap(Explainer):
 
     def run(self, ctx: Context, params: CamParams) -> RawAttribution:
         ctx.params = params
-        layer = ctx.layer or ctx.adapter.default_cam_layer()
-        if layer is None:
-            raise UnsupportedError(
-                f"{ctx.adapter.name} has no convolutional layer with a spatial output; {self.label} needs one"
-            )
+        layer = ctx.layer
+        if not layer:
+            layer, why = ctx.adapter.default_cam_choice()
+            if layer is None:
+                raise UnsupportedError(f"{ctx.adapter.name}: no default layer for {self.label}: {why}")
+        ctx.adapter.map_layer(layer, self.label)  # refuses a layer whose axes are not a map's
         if self.uses_gradients:
             acts, grads, _ = ctx.layer_gradients(layer)
         else:
-            acts, grads = ctx.adapter.layer_values(ctx.one(), layer), None
+            raw = ctx.adapter.layer_values(ctx.one(), layer)
+            acts, grads = ctx.adapter.unit_layout(layer, "output", raw.shape[1:]).fold(raw), None
             ctx.model_evals += 1
         if acts.ndim != 4:
             raise UnsupportedError(
