@@ -24,7 +24,7 @@ def cmd_models(args) -> int:
     for entry in model_zoo.ZOO.values():
         h, w = entry.spec.size
         offline = "offline" if entry.offline else "needs weights file"
-        print(f"{entry.name:<20} {entry.framework:<6} {h}x{w}{' gray' if entry.spec.grayscale else ''}  "
+        print(f"{entry.name:<20} {entry.framework:<11} {h}x{w}{' gray' if entry.spec.grayscale else ''}  "
               f"[{offline}]  {entry.description}")
     from model_zoo.tabular import TABULAR_ZOO
 
