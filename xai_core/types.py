@@ -42,6 +42,9 @@ class Capability:
     LAYER_GRADIENTS = "layer_gradients"
     # a Keras model that shap's DeepExplainer (DeepLIFT rules on TensorFlow ops) can walk
     DEEP_EXPLAINER = "deep_explainer"
+    # a vision transformer whose per-block attention probabilities can be read
+    # (xai_core.adapters.attention): attention rollout, Chefer et al., LeGrad
+    ATTENTION = "attention"
 
 
 @dataclass(frozen=True)
