@@ -234,3 +234,41 @@ def test_runs_in_the_model_worker_on_a_saved_vit(tmp_path, timm_vit):
         np.testing.assert_allclose(far.extras["grid"], near.extras["grid"], rtol=1e-4, atol=1e-6)
     grids = explain_classes(remote, image, "transformer_attribution", classes="all")
     assert [e.target for e in grids] == [0, 1, 2]
+
+
+def test_metrics_run_on_transformer_maps(hf_vit):
+    """Deletion, sensitivity and the randomisation check re-run the method through
+    the generic paths (a randomised copy of the model has attention too)."""
+    from xai_core.inputs.images import preprocess
+    from xai_core.metrics.service import evaluate_image
+
+    adapter = TorchAdapter(hf_vit, SPEC, device="cpu")
+    image = _image(5)
+    x = preprocess(image, adapter.spec)
+    exp = explain(adapter, image, "transformer_attribution", target=1)
+    results = evaluate_image(adapter, x, exp, ["deletion", "sensitivity", "randomization"],
+                             {"sensitivity": {"samples": 2}, "randomization": {"steps": 2}})
+    assert set(results) == {"deletion", "sensitivity", "randomization"}
+    assert all(np.isfinite(r.value) for r in results.values())
+    assert results["randomization"].value < 0.99  # randomised weights change the map
+
+
+def test_weights_that_are_not_probabilities_are_not_read():
+    """An attention whose captured weights are not a softmax (here rescaled after
+    it) is not guessed at: the methods are not offered, and asked for, refuse."""
+    import timm
+
+    class Doubled(torch.nn.Module):
+        def forward(self, a):
+            return 2 * a
+
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, num_classes=3,
+                              depth=2).eval()
+    model.blocks[1].attn.attn_drop = Doubled()
+    adapter = TorchAdapter(model, SPEC, device="cpu")
+    assert Capability.ATTENTION not in adapter.capabilities
+    with pytest.raises(UnsupportedError, match="not softmax probabilities"):
+        adapter.attention_maps(_image()[None].astype(np.float32) / 255, None)
+    with pytest.raises(UnsupportedError, match="attention"):
+        explain(adapter, _image(), "attention_rollout")

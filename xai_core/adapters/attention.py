@@ -112,14 +112,18 @@ def attention_sites(model: Any) -> list[_Site]:
     return sites
 
 
-def has_attention(model: Any) -> bool:
-    """True when ``model`` is a vision transformer whose attention can be read and
-    whose patch size is known."""
-    try:
-        sites = attention_sites(model)
-        return bool(sites) and _patch_size(model, sites[0].family) is not None
-    except Exception:  # noqa: BLE001 - a model we cannot inspect has no readable attention
+def has_attention(adapter: Any) -> bool:
+    """True when the adapter's module is a vision transformer whose attention this
+    module reads: its attention modules are found, and a probe image's capture
+    passes every check (probabilities, one map per block, the token layout)."""
+    if getattr(adapter, "kind", "") != "module" or not attention_sites(getattr(adapter, "model", None)):
         return False
+    probe = [p[:1] for p in adapter.probe_batch()]
+    try:
+        capture(adapter, adapter.join(probe), None)
+    except Exception:  # noqa: BLE001 - whatever fails here, the methods are not offered
+        return False
+    return True
 
 
 def _timm_attention_classes() -> tuple[type, ...]:

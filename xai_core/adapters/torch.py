@@ -101,7 +101,7 @@ class TorchAdapter(ModelAdapter):
             if self.__dict__.setdefault("_attention", None) is None:
                 from xai_core.adapters.attention import has_attention
 
-                self._attention = has_attention(self.model)
+                self._attention = has_attention(self)
             if self._attention:
                 caps.add(Capability.ATTENTION)
         return frozenset(caps)

@@ -36,6 +36,7 @@ class AttentionRollout(Explainer):
     requires = frozenset({Capability.PREDICT, Capability.ATTENTION})
     Params = RolloutParams
     signed = False
+    single_pass = True  # the capture's forward pass also gives the predicted class
     rank = 60
 
     def run(self, ctx: Context, params: RolloutParams) -> RawAttribution:

@@ -139,6 +139,8 @@ def check_method(adapter: ModelAdapter, method: str) -> None:
             "input_gradients": "gradients",
             "layer_gradients": "layer hooks",
             "deep_explainer": "a Keras model or PyTorch module with one image input for SHAP DeepExplainer",
+            "attention": "readable attention weights (a timm, Hugging Face or torchvision vision transformer "
+                         "loaded as a PyTorch module)",
         }
         needs = " and ".join(why.get(m, m) for m in missing)
         hint = ""
