@@ -24,7 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from xai_core.adapters.base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
-from xai_core.loading.keras import SavedModelFunction, check_model_io, import_tensorflow
+from xai_core.adapters.runtime import SavedModelFunction, check_model_io, import_tensorflow
 from xai_core.types import (
     Capability,
     ImageSpec,
