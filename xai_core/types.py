@@ -43,8 +43,12 @@ class Capability:
     # a Keras model that shap's DeepExplainer (DeepLIFT rules on TensorFlow ops) can walk
     DEEP_EXPLAINER = "deep_explainer"
     # a vision transformer whose per-block attention probabilities can be read
-    # (xai_core.adapters.attention): attention rollout, Chefer et al., LeGrad
+    # (xai_core.adapters.attention) ...
     ATTENTION = "attention"
+    # ... whose head reads the class token (attention rollout, Chefer et al.)
+    CLASS_TOKEN = "class_token"
+    # ... whose head can score every block's tokens (LeGrad)
+    BLOCK_SCORES = "block_scores"
 
 
 @dataclass(frozen=True)

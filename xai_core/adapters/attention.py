@@ -56,8 +56,8 @@ class AttentionMaps:
     the patch tokens are the last gh * gw, row-major over ``grid`` (gh, gw).
     ``scores``: the explained score per item; ``probabilities`` N x classes;
     ``target`` the explained class; ``family`` timm, transformers or torchvision;
-    ``class_token``: token 0 is a class token (a model that pools its patch tokens
-    has none).
+    ``class_token``: the head reads token 0, a class token (False for a model
+    that has none, or whose head pools the patch tokens: BEiT, DINOv2).
     """
 
     attentions: list[np.ndarray]
@@ -112,18 +112,31 @@ def attention_sites(model: Any) -> list[_Site]:
     return sites
 
 
-def has_attention(adapter: Any) -> bool:
-    """True when the adapter's module is a vision transformer whose attention this
-    module reads: its attention modules are found, and a probe image's capture
-    passes every check (probabilities, one map per block, the token layout)."""
+def attention_capabilities(adapter: Any) -> frozenset[str]:
+    """What the methods made for transformers can read from the adapter's module,
+    established by capturing a probe image, never from names alone:
+    ``Capability.ATTENTION`` when its attention modules are found and every check
+    passes (probabilities, one map per block, the token layout), plus
+    ``CLASS_TOKEN`` when the head reads the class token and ``BLOCK_SCORES`` when
+    every block's tokens can be scored by the head (empty when none)."""
+    from xai_core.types import Capability
+
     if getattr(adapter, "kind", "") != "module" or not attention_sites(getattr(adapter, "model", None)):
-        return False
-    probe = [p[:1] for p in adapter.probe_batch()]
+        return frozenset()
+    probe = adapter.join([p[:1] for p in adapter.probe_batch()])
     try:
-        capture(adapter, adapter.join(probe), None)
+        maps = capture(adapter, probe, None)
     except Exception:  # noqa: BLE001 - whatever fails here, the methods are not offered
-        return False
-    return True
+        return frozenset()
+    found = {Capability.ATTENTION}
+    if maps.class_token:
+        found.add(Capability.CLASS_TOKEN)
+    try:
+        capture(adapter, probe, None, block_gradients=True)
+        found.add(Capability.BLOCK_SCORES)
+    except Exception:  # noqa: BLE001 - no known head for the blocks: no LeGrad
+        pass
+    return frozenset(found)
 
 
 def _timm_attention_classes() -> tuple[type, ...]:
@@ -199,7 +212,7 @@ def token_layout(model: Any, family: str, image_size: tuple[int, int],
     if family == "timm":
         root = _timm_root(model)
         declared = getattr(root, "num_prefix_tokens", None)
-        class_token = getattr(root, "cls_token", None) is not None
+        class_token = getattr(root, "cls_token", None) is not None and getattr(root, "global_pool", "") == "token"
     elif family == "torchvision":
         declared, class_token = 1, True
     else:
@@ -207,7 +220,7 @@ def token_layout(model: Any, family: str, image_size: tuple[int, int],
         registers = getattr(embeddings, "register_tokens", None)
         declared = sum(1 for key in ("cls_token", "distillation_token") if getattr(embeddings, key, None) is not None)
         declared += 0 if registers is None else int(registers.shape[1])
-        class_token = getattr(embeddings, "cls_token", None) is not None
+        class_token = getattr(embeddings, "cls_token", None) is not None and _hf_reads_class_token(model)
     if prefix != declared:
         raise UnsupportedError(
             f"the attention covers {tokens} tokens, but a {image_size[0]}x{image_size[1]} input in "
@@ -215,6 +228,21 @@ def token_layout(model: Any, family: str, image_size: tuple[int, int],
             "token(s); the token layout is not known, so no map is drawn"
         )
     return prefix, grid, class_token
+
+
+# Hugging Face classifiers whose head reads the class token (DeiT with teacher: and the distillation token)
+_HF_CLASS_TOKEN_HEADS = ("ViTForImageClassification", "DeiTForImageClassification",
+                         "DeiTForImageClassificationWithTeacher")
+
+
+def _hf_reads_class_token(model: Any) -> bool:
+    for module in model.modules():
+        name = type(module).__name__
+        if name in _HF_CLASS_TOKEN_HEADS:
+            return True
+        if name == "BeitForImageClassification":
+            return not getattr(module.config, "use_mean_pooling", True)
+    return False
 
 
 @contextmanager
@@ -399,4 +427,4 @@ def _checked(store: list, sites: list[_Site], n: int) -> list:
     return tensors
 
 
-__all__ = ["AttentionMaps", "attention_sites", "capture", "has_attention", "token_layout"]
+__all__ = ["AttentionMaps", "attention_capabilities", "attention_sites", "capture", "token_layout"]

@@ -99,11 +99,10 @@ class TorchAdapter(ModelAdapter):
         if self.kind == "module" and not self.multi_input and isinstance(self.spec, ImageSpec):
             caps.add(Capability.DEEP_EXPLAINER)
             if self.__dict__.setdefault("_attention", None) is None:
-                from xai_core.adapters.attention import has_attention
+                from xai_core.adapters.attention import attention_capabilities
 
-                self._attention = has_attention(self)
-            if self._attention:
-                caps.add(Capability.ATTENTION)
+                self._attention = attention_capabilities(self)
+            caps |= self._attention
         return frozenset(caps)
 
     def attention_maps(self, batch, target: int | None, gradients: bool = False, block_gradients: bool = False):

@@ -29,10 +29,11 @@ def read_attention(ctx: Context, gradients: bool = False, block_gradients: bool 
 
 
 def class_row(maps, method: str) -> None:
-    """Refuse a model without a class token: ``method`` reads the class token's row."""
+    """Refuse a model whose head does not read a class token: ``method`` reads the
+    class token's row."""
     if not maps.class_token:
-        raise UnsupportedError(f"{method} reads the class token's row, and this transformer has no class token "
-                               "(it pools its patch tokens); use legrad")
+        raise UnsupportedError(f"{method} reads the class token's row, and this transformer's head reads no class "
+                               "token (it pools the patch tokens); use legrad")
 
 
 def fuse_heads(attention: np.ndarray, how: str) -> np.ndarray:

@@ -33,7 +33,8 @@ class AttentionRollout(Explainer):
     description = ("Transformers only: attention multiplied through the blocks, from the class token to each "
                    "patch. Where the model's information flows; the same map for every class.")
     paper = "Abnar & Zuidema, 2020, Quantifying Attention Flow in Transformers"
-    requires = frozenset({Capability.PREDICT, Capability.ATTENTION})
+    requires = frozenset({Capability.PREDICT, Capability.ATTENTION,
+                          Capability.CLASS_TOKEN})
     Params = RolloutParams
     signed = False
     single_pass = True  # the capture's forward pass also gives the predicted class

@@ -36,7 +36,8 @@ class LeGrad(Explainer):
     description = ("Transformers only: how sensitive each block's class score is to the attention paid to each "
                    "patch, averaged over blocks.")
     paper = "Bousselham et al., 2024, LeGrad"
-    requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS, Capability.ATTENTION})
+    requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS, Capability.ATTENTION,
+                          Capability.BLOCK_SCORES})
     Params = LeGradParams
     signed = False
     single_pass = True

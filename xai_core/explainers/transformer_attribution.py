@@ -29,7 +29,8 @@ class TransformerAttribution(Explainer):
     description = ("Transformers only: attention weighted by its gradient for the class, accumulated through "
                    "the blocks from the class token to each patch. Which patches the class score draws on.")
     paper = "Chefer, Gur & Wolf, 2021, Generic Attention-model Explainability"
-    requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS, Capability.ATTENTION})
+    requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS, Capability.ATTENTION,
+                          Capability.CLASS_TOKEN})
     Params = TransformerAttributionParams
     signed = False
     single_pass = True
