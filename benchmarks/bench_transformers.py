@@ -8,8 +8,8 @@ gradient is non-zero; no download): a ViT-Tiny (12 blocks, 3 heads, width 192,
 torchvision (torchcam's LeGrad accepts torchvision's VisionTransformer only).
 
 Rows (each side produces the map of the predicted class from a 224 x 224 photo;
-times are medians of --repeats runs after one warm-up, same process, same
-threads):
+times are medians of --repeats rounds after one warm-up, ours and the
+reference called in turn in each round, same process, same threads):
 
 * grad_cam: ours on ``blocks.11.norm1`` vs pytorch-grad-cam's ``GradCAM`` with
   the ``reshape_transform`` its ViT tutorial gives, on the same layer;
@@ -137,13 +137,20 @@ def floor(model, x):
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
-    result = fn()  # warm-up
-    times = []
+    return alternating([fn], repeats)[0]
+
+
+def alternating(fns, repeats: int) -> list[tuple[float, object]]:
+    """Each function once as a warm-up, then ``repeats`` rounds calling each in turn
+    (so a busy machine slows both sides alike): (median seconds, last result) each."""
+    results = [fn() for fn in fns]
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            results[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    return [(statistics.median(t), r) for t, r in zip(times, results, strict=True)]
 
 
 def normalised(a: np.ndarray) -> np.ndarray:
@@ -180,11 +187,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def row(method, model, mine, reference_name, reference, compare):
         try:
-            ours_s, exp = timed(mine, args.repeats)
+            exp = mine()
         except XaiError as exc:
-            ours_s, exp = None, None
-            print(f"{method}: ours refused: {exc}")
-        ref_s, ref = timed(reference, args.repeats) if reference else (None, None)
+            exp = None
+            print(f"{method}: ours refused: {exc}", flush=True)
+        fns = ([mine] if exp is not None else []) + ([reference] if reference else [])
+        timings = alternating(fns, args.repeats)
+        ours_s, exp = timings.pop(0) if exp is not None else (None, None)
+        ref_s, ref = timings.pop(0) if reference else (None, None)
         diff = None
         if exp is not None and ref is not None:
             diff = float(np.abs(compare(exp) - normalised(ref)).max())

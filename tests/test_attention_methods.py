@@ -237,6 +237,25 @@ def test_runs_in_the_model_worker_on_a_saved_vit(tmp_path, timm_vit):
     grids = explain_classes(remote, image, "transformer_attribution", classes="all")
     assert [e.target for e in grids] == [0, 1, 2]
 
+    # a labelled set explained with every class, through the same worker
+    from PIL import Image
+
+    from xai_core.sets.data import open_set
+    from xai_core.sets.explain import ExplainRequest, explain_selection
+    from xai_core.sets.model import ModelRef
+
+    for i, label in enumerate("abc"):
+        (tmp_path / "set" / label).mkdir(parents=True)
+        Image.fromarray(_image(10 + i)).save(tmp_path / "set" / label / f"{i}.png")
+    model = ModelRef(str(path), device="cpu").open()
+    data = open_set(tmp_path / "set", model.class_names)
+    results = list(explain_selection(model, data, [0, 2], ExplainRequest("legrad", {}, 0, "all")))
+    assert [r.index for r in results] == [0, 2]
+    for r in results:
+        assert r.attributions.shape == (3, 32, 32)
+        want = explain(local, data.read(r.index), "legrad", target=2).attribution
+        np.testing.assert_allclose(r.attributions[2], want, rtol=1e-4, atol=1e-5)
+
 
 def test_metrics_run_on_transformer_maps(hf_vit):
     """Deletion, sensitivity and the randomisation check re-run the method through

@@ -31,6 +31,7 @@ Torch is imported only inside the functions that run the model.
 
 from __future__ import annotations
 
+import sys
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -140,12 +141,11 @@ def attention_capabilities(adapter: Any) -> frozenset[str]:
 
 
 def _timm_attention_classes() -> tuple[type, ...]:
-    try:
-        from timm.layers import Attention
-        from timm.models.beit import Attention as BeitAttention
-    except ImportError:
-        return ()
-    return (Attention, BeitAttention)
+    """timm's attention classes, when timm is loaded (a timm model's module is; a
+    CNN's check must not import timm)."""
+    found = (getattr(sys.modules.get("timm.layers.attention"), "Attention", None),
+             getattr(sys.modules.get("timm.models.beit"), "Attention", None))
+    return tuple(cls for cls in found if isinstance(cls, type))
 
 
 def _hf_attention_classes(model: Any) -> tuple[type, ...]:
@@ -165,9 +165,9 @@ def _hf_attention_classes(model: Any) -> tuple[type, ...]:
 
 
 def _torchvision_vit(model: Any) -> Any:
-    try:
-        from torchvision.models.vision_transformer import VisionTransformer
-    except ImportError:
+    VisionTransformer = getattr(sys.modules.get("torchvision.models.vision_transformer"),  # noqa: N806
+                                "VisionTransformer", None)
+    if VisionTransformer is None:
         return None
     return next((m for m in model.modules() if isinstance(m, VisionTransformer)), None)
 
