@@ -41,20 +41,24 @@ def fuse_heads(attention: np.ndarray, how: str) -> np.ndarray:
     return {"mean": np.mean, "max": np.max, "min": np.min}[how](attention, axis=0)
 
 
-def rollout(attentions: list[np.ndarray], head_fusion: str = "mean", discard_ratio: float = 0.0) -> np.ndarray:
-    """Attention rollout (Abnar & Zuidema 2020, arXiv:2005.00928) of one item.
+def rollout(attentions: list[np.ndarray], head_fusion: str = "mean", discard_ratio: float = 0.0,
+            row: int = 0) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema 2020, arXiv:2005.00928) of one item: row
+    ``row`` (the class token's) of the rollout matrix, (T,) float64.
 
     ``attentions``: per block heads x T x T. Each block's heads are fused, then, as
     in jacobgil/vit-explain, the ``discard_ratio`` lowest values of the fused
     matrix are set to 0 (never the class token's attention to itself); the
     identity is added for the residual connection and each row re-normalised to
     sum 1: ``A' = (A + I) / 2``, rows / row sums. The rollout is the product
-    ``A'_L ... A'_2 A'_1`` (T x T, float64): row i says how much token i's final
-    representation draws on each input token.
+    ``A'_L ... A'_2 A'_1`` (T x T; row i: how much token i's final representation
+    draws on each input token); its row is computed from the last block down as a
+    vector times each matrix, L T^2 operations instead of L T^3.
     """
     tokens = attentions[0].shape[-1]
-    result = np.eye(tokens)
-    for attention in attentions:
+    vector = np.zeros(tokens)
+    vector[row] = 1.0
+    for attention in reversed(attentions):
         fused = fuse_heads(np.asarray(attention, np.float64), head_fusion)
         if discard_ratio > 0:
             flat = fused.reshape(-1).copy()
@@ -63,21 +67,22 @@ def rollout(attentions: list[np.ndarray], head_fusion: str = "mean", discard_rat
             flat[lowest[lowest != 0]] = 0.0
             fused = flat.reshape(tokens, tokens)
         a = (fused + np.eye(tokens)) / 2
-        a = a / a.sum(axis=-1, keepdims=True)
-        result = a @ result
-    return result
+        vector = vector @ (a / a.sum(axis=-1, keepdims=True))
+    return vector
 
 
-def gradient_weighted(attentions: list[np.ndarray], gradients: list[np.ndarray]) -> np.ndarray:
+def gradient_weighted(attentions: list[np.ndarray], gradients: list[np.ndarray], row: int = 0) -> np.ndarray:
     """Chefer, Gur & Wolf 2021 (Generic attention-model explainability, ICCV,
     arXiv:2103.15679), the rule for self-attention: ``R = I``, then for each block
-    ``R += mean_h((dy/dA * A)^+) @ R``. Per block heads x T x T -> R, T x T (float64)."""
-    tokens = attentions[0].shape[-1]
-    relevance = np.eye(tokens)
-    for attention, grad in zip(attentions, gradients, strict=True):
+    ``R += mean_h((dy/dA * A)^+) @ R``, so ``R = (I + Ā_L) ... (I + Ā_1)``. Per block
+    heads x T x T -> row ``row`` (the class token's) of R, (T,) float64, computed
+    from the last block down as a vector times each matrix."""
+    vector = np.zeros(attentions[0].shape[-1])
+    vector[row] = 1.0
+    for attention, grad in zip(reversed(attentions), reversed(gradients), strict=True):
         weighted = np.maximum(np.asarray(grad, np.float64) * np.asarray(attention, np.float64), 0).mean(axis=0)
-        relevance = relevance + weighted @ relevance
-    return relevance
+        vector = vector + vector @ weighted
+    return vector
 
 
 def patch_grid(values: np.ndarray, prefix: int, grid: tuple[int, int]) -> np.ndarray:

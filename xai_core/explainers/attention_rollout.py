@@ -44,5 +44,5 @@ class AttentionRollout(Explainer):
         maps = read_attention(ctx)
         class_row(maps, self.name)
         flow = rollout([a[0] for a in maps.attentions], params.head_fusion, params.discard_ratio)
-        cells = patch_grid(flow[0], maps.prefix, maps.grid)
+        cells = patch_grid(flow, maps.prefix, maps.grid)
         return drawn(ctx, cells, blocks=len(maps.attentions), class_independent=True)

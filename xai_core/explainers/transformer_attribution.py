@@ -40,5 +40,5 @@ class TransformerAttribution(Explainer):
         maps = read_attention(ctx, gradients=True)
         class_row(maps, self.name)
         relevance = gradient_weighted([a[0] for a in maps.attentions], [g[0] for g in maps.gradients])
-        cells = patch_grid(relevance[0], maps.prefix, maps.grid)
+        cells = patch_grid(relevance, maps.prefix, maps.grid)
         return drawn(ctx, cells, blocks=len(maps.attentions))
