@@ -72,13 +72,18 @@ def cmd_layers(args) -> int:
                 ".pt2 torch.export program or a state_dict to use Grad-CAM"
             )
         raise UnsupportedError(f"{adapter.name} has no layer whose output is a feature map or a vector")
-    default = adapter.default_cam_layer()
-    print(f"{'index':>7}  {'layer':<40} {'kind':<24} output")
+    default, why = adapter.default_cam_choice()
+    print(f"{'index':>7}  {'layer':<40} {'kind':<24} {'output':<16} layout")
     for info in layers:
         mark = "  <- default for grad_cam and cam" if info.name == default else ""
         shape = "x".join(str(v) for v in info.output_shape)
         index = info.index if info.index is not None else "-"
-        print(f"{index:>7}  {info.name:<40} {info.kind:<24} {shape}{mark}")
-    print("\n--layer takes a name or an index (PyTorch: position among the leaf modules of "
+        layout = info.layout.describe() if info.layout is not None else "?"
+        print(f"{index:>7}  {info.name:<40} {info.kind:<24} {shape:<16} {layout}{mark}")
+    print(f"\ndefault CAM layer: {default}: {why}" if default else f"\nno default CAM layer: {why}")
+    print("output: C x h x w for a map (whatever the layer's own layout), units for a vector; the CAMs and "
+          "layer methods run only on layers whose layout is a map (or a vector, where a method takes one); "
+          "see docs/layer-layouts.md")
+    print("--layer takes a name or an index (PyTorch: position among the leaf modules of "
           "named_modules(); Keras: position in model.layers)")
     return 0
