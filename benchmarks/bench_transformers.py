@@ -159,6 +159,15 @@ def normalised(a: np.ndarray) -> np.ndarray:
     return a / (a.max() + 1e-8)
 
 
+def grad_cam_as_reference(exp) -> np.ndarray:
+    """Our Grad-CAM's patch-grid map brought to the input size as pytorch-grad-cam
+    does (min-max normalised, cv2 bilinear), so the two maps compare like for like
+    (ours upsamples bicubically)."""
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    return scale_cam_image(np.asarray(exp.extras["cam"], np.float32)[None], (224, 224))[0]
+
+
 def ours(adapter, image, method, params=None, layer=None):
     def run():
         return explain(adapter, image, method, params, layer=layer)
@@ -203,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
     row("grad_cam", "timm", ours(timm_adapter, image, "grad_cam", layer=LAYER),
         "pytorch-grad-cam GradCAM + reshape_transform", grad_cam_reference(tm, x),
-        lambda e: normalised(e.attribution))
+        grad_cam_as_reference)
     row("attention_rollout", "timm", ours(timm_adapter, image, "attention_rollout"),
         "vit-explain rollout (notebook code)", rollout_reference(tm, x),
         lambda e: normalised(e.extras["grid"]))
