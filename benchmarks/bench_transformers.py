@@ -161,11 +161,13 @@ def normalised(a: np.ndarray) -> np.ndarray:
 
 def grad_cam_as_reference(exp) -> np.ndarray:
     """Our Grad-CAM's patch-grid map brought to the input size as pytorch-grad-cam
-    does (min-max normalised, cv2 bilinear), so the two maps compare like for like
-    (ours upsamples bicubically)."""
+    does (min-max normalised, cv2 bilinear, then min-max normalised again after its
+    mean over target layers), so the two maps compare like for like (ours
+    upsamples bicubically and leaves the values as they are)."""
     from pytorch_grad_cam.utils.image import scale_cam_image
 
-    return scale_cam_image(np.asarray(exp.extras["cam"], np.float32)[None], (224, 224))[0]
+    once = scale_cam_image(np.asarray(exp.extras["cam"], np.float32)[None], (224, 224))
+    return scale_cam_image(np.maximum(once, 0))[0]
 
 
 def ours(adapter, image, method, params=None, layer=None):
