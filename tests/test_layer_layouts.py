@@ -83,14 +83,17 @@ def vit():
 
 
 def test_probe_layouts_read_which_axes_grow_with_the_image():
-    sizes = ((32, 32), (64, 48))
-    assert layout_from_probe((2, 64, 8, 8), (1, 64, 16, 12), sizes, (2, 1)).kind == "channels_first"
-    assert layout_from_probe((2, 8, 8, 64), (1, 16, 12, 64), sizes, (2, 1)).kind == "channels_last"
-    tokens = layout_from_probe((2, 16, 192), (1, 48, 192), sizes, (2, 1))
+    def probe(base, taller, wider):
+        return layout_from_probe(base, taller, wider, (32, 32), (2, 1))
+
+    assert probe((2, 64, 8, 8), (1, 64, 16, 8), (1, 64, 8, 16)).kind == "channels_first"
+    assert probe((2, 64, 10, 10), (1, 64, 18, 10), (1, 64, 10, 18)).kind == "channels_first"  # "same" padding
+    assert probe((2, 8, 8, 64), (1, 16, 8, 64), (1, 8, 16, 64)).kind == "channels_last"
+    tokens = probe((2, 16, 192), (1, 32, 192), (1, 32, 192))
     assert (tokens.kind, tokens.grid, tokens.prefix) == ("tokens", (4, 4), 0)
-    assert "place" in layout_from_probe((2, 17, 192), (1, 49, 192), sizes, (2, 1)).reason  # k extra: where?
-    assert "attention" in layout_from_probe((2, 3, 17, 17), (1, 3, 49, 49), sizes, (2, 1)).reason
-    assert "windows" in layout_from_probe((8, 16, 24), (12, 16, 24), sizes, (2, 1)).reason
+    assert "place" in probe((2, 17, 192), (1, 33, 192), (1, 33, 192)).reason  # 1 extra token: where?
+    assert "attention" in probe((2, 3, 17, 17), (1, 3, 33, 33), (1, 3, 33, 33)).reason
+    assert "windows" in probe((8, 16, 24), (4, 16, 24), (4, 16, 24)).reason
     # folding: tokens lose their class token and take their grid, row by row
     layout = LayerLayout("tokens", (2, 3), 4, prefix=1)
     raw = np.arange(1 * 7 * 4, dtype=np.float32).reshape(1, 7, 4)
@@ -201,3 +204,31 @@ def test_path_methods_at_a_token_layer_give_the_folded_map(vit):
     want = lig.attribute(x, baselines=base, target=0, n_steps=8, method="riemann_middle")[0].detach().numpy()
     want = want[1:].reshape(4, 4, 192).transpose(2, 0, 1)  # the class token dropped, the grid folded
     np.testing.assert_allclose(got.layer_attribution, want, rtol=1e-3, atol=1e-5)
+
+
+def test_keras_vit_from_multi_head_attention_is_refused_not_drawn_on_its_patch_embedding():
+    """A Keras ViT: its token outputs have no established grid, so the CAMs get no
+    default layer (old main: Grad-CAM quietly ran on the patch embedding, the only
+    N x h x w x C layer) and a token layer is refused with one line."""
+    pytest.importorskip("tensorflow")
+    from xai_core.adapters.keras import KerasAdapter, keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(16, 8, strides=8, name="patch_embed")(inp)
+    x = keras.layers.Reshape((16, 16), name="tokens")(x)
+    y = keras.layers.LayerNormalization(name="norm1")(x)
+    y = keras.layers.MultiHeadAttention(num_heads=2, key_dim=8, name="attn")(y, y)
+    x = keras.layers.Add(name="residual")([x, y])
+    x = keras.layers.LayerNormalization(name="norm")(x)
+    out = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D(name="pool")(x))
+    adapter = KerasAdapter(keras.Model(inp, out, name="keras_vit"), ImageSpec(size=(32, 32), **HALF))
+    layouts = {info.name: info.layout for info in adapter.layers()}
+    assert layouts["patch_embed"].kind == "channels_last"
+    assert layouts["attn"].kind == "not_a_map" and "grid" in layouts["attn"].reason
+    layer, why = adapter.default_cam_choice()
+    assert layer is None and "not maps" in why
+    with pytest.raises(UnsupportedError, match="no default layer for Grad-CAM"):
+        explain(adapter, _image(32), "grad_cam", {}, seed=0)
+    with pytest.raises(UnsupportedError, match=r"^layer 'norm1' gives tokens .* not a spatial map"):
+        explain(adapter, _image(32), "grad_cam", {}, layer="norm1", seed=0)
