@@ -293,3 +293,20 @@ def test_weights_that_are_not_probabilities_are_not_read():
         adapter.attention_maps(_image()[None].astype(np.float32) / 255, None)
     with pytest.raises(UnsupportedError, match="attention"):
         explain(adapter, _image(), "attention_rollout")
+
+
+def test_a_hugging_face_folder_through_the_worker_and_the_shipped_vit(tmp_path, hf_vit, digit_image):
+    """A folder written by save_pretrained opens in the worker (no code run) and
+    gives the in-process maps; the shipped digits ViT offers the three methods."""
+    from xai_core.loading.models import open_model
+
+    hf_vit.save_pretrained(tmp_path / "vit")
+    remote = open_model(tmp_path / "vit")
+    local = TorchAdapter(hf_vit, remote.spec, device="cpu")
+    image = _image(6)
+    for method in METHODS:
+        np.testing.assert_allclose(explain(remote, image, method, target=2).extras["grid"],
+                                   explain(local, image, method, target=2).extras["grid"], rtol=1e-4, atol=1e-6)
+    shipped = open_model("digits_vit", device="cpu")
+    assert set(METHODS) <= {e.name for e in available_for(shipped)}
+    assert explain(shipped, digit_image, "transformer_attribution").target_label == "7"
