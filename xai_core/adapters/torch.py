@@ -100,7 +100,19 @@ class TorchAdapter(ModelAdapter):
         if self.kind == "module" and not self.multi_input and isinstance(self.spec, ImageSpec):
             caps.add(Capability.DEEP_EXPLAINER)
             caps.add(Capability.TORCH_MODULE)
+            if self.__dict__.setdefault("_attention", None) is None:
+                from xai_core.adapters.attention import attention_capabilities
+
+                self._attention = attention_capabilities(self)
+            caps |= self._attention
         return frozenset(caps)
+
+    def attention_maps(self, batch, target: int | None, gradients: bool = False, block_gradients: bool = False):
+        """Every transformer block's attention probabilities for ``batch`` (and their
+        gradients): see :func:`xai_core.adapters.attention.capture`."""
+        from xai_core.adapters.attention import capture
+
+        return capture(self, batch, target, gradients=gradients, block_gradients=block_gradients)
 
     # -- shap's DeepExplainer ----------------------------------------------------------
     @property
