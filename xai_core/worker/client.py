@@ -59,6 +59,7 @@ from xai_core.adapters.base import ModelAdapter
 from xai_core.inputs.uploads import background_dir
 from xai_core.types import UnsupportedError, XaiError
 from xai_core.worker import sandbox, wire
+from xai_core.worker.ceiling import memory_ceiling
 
 START_TIMEOUT_S = 60.0
 MAX_WORKERS = int(os.environ.get("XAI_MAX_WORKERS", "4"))
@@ -529,13 +530,15 @@ class RemoteModel(ModelAdapter):
 
 def runs_in_worker(fn: Callable) -> Callable:
     """Mark a service function whose first argument is a model: when that model is a
-    :class:`RemoteModel`, the whole call runs inside its worker."""
+    :class:`RemoteModel`, the whole call runs inside its worker; otherwise it runs
+    here under the process's memory ceiling (:mod:`.ceiling`)."""
 
     @functools.wraps(fn)
     def wrapper(model: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(model, RemoteModel):
             return model.run_service(f"{fn.__module__}:{fn.__qualname__}", args, kwargs)
-        return fn(model, *args, **kwargs)
+        with memory_ceiling(str(getattr(model, "name", "the model"))):
+            return fn(model, *args, **kwargs)
 
     return wrapper
 
