@@ -194,8 +194,8 @@ try:
                       columns_in_order=in_order)
     if model_features is not None:
         with st.expander("Column mapping", expanded=in_order or data.feature_names != model_features):
-            st.dataframe({"model input": list(model.feature_names or model_features),
-                          "table column": data.feature_names}, hide_index=True)
+            st.table({"model input": list(model.feature_names or model_features),
+                      "table column": data.feature_names})
     # what a stored result was computed from (with its row or rows): shown only while these stay
     inputs_key = hashlib.sha256(repr((model_key, hashlib.sha256(csv_bytes).hexdigest(), label_column,
                                       data.feature_names)).encode()).hexdigest()
