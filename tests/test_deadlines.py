@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from xai_core.loading.models import open_model
-from xai_core.worker.client import WorkerError, batch_deadline, load_deadline
+from xai_core.worker.client import LOAD_WALL_FACTOR, WorkerError, batch_deadline, load_deadline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,8 +22,8 @@ def test_load_deadline_scales_with_the_file(monkeypatch):
     monkeypatch.delenv("XAI_LOAD_DEADLINE", raising=False)
     monkeypatch.delenv("XAI_WORKER_DEADLINE", raising=False)
     tiny, vgg16, two_gb = load_deadline(654), load_deadline(554_726_953), load_deadline(2 * 2**30)
-    # the endless-loop file is stopped well within a minute (worker start included)...
-    assert tiny <= 45
+    # the endless-loop file is stopped within a minute (worker start included), however busy the machine...
+    assert LOAD_WALL_FACTOR * tiny < 60.01
     # ...while honest big files get 1.5x their measured time (VGG16 .pt2: 14.3 s on 2 busy cores, scaled)
     assert vgg16 >= 1.5 * 14.3 and two_gb >= 1.5 * 14.3 * 2 * 2**30 / 554_726_953
     monkeypatch.setenv("XAI_LOAD_DEADLINE", "7")

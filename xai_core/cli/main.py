@@ -439,7 +439,7 @@ def add_trust_args(p: argparse.ArgumentParser) -> None:
                    help="wall-clock limit per call into the model worker (default 600)")
     p.add_argument("--deadline-load", type=float, default=None, metavar="SECONDS",
                    help="wall-clock limit for starting the model worker, loading the file and its probe "
-                        "forward pass (default 30 s + 40 s per GB of the file)")
+                        "forward pass, in the worker's CPU seconds (default 30 s + 40 s per GB of the file)")
 
 
 def add_metric_args(p: argparse.ArgumentParser, example: str) -> None:

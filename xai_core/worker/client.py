@@ -19,9 +19,11 @@ to 16 GB), is restarted on the next call, so other sessions keep working.
 Deadlines follow the model's own cost (see docs/reliability.md):
 
 * **load**: starting the worker, loading the file and the adapter's probe forward
-  pass get :func:`load_deadline` seconds: ``LOAD_FLOOR_S`` plus ``LOAD_S_PER_GB``
-  per GB of the file (a 654-byte file gets 30 s, a 2 GB one 110 s), or
-  ``XAI_LOAD_DEADLINE`` when set; never more than the per-call deadline.
+  pass get :func:`load_deadline` seconds of the worker's CPU time (so a busy
+  machine does not fail an honest load; at most ``LOAD_WALL_FACTOR`` times that
+  in wall time): ``LOAD_FLOOR_S`` plus ``LOAD_S_PER_GB`` per GB of the file (a
+  654-byte file gets 30 s, a 2 GB one 110 s), or ``XAI_LOAD_DEADLINE`` when set;
+  never more than the per-call deadline.
 * **each batch**: the worker times one forward pass of the probe batch after
   loading (seconds per item) and announces every batch it runs (``{"beat": n}``);
   a batch of ``n`` items must finish within ``floor + factor * n * per_item``
@@ -71,7 +73,8 @@ class WorkerError(XaiError):
     """The model worker died, was stopped at a limit, or the model failed inside it."""
 
 
-LOAD_FLOOR_S = 30.0  # start + load + probe of a small model, with the machine busy
+LOAD_FLOOR_S = 30.0  # CPU seconds for start + load + probe of a small model (TensorFlow imports in ~10)
+LOAD_WALL_FACTOR = 2.0  # wall-clock cap of the load stage, in multiples of its CPU-second budget
 LOAD_S_PER_GB = 40.0  # measured: a 554 MB VGG16 .pt2 loads and probes in 14.3 s (26 s/GB) on 2 busy cores
 
 
@@ -175,12 +178,19 @@ class Worker:
         self._sock = parent
         self.starts += 1
         begun = time.perf_counter()
-        load_end = time.monotonic() + self.load_deadline_s  # start, load and probe together
-        self._await(min(START_TIMEOUT_S, self.load_deadline_s), "start")  # the hello: process, interpreter up
+        # start, load and probe together: the worker's CPU seconds, so that a busy machine
+        # does not fail an honest load, and at most LOAD_WALL_FACTOR times that in wall time
+        budget = self.load_deadline_s
+        wall_end = time.monotonic() + LOAD_WALL_FACTOR * budget
+        try:
+            self._await(min(START_TIMEOUT_S, wall_end - time.monotonic()), "load the model", budget, budget)
+        except BaseException:
+            self._kill()
+            raise
         self.timings = {"start_s": time.perf_counter() - begun}
         try:
-            opened = self._exchange(self.open_request, None, max(0.1, load_end - time.monotonic()),
-                                    "load the model", stage_s=self.load_deadline_s)
+            opened = self._exchange(self.open_request, None, max(0.1, wall_end - time.monotonic()),
+                                    "load the model", stage_s=budget, cpu_s=budget)
         except BaseException:
             self._kill()  # no half-ready worker stays behind
             raise
@@ -220,7 +230,7 @@ class Worker:
             return self._exchange(message, callbacks, deadline_s or self.deadline_s, "finish")
 
     def _exchange(self, message: dict, callbacks, deadline_s: float, what: str,
-                  stage_s: float | None = None) -> Any:
+                  stage_s: float | None = None, cpu_s: float | None = None) -> Any:
         assert self._sock is not None
         try:
             wire.send(self._sock, message)
@@ -228,7 +238,7 @@ class Worker:
             raise self._died(what) from None
         self._batch = None
         while True:
-            reply = self._await(deadline_s, what, stage_s)
+            reply = self._await(deadline_s, what, stage_s, cpu_s)
             if "beat" in reply:  # the worker starts a batch of n items (0: its batches are done)
                 items = int(reply["beat"])
                 self._batch = None
@@ -251,10 +261,12 @@ class Worker:
                 return reply["ok"]
             raise self._error(reply.get("error", {}))
 
-    def _await(self, deadline_s: float, what: str, stage_s: float | None = None) -> dict:
-        """The next message, watching the deadlines (this message's, and the running
-        batch's) and the memory limit meanwhile. ``stage_s`` is the deadline the
-        message names (the whole load's, when ``deadline_s`` is what is left of it)."""
+    def _await(self, deadline_s: float, what: str, stage_s: float | None = None,
+               cpu_s: float | None = None) -> dict:
+        """The next message, watching the deadlines (this message's wall time, the
+        worker's CPU seconds ``cpu_s`` when given, and the running batch's) and the
+        memory limit meanwhile. ``stage_s`` is the deadline the message names (the
+        whole load's, when ``deadline_s`` is what is left of it)."""
         assert self._sock is not None and self._proc is not None
         end = time.monotonic() + deadline_s
         while True:
@@ -280,7 +292,7 @@ class Worker:
                     f"{batch_deadline(items, per_item):.0f} s, far beyond its measured {per_item * 1000:.3g} ms "
                     "per item, and its worker was stopped; lower the batch size or raise the limit "
                     "(XAI_BATCH_DEADLINE_FACTOR, XAI_BATCH_DEADLINE_FLOOR)")
-            if now > end:
+            if now > end or (cpu_s is not None and tree_cpu_seconds(self._proc.pid) > cpu_s):
                 self._kill()
                 loading = what != "finish"
                 hint = ("(--deadline-load, XAI_LOAD_DEADLINE)" if loading
@@ -326,6 +338,29 @@ class Worker:
             except (wire.WireError, ImportError, AttributeError):
                 pass
         return WorkerError(f"{self.label}: the model failed in its worker: {text}")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) used by ``pid`` and its living descendants."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / _TICKS
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def tree_rss(pid: int) -> int:
