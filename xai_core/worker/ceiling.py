@@ -78,9 +78,10 @@ class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(la
         label = self.label
 
         def watch() -> None:
-            while not done.wait(POLL_S):
+            while not done.is_set():  # checked at once (a process already past it starts no run), then polled
                 used = resident_bytes()
                 if used <= limit:
+                    done.wait(POLL_S)
                     continue
                 with lock:
                     if done.is_set():
