@@ -103,6 +103,11 @@ def check_common_args(args: argparse.Namespace) -> None:
         if not 0 < deadline < 1e6:
             raise InputError("--deadline must be a positive number of seconds")
         os.environ["XAI_WORKER_DEADLINE"] = str(deadline)
+    load = getattr(args, "deadline_load", None)
+    if load is not None:
+        if not 0 < load < 1e6:
+            raise InputError("--deadline-load must be a positive number of seconds")
+        os.environ["XAI_LOAD_DEADLINE"] = str(load)
 def parse_metric_args(text: Sequence[str] | None, items: Sequence[str] | None, modality: Any):
     """--metrics NAMES and --metric-param METRIC.KEY=VALUE -> (names, per-metric values),
     checked before any model is loaded."""
@@ -179,6 +184,9 @@ def add_trust_args(p: argparse.ArgumentParser) -> None:
                         "for files you trust")
     p.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
                    help="wall-clock limit per call into the model worker (default 600)")
+    p.add_argument("--deadline-load", type=float, default=None, metavar="SECONDS",
+                   help="limit for starting the model worker, loading the file and its probe forward pass, in the "
+                        "worker's CPU seconds (default 30 s + 40 s per GB of the file)")
 
 
 def add_metric_args(p: argparse.ArgumentParser, example: str) -> None:

@@ -86,7 +86,7 @@ MISTAKEN_KEYS = {
     "input_size": "size", "image_size": "size", "img_size": "size", "input_shape": "size", "shape": "size",
     "resolution": "size", "class_names": "labels", "classes": "labels", "label_names": "labels",
     "normalize_mean": "mean", "normalize_std": "std", "gray": "grayscale", "greyscale": "grayscale",
-    "features": "feature_names", "columns": "feature_names", "target_column": "label_column",
+    "features": "feature_names", "target_column": "label_column",
     "output_kind": "output", "activation": "output",
 }
 

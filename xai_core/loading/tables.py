@@ -115,6 +115,8 @@ def open_tabular_model(
     names = feature_names_from_sidecar(sidecar, model.n_features, name)
     if names is not None and not model.multi_input:
         model.inputs = (replace(model.inputs[0], feature_names=tuple(names)),)
+    # the table's columns in the model's input order, for inputs without names of their own
+    model.table_columns = feature_names_from_sidecar(sidecar, model.n_features, name, key="columns")
     model.label_column = sidecar.get("label_column") if isinstance(sidecar.get("label_column"), str) else None
     return model
 
