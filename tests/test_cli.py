@@ -143,13 +143,15 @@ def test_methods_for_a_torchscript_model_marks_grad_cam(digits_files):
     assert "not available" in line
 
 
-def test_the_readme_python_snippet_runs_from_any_folder(tmp_path):
-    """The README's "From Python" block, run in an unrelated folder without PYTHONPATH:
-    the project is installed into .venv (scripts/setup.sh), not found by the cwd."""
+@pytest.mark.parametrize("doc", ["README.md", "docs/python.md"])
+def test_the_python_snippets_run_from_any_folder(tmp_path, doc):
+    """The first Python block of the README and of the docs' "From Python" page, run in an
+    unrelated folder without PYTHONPATH: the project is installed into .venv
+    (scripts/setup.sh), not found by the cwd."""
     import re
 
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"## From Python.*?```python\n(.*?)```", readme, re.S).group(1)
+    text = (ROOT / doc).read_text()
+    block = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     assert "import" in block and "explain(" in block
     code = block.replace('{"steps": 128}', '{"steps": 8}')  # the same calls, a smaller budget
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
