@@ -47,6 +47,9 @@ class ClassActivationMap(Explainer):
     uses_layer = True
     single_pass = True
 
+    def planned_evals(self, params: CamParams, adapter) -> int:
+        return 1  # one pass to the layer and back, which also gives the predicted class
+
     def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
         """(C,) weights of the channels of ``acts`` (C x h x w, the image's activations
         at ``layer``), given ``grads`` (C x h x w, the target score's gradient there)."""

@@ -45,6 +45,9 @@ class ShapDeep(Explainer):
     Params = ShapDeepParams
     slow = True
 
+    def planned_evals(self, params: ShapDeepParams, adapter) -> int:
+        return params.background_size + 1  # the background and the image through the DeepLIFT rules
+
     def run(self, ctx: Context, params: ShapDeepParams) -> RawAttribution:
         import shap
 

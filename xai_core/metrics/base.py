@@ -181,6 +181,14 @@ class Metric:
     def param_infos(self):
         return param_infos(self.Params)
 
+    def planned_evals(self, params: Any, rerun_evals: int | None, weight_layers: int) -> int | None:
+        """Model evaluations :meth:`compute` will make with ``params`` (parsed), given
+        what re-running the explainer once costs (``rerun_evals``; None when the
+        method cannot tell) and how many weight layers the model has. None: unknown."""
+        return None
+
+    needs_gradients_of_method: ClassVar[bool] = False  # True: its evaluations are the method's re-runs
+
     def compute(self, task: MetricInput, params: Any) -> MetricResult:
         raise NotImplementedError
 
