@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from xai_core.service import explain_classes, prepare_inputs
-from xai_core.service.estimate import Estimate, estimate_explain, total
+from xai_core.service.estimate import Estimate, estimate_explain, observe, total
 from xai_core.types import Explanation, XaiError
 
 from .cache import ModelRequest, explain_cached, load_model, result_key
@@ -147,6 +147,8 @@ def _plan_work(request: ModelRequest, adapter, image: PickedImage, plan: Explain
         key = result_key(request.key, given_key, run.method, run.params, plan.target, run.layer, plan.seed,
                          plan.output)
         items.append(ResultItem(label, key, explanation))
+    for item in items:
+        observe(adapter, item.explanation.method, item.explanation.model_evals, item.explanation.elapsed_s)
     results = ResultSet(image, request, tuple(items), plan.shared_scale, grid=bool(plan.classes),
                         fed=fed) if items else None
     return {"results": results, "errors": errors}

@@ -5,11 +5,15 @@ Each method declares how many evaluations its parameters will make
 (:meth:`Explainer.planned_evals`), each metric likewise
 (:meth:`Metric.planned_evals`, given what one re-run of the method costs). The
 time of one evaluation is measured once per model and kept with it (a forward
-batch, and a backward batch for the methods that need gradients, through the
+batch on the fast forward path the gradient-free methods take, and a backward
+batch for the methods that need gradients, through the
 model worker when the model runs there, so the boundary is part of the price),
 as ``a + b * n`` per call of ``n`` items: ``a`` the fixed cost of a call, ``b``
 the cost of an item. An evaluation is one input through the model; a run of
-``E`` evaluations in batches of ``B`` is priced ``ceil(E / B) * a + E * b``.
+``E`` evaluations in batches of ``B`` is priced ``ceil(E / B) * a + E * b``. Once a run of a method has finished on a model, its
+own cost per evaluation (the method's work between evaluations included, such as
+LIME's perturbed images) prices that method on that model instead
+(:func:`observe`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 
 from xai_core.adapters.base import ModelAdapter
 
-PROBE_BATCH = 8  # items of the larger probe batch (at most the model's batch size)
+PROBE_BATCH = 4  # items of the larger probe batch (at most the model's batch size)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,24 @@ def known_timing(adapter: ModelAdapter, gradients: bool) -> Timing | None:
         return _TIMINGS.get(adapter, {}).get("backward" if gradients else "forward")
 
 
+_OBSERVED: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
+
+
+def observe(adapter: ModelAdapter, method: str, evals: int, seconds: float) -> None:
+    """Remember what a finished run of ``method`` on this model cost per evaluation
+    (the method's own work, such as LIME's perturbed images, included); later
+    estimates of that method on this model use it."""
+    if evals > 0 and seconds > 0:
+        with _LOCK:
+            _OBSERVED.setdefault(adapter, {})[method] = seconds / evals
+
+
+def observed_rate(adapter: ModelAdapter, method: str) -> float | None:
+    """Seconds per evaluation that finished runs of ``method`` on this model took."""
+    with _LOCK:
+        return _OBSERVED.get(adapter, {}).get(method)
+
+
 def measure(adapter: ModelAdapter, items: Sequence[np.ndarray], gradients: bool) -> Timing:
     """Time one evaluation of ``adapter`` on ``items`` (one canonical item per model
     input): a warm-up call, then calls of 1 and of ``PROBE_BATCH`` items (forward, or
@@ -104,6 +126,10 @@ def measure(adapter: ModelAdapter, items: Sequence[np.ndarray], gradients: bool)
     if known is not None:
         return known
     big = max(2, min(PROBE_BATCH, int(adapter.default_batch_size)))
+    if not gradients:  # gradient-free methods run on the fast forward path: time that one
+        from xai_core.adapters.fast_forward import prepare
+
+        prepare(adapter, np.asarray(items[0]))
 
     def batch(n: int):
         return adapter.join([np.repeat(np.asarray(x)[None], n, axis=0) for x in items])
@@ -119,6 +145,8 @@ def measure(adapter: ModelAdapter, items: Sequence[np.ndarray], gradients: bool)
 
     call(1)  # warm-up: first-call costs (graph building, caches) are not per evaluation
     one, many = min(call(1), call(1)), call(big)
+    if many < 0.5:  # a fast model: the least of a few calls, as noise is most of one
+        many = min(many, call(big), call(big))
     per_item = max(0.0, (many - one) / (big - 1))
     timing = Timing(fixed=max(0.0, one - per_item), per_item=per_item if per_item > 0 else many / big)
     with _LOCK:
@@ -161,6 +189,9 @@ def estimate_explain(adapter: ModelAdapter, items: Sequence[np.ndarray] | None, 
         timing = measure(adapter, items, gradients)
     size = int(batch_size or adapter.default_batch_size)
     seconds = timing.seconds(evals, size) if timing is not None and evals is not None else None
+    rate = observed_rate(adapter, method)
+    if rate is not None and evals is not None:  # a finished run of it on this model knows better
+        seconds = evals * rate
     return Estimate(evals, seconds, at_most)
 
 
@@ -188,6 +219,9 @@ def estimate_metrics(adapter: ModelAdapter, items: Sequence[np.ndarray] | None,
             if timing is None and measure_now and items is not None and evals is not None:
                 timing = measure(adapter, items, gradients)
             seconds = timing.seconds(evals, size) if timing is not None and evals is not None else None
+            rate = observed_rate(adapter, method) if metric.needs_gradients_of_method else None
+            if rate is not None and evals is not None:  # its re-runs cost what the method's runs did
+                seconds = evals * rate
             total = total + Estimate(evals, seconds, at_most and metric.needs_gradients_of_method)
         out[name] = total
     return out
