@@ -191,7 +191,7 @@ def follow_run(slot: str) -> RunRecord | None:
         return None
     store = runs()
     record = store.get(run_id)
-    if record is None:
+    if record is None or record.kind != slot:
         st.warning("That run is not known on this server (its results expire after a while); start it again.")
         _forget(slot)
         return None
@@ -224,7 +224,11 @@ def finished_result(slot: str, record: RunRecord | None) -> tuple[bool, Any]:
     seen.add(record.id)
     what = record.meta.get("what", "The run")
     if record.state == DONE:
-        return True, _rebuilt(runs().result(record.id))
+        try:
+            return True, _rebuilt(runs().result(record.id))
+        except Exception as exc:  # noqa: BLE001 - e.g. a result kept by an older version of the dashboard
+            st.warning(f"{what}: its stored result cannot be read back ({type(exc).__name__}); start it again.")
+            return False, None
     if record.state == STOPPED:
         st.info(f"Stopped after {format_seconds(record.elapsed_s)} ({what}). Your settings and any earlier results "
                 "are kept; press the button again to start over.")

@@ -289,13 +289,16 @@ def image_metrics_panel(results: Any, adapter: Any) -> None:
     def run(key: str, name: str, explanation: Any, progress, params: dict) -> dict[str, MetricResult]:
         return _image_metric(key, name, json.dumps(params, sort_keys=True), adapter, given, explanation, progress)
 
+    queue = results.request.key if getattr(adapter, "engine", "") == "worker" else None
+
     def estimator(names: list[str], params: dict[str, dict]) -> dict[str, Estimate]:
         from xai_core.service import prepare_inputs
 
         explained = [(i.explanation.method, i.explanation.params) for i in results.items]
-        return estimate_metrics(adapter, prepare_inputs(adapter, given), explained, names, params)
+        # a model in a worker is not timed here: its worker may be busy with another session's run
+        return estimate_metrics(adapter, prepare_inputs(adapter, given), explained, names, params,
+                                measure_now=queue is None)
 
-    queue = results.request.key if getattr(adapter, "engine", "") == "worker" else None
     _panel(Modality.IMAGE, items, bool(adapter.weight_layers()), "img_metric_results", run, cost, estimator, queue)
 
 
