@@ -126,10 +126,15 @@ def measure(adapter: ModelAdapter, items: Sequence[np.ndarray], gradients: bool)
     if known is not None:
         return known
     big = max(2, min(PROBE_BATCH, int(adapter.default_batch_size)))
-    if not gradients:  # gradient-free methods run on the fast forward path: time that one
+    if not gradients and getattr(adapter, "engine", "") != "worker":
+        # gradient-free methods run on the fast forward path: time that one (a model in
+        # a worker takes its own path there, and is timed through the worker as it is)
         from xai_core.adapters.fast_forward import prepare
 
-        prepare(adapter, np.asarray(items[0]))
+        try:
+            prepare(adapter, np.asarray(items[0]))
+        except Exception:  # noqa: BLE001 - the model's own path is timed instead
+            pass
 
     def batch(n: int):
         return adapter.join([np.repeat(np.asarray(x)[None], n, axis=0) for x in items])
