@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from xai_core.loading.registry import framework_keys
 from xai_core.types import InputError, XaiError
 
 
@@ -157,8 +158,9 @@ def open_model_from_args(args) -> Any:
 
 def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--model", required=required, help="model file or zoo name (see `models`)")
-    p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
-    p.add_argument("--arch", help="architecture for a bare PyTorch state_dict (e.g. resnet18, digits_cnn)")
+    p.add_argument("--framework", choices=framework_keys(), help="inferred from the file when omitted")
+    p.add_argument("--arch", help="architecture for bare weights: a zoo or torchvision name (e.g. resnet18, "
+                   "digits_cnn) or timm:NAME for a timm model (e.g. timm:convnext_atto)")
     p.add_argument("--input-size", help="model input H or H,W in pixels")
     p.add_argument("--mean", help="normalisation mean, e.g. 0.485,0.456,0.406")
     p.add_argument("--std", help="normalisation std, e.g. 0.229,0.224,0.225")

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from xai_core.loading.registry import framework_keys
 from xai_core.types import InputError
 
 COMMAND = "explain-tabular"
@@ -55,7 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--param", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="method parameter, KEY=VALUE for every method that has it or METHOD.KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
+    p.add_argument("--framework", choices=framework_keys(rows=True), help="inferred from the file when omitted")
     p.add_argument("--arch", help="architecture of a bare PyTorch state_dict (tabular_mlp)")
     p.add_argument("--labels", help="comma-separated output names")
     from xai_core.cli.common import add_metric_args, add_trust_args
