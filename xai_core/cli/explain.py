@@ -86,6 +86,10 @@ def cmd_explain(args) -> int:
     metric_backgrounds = _metric_backgrounds(adapter, args.metric_background, args.seed)
     given = _named_inputs(adapter, getattr(args, "input", []) or [])
     classes = getattr(args, "classes", None)
+    if args.target not in (None, ""):  # a wrong target fails before the estimate line, as one error line
+        from xai_core.service import resolve_class
+
+        resolve_class(args.target, adapter.labels, 0)
     first = _input_items(adapter, images[0][1], given)
     print_estimate(adapter, prepare_inputs(adapter, first if adapter.multi_input else images[0][1]), per_method,
                    len(images), class_count(adapter, classes), args.target not in (None, ""), args.batch_size,
