@@ -4,13 +4,19 @@ import streamlit as st
 
 from ui.image_form import image_picker, model_input_preview
 from ui.inputs_form import model_inputs_form
-from ui.long_run import show_stopped
 from ui.method_form import explain_form
 from ui.metrics_panel import image_metrics_panel
 from ui.model_form import model_sidebar
 from ui.quickstart import apply_quickstart, take_autorun
 from ui.results import show_results
-from ui.runner import RUN_KEY, current_results, open_model_or_error, run_plan
+from ui.runner import (
+    current_results,
+    follow_plan,
+    open_model_or_error,
+    results_adapter,
+    show_estimate,
+    start_plan,
+)
 
 apply_quickstart()
 st.title("Explain an image classifier")
@@ -34,12 +40,14 @@ with right:
 
 ready = adapter is not None and picked is not None and plan is not None and (fed is not None or not several)
 clicked = st.button("Explain", type="primary", disabled=not ready)
+if ready:
+    show_estimate(request, adapter, picked, plan, fed)
 autorun = take_autorun()
-stopped = show_stopped(RUN_KEY)
-if ready and (clicked or autorun) and not stopped:
-    run_plan(request, adapter, picked, plan, fed)
+if ready and (clicked or autorun):
+    start_plan(request, adapter, picked, plan, fed)
+follow_plan(request)  # the run started now, or the one this page's link names (after a reload)
 
 results = current_results(request, adapter, picked, fed)
 if results is not None:
     show_results(results)
-    image_metrics_panel(results, adapter)
+    image_metrics_panel(results, results_adapter(results, request, adapter))

@@ -21,3 +21,31 @@ def test_time_left_is_the_constant_rate_estimate_once_there_is_enough_to_go_on()
     assert progress_text("Explaining", "LIME, 100/400 samples", 10.0, 0.25) == (
         "Explaining: LIME, 100/400 samples (10 s so far, about 30 s left)")
     assert progress_text("Explaining", "", 0.2, 0.0) == "Explaining (0.2 s so far)"
+
+
+def test_a_waiting_run_says_its_place_and_its_estimate_and_a_running_one_its_time_left():
+    import time
+
+    from ui.long_run import status_text
+    from xai_core.service.runs import QUEUED, RUNNING, RunRecord
+
+    now = time.time()
+    waiting = RunRecord("id", "run", QUEUED, now, None, None, 0.0, "", "", 1, 40.0,
+                        "~40 s (1,001 model evaluations)", {"what": "Explaining"})
+    assert status_text(waiting) == ("Explaining: waiting for another run on this model (1 ahead); "
+                                    "estimated ~40 s (1,001 model evaluations)")
+    running = RunRecord("id", "run", RUNNING, now - 20, now - 10, None, 0.25, "LIME, 250/1000", "", 0, 40.0,
+                        "~40 s (1,001 model evaluations)", {"what": "Explaining"})
+    text = status_text(running)
+    assert text.startswith("Explaining: LIME, 250/1000 (10 s so far, about 30 s left)"), text
+    assert text.endswith("; estimated ~40 s (1,001 model evaluations)")
+
+
+def test_only_a_model_in_a_worker_queues():
+    from types import SimpleNamespace
+
+    from ui.runner import queue_key
+
+    request = SimpleNamespace(key="model-key")
+    assert queue_key(request, SimpleNamespace(engine="worker")) == "model-key"
+    assert queue_key(request, SimpleNamespace(engine="torch")) is None

@@ -20,6 +20,7 @@ def test_panel_ranks_methods_in_one_table_and_caches(monkeypatch):
     click_explain(at)
     assert_clean(at)
     at.multiselect(key="metric_choice_image").set_value(["deletion", "insertion", "randomization"]).run()
+    at.radio(key="metric_budget_image").set_value("full").run()  # the settings as set, not the quick budget
     at.number_input(key="metric_image_deletion_steps").set_value(8).run()
     next(b for b in at.button if b.label == "Check faithfulness").click().run()
     assert_clean(at)

@@ -1,13 +1,16 @@
 """'Can I trust these maps?': faithfulness and sanity metrics next to the results,
 and the compare view that ranks the methods by them in one table.
 
-One click computes the chosen metrics for every shown result with a progress
-bar; each (result, metric, parameters) is cached with the explanation, so a
+One click computes the chosen metrics for every shown result in the server's run
+store (progress, time left and Stop on the page; the run outlives the page, see
+``ui.long_run``), after an estimate of its cost; a quick budget keeps it under a
+minute. Each (result, metric, parameters) is cached with the explanation, so a
 rerun, or adding one metric, recomputes nothing else.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,12 +29,26 @@ from xai_core.metrics import (
     get_metric,
     metrics_for,
 )
+from xai_core.service.estimate import Estimate, estimate_metrics, total
 from xai_core.types import XaiError
 
 from .cache import outside_cache
+from .long_run import finished_result, follow_run, followed_id, start_run
 from .method_form import params_form
 
 METRICS_KEY = "metric_choice"
+SLOTS = {Modality.IMAGE: "check", Modality.ROWS: "check_row"}  # the panel's run: its id in the URL
+BUDGETS = {"quick": "Quick (under a minute)", "full": "Full (the metric settings)"}
+QUICK_SECONDS = 40.0  # the quick budget keeps the metrics whose estimates fit in this
+QUICK_EVALS = 2000  # ... or, where the model's time is unknown, whose evaluations are at most this
+QUICK = {  # the quick budget's settings: fewer curve points and re-runs of the method
+    "deletion": {"steps": 5, "random_orders": 1},
+    "insertion": {"steps": 5, "random_orders": 1},
+    "road": {"steps": 2},
+    "correlation": {"runs": 16},
+    "randomization": {"steps": 1},
+    "sensitivity": {"samples": 1},
+}
 
 
 Run = Callable[[str, str, Any, Callable[[float, str], None] | None], dict[str, MetricResult]]
@@ -84,10 +101,11 @@ def row_labels(items: Sequence[tuple[str, str, Any]], results: dict[str, dict[st
     return labels
 
 
-def _compute(items: Sequence[tuple[str, str, Any]], names: Sequence[str], run: Run) -> dict:
-    """{row key: {metric: result}} for every (label, key, explanation), one row per
-    result and model input (see :func:`row_key`), with one bar."""
-    bar = st.progress(0.0, text="Checking the maps…")
+def _compute(items: Sequence[tuple[str, str, Any]], names: Sequence[str], run: Run,
+             progress: Callable[[float, str], None]) -> dict:
+    """In a server thread: {"results": {row key: {metric: result}}, "errors": [...]}
+    for every (label, key, explanation), one row per result and model input (see
+    :func:`row_key`)."""
     total = len(items) * len(names)
     done: dict[str, dict[str, MetricResult]] = {}
     errors = []
@@ -95,22 +113,19 @@ def _compute(items: Sequence[tuple[str, str, Any]], names: Sequence[str], run: R
         for j, name in enumerate(names):
             step = i * len(names) + j
 
-            def progress(fraction: float, text: str, step: int = step, label: str = label) -> None:
-                bar.progress(min(1.0, (step + fraction) / total), text=f"{label}: {text}")
+            def tell(fraction: float, text: str, step: int = step, label: str = label) -> None:
+                progress(min(1.0, (step + fraction) / total), f"{label}: {text}")
 
-            progress(0.0, name)
+            tell(0.0, name)
             try:
-                per_input = run(key, name, explanation, outside_cache(progress))
+                per_input = run(key, name, explanation, outside_cache(tell))
                 for input_name, result in per_input.items():
                     done.setdefault(row_key(key, input_name, len(per_input) > 1), {})[name] = result
             except XaiError as exc:
                 errors.append(f"{label}, {name}: {str(exc).strip().rstrip('.')}.")
             except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
                 errors.append(f"{label}, {name} failed ({type(exc).__name__}: {exc}); try fewer steps or samples.")
-    bar.empty()
-    for message in errors:
-        st.error(message)
-    return done
+    return {"results": done, "errors": errors}
 
 
 def ranking_table(labels: dict[str, str], results: dict[str, dict[str, MetricResult]]) -> pd.DataFrame:
@@ -183,21 +198,82 @@ def _show(labels: dict[str, str], results: dict[str, dict[str, MetricResult]], e
     _curves(labels, results)
 
 
+def quick_params(names: Sequence[str], params: dict[str, dict]) -> dict[str, dict]:
+    """The quick budget's parameters: the settings, with :data:`QUICK` in place of
+    their budgets."""
+    return {n: {**params.get(n, {}), **QUICK.get(n, {})} for n in names}
+
+
+def fit_quick(estimates: dict[str, Estimate], seconds: float = QUICK_SECONDS) -> tuple[list[str], list[str]]:
+    """(kept, left out): the metrics, cheapest first, while their estimates add up
+    to at most ``seconds``; one whose time is unknown is kept when its evaluations
+    are known and at most :data:`QUICK_EVALS`."""
+    kept, left, used = [], [], 0.0
+    for name in sorted(estimates, key=lambda n: (estimates[n].seconds is None, estimates[n].seconds or 0.0)):
+        cost, evals = estimates[name].seconds, estimates[name].evals
+        if cost is None and evals is not None and evals <= QUICK_EVALS:
+            kept.append(name)
+        elif cost is not None and used + cost <= seconds:
+            kept.append(name)
+            used += cost
+        else:
+            left.append(name)
+    return [n for n in estimates if n in kept], [n for n in estimates if n in left]
+
+
+def _keep_open() -> None:
+    """The panel's on_change: its open state lives in the session, so no rerun
+    (changing the metric choice, the budget or a setting) collapses it."""
+
+
 def _panel(modality: Modality, items: Sequence[tuple[str, str, Any]], can_randomize: bool, state_key: str,
-           run: Callable[..., dict[str, MetricResult]], cost: dict[str, tuple]) -> None:
-    with st.expander("Can I trust these maps? Faithfulness and sanity checks", expanded=state_key in st.session_state):
+           run: Callable[..., dict[str, MetricResult]], cost: dict[str, tuple],
+           estimator: Callable[[list[str], dict[str, dict]], dict[str, Estimate]], queue: str | None) -> None:
+    slot = SLOTS[modality]
+    keys = tuple(k for _, k, _ in items)
+    going = followed_id(slot) is not None and state_key not in st.session_state
+    with st.expander("Can I trust these maps? Faithfulness and sanity checks", key=f"{state_key}__open",
+                     expanded=going or state_key in st.session_state, on_change=_keep_open):
         names = _choose(modality, can_randomize, f"{METRICS_KEY}_{modality.value}")
         params: dict[str, dict] = {}
+        budget = st.radio("Budget", list(BUDGETS), format_func=BUDGETS.get, horizontal=True,
+                          key=f"metric_budget_{modality.value}",
+                          help="Quick: fewer curve points and re-runs of the method, and only the metrics that fit "
+                               f"in about {QUICK_SECONDS:.0f} s by the estimate. Full: the metric settings as set.")
         if names:
             with st.popover("Metric settings"):
                 for name in names:
                     st.markdown(f"**{name}**")
                     params[name] = params_form(get_metric(name), prefix=f"metric_{modality.value}")
-        if st.button("Check faithfulness", disabled=not names, key=f"check_{modality.value}"):
-            keys = tuple(k for _, k, _ in items)
-            st.session_state[state_key] = (keys, _compute(items, names, lambda k, n, e, p: run(k, n, e, p, params[n])))
+        chosen = list(names)
+        if names:
+            if budget == "quick":
+                params = quick_params(names, params)
+            try:
+                with st.spinner("Timing the model…"):
+                    estimates = estimator(chosen, params)
+            except Exception:  # noqa: BLE001 - an estimate that cannot be made never blocks the check
+                estimates = {}
+            if budget == "quick" and estimates:
+                chosen, left = fit_quick(estimates)
+                if left:
+                    st.caption("Left out of the quick budget: " + ", ".join(
+                        f"{n} ({estimates[n].words})" for n in left) + ". Choose Full to run them.")
+            if estimates and chosen:
+                st.caption(f"Estimated {total({n: estimates[n] for n in chosen}).words} for "
+                           f"{', '.join(chosen)} on {len(items)} result(s).")
+        if st.button("Check faithfulness", disabled=not chosen, key=f"check_{modality.value}"):
+            work = functools.partial(_compute, items, chosen,
+                                     lambda k, n, e, p: run(k, n, e, p, params[n]))
+            start_run(slot, "Checking the maps", lambda progress: {"keys": keys, **work(progress)},
+                      estimate=total({n: estimates[n] for n in chosen}) if estimates else None, queue=queue)
+        new, outcome = finished_result(slot, follow_run(slot))
+        if new:
+            for message in outcome["errors"]:
+                st.error(message)
+            st.session_state[state_key] = (tuple(outcome["keys"]), outcome["results"])
         stored = st.session_state.get(state_key)
-        if stored and stored[0] == tuple(k for _, k, _ in items):
+        if stored and stored[0] == keys:
             _show(row_labels(items, stored[1]), stored[1], cost)
 
 
@@ -213,7 +289,17 @@ def image_metrics_panel(results: Any, adapter: Any) -> None:
     def run(key: str, name: str, explanation: Any, progress, params: dict) -> dict[str, MetricResult]:
         return _image_metric(key, name, json.dumps(params, sort_keys=True), adapter, given, explanation, progress)
 
-    _panel(Modality.IMAGE, items, bool(adapter.weight_layers()), "img_metric_results", run, cost)
+    queue = results.request.key if getattr(adapter, "engine", "") == "worker" else None
+
+    def estimator(names: list[str], params: dict[str, dict]) -> dict[str, Estimate]:
+        from xai_core.service import prepare_inputs
+
+        explained = [(i.explanation.method, i.explanation.params) for i in results.items]
+        # a model in a worker is not timed here: its worker may be busy with another session's run
+        return estimate_metrics(adapter, prepare_inputs(adapter, given), explained, names, params,
+                                measure_now=queue is None)
+
+    _panel(Modality.IMAGE, items, bool(adapter.weight_layers()), "img_metric_results", run, cost, estimator, queue)
 
 
 def row_metrics_panel(explanation: Any, model: Any, data: Any) -> None:
@@ -230,4 +316,8 @@ def row_metrics_panel(explanation: Any, model: Any, data: Any) -> None:
     def run(key: str, name: str, explanation: Any, progress, params: dict) -> dict[str, MetricResult]:
         return _row_metric(key, name, json.dumps(params, sort_keys=True), model, data, explanation, progress)
 
-    _panel(Modality.ROWS, items, bool(model.weight_layers()), "tab_metric_results", run, cost)
+    def estimator(names: list[str], params: dict[str, dict]) -> dict[str, Estimate]:
+        return estimate_metrics(model, [np.asarray(data.x[explanation.row], np.float32)],
+                                [(explanation.method, explanation.params)], names, params)
+
+    _panel(Modality.ROWS, items, bool(model.weight_layers()), "tab_metric_results", run, cost, estimator, None)

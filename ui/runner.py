@@ -6,22 +6,25 @@ switches and failed attempts; a failure shows an ``st.error`` and never a traceb
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import streamlit as st
 
-from xai_core.service import explain_classes
+from xai_core.service import explain_classes, prepare_inputs
+from xai_core.service.estimate import Estimate, estimate_explain, observe, total
 from xai_core.types import Explanation, XaiError
 
 from .cache import ModelRequest, explain_cached, load_model, result_key
 from .image_form import PickedImage
 from .inputs_form import FedInputs
-from .long_run import LongRun
+from .long_run import finished_result, follow_run, start_run
 from .messages import page_text
 from .method_form import ExplainPlan
 
 RESULTS_KEY = "img_results"
-RUN_KEY = "img_run"  # the LongRun (progress bar + Stop button) of the Explain button
+RUN_KEY = "run"  # the Explain button's run: its id in the URL (?run=...) and the session
+RESTORED_KEY = "img_results_run"  # the run the shown results came from
 
 
 @dataclass(frozen=True)
@@ -69,54 +72,144 @@ def open_model_or_error(request: ModelRequest):
     return None
 
 
-def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPlan,
-             fed: FedInputs | None = None) -> bool:
-    """Explain ``image`` (or, for a model with several inputs, what ``fed`` gives each)
-    with every run of ``plan``; store what succeeded. True if any did."""
+def plan_estimate(adapter, given, plan: ExplainPlan, measure_now: bool) -> Estimate:
+    """What the plan will cost: every run's model evaluations, priced at the model's
+    measured time per evaluation (measured now when ``measure_now``, else only when
+    known; without a price the estimate gives the evaluations alone)."""
+    classes = _class_count(adapter, plan.classes)
+    items = prepare_inputs(adapter, given) if measure_now else None
+    parts = [estimate_explain(adapter, items, run.method, run.params, classes=classes,
+                              target_given=plan.target not in (None, ""), measure_now=measure_now)
+             for run in plan.runs]
+    return total(parts)
+
+
+def _class_count(adapter, classes) -> int:
+    if not classes:
+        return 1
+    if isinstance(classes, str):
+        text = classes.strip().lower()
+        if text == "all":
+            return int(adapter.num_classes)
+        if text.startswith("top") and text[3:].isdigit():
+            return int(text[3:])
+        return len([c for c in text.split(",") if c.strip()])
+    return len(classes)
+
+
+def queue_key(request: ModelRequest, adapter) -> str | None:
+    """Runs on one model worker wait for each other: the model's key for a model
+    that runs in a worker, None (no queue) for one in this process."""
+    return request.key if getattr(adapter, "engine", "") == "worker" else None
+
+
+def _plan_work(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPlan, fed: FedInputs | None,
+               progress) -> dict:
+    """The Explain button's work, in a server thread: every run of ``plan``; returns
+    {"results": ResultSet or None, "errors": [line, ...]}."""
     given, given_key = (fed.items if fed is not None else image.array), inputs_key(image, fed)
+    try:
+        estimate = plan_estimate(adapter, given, plan, measure_now=True)
+        progress.estimated(estimate.seconds, estimate.words)
+    except XaiError:
+        pass  # the run itself says what is wrong
     n = len(plan.runs)
     items: list[ResultItem] = []
     errors: list[str] = []
-    with LongRun(RUN_KEY, "Explaining") as long_run:
-        for i, run in enumerate(plan.runs):
-            label = run.explainer.label
+    for i, run in enumerate(plan.runs):
+        label = run.explainer.label
 
-            def progress(fraction: float, text: str, i: int = i, label: str = label) -> None:
-                long_run.update((i + fraction) / n, f"{label}, {text or f'{fraction:.0%}'}")
+        def step(fraction: float, text: str, i: int = i, label: str = label) -> None:
+            progress((i + fraction) / n, f"{label}, {text or f'{fraction:.0%}'}")
 
-            progress(0.0, "starting")
-            try:
-                if plan.classes:
-                    for explanation in explain_classes(adapter, given, run.method, run.params,
-                                                       classes=plan.classes, layer=run.layer, seed=plan.seed,
-                                                       progress=progress, output=plan.output):
-                        key = result_key(request.key, given_key, run.method, run.params, explanation.target,
-                                         run.layer, plan.seed, plan.output)
-                        items.append(ResultItem(f"{label}: {explanation.target_label}", key, explanation))
-                    continue
-                explanation = explain_cached(
-                    request.key, adapter, given_key, given, run.method, run.params,
-                    target=plan.target, layer=run.layer, seed=plan.seed, progress=progress, output=plan.output,
-                )
-            except XaiError as exc:
-                errors.append(f"{label}: {page_text(exc)}. Change its settings, the target or the model, "
-                              "then press Explain again.")
+        step(0.0, "starting")
+        try:
+            if plan.classes:
+                for explanation in explain_classes(adapter, given, run.method, run.params,
+                                                   classes=plan.classes, layer=run.layer, seed=plan.seed,
+                                                   progress=step, output=plan.output):
+                    key = result_key(request.key, given_key, run.method, run.params, explanation.target,
+                                     run.layer, plan.seed, plan.output)
+                    items.append(ResultItem(f"{label}: {explanation.target_label}", key, explanation))
                 continue
-            except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
-                errors.append(f"{label} failed ({type(exc).__name__}: {page_text(exc)}). Try smaller settings "
-                              "(fewer samples or steps), a smaller input size, or another explainer.")
-                continue
-            key = result_key(request.key, given_key, run.method, run.params, plan.target, run.layer, plan.seed,
-                             plan.output)
-            items.append(ResultItem(label, key, explanation))
-    for message in errors:
+            explanation = explain_cached(
+                request.key, adapter, given_key, given, run.method, run.params,
+                target=plan.target, layer=run.layer, seed=plan.seed, progress=step, output=plan.output,
+            )
+        except XaiError as exc:
+            errors.append(f"{label}: {page_text(exc)}. Change its settings, the target or the model, "
+                          "then press Explain again.")
+            continue
+        except Exception as exc:  # noqa: BLE001 - no traceback may reach the user
+            errors.append(f"{label} failed ({type(exc).__name__}: {page_text(exc)}). Try smaller settings "
+                          "(fewer samples or steps), a smaller input size, or another explainer.")
+            continue
+        key = result_key(request.key, given_key, run.method, run.params, plan.target, run.layer, plan.seed,
+                         plan.output)
+        items.append(ResultItem(label, key, explanation))
+    for item in items:
+        observe(adapter, item.explanation.method, item.explanation.model_evals, item.explanation.elapsed_s)
+    results = ResultSet(image, request, tuple(items), plan.shared_scale, grid=bool(plan.classes),
+                        fed=fed) if items else None
+    return {"results": results, "errors": errors}
+
+
+def start_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPlan,
+               fed: FedInputs | None = None) -> None:
+    """Start explaining ``image`` (or, for a model with several inputs, what ``fed``
+    gives each) with every run of ``plan``, in the server's run store; the page
+    follows it with :func:`follow_plan`."""
+    given = fed.items if fed is not None else image.array
+    try:
+        estimate = plan_estimate(adapter, given, plan, measure_now=False)
+    except XaiError:
+        estimate = None
+    start_run(RUN_KEY, "Explaining", functools.partial(_plan_work, request, adapter, image, plan, fed),
+              estimate=estimate, queue=queue_key(request, adapter))
+
+
+def show_estimate(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPlan,
+                  fed: FedInputs | None = None) -> None:
+    """One caption under the Explain button: what pressing it will cost. A model in
+    this process is timed now (once); one in a worker is timed by its first run
+    (until then the caption gives the evaluations), so the page never waits for a
+    worker busy with another session's run."""
+    given = fed.items if fed is not None else image.array
+    try:
+        estimate = plan_estimate(adapter, given, plan, measure_now=queue_key(request, adapter) is None)
+    except XaiError:
+        return
+    st.caption(f"Estimated {estimate.words} on this machine.")
+
+
+def follow_plan(request: ModelRequest | None) -> bool:
+    """Follow the Explain run of this page (started here, or named by the URL after a
+    reload): progress and Stop while it goes; then store what succeeded and show the
+    errors. True when new results came."""
+    record = follow_run(RUN_KEY)
+    new, outcome = finished_result(RUN_KEY, record)
+    if not new:
+        return False
+    for message in outcome["errors"]:
         st.error(message)
-    if items:
-        st.session_state[RESULTS_KEY] = ResultSet(image, request, tuple(items), plan.shared_scale,
-                                                  grid=bool(plan.classes), fed=fed)
-    elif _same_inputs(st.session_state.get(RESULTS_KEY), request, given_key):
+    results = outcome["results"]
+    if results is not None:
+        st.session_state[RESULTS_KEY] = results
+        # a result this session did not start (a reloaded tab, a result link) is shown
+        # whatever the sidebar holds now, until the next Explain
+        st.session_state[RESTORED_KEY] = st.session_state.get(f"{RUN_KEY}__id") != record.id
+        return True
+    if request is not None and _same_inputs(st.session_state.get(RESULTS_KEY), request, None):
         st.info("The previous result of this model and image is still shown below.")
-    return bool(items)
+    return False
+
+
+def run_plan(request: ModelRequest, adapter, image: PickedImage, plan: ExplainPlan,
+             fed: FedInputs | None = None) -> bool:
+    """Start the plan and follow it to its end (see :func:`start_plan`); True if any
+    run succeeded."""
+    start_plan(request, adapter, image, plan, fed)
+    return follow_plan(request)
 
 
 def current_results(request: ModelRequest | None, adapter, image: PickedImage | None,
@@ -130,6 +223,10 @@ def current_results(request: ModelRequest | None, adapter, image: PickedImage | 
     same_model = request is not None and adapter is not None and _same_inputs(results, request, None)
     same_image = image is not None and _same_inputs(results, None, inputs_key(image, fed))
     if same_model and same_image:
+        return results
+    if st.session_state.get(RESTORED_KEY):
+        st.caption(f"The result of the run in this page's link: {results.request.display_name} on "
+                   f"{results.image.name}. Press Explain for a result of the current choice.")
         return results
     what = "model inputs" if results.fed is not None or fed is not None else "image"
     changed = " and ".join(w for w, same in (("model", same_model), (what, same_image)) if not same)
@@ -145,3 +242,9 @@ def _same_inputs(results: ResultSet | None, request: ModelRequest | None, key: s
         return False
     return ((request is None or results.request.key == request.key)
             and (key is None or results.inputs_key == key))
+
+
+def results_adapter(results: ResultSet, request: ModelRequest | None, adapter):
+    """The model the shown results were computed with, when it is the one chosen now
+    (the metrics panel needs it); None for a restored result of another model."""
+    return adapter if request is not None and adapter is not None and results.request.key == request.key else None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +84,19 @@ def cmd_explain(args) -> int:
     if args.layer:
         adapter.resolve_layer(args.layer)  # a wrong name or index fails before any work
     metric_backgrounds = _metric_backgrounds(adapter, args.metric_background, args.seed)
+    given = _named_inputs(adapter, getattr(args, "input", []) or [])
+    classes = getattr(args, "classes", None)
+    if args.target not in (None, ""):  # a wrong target fails before the estimate line, as one error line
+        from xai_core.service import resolve_class
+
+        resolve_class(args.target, adapter.labels, 0)
+    first = _input_items(adapter, images[0][1], given)
+    print_estimate(adapter, prepare_inputs(adapter, first if adapter.multi_input else images[0][1]), per_method,
+                   len(images), class_count(adapter, classes), args.target not in (None, ""), args.batch_size,
+                   metric_names, metric_params)
     out = make_output_dir(args.out)
     records = []
     stems: dict[str, int] = {}
-    given = _named_inputs(adapter, getattr(args, "input", []) or [])
-    classes = getattr(args, "classes", None)
     grids: dict[str, list] = {m: [] for m in args.method}
     for path, image in images:
         stem = path.stem
@@ -134,6 +144,35 @@ def cmd_explain(args) -> int:
     write_file(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} explanation(s) to {out}")
     return 0
+
+
+def class_count(adapter, classes: str | None) -> int:
+    """How many classes ``--classes`` asks for (1 without it)."""
+    if not classes:
+        return 1
+    text = classes.strip().lower()
+    if text == "all":
+        return int(adapter.num_classes)
+    if text.startswith("top") and text[3:].isdigit():
+        return int(text[3:])
+    return len([c for c in text.split(",") if c.strip()])
+
+
+def print_estimate(adapter, items: list, per_method: dict[str, dict], inputs: int, classes: int,
+                   target_given: bool, batch_size: int | None, metric_names: Sequence[str] = (),
+                   metric_params: dict | None = None) -> None:
+    """One line on stderr before any work: 'estimated ~N s (E model evaluations)'
+    for every input x method (x class), and the metrics (timing the model first)."""
+    from xai_core.service.estimate import estimate_explain, estimate_metrics, total
+
+    parts = []
+    for method, params in per_method.items():
+        parts += [estimate_explain(adapter, items, method, params, classes=classes, target_given=target_given,
+                                   batch_size=batch_size)] * inputs
+        if metric_names:
+            per_metric = estimate_metrics(adapter, items, [(method, params)], metric_names, metric_params or {})
+            parts += [total(per_metric)] * inputs * classes
+    print(total(parts).line, file=sys.stderr, flush=True)
 
 
 def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, adapter, exp, items: list,

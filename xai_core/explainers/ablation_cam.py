@@ -50,6 +50,12 @@ class AblationCam(ClassActivationMap):
     slow = True
     Params = ChannelCamParams
 
+    def planned_evals(self, params, adapter) -> int | None:
+        """The layer's values and the class score, then one ablation per scored
+        channel; with every channel (``channels`` 0) the layer's width is known only
+        once it is read (None: no estimate)."""
+        return 2 + params.channels if params.channels > 0 else None
+
     def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray | None) -> np.ndarray:
         chosen = chosen_channels(acts, ctx.params.channels)
         channels = len(chosen)

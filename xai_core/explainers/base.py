@@ -330,6 +330,19 @@ class Explainer:
     def run(self, ctx: Context, params: Any) -> RawAttribution:
         raise NotImplementedError
 
+    def planned_evals(self, params: Any, adapter: ModelAdapter) -> int | None:
+        """How many model evaluations (inputs through the model, forward or forward
+        and backward) :meth:`run` will make with ``params`` (a parsed Params) on
+        ``adapter``, not counting the service's own prediction pass; a maximum where
+        the method may stop early (a ``tolerance``). None: the method cannot tell
+        ahead (then no estimate of time is given)."""
+        return None
+
+    @property
+    def needs_gradients(self) -> bool:
+        """Whether its evaluations are backward passes (timed as such by the estimates)."""
+        return bool(self.requires - {Capability.PREDICT})
+
     def params(self, values: dict[str, Any] | None = None) -> Any:
         return parse_params(self.Params, values, self.name)
 
@@ -352,6 +365,20 @@ def register(cls: type[Explainer]) -> type[Explainer]:
         raise ValueError(f"two explainers registered as {key!r}")
     REGISTRY[key] = cls()
     return cls
+
+
+def blank_inputs(adapter: ModelAdapter) -> list[np.ndarray]:
+    """One zero item per model input, shaped as :class:`Context` gives them (an image
+    H x W x C, a vector (F,)): what a method's :meth:`Explainer.planned_evals` counts
+    windows or features on without running anything."""
+    items = []
+    for spec in adapter.inputs:
+        size = getattr(spec, "size", None)
+        if hasattr(spec, "grayscale"):
+            items.append(np.zeros((*spec.size, 1 if spec.grayscale else 3), np.float32))
+        else:
+            items.append(np.zeros(int(size or 1), np.float32))
+    return items
 
 
 def _digest(batch) -> bytes:

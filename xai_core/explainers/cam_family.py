@@ -74,6 +74,9 @@ class ClassActivationMap(Explainer):
     single_pass = True
     uses_gradients: ClassVar[bool] = True  # False: channel_weights gets grads=None (no backward pass)
 
+    def planned_evals(self, params: CamParams, adapter) -> int:
+        return 1  # one pass to the layer (and back), which also gives the predicted class
+
     def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray | None) -> np.ndarray:
         """(C,) weights of the channels of ``acts`` (C x h x w, the image's activations
         at ``layer``), or (C, h, w) weights per location, given ``grads`` (C x h x w,

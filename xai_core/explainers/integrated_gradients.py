@@ -91,6 +91,12 @@ class IntegratedGradients(Explainer):
     accepts_layer = True
     spatial_layers_only = False  # a dense layer will do: its units are drawn as bars
 
+    def planned_evals(self, params: IntegratedGradientsParams, adapter) -> int:
+        """``steps`` path points per baseline (``background_size`` baselines from a
+        background file, else one) and the two ends of the path."""
+        paths = params.background_size if params.background_file else 1
+        return paths * params.steps + 2
+
     def run(self, ctx: Context, params: IntegratedGradientsParams) -> RawAttribution:
         if ctx.layer:
             return self._at_layer(ctx, params)

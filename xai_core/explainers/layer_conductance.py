@@ -37,6 +37,11 @@ class LayerConductance(ConductanceExplainer):
                    "score's change from a baseline; with the input map it decomposes.")
     Params = ConductanceParams
 
+    def planned_evals(self, params: ConductanceParams, adapter) -> int:
+        """The layer's path (``steps`` points, forward and backward to the layer) and
+        the input's own Integrated Gradients path beside it, plus their ends."""
+        return 2 * params.steps + 3
+
     def run(self, ctx: Context, params: ConductanceParams) -> RawAttribution:
         layer = ctx.layer or default_layer(ctx.adapter)
         base = make_baseline(ctx.image, params.baseline, ctx.rng)

@@ -74,6 +74,9 @@ class Lime(Explainer):
     slow = True
     several_inputs = True
 
+    def planned_evals(self, params: LimeParams, adapter) -> int:
+        return params.samples  # perturbed images (a maximum when a tolerance may stop it early)
+
     def run(self, ctx: Context, params: LimeParams) -> RawAttribution:
         """One interpretable space for all inputs: the superpixels of each image input,
         then each feature of each vector input; one surrogate fit, split back per input."""

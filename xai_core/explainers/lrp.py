@@ -103,6 +103,9 @@ class Lrp(Explainer):
     requires = frozenset({Capability.PREDICT, Capability.TORCH_MODULE})
     rank = 38
 
+    def planned_evals(self, params: LrpParams, adapter) -> int:
+        return 1  # one forward pass and the relevance passed back
+
     def run(self, ctx: Context, params: LrpParams) -> RawAttribution:
         import torch
 

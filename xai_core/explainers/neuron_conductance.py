@@ -44,6 +44,9 @@ class NeuronConductance(ConductanceExplainer):
     description = "Which inputs feed one unit of a hidden layer, in the class score's change from a baseline."
     Params = NeuronConductanceParams
 
+    def planned_evals(self, params: NeuronConductanceParams, adapter) -> int:
+        return params.steps  # one path point each
+
     def run(self, ctx: Context, params: NeuronConductanceParams) -> RawAttribution:
         layer = ctx.layer or default_layer(ctx.adapter)
         base = make_baseline(ctx.image, params.baseline, ctx.rng)

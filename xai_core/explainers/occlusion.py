@@ -59,6 +59,13 @@ class Occlusion(Explainer):
     slow = True
     several_inputs = True
 
+    def planned_evals(self, params: OcclusionParams, adapter) -> int:
+        """One evaluation per window, over every input in turn."""
+        from xai_core.explainers.base import blank_inputs
+
+        kinds = [s.kind for s in adapter.inputs]
+        return sum(len(windows(x, k, params)[0]) for x, k in zip(blank_inputs(adapter), kinds, strict=True))
+
     def run(self, ctx: Context, params: OcclusionParams) -> RawAttribution:
         """Windows slide over each input in turn while the other inputs stay as given
         (captum's Occlusion on a tuple of inputs); a pixel's or feature's value is the

@@ -98,6 +98,9 @@ class Rise(Explainer):
     stochastic = True
     slow = True
 
+    def planned_evals(self, params: RiseParams, adapter) -> int:
+        return params.masks  # masked images (a maximum when a tolerance may stop it early)
+
     def run(self, ctx: Context, params: RiseParams) -> RawAttribution:
         x = ctx.image
         h, w = x.shape[:2]

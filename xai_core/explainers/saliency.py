@@ -25,6 +25,9 @@ class Saliency(Explainer):
     single_pass = True
     several_inputs = True
 
+    def planned_evals(self, params: SaliencyParams, adapter) -> int:
+        return 1  # one backward pass, which also gives the predicted class
+
     def run(self, ctx: Context, params: SaliencyParams) -> RawAttribution:
         grads, _ = ctx.gradient_parts([x[None] for x in ctx.inputs])
         ctx.progress(1.0)

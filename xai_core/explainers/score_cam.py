@@ -75,6 +75,12 @@ class ScoreCam(ClassActivationMap):
     slow = True
     Params = ChannelCamParams
 
+    def planned_evals(self, params, adapter) -> int | None:
+        """The layer's values, then one masked image per scored channel; with every
+        channel (``channels`` 0) the count is the layer's width, known only once the
+        layer is read (None: no estimate)."""
+        return 1 + params.channels if params.channels > 0 else None
+
     def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray | None) -> np.ndarray:
         h, w = ctx.image.shape[:2]
         chosen = chosen_channels(acts, ctx.params.channels)

@@ -46,6 +46,9 @@ class ShapDeep(Explainer):
     drawing = Drawing(units="output", pixel_level=True)
     slow = True
 
+    def planned_evals(self, params: ShapDeepParams, adapter) -> int:
+        return params.background_size + 1  # the background and the image through the DeepLIFT rules
+
     def run(self, ctx: Context, params: ShapDeepParams) -> RawAttribution:
         import shap
 

@@ -136,6 +136,9 @@ class ShapGradient(Explainer):
             return refs, np.arange(len(refs))
         return background_references(x, params.background, params.background_size, ctx.rng)
 
+    def planned_evals(self, params: ShapGradientParams, adapter) -> int:
+        return params.samples  # one gradient per sample (references and points drawn with the seed)
+
     def run(self, ctx: Context, params: ShapGradientParams) -> RawAttribution:
         if ctx.layer:
             return self._at_layer(ctx, params)

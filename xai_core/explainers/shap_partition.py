@@ -220,6 +220,9 @@ class ShapPartition(Explainer):
     slow = True
     several_inputs = True
 
+    def planned_evals(self, params: ShapPartitionParams, adapter) -> int:
+        return params.max_evals  # shap's own budget (a maximum when a tolerance may stop it early)
+
     def run(self, ctx: Context, params: ShapPartitionParams) -> RawAttribution:
         import shap
 

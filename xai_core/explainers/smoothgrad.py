@@ -34,6 +34,9 @@ class SmoothGrad(Explainer):
     slow = True
     several_inputs = True
 
+    def planned_evals(self, params: SmoothGradParams, adapter) -> int:
+        return params.samples  # one gradient per noisy copy
+
     def run(self, ctx: Context, params: SmoothGradParams) -> RawAttribution:
         # images span [0, 1]; a feature vector's noise scales with the row's own range
         sigmas = [params.noise_level * (1.0 if k == "image" else float(np.ptp(x)) or 1.0)

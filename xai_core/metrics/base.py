@@ -44,8 +44,9 @@ class Modality(Enum):
     ROWS = "rows"
 
 
-Explain = Callable[[np.ndarray, Any], tuple[np.ndarray, int]]
-"""(input, model or None for the original) -> (attribution, model evaluations)."""
+Explain = Callable[..., tuple[np.ndarray, int]]
+"""(input, model or None for the original, progress=None) -> (attribution, model
+evaluations); ``progress`` receives the re-run method's own reports."""
 
 
 @dataclass
@@ -71,6 +72,7 @@ class MetricInput:
     seed: int = 0
     progress: Callable[[float, str], None] | None = None
     evals: int = field(default=0, init=False)
+    _said: tuple[float, str] = field(default=(0.0, ""), init=False, repr=False)
 
     def scores(self, batch: np.ndarray) -> np.ndarray:
         """The target's score for every input of the batch (counted as evaluations)."""
@@ -79,13 +81,24 @@ class MetricInput:
         return np.asarray(self.predict(batch), np.float64)[:, self.target]
 
     def explain_again(self, x: np.ndarray, model: Any = None) -> np.ndarray:
-        attribution, evals = self.explain(x, model)
+        """The method re-run on ``x`` (and ``model``); while it runs, its own progress
+        reports repeat the metric's last one, so a Stop is heard within the run."""
+        import inspect
+
+        listens = self.progress is not None and "progress" in inspect.signature(self.explain).parameters
+        attribution, evals = (self.explain(x, model, progress=self._heartbeat) if listens
+                              else self.explain(x, model))
         self.evals += int(evals)
         return np.asarray(attribution, np.float64)
 
     def tell(self, fraction: float, text: str) -> None:
+        self._said = (float(min(1.0, max(0.0, fraction))), text)
         if self.progress is not None:
-            self.progress(float(min(1.0, max(0.0, fraction))), text)
+            self.progress(*self._said)
+
+    def _heartbeat(self, fraction: float, text: str) -> None:
+        if self.progress is not None:
+            self.progress(*self._said)
 
 
 @dataclass
@@ -180,6 +193,14 @@ class Metric:
 
     def param_infos(self):
         return param_infos(self.Params)
+
+    def planned_evals(self, params: Any, rerun_evals: int | None, weight_layers: int) -> int | None:
+        """Model evaluations :meth:`compute` will make with ``params`` (parsed), given
+        what re-running the explainer once costs (``rerun_evals``; None when the
+        method cannot tell) and how many weight layers the model has. None: unknown."""
+        return None
+
+    needs_gradients_of_method: ClassVar[bool] = False  # True: its evaluations are the method's re-runs
 
     def compute(self, task: MetricInput, params: Any) -> MetricResult:
         raise NotImplementedError

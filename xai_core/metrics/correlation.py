@@ -47,6 +47,9 @@ class FaithfulnessCorrelation(Metric):
     direction = Direction.HIGHER
     Params = CorrelationParams
 
+    def planned_evals(self, params, rerun_evals, weight_layers) -> int:
+        return params.runs + 1  # the input and each perturbed subset
+
     def compute(self, task: MetricInput, params) -> MetricResult:
         x = features(np.asarray(task.x, np.float32), task.modality)
         fill = fill_for(task, "black")

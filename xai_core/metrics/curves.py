@@ -128,6 +128,10 @@ class InsertionParams(CurveParams):
 class _Curve(Metric):
     inserting: bool
 
+    def planned_evals(self, params, rerun_evals, weight_layers) -> int:
+        """``steps`` + 1 points on the curve of the map's order and on each random order's."""
+        return (params.steps + 1) * (1 + params.random_orders)
+
     def compute(self, task: MetricInput, params) -> MetricResult:
         x = features(np.asarray(task.x, np.float32), task.modality)
         empty = fill_for(task, params.fill)

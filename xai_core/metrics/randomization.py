@@ -71,6 +71,14 @@ class Randomization(Metric):
     direction = Direction.LOWER
     Params = RandomizationParams
 
+    needs_gradients_of_method = True
+
+    def planned_evals(self, params, rerun_evals, weight_layers) -> int | None:
+        """One re-run of the method per point of the cascade."""
+        if rerun_evals is None:
+            return None
+        return len(cascade(max(1, weight_layers), params.steps)) * rerun_evals
+
     def compute(self, task: MetricInput, params) -> MetricResult:
         if task.randomized is None or task.layers < 1:
             raise_unsupported()

@@ -109,6 +109,9 @@ class Road(Metric):
     modalities = frozenset({Modality.IMAGE})
     Params = RoadParams
 
+    def planned_evals(self, params, rerun_evals, weight_layers) -> int:
+        return 2 * params.steps  # most and least relevant first, at each percentile
+
     def compute(self, task: MetricInput, params) -> MetricResult:
         task.tell(0.0, "ROAD: imputing removed pixels")
         attribution = np.asarray(task.attribution, np.float64)

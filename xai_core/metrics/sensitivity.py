@@ -45,6 +45,12 @@ class MaxSensitivity(Metric):
     direction = Direction.LOWER
     Params = SensitivityParams
 
+    needs_gradients_of_method = True
+
+    def planned_evals(self, params, rerun_evals, weight_layers) -> int | None:
+        """One re-run of the method per noisy copy."""
+        return None if rerun_evals is None else params.samples * rerun_evals
+
     def compute(self, task: MetricInput, params) -> MetricResult:
         x = np.asarray(task.x, np.float32)
         original = np.asarray(task.attribution, np.float64)

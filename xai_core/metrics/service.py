@@ -28,14 +28,15 @@ def rerun(adapter: ModelAdapter, exp: Explanation, items: Sequence[np.ndarray], 
     explainer = get_explainer(exp.method)
     parsed = explainer.params(exp.params)
 
-    def run(x: np.ndarray, model: ModelAdapter | None = None) -> tuple[np.ndarray, int]:
+    def run(x: np.ndarray, model: ModelAdapter | None = None,
+            progress: ProgressCallback | None = None) -> tuple[np.ndarray, int]:
         model = model or adapter
         inputs = [np.asarray(v, np.float32) for v in items]
         inputs[index] = np.asarray(x, np.float32)
         first = inputs[0]
         picture = (np.clip(first, 0, 1) * 255).round().astype(np.uint8) if first.ndim == 3 else None
         ctx = Context(model, first, exp.target, exp.seed, int(batch_size or model.default_batch_size),
-                      layer=exp.layer, original_image=picture, inputs=inputs)
+                      layer=exp.layer, original_image=picture, inputs=inputs, progress=progress)
         ctx.probs = ctx.predict(ctx.one())[0]  # as service.explain: methods may read the input's own scores
         raw = explainer.run(ctx, parsed)
         attributions = raw.attributions or [raw.attribution]
@@ -202,7 +203,7 @@ def evaluate_row(
     parsed = explainer.params(exp.params)
     prepared: dict[str, Any] = {}
 
-    def rerun(x: np.ndarray, variant: Any = None) -> tuple[np.ndarray, int]:
+    def rerun(x: np.ndarray, variant: Any = None, progress: ProgressCallback | None = None) -> tuple[np.ndarray, int]:
         ctx = RowContext(variant or model, data, exp.target, exp.seed)
         key = id(variant)  # the method's setup (SHAP background, LIME statistics) is made once per model
         if key not in prepared:
