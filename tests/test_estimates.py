@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from xai_core.explainers import REGISTRY
-from xai_core.service.estimate import Estimate, Timing, estimate_explain, estimate_metrics, explain_evals
+from xai_core.metrics.estimate import estimate_metrics
+from xai_core.service.estimate import Estimate, Timing, estimate_explain, explain_evals
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"lime": {"samples": 40, "segments": 12}, "smoothgrad": {"samples": 5}, "integrated_gradients": {"steps": 9},

@@ -29,7 +29,8 @@ from xai_core.metrics import (
     get_metric,
     metrics_for,
 )
-from xai_core.service.estimate import Estimate, estimate_metrics, total
+from xai_core.metrics.estimate import estimate_metrics
+from xai_core.service.estimate import Estimate, total
 from xai_core.types import XaiError
 
 from .cache import outside_cache

@@ -163,7 +163,8 @@ def print_estimate(adapter, items: list, per_method: dict[str, dict], inputs: in
                    metric_params: dict | None = None) -> None:
     """One line on stderr before any work: 'estimated ~N s (E model evaluations)'
     for every input x method (x class), and the metrics (timing the model first)."""
-    from xai_core.service.estimate import estimate_explain, estimate_metrics, total
+    from xai_core.metrics.estimate import estimate_metrics
+    from xai_core.service.estimate import estimate_explain, total
 
     parts = []
     for method, params in per_method.items():

@@ -200,39 +200,7 @@ def estimate_explain(adapter: ModelAdapter, items: Sequence[np.ndarray] | None, 
     return Estimate(evals, seconds, at_most)
 
 
-def estimate_metrics(adapter: ModelAdapter, items: Sequence[np.ndarray] | None,
-                     explained: Sequence[tuple[str, dict[str, Any]]], names: Sequence[str],
-                     params: dict[str, dict[str, Any]], *, measure_now: bool = True) -> dict[str, Estimate]:
-    """Per metric, the cost of checking every result of ``explained`` ((method,
-    params) of each explanation) with it; the metrics that re-run the method pay
-    that method's evaluations (target given) once per re-run."""
-    from xai_core.explainers import get_explainer
-    from xai_core.metrics import get_metric
-
-    layers = len(adapter.weight_layers()) if any(get_metric(n).needs_gradients_of_method for n in names) else 0
-    size = int(adapter.default_batch_size)
-    out: dict[str, Estimate] = {}
-    for name in names:
-        metric = get_metric(name)
-        parsed = metric.params(params.get(name))
-        total = Estimate(0, 0.0)
-        for method, method_params in explained:
-            rerun, at_most = explain_evals(adapter, method, _known(method, method_params), target_given=True)
-            evals = metric.planned_evals(parsed, rerun, layers)
-            gradients = metric.needs_gradients_of_method and get_explainer(method).needs_gradients
-            timing = known_timing(adapter, gradients)
-            if timing is None and measure_now and items is not None and evals is not None:
-                timing = measure(adapter, items, gradients)
-            seconds = timing.seconds(evals, size) if timing is not None and evals is not None else None
-            rate = observed_rate(adapter, method) if metric.needs_gradients_of_method else None
-            if rate is not None and evals is not None:  # its re-runs cost what the method's runs did
-                seconds = evals * rate
-            total = total + Estimate(evals, seconds, at_most and metric.needs_gradients_of_method)
-        out[name] = total
-    return out
-
-
-def _known(method: str, params: dict[str, Any]) -> dict[str, Any]:
+def known_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
     """An explanation's recorded params, less any its method no longer declares."""
     from xai_core.explainers import get_explainer
 
