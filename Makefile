@@ -22,4 +22,4 @@ bench:
 	$(PY) benchmarks/bench_image.py
 
 clean:
-	rm -rf .venv .pytest_cache .ruff_cache artifacts
+	rm -rf .venv .venv-runtime .pytest_cache .ruff_cache artifacts

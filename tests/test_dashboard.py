@@ -240,13 +240,16 @@ def test_generated_parameter_widgets_follow_the_definitions():
     at.selectbox(key="img_method").set_value("occlusion").run()
     shown = {w.key for w in at.number_input}
     assert "img_param_occlusion_window" in shown and "img_param_occlusion_feature_window" not in shown
-    # Grad-CAM gets a layer picker with output sizes and the default marked
+    # Grad-CAM gets a layer picker: what each layer is in plain words, the default
+    # recommended, and the raw index · name · kind · C x h x w beside
     at.selectbox(key="img_method").set_value("grad_cam").run()
     layer = at.selectbox(key="img_layer_grad_cam")
     assert layer.value == "features"  # the core's default: the last spatial feature map
     assert layer.options == [  # index as in the leaf order of named_modules() · name · kind · C x h x w
-        "0 · features.0 · Conv2d · 16x32x32", "3 · features.3 · Conv2d · 32x16x16",
-        "6 · features.6 · Conv2d · 64x8x8", "features · Sequential · 64x8x8  ★ default",
+        "first convolution, 16 x 32 x 32  (0 · features.0 · Conv2d · 16x32x32)",
+        "middle convolution, 32 x 16 x 16  (3 · features.3 · Conv2d · 32x16x16)",
+        "last convolution, 64 x 8 x 8  (6 · features.6 · Conv2d · 64x8x8)",
+        "convolution block, 64 x 8 x 8, recommended for Grad-CAM  (features · Sequential · 64x8x8)",
     ]
     at.checkbox(key="img_layer_grad_cam_all").check().run()
     assert len(at.selectbox(key="img_layer_grad_cam").options) == 9
