@@ -1,9 +1,9 @@
 """Results where the eye is: a run's result heading that the page scrolls to once,
 right after the run that made it, and compact number tiles.
 
-The scroll is a one-line script run by ``st.html`` (not iframed, so it reaches the
-page's own heading by its anchor); it is emitted once per new result, so reruns
-caused by other widgets leave the reader where they are.
+The scroll is a short script in a 1-pixel same-origin frame (``st.iframe``; ``st.html``
+drops scripts) that finds the page's heading by its anchor; it is emitted once per
+new result, so reruns caused by other widgets leave the reader where they are.
 """
 
 from __future__ import annotations
@@ -37,7 +37,12 @@ def results_heading(title: str, anchor: str, result_id: str | int) -> None:
         return
     state[anchor] = str(result_id)
     target = json.dumps(anchor)
-    st.html(f"<div data-scroll-to={target}></div><script>"
-            f"(function(){{var go=function(n){{var el=document.getElementById({target});"
-            f"if(el){{el.scrollIntoView({{block:'start'}});}}else if(n<40){{setTimeout(function(){{go(n+1);}},100);}}}};"
-            f"setTimeout(function(){{go(0);}},50);}})();</script>", unsafe_allow_javascript=True)
+    # scrolled again for 3 s while pictures above it load and push it down; any wheel,
+    # touch or key from the reader stops it at once. st.html drops scripts, so a
+    # 1-pixel same-origin frame runs it on its parent page.
+    st.iframe(f"<script>(function(){{var w=window.parent,d=w.document,stop=false,n=0;"
+              f"['wheel','touchmove','keydown'].forEach(function(t){{w.addEventListener(t,function(){{stop=true;}},"
+              f"{{once:true,passive:true}});}});"
+              f"var go=function(){{if(stop)return;var el=d.getElementById({target});"
+              f"if(el){{el.scrollIntoView({{block:'start'}});d.body.dataset.scrolledTo={target};}}"
+              f"if(++n<25)setTimeout(go,120);}};setTimeout(go,50);}})();</script>", height=1)

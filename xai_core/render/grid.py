@@ -9,7 +9,7 @@ extreme pixel cannot wash every other cell out; ``scale="row"`` gives each row
 the grid says which, with the scale's value.
 
 Sizes follow the class count: cells shrink so that a grid of 11 columns fits a
-900-pixel column at 100 dpi, and every label is 9 pt (12.5 px at 100 dpi, shown at
+800-pixel column at 100 dpi, and every label is 9 pt (12.5 px at 100 dpi, shown at
 its own size); titles are wrapped to their cell, so they never overlap.
 """
 
@@ -26,7 +26,7 @@ SCALE_MODES = ("shared", "row", "cell")
 GRID_PERCENTILE = 99.9  # shap's image_plot
 DPI = 100
 FONT_PT = 9.0  # 12.5 px at DPI
-PAGE_PX = 900  # the width a grid is sized to fit (the dashboard's main column at a 1280-px window)
+PAGE_PX = 800  # the width a grid is sized to fit (the main column of the dashboard in a 1280-px window: 820)
 
 
 def robust_scale(maps: list[np.ndarray], signed: bool, percentile: float = GRID_PERCENTILE) -> render.Scale:
@@ -85,9 +85,9 @@ def _probability(e: Explanation) -> float | None:
 
 def cell_inches(columns: int, wanted: float | None = None) -> float:
     """A cell's side: ``wanted`` (default 2.2 in), shrunk so that ``columns`` cells fit
-    :data:`PAGE_PX` at :data:`DPI`, never below 0.8 inch (a title needs room)."""
+    :data:`PAGE_PX` at :data:`DPI`, never below 0.7 inch (a title needs room)."""
     wanted = 2.2 if wanted is None else wanted
-    return float(max(0.8, min(wanted, PAGE_PX / DPI / max(1, columns))))
+    return float(max(0.7, min(wanted, PAGE_PX / DPI / max(1, columns))))
 
 
 def wrap_title(text: str, inches: float) -> str:
@@ -151,7 +151,7 @@ def class_grid(rows: list[tuple[np.ndarray, list[Explanation]]], alpha: float = 
     total_h = row_h * len(rows) + legend_h + 0.35
     fig.suptitle(f"{method}", fontsize=FONT_PT + 1, y=1 - 0.05 / total_h, va="top")
     fig.text(0.5, 0.12 / total_h, scale_legend(scale, scales), ha="center", fontsize=FONT_PT)
-    fig.tight_layout(rect=(0, legend_h / total_h, 1, 1 - 0.3 / total_h), h_pad=0.3, w_pad=0.2)
+    fig.tight_layout(rect=(0, legend_h / total_h, 1, 1 - 0.3 / total_h), h_pad=1.0, w_pad=0.2)
     if scale == "shared":  # the shared scale's colour bar under the grid
         s = scales[0][0]
         cax = fig.add_axes([0.3, 0.45 / total_h, 0.4, 0.14 / total_h])

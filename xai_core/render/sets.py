@@ -116,7 +116,7 @@ def class_mean_maps(summary, class_names: list[str], cell_inches: float | None =
 
     cs = summary.classes
     if cell_inches is None:  # as the grid: a row of panels fits the page's column, labels 9 pt
-        cell_inches = max(0.8, min(1.35, PAGE_PX / DPI / max(1, len(cs))))
+        cell_inches = max(0.7, min(1.35, PAGE_PX / DPI / max(1, len(cs))))
     maps = [summary.mean_signed(c) for c in cs]
     top = max(float(np.percentile(np.abs(m), 99.5)) for m in maps) if maps else 1.0
     norm = Normalize(-(top or 1.0), top or 1.0)
