@@ -119,8 +119,9 @@ def class_grid(rows: list[tuple[np.ndarray, list[Explanation]]], alpha: float = 
     cols = 1 + max(len(exps) for _, exps in rows)
     side = cell_inches(cols, cell)
     title_lines = 3 if side < 1.6 else 2
-    row_h = side + title_lines * FONT_PT / 72 * 1.25 + 0.1
-    legend_h = 0.8 if scale == "shared" else 0.4
+    title_h = title_lines * FONT_PT / 72 * 1.3 + 0.08  # room for the wrapped titles above each row
+    row_h = side + title_h
+    legend_h = 0.95 if scale == "shared" else 0.6  # the legend wraps to two lines on a narrow grid
     fig = Figure(figsize=(side * cols + 0.2, row_h * len(rows) + legend_h + 0.35), dpi=DPI, facecolor="white")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(rows), cols, squeeze=False)
@@ -150,11 +151,15 @@ def class_grid(rows: list[tuple[np.ndarray, list[Explanation]]], alpha: float = 
     method = rows[0][1][0].method
     total_h = row_h * len(rows) + legend_h + 0.35
     fig.suptitle(f"{method}", fontsize=FONT_PT + 1, y=1 - 0.05 / total_h, va="top")
-    fig.text(0.5, 0.12 / total_h, scale_legend(scale, scales), ha="center", fontsize=FONT_PT)
-    fig.tight_layout(rect=(0, legend_h / total_h, 1, 1 - 0.3 / total_h), h_pad=1.0, w_pad=0.2)
+    fig.text(0.5, 0.1 / total_h, wrap_title(scale_legend(scale, scales), side * cols), ha="center", va="bottom",
+             fontsize=FONT_PT)
+    # a fixed layout: every row gets its titles' room above it, so titles never reach the row above
+    fig.subplots_adjust(left=0.1 / (side * cols + 0.2), right=1 - 0.1 / (side * cols + 0.2),
+                        bottom=legend_h / total_h, top=1 - (0.35 + title_h) / total_h,
+                        hspace=title_h / side, wspace=0.04)
     if scale == "shared":  # the shared scale's colour bar under the grid
         s = scales[0][0]
-        cax = fig.add_axes([0.3, 0.45 / total_h, 0.4, 0.14 / total_h])
+        cax = fig.add_axes([0.3, 0.6 / total_h, 0.4, 0.14 / total_h])
         bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(s.vmin, s.vmax), cmap=cmap), cax=cax,
                            orientation="horizontal")
         ticks = render.colorbar_ticks(s)
