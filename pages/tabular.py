@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
+from ui.frameworks import upload_types  # noqa: E402
 from ui.layer_form import LAYER_PARAMS, layer_settings  # noqa: E402
 from ui.limits import CSV_MB, TABULAR_MODEL_MB  # noqa: E402
 from ui.long_run import LongRun, show_stopped  # noqa: E402
@@ -43,7 +44,7 @@ from xai_core.tabular import (  # noqa: E402
 )
 from xai_core.types import XaiError  # noqa: E402
 
-MODEL_TYPES = ["pt", "pth", "pt2", "torchscript", "safetensors", "keras", "h5", "onnx"]
+MODEL_TYPES = upload_types(rows=True)
 NO_LABEL = "(no label column)"
 PREDICTED = "predicted output"
 ROW_RUN, ROWS_RUN = "tab_row_run", "tab_rows_run"  # progress bar + Stop button of each Explain button

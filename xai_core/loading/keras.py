@@ -19,14 +19,20 @@ TensorFlow is imported only when one of these functions runs.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xai_core.adapters.runtime import SavedModelFunction, check_model_io, import_tensorflow
+from xai_core.loading.archives import unpack_zip
+from xai_core.loading.spec import (
+    OpenOptions,
+    first_image_default,
+    read_sidecar,
+    sidecar_inputs,
+    sidecar_labels,
+)
 from xai_core.loading.torch import check_model_file, needs_trust
 from xai_core.types import ModelLoadError
 from xai_core.worker.sandbox import code_allowed
@@ -34,98 +40,14 @@ from xai_core.worker.sandbox import code_allowed
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def import_tensorflow():
-    """Import TensorFlow quietly (its C++ start-up chatter would bury our messages).
-
-    With TensorFlow loaded before triton's native library (which torch.export and
-    torch.compile load on first use), that later load crashes the process
-    (tensorflow-cpu 2.21 + torch 2.14), so triton, when installed, is imported first.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
-        try:
-            import triton  # noqa: F401
-        except Exception:  # noqa: BLE001 - triton is optional; only its load order matters
-            pass
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise ModelLoadError(
-            "Keras models need TensorFlow: pip install -r requirements.txt (tensorflow-cpu)"
-        ) from None
-    return tf
-
-
-MAX_UNZIPPED_BYTES = 2 * 1024**3
-MAX_ZIP_MEMBERS = 20_000
-MAX_ZIP_RATIO = 50  # unpacked / packed; SavedModels compress little, zip bombs a lot
-
-
 def unpack_savedmodel_zip(zip_path: str | Path, dest: str | Path) -> Path:
-    """Extract a zipped SavedModel folder (as uploaded in the dashboard) -> the folder
-    holding saved_model.pb. Refuses paths that escape ``dest``, links, encrypted or
-    unreadable members, more than 20,000 members, and archives whose bytes actually
-    written pass 2 GB or 50 times the zip's size (headers can lie, so the budget
-    counts what is written). Unpacked once: a finished folder is reused."""
-    import shutil
-    import zlib
-
-    zip_path, dest = Path(zip_path), Path(dest)
-    label = zip_path.name
-    root = dest.resolve()
-    done = root / ".unpacked"
-    if not done.is_file():
-        shutil.rmtree(root, ignore_errors=True)
-        budget = min(MAX_UNZIPPED_BYTES, MAX_ZIP_RATIO * zip_path.stat().st_size + 2**20)
-        try:
-            _extract_within(zip_path, root, label, budget)
-        except (zipfile.BadZipFile, EOFError, zlib.error):
-            shutil.rmtree(root, ignore_errors=True)
-            raise ModelLoadError(f"{label}: not a readable zip archive (zip the SavedModel folder to upload it)") from None
-        except (RuntimeError, NotImplementedError, OSError) as exc:  # encrypted, unknown compression, clashes
-            shutil.rmtree(root, ignore_errors=True)
-            raise ModelLoadError(
-                f"{label}: cannot unpack the archive ({_short(exc, 120)}); zip the SavedModel folder "
-                "again without a password, with the standard (deflate) compression"
-            ) from None
-        except ModelLoadError:
-            shutil.rmtree(root, ignore_errors=True)
-            raise
-        done.write_text("ok")
+    """A zipped SavedModel folder (as uploaded in the dashboard), unpacked safely once
+    (:func:`xai_core.loading.archives.unpack_zip`) -> the folder holding saved_model.pb."""
+    root = unpack_zip(zip_path, dest, "the SavedModel folder")
     found = sorted(p.parent for p in root.rglob("saved_model.pb"))
     if not found:
-        raise ModelLoadError(f"{label}: no saved_model.pb inside; zip the whole SavedModel folder")
+        raise ModelLoadError(f"{Path(zip_path).name}: no saved_model.pb inside; zip the whole SavedModel folder")
     return min(found, key=lambda p: len(p.parts))
-
-
-def _extract_within(zip_path: Path, root: Path, label: str, budget: int) -> None:
-    with zipfile.ZipFile(zip_path) as zf:
-        members = zf.infolist()
-        if len(members) > MAX_ZIP_MEMBERS:
-            raise ModelLoadError(f"{label}: more than {MAX_ZIP_MEMBERS} files in the archive")
-        for member in members:
-            target = (root / member.filename).resolve()
-            is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
-            if is_link or not target.is_relative_to(root):
-                raise ModelLoadError(f"{label}: refused, the archive entry {member.filename!r} points outside it")
-        root.mkdir(parents=True, exist_ok=True)
-        written = 0
-        for member in members:
-            target = (root / member.filename).resolve()
-            if member.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with zf.open(member) as src, os.fdopen(fd, "wb") as out:
-                while chunk := src.read(2**20):
-                    written += len(chunk)
-                    if written > budget:
-                        raise ModelLoadError(
-                            f"{label}: unpacks to more than {budget // 2**20} MB (a SavedModel zip may "
-                            f"unpack to at most {MAX_ZIP_RATIO}x its size and 2 GB); refused"
-                        )
-                    out.write(chunk)
 
 
 def sniff_keras_format(path: Path) -> str:
@@ -141,21 +63,24 @@ def sniff_keras_format(path: Path) -> str:
     return "unknown"
 
 
-@dataclass
-class SavedModelFunction:
-    """A SavedModel's serving signature as a one-input, one-output callable.
+def open_keras(path: Path, options: OpenOptions):
+    """A Keras file, SavedModel folder or zipped SavedModel folder (and its
+    ``model.json`` sidecar) -> a KerasAdapter. Trusting the file allows Keras Lambda
+    layers (Python code), like a trusted pickle."""
+    from xai_core.adapters.keras import KerasAdapter, model_input_shapes
 
-    ``input_shape`` is (None, H, W, C) with None where the graph accepts any size.
-    """
+    sidecar, name = read_sidecar(path), path.name
+    if path.suffix.lower() == ".zip":  # a zipped SavedModel folder, unpacked once under the temporary folder
+        import hashlib
+        import tempfile
 
-    function: Any
-    input_name: str
-    output_name: str
-    input_shape: tuple
-    resource: Any  # the loaded object; keeps the variables alive
-
-    def __call__(self, x):
-        return self.function(**{self.input_name: x})[self.output_name]
+        stat = path.stat()
+        key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+        path = unpack_savedmodel_zip(path, Path(tempfile.gettempdir()) / "xai-model-folders" / key)
+    model, kind = load_keras_file(path, trust_code=options.trust_code)
+    spec = sidecar_inputs(sidecar) or options.overrides.apply(first_image_default(sidecar, model_input_shapes(model)))
+    return KerasAdapter(model, spec, sidecar_labels(sidecar, options.labels), name=name, kind=kind,
+                        device=options.device, batch_size=options.batch_size, output_kind=sidecar.get("output"))
 
 
 def load_keras_file(path: str | Path, trust_code: bool = False) -> tuple[Any, str]:
@@ -251,37 +176,6 @@ def _h5_alias(path: Path) -> Path:
     alias.unlink()
     alias.symlink_to(path.resolve())
     return alias
-
-
-def check_model_io(model: Any, label: str) -> None:
-    """Refuse models whose inputs are neither images (N x H x W x C) nor feature rows
-    (N x F), or with several outputs. Several inputs are fine."""
-    inputs = _model_inputs(model)
-    for t in inputs:
-        shape = tuple(t.shape)
-        if len(shape) not in (2, 4):
-            raise ModelLoadError(
-                f"{label} takes input {getattr(t, 'name', '?')!r} of shape {shape}; inputs must be "
-                "images (N x H x W x C) or feature rows (N x F)"
-            )
-    outputs = getattr(model, "outputs", None) or []
-    if len(outputs) > 1:
-        raise ModelLoadError(
-            f"{label} has {len(outputs)} outputs; only models with one N x classes (or N x 1) output are supported"
-        )
-
-
-def _model_inputs(model: Any) -> list:
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        inputs = None
-    if not inputs:
-        raise ModelLoadError(
-            f"{getattr(model, 'name', 'the model')} has no defined input (a subclassed or "
-            "unbuilt model); save it as a functional or Sequential model with an Input"
-        )
-    return list(inputs)
 
 
 def _load_saved_model(path: Path) -> SavedModelFunction:

@@ -134,11 +134,18 @@ def check_batch_size(batch_size: int | None, items: list[np.ndarray]) -> None:
 def check_method(adapter: ModelAdapter, method: str) -> None:
     explainer = get_explainer(method)
     missing = explainer.missing_capabilities(adapter)
+    if "attention" in missing:  # the finer needs of the transformer methods follow from it
+        missing = [m for m in missing if m not in ("class_token", "block_scores")]
     if missing:
         why = {
             "input_gradients": "gradients",
             "layer_gradients": "layer hooks",
             "deep_explainer": "a Keras model or PyTorch module with one image input for SHAP DeepExplainer",
+            "attention": "readable attention weights (a timm, Hugging Face or torchvision vision transformer "
+                         "loaded as a PyTorch module)",
+            "class_token": "a head that reads the class token (this model pools its patch tokens: use legrad)",
+            "block_scores": "a head that can score every block's tokens (ViT and DeiT classifiers of timm, "
+                            "Hugging Face and torchvision)",
         }
         needs = " and ".join(why.get(m, m) for m in missing)
         hint = ""
@@ -262,7 +269,7 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
     check_batch_size(batch_size, items)
     x = items[0]
     start = time.perf_counter()
-    if explainer.requires == {Capability.PREDICT}:  # gradient-free: the fastest engine that agrees
+    if explainer.requires == {Capability.PREDICT} or explainer.forward_bound:  # the fastest engine that agrees
         fast = prepare_fast_forward(adapter, x)
         engine, engine_note = fast.engine, fast.note
     else:
@@ -296,7 +303,7 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
         model_evals=ctx.model_evals,
         elapsed_s=elapsed,
         raw=raw.raw,
-        signed=bool(raw.extras.get("signed", explainer.signed)),  # e.g. Grad-CAM without ReLU is signed
+        signed=bool(raw.extras.get("signed", explainer.drawing.signed)),  # e.g. Grad-CAM without ReLU is signed
         layer=raw.layer,
         output_kind=adapter.explains if explainer.requires - {"predict"} else "probability",
         extras=raw.extras,
