@@ -17,7 +17,7 @@ from PIL import Image
 from xai_core import render
 from xai_core.types import Explanation
 
-# what one unit of a map means, by the unit group of render.UNITS; {score} is what the
+# what one unit of a map means, by the units its method declares (Drawing.units); {score} is what the
 # method explains (probability, logit or score)
 UNIT_WORDS = {
     "output": "contribution to the {score}",
@@ -39,7 +39,7 @@ def method_title(method: str) -> str:
 
 def units_label(explanation: Explanation) -> str:
     """The colour bar's label: what the values are, in which units."""
-    group = render.UNITS.get(explanation.method)
+    group = render.drawing_of(explanation).units  # as the method declares its map's units
     words = UNIT_WORDS.get(group or "", "attribution ({score})")
     return words.format(score=explanation.explains)
 
