@@ -79,9 +79,33 @@ def examples(root: Path = ROOT) -> list[Example]:
     return found
 
 
-def runnable(example: Example) -> bool:
-    """False for a template (``...``, a placeholder, a cluster address)."""
-    return not any(p in word for word in example.argv for p in PLACEHOLDERS)
+FILE_FLAGS = ("--model", "--image", "--data")
+
+
+def _files(argv: tuple[str, ...]):
+    """(flag, value) for the values of the flags that name files (or a zoo model)."""
+    flag = None
+    for word in argv:
+        if word.startswith("--"):
+            flag = word if word in FILE_FLAGS else None
+        elif flag is not None:
+            yield flag, word
+
+
+def _names_a_local_thing(flag: str, value: str, root: Path) -> bool:
+    if flag == "--model" and ":" in value or value.startswith("timm/"):
+        return False  # a hub model: nothing may be downloaded here
+    if flag == "--model" and "/" not in value and not Path(value).suffix:
+        return True  # a zoo name
+    return (root / value).exists()
+
+
+def runnable(example: Example, root: Path = ROOT) -> bool:
+    """False for a template: ``...``, a placeholder, a cluster address, a hub model,
+    or a file that the checkout does not hold (``cat.jpg``: "your own file")."""
+    if any(p in word for word in example.argv for p in PLACEHOLDERS):
+        return False
+    return all(_names_a_local_thing(flag, value, root) for flag, value in _files(example.argv))
 
 
 def with_out_under(argv: tuple[str, ...], folder: Path) -> list[str]:

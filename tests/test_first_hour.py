@@ -249,6 +249,10 @@ def test_examples_are_parsed_from_shell_blocks_with_continuations(tmp_path):
         ("docs/page.md", 4, ("explain", "--model", "m", "--image", "a b.png", "--out", "out/")),
         ("docs/page.md", 6, ("explain-set", "...", "--engine", "ray", "--address", "HEAD_IP:6379")),
     ]
-    assert [docs_examples.runnable(e) for e in found] == [True, True, False]
+    (tmp_path / "a b.png").write_bytes(b"")
+    assert [docs_examples.runnable(e, tmp_path) for e in found] == [True, True, False]
+    your_own = docs_examples.Example("p", 1, ("explain", "--model", "m", "--image", "cat.jpg"))  # not shipped
+    hub = docs_examples.Example("p", 1, ("explain", "--model", "hf-hub:google/vit", "--image", "a b.png"))
+    assert not docs_examples.runnable(your_own, tmp_path) and not docs_examples.runnable(hub, tmp_path)
     moved = docs_examples.with_out_under(found[1].argv, tmp_path / "o")
     assert moved[-1] == str(tmp_path / "o" / "out")
