@@ -26,4 +26,4 @@ bench:
 	$(PY) benchmarks/bench_image.py
 
 clean:
-	rm -rf .venv .pytest_cache .ruff_cache artifacts site
+	rm -rf .venv .venv-runtime .pytest_cache .ruff_cache artifacts site

@@ -30,6 +30,7 @@ from ui.results import unit_bars  # noqa: E402
 from xai_core.explainers import available_for, get_explainer  # noqa: E402
 from xai_core.render.bars import bar_figure, beeswarm_figure, importance_figure, waterfall_figure  # noqa: E402
 from xai_core.render.files import safe_csv  # noqa: E402
+from xai_core.render.words import direction_legend, fit_notes  # noqa: E402
 from xai_core.service.quality import quality_notes  # noqa: E402
 from xai_core.tabular import (  # noqa: E402
     default_label_column,
@@ -108,6 +109,10 @@ def _render_row(expl) -> None:
                 f"({expl.output_kind} {expl.output:.4g})"
                 + (f"; label in the CSV: `{expl.label}`" if expl.label is not None else ""))
     st.dataframe([p.to_dict("value") for p in expl.predictions], hide_index=True, key="tab_predictions")
+    # a poor surrogate fit is said next to the plot it concerns, with what to do
+    for note in quality_notes(expl.method, expl.extras, expl.base_value) + fit_notes(expl):
+        st.warning(note, icon=":material/warning:")
+    st.caption(direction_legend(expl))
     st.plotly_chart(bar_figure(expl), key="tab_bar")
     if expl.layer_attribution is not None:
         unit_bars(np.asarray(expl.layer_attribution), f"layer {expl.layer}", "tab_layer_bars")
@@ -124,8 +129,6 @@ def _render_row(expl) -> None:
         st.caption(f"LIME weights of a local linear surrogate (intercept {expl.extras.get('intercept', 0):.4g}, "
                    f"local prediction {expl.extras.get('local_prediction', 0):.4g}, R² {expl.extras.get('r2_score', 0):.3f}); "
                    "no base value, so no waterfall.")
-    for note in quality_notes(expl.method, expl.extras, expl.base_value):
-        st.warning(note, icon=":material/warning:")
     given = expl.values_by_feature()
     st.dataframe(
         [{"feature": f, "value": given[f], "attribution": v} for f, v in expl.ranked()],

@@ -240,13 +240,16 @@ def test_generated_parameter_widgets_follow_the_definitions():
     at.selectbox(key="img_method").set_value("occlusion").run()
     shown = {w.key for w in at.number_input}
     assert "img_param_occlusion_window" in shown and "img_param_occlusion_feature_window" not in shown
-    # Grad-CAM gets a layer picker with output sizes and the default marked
+    # Grad-CAM gets a layer picker: what each layer is in plain words, the default
+    # recommended, and the raw index · name · kind · C x h x w beside
     at.selectbox(key="img_method").set_value("grad_cam").run()
     layer = at.selectbox(key="img_layer_grad_cam")
     assert layer.value == "features"  # the core's default: the last spatial feature map
     assert layer.options == [  # index as in the leaf order of named_modules() · name · kind · C x h x w
-        "0 · features.0 · Conv2d · 16x32x32", "3 · features.3 · Conv2d · 32x16x16",
-        "6 · features.6 · Conv2d · 64x8x8", "features · Sequential · 64x8x8  ★ default",
+        "first convolution, 16 x 32 x 32  (0 · features.0 · Conv2d · 16x32x32)",
+        "middle convolution, 32 x 16 x 16  (3 · features.3 · Conv2d · 32x16x16)",
+        "last convolution, 64 x 8 x 8  (6 · features.6 · Conv2d · 64x8x8)",
+        "convolution block, 64 x 8 x 8, recommended for Grad-CAM  (features · Sequential · 64x8x8)",
     ]
     at.checkbox(key="img_layer_grad_cam_all").check().run()
     assert len(at.selectbox(key="img_layer_grad_cam").options) == 9
@@ -550,7 +553,7 @@ def test_layer_conductance_shows_unit_bars_for_dense_and_a_map_for_conv_layers()
     at.selectbox(key="img_method").set_value("layer_conductance").run()
     at.number_input(key="img_param_layer_conductance_steps").set_value(4)
     layer = at.selectbox(key="img_layer_layer_conductance")
-    assert "9 · classifier · Linear · 10" in layer.options  # dense layers offered, with their index
+    assert any(o.endswith("(9 · classifier · Linear · 10)") for o in layer.options)  # dense layers offered, index in the raw label
     layer.set_value("classifier")
     click_explain(at)
     assert_clean(at)
@@ -652,7 +655,7 @@ def test_integrated_gradients_at_a_layer_from_the_picker_matches_the_core():
     at.number_input(key="img_param_integrated_gradients_steps").set_value(8)
     layer = at.selectbox(key="img_layer_integrated_gradients")
     assert layer.value == "" and layer.options[0] == "none: attribute to the model input"
-    assert "9 · classifier · Linear · 10" in layer.options
+    assert any(o.endswith("(9 · classifier · Linear · 10)") for o in layer.options)  # words, raw beside
     assert "img_param_integrated_gradients_at" not in [r.key for r in at.radio]  # no layer: no "at"
     layer.set_value("classifier").run()
     at.radio(key="img_param_integrated_gradients_at").set_value("input")

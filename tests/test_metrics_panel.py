@@ -24,10 +24,13 @@ def test_panel_ranks_methods_in_one_table_and_caches(monkeypatch):
     at.number_input(key="metric_image_deletion_steps").set_value(8).run()
     next(b for b in at.button if b.label == "Check faithfulness").click().run()
     assert_clean(at)
-    table = at.dataframe[-1].value
-    assert list(table["Method"]) and set(table["Method"]) == {"Grad-CAM", "Occlusion"}
-    assert {"mean rank", "deletion (↓)", "deletion random", "insertion (↑)", "randomization (↓)", "evals"} <= set(table)
-    assert table["mean rank"].is_monotonic_increasing
+    # shown one column per method (narrow: never cut), each cell the value and its random baseline
+    table = at.dataframe[-1].value.set_index("metric")
+    assert set(table.columns) == {"Grad-CAM", "Occlusion"}
+    assert {"mean rank", "deletion (↓ better)", "insertion (↑ better)", "randomization (↓ better)",
+            "model evaluations"} <= set(table.index)
+    assert all("(random " in cell for cell in table.loc["deletion (↓ better)"])
+    assert [float(v) for v in table.loc["mean rank"]] == sorted(float(v) for v in table.loc["mean rank"])
     assert len(calls) == 6
     assert any("the explanation:" in c.value for c in at.caption)
 
@@ -50,9 +53,11 @@ def test_tabular_row_panel():
     at.multiselect(key="metric_choice_rows").set_value(["deletion", "correlation", "randomization"]).run()
     next(b for b in at.button if b.label == "Check faithfulness").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    table = at.dataframe[-1].value
-    assert list(table["Method"]) == ["integrated_gradients, row 0"]
-    assert table["correlation (↑)"][0] > table["correlation random"][0]
+    table = at.dataframe[-1].value.set_index("metric")
+    assert list(table.columns) == ["integrated_gradients, row 0"]
+    cell = table.loc["correlation (↑ better)"].iloc[0]  # "0.912 (random 0.0123)"
+    value, baseline = float(cell.split(" (")[0]), float(cell.split("random ")[1].rstrip(")"))
+    assert value > baseline
 
 
 def test_several_inputs_give_one_row_per_method_and_input():

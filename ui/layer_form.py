@@ -19,6 +19,7 @@ import streamlit as st
 
 from xai_core.adapters.base import LayerInfo, ModelAdapter
 from xai_core.explainers import Explainer
+from xai_core.render.words import layer_label
 from xai_core.types import InputError
 
 from .messages import page_text
@@ -88,7 +89,10 @@ def layer_picker(adapter: ModelAdapter, key: str, *, spatial_only: bool = True, 
              or not (info.spatial or info.passive)]  # a vector layer: a dense layer's activation too
     every = {info.name: info for info in layers}
     names = ([NO_LAYER] if optional else []) + [info.name for info in shown]
-    described = {info.name: layer_text(info) + ("  ★ default" if info.name == default else "") for info in shown}
+    # plain words first, the raw index · name · kind · shape beside (xai_core.render.words)
+    described = {info.name: layer_label(info, layers, default, raw=layer_text(info),
+                                        recommended_for="Grad-CAM" if spatial_only else "this method")
+                 for info in shown}
     if default is not None and spatial_only and not optional:
         why = adapter.default_cam_choice()[1]
         st.caption(f"Default layer {default}: {why}.")
@@ -101,7 +105,7 @@ def layer_picker(adapter: ModelAdapter, key: str, *, spatial_only: bool = True, 
     chosen = st.selectbox(
         "Layer", names, index=names.index(default) if default in names else 0, key=key,
         format_func=lambda name: described.get(name, name), accept_new_options=True,
-        help=(help_text + " " if help_text else "") + "index · name · kind · output shape (C x h x w for a "
+        help=(help_text + " " if help_text else "") + "what the layer is, then index · name · kind · output shape (C x h x w for a "
              "feature map, units for a dense layer). The index is --layer's: the position in model.layers "
              "(Keras; -1 counts from the end, i/j is layer j of the nested model at i) or among the leaf "
              "modules of named_modules() (PyTorch). Type an index or a name to find or give a layer.",

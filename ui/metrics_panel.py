@@ -36,6 +36,8 @@ from xai_core.types import XaiError
 from .cache import outside_cache
 from .long_run import finished_result, follow_run, followed_id, start_run
 from .method_form import params_form
+from .plots import legend_below, method_colors
+from .tables import metrics_by_method, whole_height
 
 METRICS_KEY = "metric_choice"
 SLOTS = {Modality.IMAGE: "check", Modality.ROWS: "check_row"}  # the panel's run: its id in the URL
@@ -165,6 +167,7 @@ def _curves(labels: dict[str, str], results: dict[str, dict[str, MetricResult]])
     if not names:
         return
     columns = st.columns(min(3, len(names)))
+    colors = method_colors(list(labels.values()))  # one colour per method in every plot (ui.plots)
     for i, name in enumerate(names):
         fig = go.Figure()
         title = name
@@ -172,15 +175,18 @@ def _curves(labels: dict[str, str], results: dict[str, dict[str, MetricResult]])
             r = per.get(name)
             if r is None or r.curve is None:
                 continue
-            fig.add_scatter(x=r.curve[0], y=r.curve[1], mode="lines+markers",
-                            name=f"{labels[key]}: {r.curve_names[0]}")
+            color = colors[labels[key]]
+            fig.add_scatter(x=r.curve[0], y=r.curve[1], mode="lines+markers", line={"color": color},
+                            marker={"size": 5}, name=f"{labels[key]}: {r.curve_names[0]}")
             if r.baseline_curve is not None:
                 fig.add_scatter(x=r.baseline_curve[0], y=r.baseline_curve[1], mode="lines",
-                                line={"dash": "dash"}, name=f"{labels[key]}: {r.curve_names[1]}")
+                                line={"dash": "dash", "color": color}, opacity=0.6,
+                                name=f"{labels[key]}: {r.curve_names[1]}")
             title = f"{r.label}"
         x_title = "share of layers randomised" if name == "randomization" else "share of features changed"
-        fig.update_layout(title={"text": title, "font": {"size": 13}}, height=280, xaxis_title=x_title,
-                          margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend={"font": {"size": 9}})
+        fig.update_layout(title={"text": title, "font": {"size": 13}}, height=260, xaxis_title=x_title,
+                          margin={"l": 0, "r": 0, "t": 30, "b": 0})
+        legend_below(fig, rows=len(fig.data))
         columns[i % len(columns)].plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
 
@@ -190,7 +196,8 @@ def _show(labels: dict[str, str], results: dict[str, dict[str, MetricResult]], e
             if r.warning:
                 st.warning(f"{labels[key]}: {r.warning}.", icon="⚠️")
     frame = ranking_table(labels, results)
-    st.dataframe(frame, hide_index=True, width="stretch")
+    shown = metrics_by_method(frame)  # one column per method: narrow, shown whole (ui.tables)
+    st.dataframe(shown, hide_index=True, width="stretch", height=whole_height(len(shown)), key="metrics_table")
     cost = [f"{labels[k]}: metrics {sum(r.model_evals for r in per.values())} evaluations, "
             f"{sum(r.elapsed_s for r in per.values()):.2f} s (the explanation: {explain_cost[item][0]} evaluations, "
             f"{explain_cost[item][1]:.2f} s)" for k, per in results.items() for item in [k.split("::")[0]]]

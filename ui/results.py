@@ -14,6 +14,7 @@ from xai_core import render
 from xai_core.service.quality import quality_notes
 from xai_core.types import Explanation, Prediction
 
+from .focus import compact_tiles, results_heading
 from .reproduce import reproduce_record
 from .runner import ResultItem, ResultSet
 
@@ -117,10 +118,12 @@ def _record_json(results: ResultSet, item: ResultItem) -> str:
 
 def _stats(item: ResultItem) -> None:
     e = item.explanation
-    # one above the other: side by side, a narrow column (compare view, 800 px) cuts the numbers
-    st.metric("Run time", f"{e.elapsed_s:.2f} s")
-    st.metric("Model evaluations", f"{e.model_evals:,}")
-    st.metric("Engine", e.engine or "?", help=e.engine_note or None)
+    # compact tiles side by side (ui.focus): the numbers are short, the picture is what matters
+    compact_tiles()
+    tiles = st.columns(3, gap="small")
+    tiles[0].metric("Run time", f"{e.elapsed_s:.2f} s")
+    tiles[1].metric("Model evaluations", f"{e.model_evals:,}")
+    tiles[2].metric("Engine", e.engine or "?", help=e.engine_note or None)
     details = [f"target {e.target}: {e.target_label}"]
     if e.layer:
         details.append(f"layer {e.layer}")
@@ -150,6 +153,10 @@ def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes) -> None
         st.download_button("Download overlay PNG", overlay_png, f"{base}.png", "image/png",
                            key=f"dl_png_{wid}", on_click="ignore", width="stretch",
                            help="at the photo's resolution, drawn as the command line draws it")
+        st.download_button("Download figure PNG (colour bar, class, probability)", _figure_png(results, item),
+                           f"{base}__figure.png", "image/png", key=f"dl_fig_{wid}", on_click="ignore",
+                           width="stretch", help="report-ready: the overlay with a colour bar in the map's units, "
+                                                 "the method, the class and its probability (--figure)")
         st.download_button("Attribution .npy", _npy(e.attribution), f"{base}.npy", "application/octet-stream",
                            key=f"dl_npy_{wid}", on_click="ignore", width="stretch",
                            help="signed 2-D map at model input resolution (float32)")
@@ -160,6 +167,19 @@ def _downloads(results: ResultSet, item: ResultItem, overlay_png: bytes) -> None
         st.download_button("Layer attribution .npy", _npy(e.layer_attribution), f"{base}__layer.npy",
                            "application/octet-stream", key=f"dl_layer_{wid}", on_click="ignore",
                            width="stretch", help="one value per unit of the layer: (units,) or (C, h, w), float32")
+
+
+def _figure_png(results: ResultSet, item: ResultItem):
+    """The report-ready figure, drawn when its button is clicked (a callable for
+    st.download_button): as `--figure` writes it, for the input the overlay shows."""
+    e, image = item.explanation, results.image.array
+
+    def draw() -> bytes:
+        from xai_core.render.figure import report_figure
+
+        return render.to_png(report_figure(image, e))
+
+    return draw
 
 
 def at_layer(e: Explanation) -> bool:
@@ -232,7 +252,7 @@ def show_grid(results: ResultSet) -> None:
     """Several classes per method: one image x class grid per method (one colour
     scale per grid: red pushes the class up, blue down), then the per-class downloads."""
     image = results.image.array
-    st.subheader("Results")
+    results_heading("Results", "results", id(results))
     st.caption(f"{results.request.display_name} on {results.image.name}: one column per class")
     methods = list(dict.fromkeys(item.explanation.method for item in results.items))
     for method in methods:
@@ -275,7 +295,7 @@ def show_results(results: ResultSet) -> None:
              for item, s in zip(results.items, scales, strict=True)}
     first = results.items[0].explanation
 
-    st.subheader("Results")
+    results_heading("Results", "results", id(results))
     st.caption(f"{results.request.display_name} on {results.image.name} ({w}x{h})")
     original = render.to_png(render.enlarge_small(image))
     if len(results.items) == 1:
@@ -325,7 +345,7 @@ def show_several_inputs(results: ResultSet) -> None:
     """A model with several inputs: per result (method, or class), one map or bar
     chart per input, side by side, each with its own downloads."""
     fed = results.fed.inputs
-    st.subheader("Results")
+    results_heading("Results", "results", id(results))
     st.caption(f"{results.request.display_name} on " + "; ".join(f"{f.name}: {f.source}" for f in fed)
                + ". One attribution per model input, each on its own colour scale.")
     pictures = tuple(f.item if f.kind == "image" else None for f in fed)

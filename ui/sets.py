@@ -23,6 +23,8 @@ from xai_core.sets.evaluate import Evaluation, evaluate
 from xai_core.sets.model import ModelRef, SetModel
 from xai_core.types import XaiError
 
+from .tables import whole_height
+
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_SET = ROOT / "sample_data" / "digits_test.npz"
 UPLOAD = "Upload a model file"
@@ -113,6 +115,7 @@ class SetSource:
     path: str | None = None
     data: bytes | None = None
     label_column: str | None = None
+    image_shape: str | None = None  # a CSV of pixel columns: "28x28" (empty: inferred from a square count)
 
 
 def choose_set(ref: ModelRef) -> SetSource | None:
@@ -125,22 +128,32 @@ def choose_set(ref: ModelRef) -> SetSource | None:
                    else "the breast-cancer test rows the tabular models never saw")
         return SetSource(f"file:{shipped}", shipped.name, path=str(shipped))
     upload = st.file_uploader(
-        "A .zip of class folders (CLASS/IMAGE.png), a CSV table with a label column, or an .npz with x and y",
+        "A .zip of class folders (CLASS/IMAGE.png), a CSV table with a label column (for images: a CSV of "
+        "pixel columns), or an .npz with x and y",
         type=["zip", "csv", "npz"], key="set_upload")
+    shape = None
     if ref.kind == "rows":
         label_column = st.text_input("Label column (default: label/class/target/y)", key="set_label_column") or None
+    else:
+        shape = st.text_input("Image shape of a CSV of pixel columns (HxW; empty: inferred, 784 -> 28x28)",
+                              key="set_image_shape", help="a CSV with a label column and one column per pixel, "
+                              "one image a row, as the MNIST tutorials keep their sets").strip() or None
     if upload is None:
         st.info("Upload a labelled set" + (", or use the shipped one." if shipped else "."))
         return None
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()[:24]
-    return SetSource(f"upload:{digest}:{label_column}", upload.name, data=data, label_column=label_column)
+    return SetSource(f"upload:{digest}:{label_column}:{shape}", upload.name, data=data, label_column=label_column,
+                     image_shape=shape)
 
 
 @st.cache_resource(show_spinner="Reading the set…", max_entries=8)
 def _open(source_key: str, _source: SetSource, class_names: tuple[str, ...], kind: str) -> LabelledSet:
     src = _source.path if _source.path else _source.data
-    return open_set(src, list(class_names), kind=kind, name=_source.name, label_column=_source.label_column)
+    from xai_core.cli.display_args import parse_image_shape
+
+    return open_set(src, list(class_names), kind=kind, name=_source.name, label_column=_source.label_column,
+                    image_shape=parse_image_shape(_source.image_shape))
 
 
 def load_set(source: SetSource, model: SetModel) -> LabelledSet:
@@ -186,15 +199,20 @@ def show_metrics(ev: Evaluation) -> tuple[int, int] | None:
     if len(names) > 40:
         st.caption("The confusion matrix is shown for models with up to 40 classes; see the table download.")
         return None
-    left, right = st.columns([3, 2], gap="large")
+    # the matrix is shown whole: as tall as its rows, and across the page when more
+    # than 6 classes would squeeze its columns (the per-class table goes under it)
+    wide = len(names) > 6
+    left, right = (st.container(), st.container()) if wide else st.columns([3, 2], gap="large")
     with left:
         st.markdown("**Confusion matrix** (rows: true class, columns: predicted). Click a cell to see its items.")
         frame = pd.DataFrame(ev.confusion(), index=[f"true {n}" for n in names], columns=[f"pred {n}" for n in names])
         event = st.dataframe(frame.style.background_gradient(cmap="Blues", axis=None), key="set_confusion",
-                             on_select="rerun", selection_mode="single-cell", width="stretch")
+                             on_select="rerun", selection_mode="single-cell", width="stretch",
+                             height=whole_height(len(names)))
     with right:
         st.markdown("**Per class**")
-        st.dataframe(pd.DataFrame(m["per_class"]).drop(columns=["class"]), hide_index=True, width="stretch")
+        per_class = pd.DataFrame(m["per_class"]).drop(columns=["class"])
+        st.dataframe(per_class, hide_index=True, width="stretch", height=whole_height(len(per_class)))
     cells = event.selection.get("cells", []) if event is not None else []
     if cells:
         row, col = cells[0]

@@ -18,9 +18,11 @@ from xai_core.sets.explain import ExplainRequest, SetSummary, explain_selection
 from xai_core.sets.model import ItemExplanation, SetModel
 from xai_core.types import XaiError
 
+from .focus import results_heading
 from .sets import AGAINST, make_engine, show_error
 
 RESULT_KEY = "set_result"
+SCALES = {"shared": "one for every map", "row": "one per row (item)", "cell": "one per map"}
 GRID_ROWS = 20
 
 
@@ -100,6 +102,13 @@ def run_explain(model: SetModel, dataset: LabelledSet, ev: Evaluation, chosen: l
     st.session_state[RESULT_KEY] = SetResult(run_key, request.method, items, summary, errors)
 
 
+@st.cache_data(show_spinner="Drawing the grid…", max_entries=32)
+def _grid_png(run_key: str, start: int, scale: str, _page: list[ItemExplanation], _names: list[str],
+              _feature_names: list[str], method: str) -> bytes:
+    """One page of the grid as PNG, drawn once per result, page and colour scale."""
+    return render.to_png(set_grid(_page, _names, feature_names=_feature_names, method=method, scale=scale))
+
+
 def show_result(model: SetModel, dataset: LabelledSet, ev: Evaluation, run_key: str) -> None:
     result: SetResult | None = st.session_state.get(RESULT_KEY)
     if result is None or not result.run_key.startswith(run_key.split("|")[0]):
@@ -111,21 +120,24 @@ def show_result(model: SetModel, dataset: LabelledSet, ev: Evaluation, run_key: 
         st.warning(f"item {i}: {message}")
     if not result.items:
         return
-    st.subheader(f"{result.method}: {len(result.items)} item(s) x class")
-    grids = []
-    for start in range(0, len(result.items), GRID_ROWS):
-        page = result.items[start:start + GRID_ROWS]
-        grids.append(render.to_png(set_grid(page, names, feature_names=dataset.feature_names,
-                                            method=result.method)))
-    for png in grids:
-        st.image(png, width="stretch")
+    results_heading(f"{result.method}: {len(result.items)} item(s) x class", "set-result", id(result))
+    scale = "shared"
+    if dataset.kind == "image":
+        scale = st.radio("Colour scale", list(SCALES), format_func=SCALES.get, horizontal=True, key="set_grid_scale",
+                         help="each scale's full colour is the 99.9th percentile of |value| (as shap's image_plot), "
+                              "so one extreme pixel does not wash the other maps out")
+    grids = [_grid_png(result.run_key, start, scale, result.items[start:start + GRID_ROWS], names,
+                       dataset.feature_names, result.method)
+             for start in range(0, len(result.items), GRID_ROWS)]
+    for png in grids:  # at its own size (labels 12.5 px), narrower only on a narrower page
+        st.image(png, width="content")
     st.subheader("Summary over the selection")
     if dataset.kind == "rows":
         table = result.summary.per_feature(dataset.feature_names)
         st.markdown("Mean |attribution| per feature and explained class")
         st.bar_chart(table.head(15))
     else:
-        st.image(render.to_png(class_mean_maps(result.summary, names)), width="stretch")
+        st.image(render.to_png(class_mean_maps(result.summary, names)), width="content")
         st.markdown("Mean |attribution| per explained class: " + ", ".join(
             f"{k} {v:.3g}" for k, v in result.summary.per_class().items()))
     _downloads(result, dataset, ev, grids)

@@ -17,6 +17,7 @@ from xai_core.cli.common import (
     parse_param_args,
     print_metrics,
 )
+from xai_core.cli.display_args import add_grid_scale_arg
 from xai_core.render.files import npy_bytes, write_file
 from xai_core.types import InputError
 
@@ -41,6 +42,10 @@ def add_parser(sub) -> None:
     p.add_argument("--param", nargs="+", action="extend", metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1")
+    p.add_argument("--figure", action="store_true",
+                   help="also write <image>__<method>__figure.png: the overlay with a colour bar in the map's "
+                        "units, the method, the class and its probability (report-ready)")
+    add_grid_scale_arg(p)
     add_metric_args(p, "deletion,insertion,road,randomization,sensitivity")
     p.add_argument("--metric-background", nargs="+", action="extend", default=[], metavar="NAME=FILE",
                    help="for a model with a feature-vector input NAME: background rows (.csv or .npy) whose mean "
@@ -116,7 +121,7 @@ def cmd_explain(args) -> int:
             for rank, exp in enumerate(exps):
                 base = f"{stem}__{method}"
                 record = _write_explanation(out, base, f"__c{exp.target}" if classes else "", rank == 0,
-                                            adapter, exp, items, args.alpha)
+                                            adapter, exp, items, args.alpha, figure=args.figure)
                 records.append({"image": str(path), **record})
                 top = exp.predictions[0]
                 print(
@@ -139,7 +144,8 @@ def cmd_explain(args) -> int:
                         print_metrics(results)
     for method, rows in grids.items():
         if rows:
-            grid = render.class_grid(rows, alpha=args.alpha, names=[p.name for p, _ in images])
+            grid = render.class_grid(rows, alpha=args.alpha, names=[p.name for p, _ in images],
+                                     scale=args.grid_scale)
             write_file(out / f"{method}__grid.png", render.to_png(grid))
     write_file(out / "results.json", (json.dumps(records, indent=2) + "\n").encode())
     print(f"wrote {len(records)} explanation(s) to {out}")
@@ -177,7 +183,7 @@ def print_estimate(adapter, items: list, per_method: dict[str, dict], inputs: in
 
 
 def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, adapter, exp, items: list,
-                       alpha: float) -> dict[str, Any]:
+                       alpha: float, figure: bool = False) -> dict[str, Any]:
     """Files for one explanation: per input ``<base>[__c<class>][__<input>].png/.npy``
     (the unsuffixed ``<base>.png/.npy`` always hold the first input's, of the first
     class), the variance where the method has one; returns its results.json record."""
@@ -194,11 +200,19 @@ def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, ada
         write_file(png_path, render.to_png(render.draw_input(exp, i, picture, names, alpha=alpha)))
         write_file(npy_path, npy_bytes(exp.attributions[i].astype(np.float32)))
         files.append({"input": spec.name, "kind": spec.kind, "overlay": str(png_path), "attribution": str(npy_path)})
+        if figure and spec.kind == "image":  # the report-ready figure: colour bar with units, method, class, p
+            from xai_core.render.figure import report_figure
+
+            fig_path = out / f"{base}{suffix}__figure.png"
+            write_file(fig_path, render.to_png(report_figure(picture, render.input_view(exp, i), alpha=alpha)))
+            files[-1]["figure"] = str(fig_path)
         if i == 0 and suffix and first:
             for src, dst in ((png_path, out / f"{base}.png"), (npy_path, out / f"{base}.npy")):
                 write_file(dst, src.read_bytes())
     record = {**exp.record(), "overlay": files[0]["overlay"] if class_suffix else str(out / f"{base}.png"),
               "attribution": files[0]["attribution"] if class_suffix else str(out / f"{base}.npy")}
+    if "figure" in files[0]:
+        record["figure"] = files[0]["figure"]
     variances = exp.extras.get("variances") or ([exp.extras["variance"]] if "variance" in exp.extras else [])
     for i, variance in enumerate(variances):
         if isinstance(variance, np.ndarray):  # shap_gradient: the variance of the estimate

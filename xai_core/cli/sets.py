@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from xai_core.cli.display_args import add_grid_scale_arg, parse_image_shape
 from xai_core.types import InputError
 
 COMMAND = "explain-set"
@@ -47,6 +48,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("image", "rows"), help="the model's input (default: rows for a tabular "
                    "zoo model, else image)")
     p.add_argument("--label-column", help="the label column of a CSV (default: label/class/target/y)")
+    p.add_argument("--image-shape", metavar="HxW[xC]",
+                   help="a CSV of pixel columns: the picture shape (default: inferred when the count is a square, "
+                        "e.g. 784 -> 28x28)")
+    add_grid_scale_arg(p)
     p.add_argument("--select", default="misclassified", choices=("misclassified", "all", "class", "cell", "random"))
     p.add_argument("--top", type=int, help="keep the first N selected items (random: the sample size)")
     p.add_argument("--class", dest="cls", help="class index or name for --select class")
@@ -151,7 +156,8 @@ def _run(args: argparse.Namespace) -> int:
     model = ref.open()
     names = model.class_names
     per_method = _method_params(model, args)
-    dataset = open_set(args.data, names, kind=kind, label_column=args.label_column)
+    dataset = open_set(args.data, names, kind=kind, label_column=args.label_column,
+                       image_shape=parse_image_shape(args.image_shape))
     model.check_set(dataset)
     classes = parse_classes(args.classes, names)
     out = make_output_dir(args.out)
@@ -189,7 +195,7 @@ def _run(args: argparse.Namespace) -> int:
                                           progress=_progress(f"{method} ")):
                 _write_item(paths[item.index], key, item)
             method_records.append(_finish_method(out, method, request, selection, paths, key, model, dataset,
-                                                 evaluation, errors))
+                                                 evaluation, errors, grid_scale=args.grid_scale))
         all_errors = {**evaluation.errors, **errors}
         record = {
             "command": COMMAND,
@@ -237,7 +243,7 @@ def _background(model, dataset, evaluation) -> np.ndarray:
 
 
 def _finish_method(out: Path, method: str, request, selection: list[int], paths: dict[int, Path], key: str,
-                   model, dataset, evaluation, errors: dict[int, str]) -> dict[str, Any]:
+                   model, dataset, evaluation, errors: dict[int, str], grid_scale: str = "shared") -> dict[str, Any]:
     """Stream the item files back (a page of the grid at a time) into the grids and summaries."""
     from xai_core import render
     from xai_core.render.files import npz_bytes, safe_csv, write_file
@@ -263,7 +269,8 @@ def _finish_method(out: Path, method: str, request, selection: list[int], paths:
             })
         if page and (len(page) == GRID_ROWS or n == len(selection) - 1):
             grid = out / f"grid__{method}__{len(grids) + 1:03d}.png"
-            write_file(grid, render.to_png(set_grid(page, names, feature_names=dataset.feature_names, method=method)))
+            write_file(grid, render.to_png(set_grid(page, names, feature_names=dataset.feature_names, method=method,
+                                                    scale=grid_scale)))
             grids.append(grid.name)
             page = []
     record: dict[str, Any] = {"method": method, "params": request.key()["params"], "items": items, "grids": grids,

@@ -99,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     from xai_core.metrics.service import evaluate_row
     from xai_core.metrics.service import records as metric_records
     from xai_core.render.bars import save_bar_png
+    from xai_core.render.words import fit_notes
     from xai_core.service.quality import quality_notes
     from xai_core.service.rows import explain_rows, get_tabular_explainer
 
@@ -151,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
                 extra = f"  base {expl.base_value:.4g}, additivity error {expl.additivity_error:.2e}"
             top = ", ".join(f"{f} {v:+.3g}" for f, v in expl.ranked()[:3])
             print(f"row {expl.row} {method}: {expl.target_label} {expl.output:.4g}; top {top}{extra}")
-            for note in quality_notes(method, expl.extras, expl.base_value):
+            for note in quality_notes(method, expl.extras, expl.base_value) + fit_notes(expl):
                 print(f"  note: {note}")
             if metric_names:
                 results = evaluate_row(model, data, expl, metric_names, metric_params)

@@ -9,7 +9,9 @@ the most relevant pixels first (MoRF) and the least relevant first (LeRF) are
 taken at several percentiles; the value is mean(LeRF - MoRF) / 2, as
 pytorch-grad-cam's ``ROADCombined`` reports it: positive when the map's top
 pixels matter more than its bottom ones, about 0 for a map unrelated to the
-model.
+model. The random baseline is measured, not assumed: the same ROAD for a map
+that is random over squares of 1/14 of the image (the coarseness of a typical
+heatmap, as the deletion curves' baseline), from the same batch.
 """
 
 from __future__ import annotations
@@ -93,6 +95,17 @@ def road_inputs(image: np.ndarray, attribution: np.ndarray, steps: int, noise: f
     return np.array(morf), np.array(lerf), np.stack(batch)
 
 
+def random_map(shape: tuple[int, int], seed: int) -> np.ndarray:
+    """A map with no information but a heatmap's coarseness: the rank of each pixel in
+    a random order over squares of 1/14 of the image (see metrics.curves.random_orders)."""
+    from xai_core.metrics.curves import auto_block, random_orders
+
+    order = random_orders(shape, 1, seed + 1, auto_block(shape, 0))[0]
+    ranks = np.empty(order.size, np.float64)
+    ranks[order] = np.arange(order.size, 0, -1)
+    return ranks.reshape(shape)
+
+
 @dataclass(frozen=True)
 class RoadParams:
     steps: int = param(4, low=1, high=19, help="percentiles taken (4: 20, 40, 60, 80; 9: 10, 20, ..., 90)")
@@ -115,14 +128,19 @@ class Road(Metric):
     def compute(self, task: MetricInput, params) -> MetricResult:
         task.tell(0.0, "ROAD: imputing removed pixels")
         attribution = np.asarray(task.attribution, np.float64)
-        morf_x, lerf_x, batch = road_inputs(np.asarray(task.x, np.float32), attribution,
-                                            params.steps, params.noise, task.seed)
+        image = np.asarray(task.x, np.float32)
+        morf_x, lerf_x, batch = road_inputs(image, attribution, params.steps, params.noise, task.seed)
+        task.tell(0.4, "ROAD: imputing for a random map")
+        _, _, random_batch = road_inputs(image, random_map(attribution.shape, task.seed), params.steps,
+                                         params.noise, task.seed)
         task.tell(0.7, "ROAD: scoring")
-        scores = task.scores(batch)
-        morf, lerf = scores[: params.steps], scores[params.steps:]
+        scores = task.scores(np.concatenate([batch, random_batch]))
+        k = params.steps
+        morf, lerf = scores[:k], scores[k:2 * k]
         value = float(np.mean(lerf - morf) / 2)
+        baseline = float(np.mean(scores[3 * k:] - scores[2 * k:3 * k]) / 2)
         return self.result(
-            value, baseline=0.0,
+            value, baseline=baseline,
             curve=(morf_x.tolist(), morf.tolist()),
             baseline_curve=(lerf_x.tolist(), lerf.tolist()), curve_names=("MoRF", "LeRF"),
             details={"morf_mean": float(morf.mean()), "lerf_mean": float(lerf.mean())},

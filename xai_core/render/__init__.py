@@ -379,49 +379,12 @@ def draw_input(explanation: Explanation, index: int, item: np.ndarray | None, na
 
 
 def class_grid(rows: list[tuple[np.ndarray, list[Explanation]]], alpha: float = 0.5, names: list[str] | None = None,
-               cell: float = 2.2, marks: list[tuple[int, int]] | None = None) -> np.ndarray:
-    """The image x class grid: one row per image (its picture, then one overlay per
-    explained class), titled with the class name and its probability, all maps on
-    one colour scale (signed: red pushes the class up, blue down). ``rows`` pairs
-    each RGB picture with its explanations (one per class); returns RGB uint8.
-    ``marks`` gives each row's (true class, predicted class) of a labelled set: the
-    true class's title is green, a wrong prediction's red and bold."""
-    import matplotlib
+               cell: float | None = None, marks: list[tuple[int, int]] | None = None,
+               scale: str = "shared") -> np.ndarray:
+    """The image x class grid (RGB uint8): one row per image (its picture, then one
+    overlay per explained class) titled with the class name and its probability, on a
+    robust colour scale shared by every map, or per row or per cell (``scale``),
+    stated in the legend. See :func:`xai_core.render.grid.class_grid`."""
+    from xai_core.render.grid import class_grid as draw
 
-    matplotlib.use("Agg", force=False)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if not rows or not all(exps for _, exps in rows):
-        raise ValueError("the grid needs at least one image with at least one explanation")
-    every = [e for _, exps in rows for e in exps]
-    scale = Scale.shared([(e.attribution, e.signed) for e in every])
-    cmap = DIVERGING if scale.signed else SEQUENTIAL
-    cols = 1 + max(len(exps) for _, exps in rows)
-    fig = Figure(figsize=(cell * cols, cell * len(rows) + 0.6), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(rows), cols, squeeze=False)
-    for r, (picture, exps) in enumerate(rows):
-        axes[r][0].imshow(picture)
-        axes[r][0].set_title(names[r] if names else f"image {r + 1}", fontsize=8)
-        for c in range(1, cols):
-            ax = axes[r][c]
-            ax.axis("off")
-            if c - 1 >= len(exps):
-                continue
-            e = exps[c - 1]
-            probability = next((p.probability for p in e.predictions if p.index == e.target), None)
-            if probability is None and e.probabilities is not None:
-                probability = float(e.probabilities[e.target])
-            ax.imshow(overlay(picture, e, alpha=alpha, scale=scale, cmap=cmap))
-            shown_p = f" (p={probability:.3f})" if probability is not None else ""
-            truth, predicted = marks[r] if marks else (None, None)
-            color = "#1b7f3b" if e.target == truth else ("#b00020" if e.target == predicted else "black")
-            ax.set_title(f"{e.target_label}{shown_p}", fontsize=8, color=color,
-                         fontweight="bold" if e.target == predicted and predicted != truth else "normal")
-        axes[r][0].axis("off")
-    note = "red pushes the class up, blue down" if scale.signed else "one scale for every map"
-    fig.suptitle(f"{every[0].method}: {note}", fontsize=9)
-    fig.tight_layout()
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    return draw(rows, alpha=alpha, names=names, cell=cell, marks=marks, scale=scale)

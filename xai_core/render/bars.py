@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from xai_core.render.words import direction_legend, direction_words
 from xai_core.service.rows import TabularSummary
 from xai_core.types import Explanation, UnsupportedError
 
@@ -34,6 +35,7 @@ def bar_figure(expl: Explanation, top_k: int = TOP_K) -> Any:
     names = [f for f, _ in ranked]
     values = [v for _, v in ranked]
     given = expl.values_by_feature()
+    up, down = direction_words(expl)
     fig = go.Figure(go.Bar(
         x=values,
         y=names,
@@ -43,11 +45,12 @@ def bar_figure(expl: Explanation, top_k: int = TOP_K) -> Any:
         textposition="outside",
         cliponaxis=False,
         customdata=[given[f] for f in names],
-        hovertemplate="%{y} = %{customdata:.4g}<br>attribution %{x:.4g}<extra></extra>",
+        hovertext=[up if v >= 0 else down for v in values],
+        hovertemplate="%{y} = %{customdata:.4g}<br>attribution %{x:.4g}: %{hovertext}<extra></extra>",
     ))
     fig.update_layout(
         title=_title(expl),
-        xaxis_title="attribution (red raises the output, blue lowers it)",
+        xaxis_title=f"attribution ({direction_legend(expl)})",
         height=max(300, 28 * len(names) + 120),
         margin={"l": 10, "r": 80, "t": 60, "b": 40},
         showlegend=False,
@@ -172,7 +175,7 @@ def save_bar_png(expl: Explanation, path: str | Path, top_k: int = TOP_K, dpi: i
     ax.barh(range(len(values)), values, color=[POSITIVE if v >= 0 else NEGATIVE for v in values])
     ax.set_yticks(range(len(values)), names, fontsize=8)
     ax.axvline(0, color="#777777", linewidth=0.8)
-    ax.set_xlabel("attribution (red raises the output, blue lowers it)")
+    ax.set_xlabel(f"attribution ({direction_legend(expl)})")
     ax.set_title(_title(expl), fontsize=10)
     fig.tight_layout()
     import io

@@ -21,18 +21,20 @@ POSITIVE, NEGATIVE = "#d62728", "#1f77b4"
 
 
 def set_grid(items, class_names: list[str], *, feature_names: list[str] | None = None, method: str = "",
-             top_features: int = 8) -> np.ndarray:
-    """The grid of explained items (:class:`~xai_core.sets.model.ItemExplanation`), RGB uint8."""
+             top_features: int = 8, scale: str = "shared") -> np.ndarray:
+    """The grid of explained items (:class:`~xai_core.sets.model.ItemExplanation`), RGB uint8.
+    Images: ``scale`` is the colour scale of the maps, ``shared`` (the 99.9th percentile
+    of |value| over every map, as shap's image_plot), ``row`` or ``cell``
+    (:func:`xai_core.render.grid.grid_scales`), stated in the grid's legend."""
     items = list(items)
     if not items:
         raise ValueError("the grid needs at least one item")
     if items[0].attributions.ndim == 3:
         rows = [(_picture(it.input), _explanations(it, class_names, method)) for it in items]
-        names = [f"{it.name}: true {_name(class_names, it.label)}, pred {class_names[it.prediction]}"[:40]
+        names = [f"{it.name}: true {_name(class_names, it.label)}, pred {class_names[it.prediction]}"[:60]
                  for it in items]
         marks = [(it.label, it.prediction) for it in items]
-        cell = 2.2 if max(len(it.classes) for it in items) <= 4 else 1.6
-        return render.class_grid(rows, names=names, marks=marks, cell=cell)
+        return render.class_grid(rows, names=names, marks=marks, scale=scale)
     return _bar_grid(items, class_names, feature_names, method, top_features)
 
 
@@ -74,33 +76,33 @@ def _bar_grid(items, class_names, feature_names, method: str, top_features: int)
 
     top = max(float(np.max(np.abs(it.attributions))) for it in items) or 1.0
     ncols = max(len(it.classes) for it in items)
-    fig = Figure(figsize=(2.4 * ncols, 1.7 * len(items) + 0.6), dpi=90)
+    fig = Figure(figsize=(2.6 * ncols + 0.6, 1.9 * len(items) + 0.7), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(items), ncols, squeeze=False)
     for r, it in enumerate(items):
         wrong = it.label >= 0 and it.prediction != it.label
         axes[r][0].set_ylabel(f"{it.name}\ntrue {_name(class_names, it.label)}, pred {class_names[it.prediction]}",
-                              fontsize=6.5, color="#b00020" if wrong else "black")
+                              fontsize=8, color="#b00020" if wrong else "black")
         for j, (c, att) in enumerate(zip(it.classes, it.attributions, strict=True)):
             ax = axes[r][j]
             order = np.argsort(-np.abs(att), kind="stable")[:top_features][::-1]
             names = feature_names or [f"x{k}" for k in range(len(att))]
             ax.barh(range(len(order)), att[order], color=[POSITIVE if att[k] >= 0 else NEGATIVE for k in order])
-            ax.set_yticks(range(len(order)), [names[k][:18] for k in order], fontsize=5)
+            ax.set_yticks(range(len(order)), [names[k][:18] for k in order], fontsize=8)
             ax.set_xlim(-top * 1.05, top * 1.05)
             ax.axvline(0, color="0.3", lw=0.5)
-            ax.tick_params(axis="x", labelsize=5)
+            ax.tick_params(axis="x", labelsize=8)
             color = "#1b7f3b" if c == it.label else ("#b00020" if c == it.prediction and wrong else "black")
-            ax.set_title(f"{class_names[c]}: {float(it.probabilities[c]):.3f}", fontsize=7, color=color)
+            ax.set_title(f"{class_names[c]}: {float(it.probabilities[c]):.3f}", fontsize=8, color=color)
         for ax in axes[r][len(it.classes):]:
             ax.axis("off")
-    fig.suptitle(f"{method}: red raises the class's score, blue lowers it (one scale)", fontsize=8)
+    fig.suptitle(f"{method}: red pushes towards the column's class, blue away from it (one scale)", fontsize=9)
     fig.tight_layout()
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def class_mean_maps(summary, class_names: list[str], cell_inches: float = 1.35) -> np.ndarray:
+def class_mean_maps(summary, class_names: list[str], cell_inches: float | None = None) -> np.ndarray:
     """The class-mean maps of a :class:`~xai_core.sets.explain.SetSummary` (images):
     one panel per explained class, the mean signed map over the items explained
     for it, on one colour scale (red raises the class's score, blue lowers it)."""
@@ -110,7 +112,11 @@ def class_mean_maps(summary, class_names: list[str], cell_inches: float = 1.35) 
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
 
+    from xai_core.render.grid import DPI, FONT_PT, PAGE_PX, wrap_title
+
     cs = summary.classes
+    if cell_inches is None:  # as the grid: a row of panels fits the page's column, labels 9 pt
+        cell_inches = max(0.7, min(1.35, PAGE_PX / DPI / max(1, len(cs))))
     maps = [summary.mean_signed(c) for c in cs]
     top = max(float(np.percentile(np.abs(m), 99.5)) for m in maps) if maps else 1.0
     norm = Normalize(-(top or 1.0), top or 1.0)
@@ -118,15 +124,16 @@ def class_mean_maps(summary, class_names: list[str], cell_inches: float = 1.35) 
                              squeeze=False)
     for ax, c, m in zip(axes[0], cs, maps, strict=False):
         ax.imshow(m, cmap=render.DIVERGING, norm=norm)
-        ax.set_title(f"{class_names[c]} (n={int(summary.counts[c])})", fontsize=7)
+        ax.set_title(f"{class_names[c]} (n={int(summary.counts[c])})", fontsize=FONT_PT)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("class-mean maps: mean attribution for each class over the explained items", fontsize=8)
+    fig.suptitle(wrap_title("class-mean maps: mean attribution for each class over the explained items",
+                            cell_inches * max(1, len(cs))), fontsize=FONT_PT)
     fig.tight_layout(rect=(0, 0.12, 1, 0.92))
     cax = fig.add_axes([0.3, 0.06, 0.4, 0.03])
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=render.DIVERGING), cax=cax, orientation="horizontal")
-    cax.tick_params(labelsize=6)
+    cax.tick_params(labelsize=FONT_PT)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    fig.savefig(buf, format="png", dpi=DPI)
     plt.close(fig)
     return np.asarray(Image.open(buf).convert("RGB"))

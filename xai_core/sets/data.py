@@ -7,6 +7,10 @@ Formats (chosen by the source, for image and tabular models alike):
 * a CSV of image paths and labels (columns ``path``/``file``/``image``/``filename``
   and ``label``/``class``/``target``/``y``; paths relative to the CSV's folder);
 * a CSV table with a label column (tabular models; the other columns are features);
+* a CSV of pixels for image models, as the MNIST tutorials keep their sets: a label
+  column and H x W (or H x W x 3) numeric columns, one image a row (784 columns ->
+  28 x 28); the shape is inferred when the count is a square (or 3 x a square),
+  else asked for (``image_shape``);
 * an ``.npz`` with ``x`` (N x H x W [x C] images, uint8 or floats in [0, 1], or
   N x F rows) and ``y`` (N labels), optionally ``class_names``.
 
@@ -185,12 +189,14 @@ def open_set(
     name: str | None = None,
     label_column: str | None = None,
     feature_columns: list[str] | None = None,
+    image_shape: tuple[int, ...] | None = None,
 ) -> LabelledSet:
     """Open a labelled set for a model with ``class_names``.
 
     ``source`` is a path (folder, ``.zip``, ``.csv``, ``.npz``) or the bytes of an
     uploaded file whose ``name`` gives the format. ``kind`` is the model's input:
-    ``"image"`` or ``"rows"``.
+    ``"image"`` or ``"rows"``. ``image_shape`` (H, W) or (H, W, C) is the picture
+    shape of a CSV of pixel columns (default: inferred from a square count).
     """
     if kind not in ("image", "rows"):
         raise InputError(f"unknown set kind {kind!r}; use image or rows")
@@ -205,7 +211,7 @@ def open_set(
         if suffix == ".npz":
             return _open_npz(data, label, class_names, kind)
         if suffix in (".csv", ".txt"):
-            return _open_csv(data, label, None, class_names, kind, label_column, feature_columns)
+            return _open_csv(data, label, None, class_names, kind, label_column, feature_columns, image_shape)
         raise InputError(f"{label}: upload a .zip of class folders, a .csv or an .npz")
     path = Path(source)
     label = name or str(path)
@@ -226,7 +232,8 @@ def open_set(
     if suffix == ".npz":
         return _open_npz(path.read_bytes(), label, class_names, kind)
     if suffix in (".csv", ".txt"):
-        return _open_csv(path.read_bytes(), label, path.parent, class_names, kind, label_column, feature_columns)
+        return _open_csv(path.read_bytes(), label, path.parent, class_names, kind, label_column, feature_columns,
+                         image_shape)
     raise InputError(f"{label}: not a labelled set; give a folder of class folders, a .zip, a .csv or an .npz")
 
 
@@ -337,8 +344,65 @@ def _find_column(columns: list[str], wanted: str | None, candidates: tuple[str, 
     return None
 
 
+def pixel_shape(count: int, asked: tuple[int, ...] | None, label: str) -> tuple[int, ...]:
+    """The picture shape of ``count`` pixel columns: ``asked`` ((H, W) or (H, W, C),
+    checked against the count), else a square (H, H) or a square of RGB (H, H, 3);
+    one clear refusal otherwise (the shape is never guessed)."""
+    if asked is not None:
+        shape = tuple(int(v) for v in asked)
+        if len(shape) not in (2, 3) or min(shape) < 1 or (len(shape) == 3 and shape[2] not in (1, 3)):
+            raise InputError(f"{label}: an image shape is H x W or H x W x C with C 1 or 3; got {asked}")
+        if int(np.prod(shape)) != count:
+            raise InputError(f"{label}: {count} pixel columns do not make {' x '.join(map(str, shape))} "
+                             f"({int(np.prod(shape))} values)")
+        return shape
+    if count < 4:
+        raise InputError(f"{label}: {count} pixel column(s) are too few for an image (at least 2 x 2)")
+    side = int(round(count ** 0.5))
+    if side * side == count:
+        return (side, side)
+    side = int(round((count / 3) ** 0.5))
+    if 3 * side * side == count:
+        return (side, side, 3)
+    raise InputError(f"{label}: {count} pixel columns are not a square image; give the shape "
+                     "(--image-shape HxW, or the page's 'Image shape')")
+
+
+def _pixel_csv(frame, label: str, target: str, class_names: list[str], image_shape: tuple[int, ...] | None,
+               errors: dict[int, str]) -> LabelledSet:
+    """A CSV of a label column and pixel columns (one image a row) as an image set."""
+    import pandas as pd
+
+    columns = [c for c in frame.columns if c != target]
+    shape = pixel_shape(len(columns), image_shape, label)
+    values = frame[columns].apply(lambda col: pd.to_numeric(col.str.strip(), errors="coerce"))
+    x = values.to_numpy(np.float64)
+    bad_rows = ~np.isfinite(x).all(axis=1)
+    names = [f"row {i}" for i in range(len(frame))]
+    for i in np.flatnonzero(bad_rows):
+        errors.setdefault(int(i), f"row {i}: a pixel column holds something that is not a number")
+    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > 255:
+        raise InputError(f"{label}: pixel values must lie in 0..255 or 0..1; they span {low:g}..{high:g}")
+    # one range for the whole set (a dark digit must not be read as 0..1 on its own)
+    pixels = (x if high > 1.0 else x * 255.0).round().astype(np.uint8).reshape(len(frame), *shape)
+    labels = _map_labels(frame[target].tolist(), names, class_names, errors)
+    return LabelledSet("image", names, labels, list(class_names), label, errors,
+                       _reader=_ArrayReader(pixels, names, "image"))
+
+
+def _numeric_columns(frame, columns: list[str]) -> bool:
+    """Whether every one of ``columns`` reads as numbers in the first rows."""
+    import pandas as pd
+
+    head = frame[columns].head(20)
+    return bool(head.apply(lambda col: pd.to_numeric(col.str.strip(), errors="coerce").notna().all()).all())
+
+
 def _open_csv(data: bytes, label: str, base: Path | None, class_names: list[str], kind: str,
-              label_column: str | None, feature_columns: list[str] | None) -> LabelledSet:
+              label_column: str | None, feature_columns: list[str] | None,
+              image_shape: tuple[int, ...] | None = None) -> LabelledSet:
     import pandas as pd
 
     try:
@@ -354,8 +418,12 @@ def _open_csv(data: bytes, label: str, base: Path | None, class_names: list[str]
     errors: dict[int, str] = {}
     if kind == "image":
         path_col = _find_column(columns, None, PATH_COLUMNS, "path", label)
+        pixels = [c for c in columns if c != target]
+        if path_col is None and pixels and _numeric_columns(frame, pixels):
+            return _pixel_csv(frame, label, target, class_names, image_shape, errors)
         if path_col is None:
-            raise InputError(f"{label}: a CSV of images needs a path column named one of {', '.join(PATH_COLUMNS)}")
+            raise InputError(f"{label}: a CSV of images needs a path column named one of {', '.join(PATH_COLUMNS)}, "
+                             "or a label column and numeric pixel columns (one image a row)")
         if base is None:
             raise InputError(f"{label}: an uploaded CSV cannot point at image files; upload a zip of class folders")
         names = [str(v) for v in frame[path_col]]
