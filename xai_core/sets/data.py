@@ -53,6 +53,9 @@ class LabelledSet:
     errors: dict[int, str] = field(default_factory=dict)
     feature_names: list[str] = field(default_factory=list)
     _reader: Any = field(default=None, repr=False)
+    # how to open the same set again from its path (open_set's arguments), None for uploaded bytes:
+    # a Ray worker reads the items itself instead of receiving them from the driver
+    recipe: dict[str, Any] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -178,6 +181,42 @@ def _map_labels(values: Sequence[Any], names: list[str], class_names: list[str],
 
 
 def open_set(
+    source: str | Path | bytes,
+    class_names: list[str],
+    *,
+    kind: str = "image",
+    name: str | None = None,
+    label_column: str | None = None,
+    feature_columns: list[str] | None = None,
+) -> LabelledSet:
+    """Open a labelled set for a model with ``class_names``.
+
+    ``source`` is a path (folder, ``.zip``, ``.csv``, ``.npz``) or the bytes of an
+    uploaded file whose ``name`` gives the format. ``kind`` is the model's input:
+    ``"image"`` or ``"rows"``. A set opened from a path keeps its :attr:`~LabelledSet.recipe`.
+    """
+    found = _open_source(source, class_names, kind=kind, name=name, label_column=label_column,
+                         feature_columns=feature_columns)
+    if not isinstance(source, (bytes, bytearray)):
+        found.recipe = {"source": str(Path(source).resolve()), "class_names": list(class_names), "kind": kind,
+                        "name": found.source, "label_column": label_column,
+                        "feature_columns": list(feature_columns) if feature_columns else None}
+    return found
+
+
+def reopen_set(recipe: dict[str, Any], fingerprint: str) -> LabelledSet:
+    """The set of a :attr:`~LabelledSet.recipe`, read again here (on a Ray worker's node);
+    an InputError when the files there are not the driver's set."""
+    found = open_set(**recipe)
+    if found.fingerprint() != fingerprint:
+        import socket
+
+        raise InputError(f"{recipe['source']} on {socket.gethostname()} is not the set the run was started "
+                         "with (other files or labels); give every node the same copy at the same path")
+    return found
+
+
+def _open_source(
     source: str | Path | bytes,
     class_names: list[str],
     *,
