@@ -265,19 +265,3 @@ def test_default_engine_never_imports_ray(tmp_path):
             f"evaluate(m, open_set({str(DIGITS)!r}, m.class_names)); print('ray' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.stdout.strip() == "False", run.stderr
-
-
-def test_ray_engine_gives_identical_results(digits, digits_set, digits_eval):
-    pytest.importorskip("ray")
-    from xai_core.sets.runners import open_engine
-
-    chosen = digits_eval.select("misclassified", top=4)
-    request = ExplainRequest("shap_gradient", {"samples": 8, "background_size": 4}, 0, "all")
-    local = list(explain_selection(digits, digits_set, chosen, request, chunk_size=2))
-    with open_engine("ray", digits, digits_set, workers=2) as engine:
-        ev = evaluate(digits, digits_set, engine=engine, batch_size=64)
-        remote = list(explain_selection(digits, digits_set, chosen, request, engine=engine, chunk_size=2))
-    np.testing.assert_array_equal(ev.probabilities, digits_eval.probabilities)
-    assert [r.index for r in remote] == chosen
-    for a, b in zip(local, remote, strict=True):
-        np.testing.assert_array_equal(a.attributions, b.attributions)
