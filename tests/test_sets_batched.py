@@ -93,3 +93,17 @@ def test_a_bad_class_is_refused_not_deadlocked(digits, images):
 
     with pytest.raises(InputError):
         explain_items(digits, images[:2], "grad_cam", {}, classes=[[0], [99]], seed=0)
+
+
+def test_an_uploaded_model_batches_inside_its_confined_worker(digits, images):
+    from xai_core.loading.models import open_model
+    from xai_core.worker.client import RemoteModel
+
+    remote = open_model(ROOT / "model_zoo" / "weights" / "digits_cnn.pt", arch="digits_cnn", device="cpu")
+    assert isinstance(remote, RemoteModel)
+    for method, params in (("grad_cam", {}), ("shap_gradient", {"samples": 8, "background_size": 4})):
+        got = explain_items(remote, images, method, params, classes=CLASSES, seed=1, batch_size=64)
+        want = explain_items(digits, images, method, params, classes=CLASSES, seed=1, batch_size=64)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(np.stack([m.attribution for m in a]), np.stack([m.attribution for m in b]),
+                                       rtol=0, atol=1e-6)

@@ -59,6 +59,13 @@ class ClassActivationMap(Explainer):
                 f"{ctx.adapter.name} has no convolutional layer with a spatial output; {self.label} needs one"
             )
         acts, grads, _ = ctx.layer_gradients(layer)
+        return self.from_layer(ctx, params, layer, acts, grads)
+
+    def from_layer(self, ctx: Context, params: CamParams, layer: str, acts: np.ndarray,
+                   grads: np.ndarray) -> RawAttribution:
+        """The map from the image's activations and target-score gradients at ``layer``
+        (1 x C x h x w each), as :meth:`run` makes it; labelled sets call it with
+        rows of one layer pass shared by many images."""
         if acts.ndim != 4:
             raise UnsupportedError(
                 f"layer {layer!r} outputs shape {acts.shape[1:]}; {self.label} needs a convolutional "

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,23 @@ import numpy as np
 from xai_core.worker.client import runs_in_worker
 
 BATCHED_OPS = ("predict", "input_gradients", "layer_activations_and_gradients")
+
+
+@dataclass
+class ClassMap:
+    """One item explained for one class: the map at model input resolution (H x W,
+    float32, finite), the model evaluations it took, and whether it is signed."""
+
+    target: int
+    attribution: np.ndarray
+    model_evals: int
+    signed: bool
+    elapsed_s: float = 0.0
+
+    @classmethod
+    def of(cls, explanation: Any) -> ClassMap:
+        return cls(int(explanation.target), explanation.attribution, int(explanation.model_evals),
+                   bool(explanation.signed), float(explanation.elapsed_s))
 
 
 class _Request:
@@ -228,19 +247,26 @@ def explain_items(
     """Explain each of N images against its classes in shared batches.
 
     ``images``: N RGB uint8 images (H x W x 3, any size); ``classes``: N lists of
-    class indices. Returns N lists of :class:`~xai_core.types.Explanation`, one per
-    class, equal to ``explain_classes(adapter, images[i], method, params,
-    classes=classes[i], seed=seed)`` (see the module's note on rounding). Items
-    share batches for the methods of :func:`shares_batches`.
+    class indices. Returns N lists of :class:`ClassMap`, one per class, equal to
+    ``explain_classes(adapter, images[i], method, params, classes=classes[i],
+    seed=seed)`` (see the module's note on rounding). Items share batches for the
+    methods of :func:`shares_batches`; the CAM family skips the per-item service
+    call altogether (:func:`_explain_cams`).
     """
+    from xai_core.explainers import get_explainer
+    from xai_core.explainers.cam_family import ClassActivationMap
     from xai_core.service import explain_classes
 
     n = len(images)
     if n != len(classes):
         raise ValueError("one list of classes per image")
     size = int(batch_size or adapter.default_batch_size)
+    if n > 1 and isinstance(get_explainer(method), ClassActivationMap) and not adapter.multi_input \
+            and adapter.default_cam_layer() is not None:
+        return _explain_cams(adapter, images, method, params, classes, seed, size)
     if n == 1 or not shares_batches(method):
-        return [explain_classes(adapter, image, method, params, classes=list(wanted), seed=seed, batch_size=size)
+        return [[ClassMap.of(e) for e in explain_classes(adapter, image, method, params, classes=list(wanted),
+                                                          seed=seed, batch_size=size)]
                 for image, wanted in zip(images, classes, strict=True)]
     batcher = Batcher(n, size)
     results: list[Any] = [None] * n
@@ -248,8 +274,9 @@ def explain_items(
 
     def one(i: int) -> None:
         try:
-            results[i] = explain_classes(batched_view(adapter, batcher), images[i], method, params,
-                                         classes=list(classes[i]), seed=seed, batch_size=size)
+            results[i] = [ClassMap.of(e) for e in explain_classes(
+                batched_view(adapter, batcher), images[i], method, params, classes=list(classes[i]), seed=seed,
+                batch_size=size)]
         except BaseException as exc:  # noqa: BLE001 - re-raised below, in item order
             errors[i] = exc
         finally:
@@ -266,4 +293,44 @@ def explain_items(
     return results
 
 
-__all__ = ["BATCHED_OPS", "Batcher", "batched_view", "explain_items", "shares_batches"]
+def _explain_cams(adapter: Any, images: Sequence[np.ndarray], method: str, params: dict[str, Any] | None,
+                  classes: Sequence[Sequence[int]], seed: int, size: int) -> list[list[ClassMap]]:
+    """The CAM family over many images: one layer pass per class for ``size`` images
+    at a time, each image's map made by the method's own
+    :meth:`~xai_core.explainers.cam_family.ClassActivationMap.from_layer` (what its
+    one-item ``run`` does after its own layer pass), with no per-item service call."""
+    from xai_core.explainers import get_explainer
+    from xai_core.explainers.base import Context
+    from xai_core.service import check_method, prepare_inputs, resolve_target
+
+    explainer = get_explainer(method)
+    check_method(adapter, method)
+    parsed = explainer.params(params)
+    layer = adapter.default_cam_layer()
+    start = time.perf_counter()
+    xs = [prepare_inputs(adapter, image)[0] for image in images]
+    probs = adapter.predict(np.stack(xs), size)
+    pairs: dict[int, list[tuple[int, int]]] = {}
+    for i, wanted in enumerate(classes):
+        for k, c in enumerate(wanted):
+            pairs.setdefault(resolve_target(adapter, c, probs[i]), []).append((i, k))
+    out: list[list[Any]] = [[None] * len(wanted) for wanted in classes]
+    for c, members in pairs.items():
+        for s in range(0, len(members), size):
+            part = members[s:s + size]
+            acts, grads, _ = adapter.layer_activations_and_gradients(np.stack([xs[i] for i, _ in part]), c, layer)
+            for j, (i, k) in enumerate(part):
+                ctx = Context(adapter, xs[i], c, seed, size, layer=layer, probs=probs[i])
+                raw = explainer.from_layer(ctx, parsed, layer, acts[j:j + 1], grads[j:j + 1])
+                attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0,
+                                            neginf=0.0)
+                # the one-item path counts its prediction and its layer pass
+                out[i][k] = ClassMap(c, attribution, 2, bool(raw.extras.get("signed", explainer.signed)))
+    elapsed = (time.perf_counter() - start) / max(1, sum(len(w) for w in classes))
+    for row in out:
+        for m in row:
+            m.elapsed_s = elapsed
+    return out
+
+
+__all__ = ["BATCHED_OPS", "Batcher", "ClassMap", "batched_view", "explain_items", "shares_batches"]
