@@ -243,6 +243,8 @@ def explain_items(
     classes: Sequence[Sequence[int]],
     seed: int = 0,
     batch_size: int | None = None,
+    prepared: Sequence[np.ndarray] | None = None,
+    probabilities: np.ndarray | None = None,
 ) -> list[list[Any]]:
     """Explain each of N images against its classes in shared batches.
 
@@ -251,7 +253,9 @@ def explain_items(
     ``explain_classes(adapter, images[i], method, params, classes=classes[i],
     seed=seed)`` (see the module's note on rounding). Items share batches for the
     methods of :func:`shares_batches`; the CAM family skips the per-item service
-    call altogether (:func:`_explain_cams`).
+    call altogether (:func:`_explain_cams`), and uses ``prepared`` (the images
+    already preprocessed for the model) and their ``probabilities`` (N x K) when
+    the caller has them, instead of preparing and predicting them again.
     """
     from xai_core.explainers import get_explainer
     from xai_core.explainers.cam_family import ClassActivationMap
@@ -263,7 +267,7 @@ def explain_items(
     size = int(batch_size or adapter.default_batch_size)
     if n > 1 and isinstance(get_explainer(method), ClassActivationMap) and not adapter.multi_input \
             and adapter.default_cam_layer() is not None:
-        return _explain_cams(adapter, images, method, params, classes, seed, size)
+        return _explain_cams(adapter, images, method, params, classes, seed, size, prepared, probabilities)
     if n == 1 or not shares_batches(method):
         return [[ClassMap.of(e) for e in explain_classes(adapter, image, method, params, classes=list(wanted),
                                                           seed=seed, batch_size=size)]
@@ -294,7 +298,8 @@ def explain_items(
 
 
 def _explain_cams(adapter: Any, images: Sequence[np.ndarray], method: str, params: dict[str, Any] | None,
-                  classes: Sequence[Sequence[int]], seed: int, size: int) -> list[list[ClassMap]]:
+                  classes: Sequence[Sequence[int]], seed: int, size: int, prepared: Sequence[np.ndarray] | None,
+                  probabilities: np.ndarray | None) -> list[list[ClassMap]]:
     """The CAM family over many images: one layer pass per class for ``size`` images
     at a time, each image's map made by the method's own
     :meth:`~xai_core.explainers.cam_family.ClassActivationMap.from_layer` (what its
@@ -308,8 +313,8 @@ def _explain_cams(adapter: Any, images: Sequence[np.ndarray], method: str, param
     parsed = explainer.params(params)
     layer = adapter.default_cam_layer()
     start = time.perf_counter()
-    xs = [prepare_inputs(adapter, image)[0] for image in images]
-    probs = adapter.predict(np.stack(xs), size)
+    xs = list(prepared) if prepared is not None else [prepare_inputs(adapter, image)[0] for image in images]
+    probs = probabilities if probabilities is not None else adapter.predict(np.stack(xs), size)
     pairs: dict[int, list[tuple[int, int]]] = {}
     for i, wanted in enumerate(classes):
         for k, c in enumerate(wanted):

@@ -93,7 +93,7 @@ def explain_chunk(model, dataset: LabelledSet, indices: list[int], request: Expl
     args = (request.method, request.params, request.seed, request.background, list(request.feature_names))
     inputs = dict(zip(ok, prepared, strict=True))
     try:
-        results = model.explain(items, classes, *args)
+        results = model.explain(items, classes, *args, prepared=prepared)
     except XaiError as exc:
         results = []
         for item, wanted in zip(items, classes, strict=True):  # find the item that fails

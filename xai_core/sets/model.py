@@ -153,11 +153,13 @@ class SetModel:
         seed: int,
         background: np.ndarray | None = None,
         feature_names: list[str] | None = None,
+        prepared: list[np.ndarray] | None = None,
     ) -> list[ItemExplanation]:
         """Explain each item (index, name, label, content, probabilities) against its
         classes. Every item and class uses the same ``seed``, so results do not depend
         on how items are grouped or which worker runs them. Rows need the set's
-        ``background`` rows (N x F) for the methods' reference values."""
+        ``background`` rows (N x F) for the methods' reference values; ``prepared``
+        (the items' model inputs, when the caller has them) saves preparing them again."""
         if self.kind == "rows":
             return self._explain_rows(items, classes, method, params, seed, background, feature_names)
         from xai_core.sets.batched import explain_items
@@ -165,7 +167,8 @@ class SetModel:
         # the items share model batches (xai_core.sets.batched); each keeps its own seeded draws
         start = time.perf_counter()
         found = explain_items(self.model, [item[3] for item in items], method, params,
-                              classes=[list(c) for c in classes], seed=seed, batch_size=self.batch_size)
+                              classes=[list(c) for c in classes], seed=seed, batch_size=self.batch_size,
+                              prepared=prepared, probabilities=np.stack([item[4] for item in items]))
         elapsed = (time.perf_counter() - start) / max(1, len(items))
         return [
             ItemExplanation(index, name, label, int(np.argmax(probs)), probs, [e.target for e in exps],
