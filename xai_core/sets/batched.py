@@ -5,7 +5,8 @@ from its own seeded RNG and asks the adapter for predictions and gradients in
 batches. :func:`explain_items` runs the ordinary one-item service call
 (:func:`xai_core.service.explain_classes`) for each of N items at once, each in
 its own thread, over a per-item view of the model whose ``predict``,
-``input_gradients`` and ``layer_activations_and_gradients`` do not run the model
+``outputs`` (so ``target_scores``), ``input_gradients`` and
+``layer_activations_and_gradients`` do not run the model
 themselves: they wait until every live item has asked for its next batch, and
 then one call per (operation, target class, layer) runs all the items' rows
 together, ``batch_size`` rows at a time. Each item's RNG, the batches it asks for
@@ -37,7 +38,7 @@ import numpy as np
 
 from xai_core.worker.client import runs_in_worker
 
-BATCHED_OPS = ("predict", "input_gradients", "layer_activations_and_gradients")
+BATCHED_OPS = ("predict", "outputs", "input_gradients", "layer_activations_and_gradients")
 
 
 @dataclass
@@ -119,8 +120,7 @@ class Batcher:
 
     def _run_group(self, members: list[_Request]) -> None:
         first = members[0]
-        adapter = first.view
-        cls = _base_class(adapter)
+        adapter = first.view._plain  # the model itself: its own calls inside an op are not gathered again
         joined = [np.concatenate([r.parts[i] for r in members]) for i in range(len(first.parts))]
         n = len(joined[0])
         outs: list[tuple] = []
@@ -130,14 +130,15 @@ class Batcher:
             self.calls += 1
             self.rows += min(self.batch_size, n - start)
             if first.op == "predict":
-                outs.append((cls.predict(adapter, batch, self.batch_size),))
+                outs.append((adapter.predict(batch, self.batch_size),))
+            elif first.op == "outputs":
+                outs.append((adapter.outputs(batch, self.batch_size),))
             elif first.op == "input_gradients":
-                got = cls.input_gradients(adapter, batch, first.target, self.batch_size,
-                                          return_probs=first.return_probs)
+                got = adapter.input_gradients(batch, first.target, self.batch_size, return_probs=first.return_probs)
                 outs.append((_parts(got[0]), *got[1:]))
             else:
-                got = cls.layer_activations_and_gradients(adapter, batch, first.target, first.layer,
-                                                          return_probs=first.return_probs)
+                got = adapter.layer_activations_and_gradients(batch, first.target, first.layer,
+                                                              return_probs=first.return_probs)
                 outs.append(tuple(got))
         columns = [_concat([o[k] for o in outs]) for k in range(len(outs[0]))]
         offset = 0
@@ -145,7 +146,7 @@ class Batcher:
             m = len(r.parts[0])
             picked = [_take(c, offset, offset + m) for c in columns]
             offset += m
-            if r.op == "predict":
+            if r.op in ("predict", "outputs"):
                 r.result = picked[0]
             elif r.op == "input_gradients":
                 grads = picked[0]
@@ -173,10 +174,6 @@ def _take(column: Any, start: int, stop: int) -> Any:
 _VIEW_CLASSES: dict[type, type] = {}
 
 
-def _base_class(view: Any) -> type:
-    return type(view).__mro__[1]
-
-
 def _view_class(cls: type) -> type:
     """A subclass of the adapter's class whose batched operations go to the batcher."""
     if cls in _VIEW_CLASSES:
@@ -185,6 +182,10 @@ def _view_class(cls: type) -> type:
     def predict(self, batch, batch_size=None):
         parts = self.split(batch)
         return self._batcher.ask(_Request("predict", self, parts, None, None, False, ("predict",)))
+
+    def outputs(self, batch, batch_size=None):  # target_scores and explained_scores come through here
+        parts = self.split(batch)
+        return self._batcher.ask(_Request("outputs", self, parts, None, None, False, ("outputs",)))
 
     def input_gradients(self, batch, target, batch_size=None, return_probs=False):
         parts = self.split(batch)
@@ -203,7 +204,7 @@ def _view_class(cls: type) -> type:
         return self._count
 
     view = type(f"Batched{cls.__name__}", (cls,), {
-        "predict": predict, "input_gradients": input_gradients,
+        "predict": predict, "outputs": outputs, "logits_or_probs": outputs, "input_gradients": input_gradients,
         "layer_activations_and_gradients": layer_activations_and_gradients, "_asked": _asked,
     })
     _VIEW_CLASSES[cls] = view
@@ -216,6 +217,7 @@ def batched_view(adapter: Any, batcher: Batcher) -> Any:
     view = copy.copy(adapter)
     view.__class__ = _view_class(type(adapter))
     view._batcher = batcher
+    view._plain = adapter
     return view
 
 
