@@ -47,7 +47,7 @@ from xai_core.types import InputError, XaiError
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW_PER_WORKER = 2
 CONNECT_TIMEOUT_S = 3.0
-REPLACE_WAIT_S = 30.0
+REPLACE_WAIT_S = 10.0
 
 
 class _Replica:
