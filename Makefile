@@ -3,7 +3,7 @@
 PORT ?= 8501
 PY := .venv/bin/python
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint docs bench clean
 
 run:
 	@bash scripts/setup.sh run
@@ -14,6 +14,10 @@ test:
 	$(PY) -m ruff check .
 	$(PY) -m pytest -p no:cacheprovider
 
+docs:
+	@bash scripts/setup.sh test
+	$(PY) -m mkdocs build --strict --site-dir site
+
 lint:
 	$(PY) -m ruff check .
 
@@ -22,4 +26,4 @@ bench:
 	$(PY) benchmarks/bench_image.py
 
 clean:
-	rm -rf .venv .pytest_cache .ruff_cache artifacts
+	rm -rf .venv .pytest_cache .ruff_cache artifacts site

@@ -71,7 +71,7 @@ def keras_application(app: str):
     """keras.applications.<app> with its ImageNet weights, taking inputs as the zoo
     spec prepares them (caffe models get an RGB -> BGR layer in front)."""
     weights = keras_application_weights(app)
-    from xai_core.loading.keras import import_tensorflow
+    from xai_core.adapters.runtime import import_tensorflow
 
     import_tensorflow()
     import keras

@@ -27,7 +27,7 @@ OUT = Path(__file__).resolve().parent / "weights"
 
 def build_keras_digits_cnn(num_classes: int = 10, softmax: bool = True):
     """Conv(16)-pool-Conv(32)-pool-Conv(64)-GAP-Dense, input 32 x 32 x 1 (channels-last)."""
-    from xai_core.loading.keras import import_tensorflow
+    from xai_core.adapters.runtime import import_tensorflow
 
     import_tensorflow()  # in the safe order next to torch
     import keras
@@ -49,7 +49,7 @@ def build_keras_digits_cnn(num_classes: int = 10, softmax: bool = True):
 
 
 def main() -> None:
-    from xai_core.loading.keras import import_tensorflow
+    from xai_core.adapters.runtime import import_tensorflow
 
     tf = import_tensorflow()
     import keras

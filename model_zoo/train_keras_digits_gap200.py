@@ -26,7 +26,7 @@ OUT = Path(__file__).resolve().parent / "weights"
 
 def build(num_classes: int = 10):
     """conv1(s2)-pool-conv2-pool-conv3-pool-conv4-GAP-Dense(softmax), 200 x 200 x 1 in."""
-    from xai_core.loading.keras import import_tensorflow
+    from xai_core.adapters.runtime import import_tensorflow
 
     import_tensorflow()
     import keras
@@ -62,7 +62,7 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def main() -> None:
-    from xai_core.loading.keras import import_tensorflow
+    from xai_core.adapters.runtime import import_tensorflow
 
     tf = import_tensorflow()
     import keras

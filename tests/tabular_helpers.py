@@ -82,7 +82,7 @@ def keras_available() -> bool:
 
 
 def keras():
-    from xai_core.loading.keras import import_tensorflow
+    from xai_core.adapters.runtime import import_tensorflow
 
     import_tensorflow()
     import keras as keras_module

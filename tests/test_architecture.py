@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -45,3 +46,23 @@ def test_digits_training_metadata_is_kept_with_the_weights():
     meta = json.loads((ROOT / "model_zoo" / "weights" / "digits_cnn.json").read_text())
     assert meta["seed"] == 0 and meta["test_accuracy"] >= 0.95
     assert (ROOT / "model_zoo" / "train_digits_cnn.py").exists()
+
+
+def test_imports_go_only_downwards():
+    """The layers of DESIGN.md section 1 (.importlinter lists them, top first): no module
+    imports one of a higher layer, lazily inside a function included."""
+    out = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--config", ".importlinter"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_the_layer_contract_names_every_package():
+    """A new package must be placed in a layer, not slip past the contract."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    layers = set(config["importlinter:contract:layers"]["layers"].split())
+    packages = {f"xai_core.{p.name}" for p in (ROOT / "xai_core").iterdir()
+                if (p / "__init__.py").exists()} | {"xai_core.types"}
+    assert packages == layers

@@ -11,7 +11,7 @@ import pytest
 from test_dashboard import assert_clean, captions, click_explain, errors, image_page, predictions_frame
 
 from tests.conftest import ROOT
-from xai_core.loading.keras import import_tensorflow
+from xai_core.adapters.runtime import import_tensorflow
 
 KERAS_DIGITS = ROOT / "model_zoo" / "weights" / "keras_digits_cnn.keras"
 

@@ -30,7 +30,7 @@ FAST_PARAMS = {
 
 
 def _keras():
-    from xai_core.loading.keras import import_tensorflow
+    from xai_core.adapters.runtime import import_tensorflow
 
     import_tensorflow()
     import keras
@@ -207,7 +207,7 @@ def test_lambda_refused_in_safe_mode_unless_trusted(files, name, unconfined):
 
 def test_cuda_without_gpu_is_a_clear_error(files):
     _, _, paths = files
-    from xai_core.loading.keras import import_tensorflow
+    from xai_core.adapters.runtime import import_tensorflow
 
     if import_tensorflow().config.list_physical_devices("GPU"):
         pytest.skip("TensorFlow sees a GPU here")

@@ -100,7 +100,7 @@ def test_logit_choice_errors_are_clear():
 
 def test_keras_logit_choice_swaps_the_softmax_activation():
     from xai_core.adapters.keras import KerasAdapter
-    from xai_core.loading.keras import import_tensorflow
+    from xai_core.adapters.runtime import import_tensorflow
 
     import_tensorflow()
     import keras

@@ -249,7 +249,7 @@ def test_keras_then_torch_export_does_not_crash_the_process():
     import sys
 
     code = (
-        "from xai_core.loading.keras import import_tensorflow; import_tensorflow(); import keras; import torch; "
+        "from xai_core.adapters.runtime import import_tensorflow; import_tensorflow(); import keras; import torch; "
         "torch.export.export(torch.nn.Linear(3, 2), (torch.zeros(2, 3),)); print('exported')"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=240,

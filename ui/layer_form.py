@@ -28,9 +28,12 @@ LAYER_PARAMS = ("layer", "at", "neuron")  # parameters this form asks for, not t
 
 
 def layer_text(info: LayerInfo) -> str:
-    """``10 · block3_conv4 · Conv2D · 256x56x56`` (index left out where a layer has none)."""
+    """``10 · block3_conv4 · Conv2D · 256x56x56 · channels-last map`` (index left out
+    where a layer has none; the shape is the canonical C x h x w of a map)."""
     shape = "x".join(str(v) for v in info.output_shape)
     parts = ([info.index] if info.index is not None else []) + [info.name, info.kind, shape]
+    if info.layout is not None and info.layout.kind in ("channels_last", "tokens"):
+        parts.append(info.layout.describe().split(" on a ")[0] if info.layout.kind == "tokens" else "channels last")
     return " · ".join(parts)
 
 
@@ -51,14 +54,15 @@ def _listed(adapter: ModelAdapter, spatial_only: bool) -> list[LayerInfo] | None
         st.warning(f"Could not list this model's layers ({type(exc).__name__}: {page_text(exc)}); "
                    "the default layer is used.")
         return None
-    return [info for info in layers if info.spatial or not spatial_only]
+    # only layers whose layout is established as a map (or a vector, where the method takes one)
+    return [info for info in layers if info.spatial or (info.vector and not spatial_only)]
 
 
 def _default(adapter: ModelAdapter, spatial_only: bool) -> str | None:
     from xai_core.explainers.conductance import default_layer
 
     try:
-        return adapter.default_cam_layer() if spatial_only else default_layer(adapter)
+        return adapter.default_cam_choice()[0] if spatial_only else default_layer(adapter)
     except Exception:  # noqa: BLE001 - no layer to default to: the first listed is
         return None
 
@@ -80,10 +84,14 @@ def layer_picker(adapter: ModelAdapter, key: str, *, spatial_only: bool = True, 
                            help="not only convolutions and dense layers: activations, norms, pooling, blocks")
     shown = [info for info in layers
              if show_all or info.name == default or info.dense or "conv" in info.kind.lower()
+             or "norm" in info.kind.lower() and info.layout is not None and info.layout.kind == "tokens"
              or not (info.spatial or info.passive)]  # a vector layer: a dense layer's activation too
     every = {info.name: info for info in layers}
     names = ([NO_LAYER] if optional else []) + [info.name for info in shown]
     described = {info.name: layer_text(info) + ("  ★ default" if info.name == default else "") for info in shown}
+    if default is not None and spatial_only and not optional:
+        why = adapter.default_cam_choice()[1]
+        st.caption(f"Default layer {default}: {why}.")
     described[NO_LAYER] = "none: attribute to the model input"
     owner = f"{adapter.name}:{hash(tuple(every))}"  # another model: its remembered choice goes
     if st.session_state.get(f"{key}_owner") != owner:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xai_core.adapters.layouts import LayerLayout, not_a_map, vector_layout
 from xai_core.types import Capability, ImageSpec, InputError, InputSpec, UnsupportedError, VectorSpec
 
 OUTPUT_KINDS = ("probability", "logit", "sigmoid", "score")
@@ -41,13 +42,15 @@ DENSE_KINDS = ("Linear", "Dense")
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """A layer whose output is a feature map (channels, height, width) or a vector
-    of units (units,), e.g. a dense layer.
+    """A layer with one output per forward pass, and what that output's axes mean.
 
-    ``index`` is how users point at the layer by number, see
-    :meth:`ModelAdapter.resolve_layer`; None for layers that have none (PyTorch
-    containers). ``passive`` marks pooling, dropout, padding and reshaping layers,
-    and containers whose output is such a layer's output.
+    ``layout`` (:class:`~xai_core.adapters.layouts.LayerLayout`) is established
+    from the model; ``output_shape`` is the canonical shape for one input: (C, h, w)
+    for a map (whatever the layer's own layout), (units,) for a vector, the layer's
+    own shape for an output that is not a map. ``index`` is how users point at the
+    layer by number, see :meth:`ModelAdapter.resolve_layer`; None for layers that
+    have none (PyTorch containers). ``passive`` marks pooling, dropout, padding and
+    reshaping layers, and containers whose output is such a layer's output.
     """
 
     name: str
@@ -55,19 +58,25 @@ class LayerInfo:
     output_shape: tuple[int, ...]
     index: str | None = None
     passive: bool = False
+    layout: LayerLayout | None = None
 
     @property
     def spatial(self) -> bool:
-        return len(self.output_shape) == 3
+        """A map over the image (channels-first, channels-last or tokens on a grid)."""
+        return self.layout.is_map if self.layout is not None else len(self.output_shape) == 3
+
+    @property
+    def vector(self) -> bool:
+        return self.layout.kind == "vector" if self.layout is not None else len(self.output_shape) == 1
 
     @property
     def dense(self) -> bool:
         """A fully connected layer (its weights are :meth:`ModelAdapter.dense_weights`)."""
-        return self.kind in DENSE_KINDS
+        return self.kind in DENSE_KINDS and self.vector
 
     @property
     def feature_map(self) -> bool:
-        """A convolution-like spatial map: a Grad-CAM / CAM candidate."""
+        """A spatial map that is not pooling or reshaping: a Grad-CAM / CAM candidate."""
         return self.spatial and not self.passive
 
     def describe(self) -> str:
@@ -83,22 +92,26 @@ _LOCK_CREATION = threading.Lock()
 class LayerRecorder:
     """Output shape and call count of every layer during one probe forward pass.
 
-    :meth:`found` keeps the layers run exactly once whose output is a spatial map
-    bigger than 1 x 1 or a vector (N x units), in the order they finished. A layer
-    whose output is the very tensor the layer before it returned (a container
-    ending in that layer) inherits its ``passive`` mark.
+    :meth:`found` keeps the layers run exactly once, in the order they finished,
+    with the layout the adapter established for each (``layouts``: name and raw
+    output shape -> :class:`LayerLayout`). A layer whose output is the very tensor
+    the layer before it returned (a container ending in that layer) inherits its
+    ``passive`` mark and its layout.
     """
 
     def __init__(self, channels_last: bool) -> None:
         self.channels_last = channels_last
         self._seen: OrderedDict[str, list] = OrderedDict()
         self._last: tuple[str, object] | None = None
+        self.same_as: dict[str, str] = {}  # layer -> the layer whose output tensor it returned
 
     def record(self, name: str, kind: str, out: object) -> None:
-        shape = tuple(out.shape) if hasattr(out, "shape") else None
+        shape = tuple(int(v) for v in out.shape) if hasattr(out, "shape") else None
         passive = any(word in kind.lower() for word in PASSIVE_KINDS)
-        if not passive and self._last is not None and out is self._last[1]:
-            passive = self._seen[self._last[0]][3]
+        if self._last is not None and out is self._last[1]:
+            self.same_as[name] = self.same_as.get(self._last[0], self._last[0])
+            if not passive:
+                passive = self._seen[self._last[0]][3]
         if name in self._seen:
             self._seen[name][1] += 1
             self._seen.move_to_end(name)
@@ -106,25 +119,40 @@ class LayerRecorder:
             self._seen[name] = [shape, 1, kind, passive]
         self._last = (name, out)
 
-    def found(self, indices: dict[str, str] | None = None) -> list[LayerInfo]:
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """The raw output shape (batch axis included) of every layer run once."""
+        return {name: shape for name, (shape, calls, _, _) in self._seen.items() if calls == 1 and shape is not None}
+
+    def found(self, indices: dict[str, str] | None = None,
+              layouts: Callable[[str, tuple[int, ...]], LayerLayout] | None = None) -> list[LayerInfo]:
         """The listed layers; ``indices`` maps a layer name to its index."""
         self._last = None
         indices = indices or {}
         found = []
         for name, (shape, calls, kind, passive) in self._seen.items():
-            if calls != 1 or shape is None:
+            if calls != 1 or shape is None or len(shape) < 2:
                 continue
-            if len(shape) == 4:
-                h, w, c = (shape[1], shape[2], shape[3]) if self.channels_last else (shape[2], shape[3], shape[1])
-                if h <= 1 or w <= 1:
+            layout = layouts(name, shape) if layouts is not None else self._convention(shape)
+            if layout.is_map:
+                if min(layout.grid) <= 1:
                     continue
-                out: tuple[int, ...] = (int(c), int(h), int(w))
-            elif len(shape) == 2:
-                out = (int(shape[1]),)
+                out = layout.canonical_shape
+            elif layout.kind == "vector":
+                if len(shape) != 2:
+                    continue
+                out = layout.canonical_shape
+            elif len(shape) in (3, 4, 5):
+                out = tuple(int(v) for v in shape[1:])
             else:
                 continue
-            found.append(LayerInfo(name, kind, out, indices.get(name), passive))
+            found.append(LayerInfo(name, kind, out, indices.get(name), passive, layout))
         return found
+
+    def _convention(self, shape: tuple[int, ...]) -> LayerLayout:
+        """Without an adapter's layouts: N x units is a vector, anything else untraced."""
+        if len(shape) == 2:
+            return vector_layout(shape[1], "shape")
+        return not_a_map("axes that were not established", "")
 
 
 def is_probability(out: np.ndarray) -> bool:
@@ -538,11 +566,105 @@ class ModelAdapter(ABC):
             )
         return self._layer_name(indices[key])
 
+    def layer_info(self, layer: str) -> LayerInfo:
+        """The listed layer called ``layer``; one line saying why when it is not listed."""
+        for info in self.layers():
+            if info.name == layer:
+                return info
+        raise UnsupportedError(
+            f"layer {layer!r} of {self.name} has no single output per forward pass (it runs more than once, "
+            "or gives no tensor), so what its axes mean is not established; pick a listed layer "
+            "(python -m xai_core layers)"
+        )
+
+    def layer_layout(self, layer: str) -> LayerLayout:
+        """The layout of ``layer``'s output (see :mod:`xai_core.adapters.layouts`)."""
+        info = self.layer_info(layer)
+        if info.layout is None:
+            return not_a_map("axes that were not established")
+        return info.layout
+
+    def map_layer(self, layer: str, method: str) -> LayerLayout:
+        """``layer``'s layout when its output is a map; else the one-line refusal."""
+        layout = self.layer_layout(layer)
+        if not layout.is_map:
+            raise layout.refusal(layer, method)
+        return layout
+
+    def unit_layout(self, layer: str, where: str, shape: tuple[int, ...]) -> LayerLayout:
+        """The layout of the values :meth:`layer_values` gives at ``layer``'s output
+        (or input, ``where='input'``), ``shape`` one item's; one line saying why
+        when those values are neither a map nor a vector of units."""
+        if where == "input":
+            if len(shape) == 1:
+                return vector_layout(shape[0], "shape of a layer input")
+            kind = self.layer_info(layer).kind.lower()
+            if len(shape) == 3 and "conv" in kind:
+                return self._conv_input_layout(shape)
+            raise UnsupportedError(
+                f"the input of layer {layer!r} ({'x'.join(map(str, shape))}) has no established layout; "
+                "attribute to the output of the layer before it instead"
+            )
+        layout = self.layer_layout(layer)
+        if not (layout.is_map or layout.kind == "vector"):
+            raise layout.refusal(layer, "a method at a layer", "a map or a vector of units")
+        if layout.raw_shape() != tuple(shape):
+            raise UnsupportedError(f"layer {layer!r} gave {'x'.join(map(str, shape))} values, not the "
+                                   f"{layout.describe()} it was probed with; pick another layer")
+        return layout
+
+    def _conv_input_layout(self, shape: tuple[int, ...]) -> LayerLayout:
+        """The layout of a convolution's input (one item's shape), by the framework's rule."""
+        return LayerLayout("channels_first", (shape[1], shape[2]), shape[0], source="convolution input")
+
     def default_cam_layer(self) -> str | None:
-        """The last convolution-like spatial feature map (never pooling, dropout,
-        padding or reshaping) run once per forward pass."""
-        found = [info for info in self.layers() if info.feature_map]
-        return found[-1].name if found else None
+        """The default layer of the class-activation methods, see :meth:`default_cam_choice`."""
+        return self.default_cam_choice()[0]
+
+    def default_cam_choice(self) -> tuple[str | None, str]:
+        """(the default CAM layer, why it was picked): a map whose values carry the
+        class signal (a probe pass: the target's gradient x activation there is not
+        ~0 next to the strongest layer's). Among transformer token maps, the last
+        such norm (for a ViT with a class token the last block's first norm, as
+        pytorch-grad-cam recommends: later layers no longer reach the class token
+        from the patch tokens); otherwise the last convolution-like map (never
+        pooling, dropout, padding or reshaping) run once per forward pass."""
+        if "_cam_choice" not in self.__dict__:
+            self._cam_choice = self._pick_cam_layer()
+        return self._cam_choice
+
+    def _pick_cam_layer(self) -> tuple[str | None, str]:
+        layers = self.layers()
+        maps = [info for info in layers if info.feature_map]
+        if not maps:
+            return None, "no layer gives a spatial map"
+        later = [info for info in layers if not info.vector]
+        if later and not later[-1].spatial and not later[-1].passive:
+            # the model goes on past its maps through layers whose axes are not established
+            # (a transformer whose tokens could not be folded): its last map is not its representation
+            return None, (f"the last layers (e.g. {later[-1].name!r}: {later[-1].layout.describe() if later[-1].layout else '?'}) "
+                          "are not maps, so no earlier map can stand for the model; choose a layer")
+        try:
+            signal = self._class_signal([info.name for info in maps])
+        except Exception:  # noqa: BLE001 - no probe: the order of the layers decides
+            signal = {}
+        strongest = max(signal.values(), default=0.0)
+        carrying = [info for info in maps if not signal or signal.get(info.name, 0.0) > 1e-3 * strongest]
+        dropped = len(maps) - len(carrying)
+        note = f"; {dropped} later map(s) left out: their maps are ~0 for the class" if dropped and signal else ""
+        if any(info.layout is not None and info.layout.kind == "tokens" for info in carrying):
+            norms = [info for info in carrying if info.layout.kind == "tokens" and "norm" in info.kind.lower()]
+            if norms:
+                return norms[-1].name, ("the last transformer norm whose patch tokens still carry the class signal "
+                                        "(for a ViT the last block's first norm, as pytorch-grad-cam recommends)" + note)
+        if not carrying:
+            return maps[-1].name, "the last spatial map"
+        return carrying[-1].name, "the last spatial map that carries the class signal" + note
+
+    def _class_signal(self, layers: list[str]) -> dict[str, float]:
+        """For each layer: sum over the map of |Grad-CAM| of the probe image's predicted
+        class (gradient-averaged channels x activations). {} where no probe runs."""
+        return {}
 
     # -- the randomisation sanity check (Adebayo et al. 2018) ----------------------
     def weight_layers(self) -> list[str]:
@@ -586,4 +708,4 @@ class ModelAdapter(ABC):
         }
 
 
-__all__ = ["OUTPUT_KINDS", "Capability", "LayerInfo", "ModelAdapter", "ProgressFn", "guess_output_kind", "softmax"]
+__all__ = ["OUTPUT_KINDS", "Capability", "LayerInfo", "LayerLayout", "ModelAdapter", "ProgressFn", "guess_output_kind", "softmax"]

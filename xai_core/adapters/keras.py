@@ -24,7 +24,8 @@ from dataclasses import replace
 import numpy as np
 
 from xai_core.adapters.base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
-from xai_core.loading.keras import SavedModelFunction, check_model_io, import_tensorflow
+from xai_core.adapters.layouts import LayerLayout, not_a_map, vector_layout
+from xai_core.adapters.runtime import SavedModelFunction, check_model_io, import_tensorflow
 from xai_core.types import (
     Capability,
     ImageSpec,
@@ -288,6 +289,9 @@ class KerasAdapter(ModelAdapter):
         """(activations N x C x h x w, or N x units, their gradients, scores N[,
         probabilities]) at ``layer``; ``target=None`` takes the first image's
         predicted class."""
+        layout = self.layer_layout(layer)
+        if not (layout.is_map or layout.kind == "vector"):
+            raise layout.refusal(layer, "a method at a layer", "a map or a vector of units")
         with self._lock, GRADIENT_REGISTRY_LOCK:
             tape, _, out, score, act, _ = self._taped_pass(batch, target, layer)
             g = tape.gradient(score, act)
@@ -382,7 +386,7 @@ class KerasAdapter(ModelAdapter):
                     self._call(self._tensors([p[sl] for p in parts]), graph=False)
                 if not captured:
                     raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
-                outs.append(_to_protocol(np.asarray(captured[-1], np.float32)))
+                outs.append(np.asarray(captured[-1], np.float32))
         return np.concatenate(outs)
 
     def layer_gradients_at(self, batch, target: int, layer: str, values: np.ndarray,
@@ -392,7 +396,7 @@ class KerasAdapter(ModelAdapter):
         grads, scores = [], []
         with self._lock, GRADIENT_REGISTRY_LOCK:
             for sl in self.iter_batches(len(parts[0]), batch_size):
-                v = tf.convert_to_tensor(_from_protocol(np.asarray(values[sl], np.float32)))
+                v = tf.convert_to_tensor(np.asarray(values[sl], np.float32))
 
                 def call(original, args, kwargs, _v=v):
                     if where == "input":
@@ -407,7 +411,7 @@ class KerasAdapter(ModelAdapter):
                 g = tape.gradient(total, v)
                 if g is None:
                     raise UnsupportedError(f"the score of {self.name} does not depend on layer {layer!r}")
-                grads.append(_to_protocol(g.numpy()))
+                grads.append(g.numpy())
                 scores.append(score.numpy())
         return np.concatenate(grads).astype(np.float32), np.concatenate(scores)
 
@@ -500,7 +504,30 @@ class KerasAdapter(ModelAdapter):
         xs = self._tensors([p[:1] for p in self.probe_batch()])
         with self._lock, _recording_many([(layer, record(p, layer)) for p, layer in paths.items()]):
             self._call(xs, graph=False)
-        return recorder.found({name: i for i, name in self._layer_indices().items()})
+
+        def layout(name: str, shape: tuple[int, ...]) -> LayerLayout:
+            return _keras_layout(paths.get(name), shape)
+
+        return recorder.found({name: i for i, name in self._layer_indices().items()}, layout)
+
+    def _conv_input_layout(self, shape: tuple[int, ...]) -> LayerLayout:
+        return LayerLayout("channels_last", (shape[0], shape[1]), shape[2], source="Keras convolution input")
+
+
+def _keras_layout(layer, shape: tuple[int, ...]) -> LayerLayout:
+    """A Keras layer's output layout by the framework's convention: N x h x w x C for
+    image layers (channels-first where the layer says data_format='channels_first'),
+    N x units for vectors. Token outputs (N x T x C) are not folded: their grid is
+    not established from a Keras graph here."""
+    if len(shape) == 2:
+        return vector_layout(shape[1], "Keras")
+    if len(shape) == 4:
+        if getattr(layer, "data_format", "channels_last") == "channels_first":
+            return LayerLayout("channels_first", (shape[2], shape[3]), shape[1], source="Keras data_format")
+        return LayerLayout("channels_last", (shape[1], shape[2]), shape[3], source="Keras convention (channels last)")
+    if len(shape) == 3:
+        return not_a_map("tokens (N x T x C) whose patch grid is not established for Keras models")
+    return not_a_map("axes that are not established")
 
 
 def _channels_first(array: np.ndarray, layer: str) -> np.ndarray:
@@ -553,15 +580,6 @@ def _walk(model, prefix: str) -> Iterator[tuple[str, object]]:
         yield path, layer
         if isinstance(layer, keras.Model):
             yield from _walk(layer, path + "/")
-
-
-def _to_protocol(values: np.ndarray) -> np.ndarray:
-    """Keras N x h x w x C -> the protocol's N x C x h x w (dense N x units as is)."""
-    return np.ascontiguousarray(values.transpose(0, 3, 1, 2)) if values.ndim == 4 else values
-
-
-def _from_protocol(values: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(values.transpose(0, 2, 3, 1)) if values.ndim == 4 else values
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from xai_core.adapters.base import ModelAdapter, first_line, random_like, softmax
-from xai_core.loading.onnx import OnnxInput
+from xai_core.adapters.runtime import OnnxInput
 from xai_core.types import (
     Capability,
     ImageSpec,

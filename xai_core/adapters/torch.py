@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from xai_core.adapters.base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
+from xai_core.adapters.layouts import LayerLayout, cam_signal, layout_from_probe, not_a_map, vector_layout
 from xai_core.types import (
     Capability,
     ImageSpec,
@@ -237,6 +238,9 @@ class TorchAdapter(ModelAdapter):
         self, batch, target: int | None, layer: str, return_probs: bool = False
     ):
         module = self._module(layer)
+        layout = self.layer_layout(layer)
+        if not (layout.is_map or layout.kind == "vector"):
+            raise layout.refusal(layer, "a method at a layer", "a map or a vector of units")
         captured: list[torch.Tensor] = []
 
         def hook(_m, _inp, out):
@@ -256,8 +260,8 @@ class TorchAdapter(ModelAdapter):
             finally:
                 handle.remove()
         result = (
-            act.detach().float().cpu().numpy(),
-            g.detach().float().cpu().numpy(),
+            layout.fold(act.detach().float().cpu().numpy()),
+            layout.fold(g.detach().float().cpu().numpy()),
             score.detach().cpu().numpy(),
         )
         return (*result, self.probabilities(out.detach().cpu().numpy())) if return_probs else result
@@ -409,7 +413,134 @@ class TorchAdapter(ModelAdapter):
             finally:
                 for handle in handles:
                     handle.remove()
-        return recorder.found({name: i for i, name in self._layer_indices().items()})
+        layouts = self._layouts(recorder)
+        return recorder.found({name: i for i, name in self._layer_indices().items()}, layouts)
+
+    # -- layouts -------------------------------------------------------------------------
+    def _layouts(self, recorder: LayerRecorder):
+        """name, raw output shape -> layout: from the model's graph (a .pt2 program's
+        own, or one exported here from the probe), else from a probe at two input
+        sizes; vectors (N x units) of a model over feature rows as they are."""
+        shapes = recorder.shapes()
+        image = len(self.inputs) == 1 and isinstance(self.spec, ImageSpec)
+        traced: dict[str, LayerLayout] = {}
+        if image:
+            try:
+                traced = self._graph_layouts(shapes)
+            except Exception:  # noqa: BLE001 - a model torch.export cannot follow: the probe decides
+                traced = {}
+            if not traced:
+                traced = self._probe_layouts(recorder)
+
+        def layout(name: str, shape: tuple[int, ...]) -> LayerLayout:
+            name = name if name in traced or name not in recorder.same_as else recorder.same_as[name]
+            if name in traced:
+                return traced[name]
+            if len(shape) == 2 and not image:
+                return vector_layout(shape[1], "feature rows")
+            if len(shape) == 2 and traced:
+                return vector_layout(shape[1], "shape after the traced graph")
+            return not_a_map("axes that could not be traced to the image's height and width")
+
+        return layout
+
+    def _graph_layouts(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, LayerLayout]:
+        from xai_core.adapters.torch_layouts import exported_axes, layout_of, unflattened_axes
+
+        found: dict[str, LayerLayout] = {}
+        if self.kind == "export":
+            axes, _ = unflattened_axes(self.model)
+            for name, shape in shapes.items():
+                if name in axes:
+                    graph_shape = _graph_shape(axes[name], shape)
+                    found[name] = layout_of(axes[name], graph_shape)
+            return found
+        if self.kind != "module":
+            return found
+        probe = self._tensors(self.probe_batch())[0]
+        probe = (probe - self._norm[0][0]) / self._norm[0][1]
+        with self._lock:
+            outs, _ = exported_axes(self.model, probe.contiguous())
+        for name, shape in shapes.items():
+            layouts = {}
+            for graph_shape, axes in outs.get(name, []):
+                if graph_shape is not None and graph_shape[1:] == shape[1:]:
+                    layouts[repr(layout_of(axes, graph_shape))] = layout_of(axes, graph_shape)
+            if len(layouts) == 1:
+                found[name] = next(iter(layouts.values()))
+            elif layouts:
+                found[name] = not_a_map("several outputs whose axes differ")
+        return found
+
+    def _probe_layouts(self, recorder: LayerRecorder) -> dict[str, LayerLayout]:
+        """Layouts from the layers' output shapes at a second input size (only for a
+        model that takes it): which axes grow with the image's height and width."""
+        h, w = self.spec.size
+        big = (h * 2, w * 3 // 2 if (w * 3) % 2 == 0 else w * 2)
+        second = LayerRecorder(channels_last=False)
+        handles = []
+        with self._lock:
+            for name, module in self.model.named_modules():
+                if name:
+                    handles.append(module.register_forward_hook(
+                        lambda _m, _i, out, _n=name: second.record(
+                            _n, "", out[0] if isinstance(out, (tuple, list)) and out else out)))
+            try:
+                x = torch.rand(1, self.spec.channels, big[0], big[1], generator=torch.Generator().manual_seed(0))
+                with torch.inference_mode():
+                    first_two = self._tensors([p for p in self.probe_batch()])[0]
+                    self.model((first_two - self._norm[0][0]) / self._norm[0][1])
+                    small_shapes = {}
+                    # the recorder of the first size saw a batch of one: record a batch of two
+                    small_shapes.update(second.shapes())
+                    second._seen.clear()
+                    self.model(((x.to(self.device)) - self._norm[0][0]) / self._norm[0][1])
+            except Exception:  # noqa: BLE001 - the model takes one size only
+                return {}
+            finally:
+                for handle in handles:
+                    handle.remove()
+        big_shapes = second.shapes()
+        return {name: layout_from_probe(small, big_shapes[name], ((h, w), big), (2, 1))
+                for name, small in small_shapes.items() if name in big_shapes}
+
+    def _class_signal(self, layers: list[str]) -> dict[str, float]:
+        every = dict(self.model.named_modules())
+        modules = {name: every[name] for name in layers}
+        infos = {info.name: info for info in self.layers()}
+        layouts = {name: infos[name].layout for name in layers}
+        captured: dict[str, torch.Tensor] = {}
+        handles = []
+        with self._lock:
+            for name, module in modules.items():
+                handles.append(module.register_forward_hook(
+                    lambda _m, _i, out, _n=name: captured.__setitem__(
+                        _n, out[0] if isinstance(out, (tuple, list)) else out)))
+            try:
+                # the probe pair (grey, noise), or the noise alone for a program exported for one item
+                xs = self._tensors([p if self.max_batch != 1 else p[1:2] for p in self.probe_batch()])
+                with torch.enable_grad():
+                    out = self._forward(xs)
+                    score = self._scores(out, self._pick(out.detach().cpu().numpy(), None))
+                    names = [n for n in layers if n in captured and captured[n].requires_grad]
+                    grads = torch.autograd.grad(score.sum(), [captured[n] for n in names], allow_unused=True)
+            finally:
+                for handle in handles:
+                    handle.remove()
+        signal = {}
+        for name, g in zip(names, grads, strict=True):
+            if g is None:
+                signal[name] = 0.0
+                continue
+            acts = layouts[name].fold(captured[name].detach().float().cpu().numpy())
+            grads = layouts[name].fold(g.detach().float().cpu().numpy())
+            signal[name] = sum(cam_signal(a, d) for a, d in zip(acts, grads, strict=True))
+        return signal
+
+
+def _graph_shape(axes, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The hooked shape, checked against the traced axes' count (the batch may differ)."""
+    return shape if axes is not None and len(axes) == len(shape) else shape
 
 
 def _kind(module: nn.Module) -> str:

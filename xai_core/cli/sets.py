@@ -36,13 +36,13 @@ GRID_ROWS = 20
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from xai_core.cli.main import _add_model_args
+    from xai_core.cli.common import add_model_args
 
     p = subparsers.add_parser(
         COMMAND, help="evaluate a model on a labelled set and explain a selection (e.g. the worst mistakes)",
         description="Evaluate a model on a labelled set (class folders, a zip of them, a CSV, an .npz) and "
                     "explain a selection of its items against chosen classes.")
-    _add_model_args(p)
+    add_model_args(p)
     p.add_argument("--data", required=True, help="folder of class folders, .zip, .csv or .npz with x and y")
     p.add_argument("--kind", choices=("image", "rows"), help="the model's input (default: rows for a tabular "
                    "zoo model, else image)")
@@ -68,7 +68,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xai_core.cli.main import report_errors
+    from xai_core.cli.common import report_errors
 
     return report_errors(lambda: _run(args), "lower --batch-size or the method's sample count")
 
@@ -131,7 +131,7 @@ def _resolve_class(text: str, names: list[str], what: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from xai_core.cli.main import _floats, _size, make_output_dir
+    from xai_core.cli.common import floats, make_output_dir, size
     from xai_core.inputs.labels import read_labels
     from xai_core.loading.models import SpecOverrides
     from xai_core.render.files import safe_csv, write_file
@@ -151,9 +151,9 @@ def _run(args: argparse.Namespace) -> int:
     kind = args.kind or guess_kind(args.model)
     ref = ModelRef(
         args.model, kind, args.framework, args.arch,
-        SpecOverrides(size=_size(args.input_size) if args.input_size else None,
-                      mean=_floats(args.mean, "mean") if args.mean else None,
-                      std=_floats(args.std, "std") if args.std else None,
+        SpecOverrides(size=size(args.input_size) if args.input_size else None,
+                      mean=floats(args.mean, "mean") if args.mean else None,
+                      std=floats(args.std, "std") if args.std else None,
                       grayscale=True if args.grayscale else None),
         tuple(read_labels(args.labels)) if args.labels else None,
         args.trust_pickle, args.device, args.batch_size or (64 if kind == "image" else 256),
@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _method_params(model, args) -> dict[str, dict[str, Any]]:
-    from xai_core.cli.main import parse_param_args
+    from xai_core.cli.common import parse_param_args
 
     if model.kind == "rows":
         from xai_core.service.rows import get_tabular_explainer as lookup

@@ -58,7 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
     p.add_argument("--arch", help="architecture of a bare PyTorch state_dict (tabular_mlp)")
     p.add_argument("--labels", help="comma-separated output names")
-    from xai_core.cli.main import add_metric_args, add_trust_args
+    from xai_core.cli.common import add_metric_args, add_trust_args
 
     add_trust_args(p)
     add_metric_args(p, "deletion,insertion,correlation,sensitivity")
@@ -68,7 +68,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def parse_tabular_params(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, str]]:
     """``KEY=VALUE`` (every method that has KEY) or ``METHOD.KEY=VALUE`` -> per-method dicts."""
-    from xai_core.cli.main import parse_param_args
+    from xai_core.cli.common import parse_param_args
     from xai_core.service.rows import get_tabular_explainer
 
     return parse_param_args(items, methods, get_tabular_explainer)
@@ -76,7 +76,7 @@ def parse_tabular_params(items: Sequence[str], methods: Sequence[str]) -> dict[s
 
 def run(args: argparse.Namespace) -> int:
     """Run ``explain-tabular``; 0 on success, 2 (one ``error:`` line on stderr) on bad input."""
-    from xai_core.cli.main import check_common_args, report_errors
+    from xai_core.cli.common import check_common_args, report_errors
 
     def checked() -> int:
         check_common_args(args)
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from model_zoo.tabular import TABULAR_ZOO
-    from xai_core.cli.main import parse_metric_args, print_metrics
+    from xai_core.cli.common import parse_metric_args, print_metrics
     from xai_core.inputs.tables import default_label_column, load_table, read_columns
     from xai_core.loading.tables import open_tabular_model
     from xai_core.metrics import Modality
@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
                                             model_features=model.feature_names)
     data = load_table(data_path, label_column=label_column, feature_columns=features, n_features=model.n_features,
                       model_features=model.feature_names)
-    from xai_core.cli.main import make_output_dir
+    from xai_core.cli.common import make_output_dir
     from xai_core.render.files import write_file
 
     out = make_output_dir(args.out)

@@ -1,8 +1,9 @@
 """Path attributions at a layer (the template shap_gradient and integrated_gradients
 use when given a layer): the path runs through the layer's output (or input)
 values instead of the image, from reference values to the image's values, and the
-attribution is one value per unit of that layer (``layer_attribution``: C x h x w
-for a conv layer, one per unit for a dense one), as captum's
+attribution is one value per unit of that layer (``layer_attribution``: the
+canonical C x h x w map for a layer whose output is a map, whatever its own layout,
+one per unit for a dense one; a layer whose axes are not established is refused), as captum's
 LayerIntegratedGradients and shap's GradientExplainer on ``(model, layer)`` do.
 """
 
@@ -22,6 +23,7 @@ def layer_path_attribution(ctx: Context, references: np.ndarray, alphas: np.ndar
     layer attribution, with its channel sum upsampled to the input for conv layers."""
     layer = ctx.layer
     a = ctx.adapter.layer_values(ctx.one(), layer, where)[0]
+    layout = ctx.adapter.unit_layout(layer, where, a.shape)
     chosen_refs = references[picks] if picks is not None else np.repeat(references[:1], len(alphas), axis=0)
     total = np.zeros_like(a, dtype=np.float64)
     total_sq = np.zeros_like(a, dtype=np.float64)
@@ -36,12 +38,12 @@ def layer_path_attribution(ctx: Context, references: np.ndarray, alphas: np.ndar
         total += np.tensordot(weights[start:stop], sample, axes=(0, 0))
         total_sq += np.tensordot(weights[start:stop], sample**2, axes=(0, 0))
         ctx.progress(stop / len(alphas), f"{stop}/{len(alphas)} at {layer}")
-    units = total.astype(np.float32)
+    units = layout.fold(total.astype(np.float32), batched=False)
     h, w = ctx.image.shape[:2]
     shown = resize_map(units.sum(0), h, w) if units.ndim == 3 else np.zeros((h, w), np.float32)
     extras = {**extras, "layer_where": where, "layer_units": int(units.size)}
     if picks is not None:  # expected gradients: equal weights 1/n, so the variance of the mean follows
         n = len(alphas)
         var = np.maximum(total_sq - total**2, 0) / n
-        extras["layer_variance"] = var.astype(np.float32)
+        extras["layer_variance"] = layout.fold(var.astype(np.float32), batched=False)
     return RawAttribution(shown, layer=layer, layer_attribution=units, extras=extras)

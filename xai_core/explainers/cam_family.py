@@ -1,7 +1,12 @@
 """The class-activation-map template (as pytorch-grad-cam's ``BaseCAM``).
 
-Every CAM is ``sum_k w_k A_k`` over the channels ``A_k`` of a convolutional
-layer's output, upsampled (bicubic) to the input size. The methods differ only in
+Every CAM is ``sum_k w_k A_k`` over the channels ``A_k`` of a layer's output map,
+upsampled (bicubic) to the input size. The map is the layer's canonical map
+(C x h x w, see :mod:`xai_core.adapters.layouts`): a channels-last output is
+transposed, transformer tokens lose their class/distillation/register tokens
+and are folded into their patch grid (as pytorch-grad-cam's ``reshape_transform``
+does); a layer whose output is not a map (attention weights, Swin windows,
+untraced axes) is refused. The methods differ only in
 how the channel weights ``w_k`` are found, so a subclass overrides
 :meth:`ClassActivationMap.channel_weights` and nothing else.
 
@@ -53,11 +58,12 @@ class ClassActivationMap(Explainer):
         raise NotImplementedError
 
     def run(self, ctx: Context, params: CamParams) -> RawAttribution:
-        layer = ctx.layer or ctx.adapter.default_cam_layer()
-        if layer is None:
-            raise UnsupportedError(
-                f"{ctx.adapter.name} has no convolutional layer with a spatial output; {self.label} needs one"
-            )
+        layer = ctx.layer
+        if not layer:
+            layer, why = ctx.adapter.default_cam_choice()
+            if layer is None:
+                raise UnsupportedError(f"{ctx.adapter.name}: no default layer for {self.label}: {why}")
+        ctx.adapter.map_layer(layer, self.label)  # refuses a layer whose axes are not a map's
         acts, grads, _ = ctx.layer_gradients(layer)
         return self.from_layer(ctx, params, layer, acts, grads)
 

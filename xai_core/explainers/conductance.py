@@ -83,7 +83,7 @@ def default_layer(adapter: ModelAdapter) -> str:
     hidden layer of an MLP)."""
     default = adapter.default_cam_layer()
     if default is None:
-        vectors = [info.name for info in adapter.layers() if not info.spatial]
+        vectors = [info.name for info in adapter.layers() if info.vector]
         default = vectors[0] if vectors else None
     if default is None:
         raise UnsupportedError(f"{adapter.name} has no layer whose units can be attributed")
@@ -91,14 +91,18 @@ def default_layer(adapter: ModelAdapter) -> str:
 
 
 def layer_shape(adapter: ModelAdapter, layer: str) -> tuple[int, ...]:
-    """(units,) or (C, h, w) of ``layer``'s output for one input."""
-    for info in adapter.layers():
-        if info.name == layer:
-            return info.output_shape
-    raise UnsupportedError(
-        f"layer {layer!r} of {adapter.name} has no single output per forward pass (it runs more "
-        "than once, or its output is neither a feature map nor a vector); pick another layer"
-    )
+    """(units,) or the canonical (C, h, w) of ``layer``'s output for one input; one
+    line saying why for a layer whose output is neither (attention weights...)."""
+    layout = unit_layout(adapter, layer)
+    return layout.canonical_shape
+
+
+def unit_layout(adapter: ModelAdapter, layer: str):
+    """``layer``'s layout when its units can be attributed (a map or a vector)."""
+    layout = adapter.layer_layout(layer)
+    if not (layout.is_map or layout.kind == "vector"):
+        raise layout.refusal(layer, "conductance", "a map or a vector of units")
+    return layout
 
 
 def neuron_position(shape: tuple[int, ...], neuron: int, layer: str) -> int | tuple[int, ...]:
@@ -133,6 +137,7 @@ def layer_units(adapter: ModelAdapter, x: np.ndarray, base: np.ndarray, target: 
     """Layer conductance of every unit of ``layer`` ((units,) or (C, h, w)) and the
     number of model evaluations (steps + 1)."""
     size = _batch(adapter, batch_size)
+    layout = unit_layout(adapter, layer)
     if adapter.framework == "torch" and size > 1:  # captum differences two path points per batch
         from captum.attr import LayerConductance
 
@@ -142,7 +147,7 @@ def layer_units(adapter: ModelAdapter, x: np.ndarray, base: np.ndarray, target: 
                 inputs, baselines=baselines, target=target, n_steps=steps, method=method,
                 internal_batch_size=size,
             )
-        return attr[0].detach().float().cpu().numpy(), steps + 1
+        return layout.fold(attr[0].detach().float().cpu().numpy(), batched=False), steps + 1
     # captum's algorithm: steps + 1 path points a_0 < ... < a_n (the rule's nodes for
     # steps + 1), sum_k dF/dy(a_k) * (y(a_{k+1}) - y(a_k))
     alphas, _ = quadrature(steps + 1, method)
@@ -168,6 +173,9 @@ def neuron_inputs(adapter: ModelAdapter, x: np.ndarray, base: np.ndarray, target
     """Neuron conductance of every input value (shaped like ``x``) for unit ``neuron``
     of ``layer``, and the number of model evaluations (steps)."""
     selector = neuron_position(layer_shape(adapter, layer), neuron, layer)
+    layout = unit_layout(adapter, layer)
+    if not isinstance(selector, int):  # the unit's place in the layer's own output
+        selector = layout.raw_index(neuron)
     size = _batch(adapter, batch_size)
     if adapter.framework == "torch":
         from captum.attr import NeuronConductance

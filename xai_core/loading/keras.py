@@ -19,41 +19,17 @@ TensorFlow is imported only when one of these functions runs.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xai_core.adapters.runtime import SavedModelFunction, check_model_io, import_tensorflow
 from xai_core.loading.torch import check_model_file, needs_trust
 from xai_core.types import ModelLoadError
 from xai_core.worker.sandbox import code_allowed
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def import_tensorflow():
-    """Import TensorFlow quietly (its C++ start-up chatter would bury our messages).
-
-    With TensorFlow loaded before triton's native library (which torch.export and
-    torch.compile load on first use), that later load crashes the process
-    (tensorflow-cpu 2.21 + torch 2.14), so triton, when installed, is imported first.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
-        try:
-            import triton  # noqa: F401
-        except Exception:  # noqa: BLE001 - triton is optional; only its load order matters
-            pass
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise ModelLoadError(
-            "Keras models need TensorFlow: pip install -r requirements.txt (tensorflow-cpu)"
-        ) from None
-    return tf
 
 
 MAX_UNZIPPED_BYTES = 2 * 1024**3
@@ -139,23 +115,6 @@ def sniff_keras_format(path: Path) -> str:
     if head[:2] == b"PK":
         return "keras"
     return "unknown"
-
-
-@dataclass
-class SavedModelFunction:
-    """A SavedModel's serving signature as a one-input, one-output callable.
-
-    ``input_shape`` is (None, H, W, C) with None where the graph accepts any size.
-    """
-
-    function: Any
-    input_name: str
-    output_name: str
-    input_shape: tuple
-    resource: Any  # the loaded object; keeps the variables alive
-
-    def __call__(self, x):
-        return self.function(**{self.input_name: x})[self.output_name]
 
 
 def load_keras_file(path: str | Path, trust_code: bool = False) -> tuple[Any, str]:
@@ -251,37 +210,6 @@ def _h5_alias(path: Path) -> Path:
     alias.unlink()
     alias.symlink_to(path.resolve())
     return alias
-
-
-def check_model_io(model: Any, label: str) -> None:
-    """Refuse models whose inputs are neither images (N x H x W x C) nor feature rows
-    (N x F), or with several outputs. Several inputs are fine."""
-    inputs = _model_inputs(model)
-    for t in inputs:
-        shape = tuple(t.shape)
-        if len(shape) not in (2, 4):
-            raise ModelLoadError(
-                f"{label} takes input {getattr(t, 'name', '?')!r} of shape {shape}; inputs must be "
-                "images (N x H x W x C) or feature rows (N x F)"
-            )
-    outputs = getattr(model, "outputs", None) or []
-    if len(outputs) > 1:
-        raise ModelLoadError(
-            f"{label} has {len(outputs)} outputs; only models with one N x classes (or N x 1) output are supported"
-        )
-
-
-def _model_inputs(model: Any) -> list:
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        inputs = None
-    if not inputs:
-        raise ModelLoadError(
-            f"{getattr(model, 'name', 'the model')} has no defined input (a subclassed or "
-            "unbuilt model); save it as a functional or Sequential model with an Input"
-        )
-    return list(inputs)
 
 
 def _load_saved_model(path: Path) -> SavedModelFunction:

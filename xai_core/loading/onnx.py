@@ -4,42 +4,12 @@ which holds no Python code. onnxruntime is imported only when an ONNX model is u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xai_core.adapters.runtime import ONNX_FLOAT_TYPES, OnnxInput, import_onnxruntime
 from xai_core.loading.torch import check_model_file
 from xai_core.types import ModelLoadError
-
-ONNX_FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
-
-
-@dataclass(frozen=True)
-class OnnxInput:
-    """What one graph input wants: layout 'NCHW' or 'NHWC' (an image) or 'NF' (feature
-    rows, ``width`` features), dims (None where dynamic), NumPy dtype name and a fixed
-    batch size (None when any batch works)."""
-
-    name: str
-    layout: str
-    height: int | None
-    width: int | None
-    channels: int | None
-    dtype: str
-    batch: int | None
-
-
-def import_onnxruntime():
-    """onnxruntime with its telemetry events off (nothing written or sent about use)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ModelLoadError("ONNX models need onnxruntime: pip install -r requirements.txt") from None
-    try:
-        ort.disable_telemetry_events()
-    except AttributeError:  # builds without telemetry
-        pass
-    return ort
 
 
 def load_onnx_file(path: str | Path) -> tuple[Any, OnnxInput]:

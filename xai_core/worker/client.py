@@ -410,9 +410,13 @@ class RemoteModel(ModelAdapter):
         return self._layers
 
     def default_cam_layer(self):
-        if "_default_cam_layer" not in self.__dict__:  # the worker's own rule (the last conv-like map)
-            self._default_cam_layer = self._call("default_cam_layer")
-        return self._default_cam_layer
+        return self.default_cam_choice()[0]
+
+    def default_cam_choice(self):
+        """(layer, why): the worker's own rule, whose class-signal probe runs the model there."""
+        if "_default_cam_choice" not in self.__dict__:
+            self._default_cam_choice = tuple(self._call("default_cam_choice"))
+        return self._default_cam_choice
 
     def resolve_layer(self, layer):
         """A layer by name or index, resolved by the model in the worker (the index

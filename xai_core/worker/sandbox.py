@@ -95,9 +95,7 @@ def hidden_code_paths() -> list[Path]:
     """What the worker runs from (this project, the virtual environment, Python itself,
     every import path) where the private ``/tmp`` or ``/dev/shm`` would hide it: a
     checkout or a venv under /tmp must stay importable inside the sandbox, read-only."""
-    import xai_core
-
-    candidates = [Path(xai_core.__file__).resolve().parents[1], Path(sys.prefix), Path(sys.base_prefix),
+    candidates = [Path(__file__).resolve().parents[2], Path(sys.prefix), Path(sys.base_prefix),
                   Path(sys.executable).resolve().parent, *(Path(p) for p in sys.path if p)]
     hidden: list[Path] = []
     for path in sorted({c.resolve() for c in candidates if c.is_dir()}, key=lambda p: len(p.parts)):

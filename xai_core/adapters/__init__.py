@@ -1,0 +1,1 @@
+"""One adapter per framework over one protocol (base.py): predict, gradients, layers."""
