@@ -58,14 +58,19 @@ class ClassActivationMap(Explainer):
         raise NotImplementedError
 
     def run(self, ctx: Context, params: CamParams) -> RawAttribution:
-        layer = ctx.layer
-        if not layer:
-            layer, why = ctx.adapter.default_cam_choice()
-            if layer is None:
-                raise UnsupportedError(f"{ctx.adapter.name}: no default layer for {self.label}: {why}")
-        ctx.adapter.map_layer(layer, self.label)  # refuses a layer whose axes are not a map's
+        layer = self.map_layer(ctx.adapter, ctx.layer)
         acts, grads, _ = ctx.layer_gradients(layer)
         return self.from_layer(ctx, params, layer, acts, grads)
+
+    def map_layer(self, adapter, layer: str | None) -> str:
+        """The layer to explain at: ``layer``, or the model's default CAM layer; an
+        UnsupportedError when there is none or its axes are not a map's."""
+        if not layer:
+            layer, why = adapter.default_cam_choice()
+            if layer is None:
+                raise UnsupportedError(f"{adapter.name}: no default layer for {self.label}: {why}")
+        adapter.map_layer(layer, self.label)  # refuses a layer whose axes are not a map's
+        return layer
 
     def from_layer(self, ctx: Context, params: CamParams, layer: str, acts: np.ndarray,
                    grads: np.ndarray) -> RawAttribution:

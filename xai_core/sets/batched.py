@@ -267,8 +267,7 @@ def explain_items(
     if n != len(classes):
         raise ValueError("one list of classes per image")
     size = int(batch_size or adapter.default_batch_size)
-    if n > 1 and isinstance(get_explainer(method), ClassActivationMap) and not adapter.multi_input \
-            and adapter.default_cam_layer() is not None:
+    if n > 1 and isinstance(get_explainer(method), ClassActivationMap) and not adapter.multi_input:
         return _explain_cams(adapter, images, method, params, classes, seed, size, prepared, probabilities)
     if n == 1 or not shares_batches(method):
         return [[ClassMap.of(e) for e in explain_classes(adapter, image, method, params, classes=list(wanted),
@@ -313,7 +312,7 @@ def _explain_cams(adapter: Any, images: Sequence[np.ndarray], method: str, param
     explainer = get_explainer(method)
     check_method(adapter, method)
     parsed = explainer.params(params)
-    layer = adapter.default_cam_layer()
+    layer = explainer.map_layer(adapter, None)
     start = time.perf_counter()
     xs = list(prepared) if prepared is not None else [prepare_inputs(adapter, image)[0] for image in images]
     probs = probabilities if probabilities is not None else adapter.predict(np.stack(xs), size)
