@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +35,10 @@ def test_bad_address_fails_in_seconds():
     with pytest.raises(InputError, match="HOST:PORT"):
         check_address("headnode")
     assert time.monotonic() - start < 10
+    run = subprocess.run([sys.executable, "-m", "xai_core", "explain-set", "--model", "digits_cnn", "--data",
+                          str(DIGITS), "--method", "saliency", "--engine", "ray", "--address", "127.0.0.1:9",
+                          "--out", "unused"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "127.0.0.1:9" in run.stderr
 
 
 def test_two_node_cluster_survives_a_killed_worker():

@@ -148,6 +148,10 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("--top must be at least 1")
     if args.workers < 1:
         raise InputError("--workers must be at least 1")
+    if args.engine == "ray" and args.address:
+        from xai_core.sets.ray import check_address
+
+        check_address(args.address)  # before the model and the set are opened: a wrong address fails at once
     kind = args.kind or guess_kind(args.model)
     ref = ModelRef(
         args.model, kind, args.framework, args.arch,
