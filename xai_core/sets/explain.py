@@ -143,16 +143,26 @@ def explain_selection(
         meter.report(progress)
 
 
+SHARED_BYTES = 512 * 2**20  # what the items of a chunk may hold in requested rows at once
+
+
 def default_chunk_size(model, method: str) -> int:
-    """Items explained together: a model batch of them for the methods that need
-    gradients (one row or a few per item per pass, so items share the passes); 4
-    for the perturbation methods, whose every item already fills its own batches
-    (packing them together gained nothing when measured, and holds more memory)."""
+    """Items explained together: up to a model batch of them for the methods that
+    need gradients (one row or a few per item per pass, so items share the passes),
+    fewer where each item's own batch of ``batch_size`` rows times the items would
+    pass :data:`SHARED_BYTES` (large inputs, many samples); 4 for the perturbation
+    methods, whose every item already fills its own batches (packing them together
+    gained nothing when measured, and holds more memory)."""
     if model.kind == "image":
+        from xai_core.explainers import get_explainer
+        from xai_core.explainers.cam_family import ClassActivationMap
         from xai_core.sets.batched import shares_batches
 
         if shares_batches(method):
-            return max(4, min(64, model.batch_size))
+            h, w = model.model.spec.size
+            rows = 1 if isinstance(get_explainer(method), ClassActivationMap) else model.batch_size
+            per_item = rows * h * w * 3 * 4 * 3  # the path points, their differences and their gradients
+            return max(1, min(64, model.batch_size, SHARED_BYTES // per_item))
     return 4
 
 
