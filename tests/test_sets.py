@@ -260,10 +260,14 @@ def test_meter_says_rate_time_left_and_workers():
     from xai_core.sets.meter import Meter
 
     class Engine:
-        def per_worker(self):
-            return {"w1@10.0.0.1": 30, "w2@10.0.0.2": 20}
+        counts = {"w1@10.0.0.1": 100, "w2@10.0.0.2": 0}  # an earlier run's
 
-    meter = Meter(200, "explained", Engine())
+        def per_worker(self):
+            return dict(self.counts)
+
+    engine = Engine()
+    meter = Meter(200, "explained", engine)
+    engine.counts = {"w1@10.0.0.1": 130, "w2@10.0.0.2": 20}
     meter.start -= 10.0  # ten seconds ago
     meter.add(50)
     text = meter.text()

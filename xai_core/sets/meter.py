@@ -13,13 +13,17 @@ class Meter:
     """Counts items of a run of ``total`` items as chunks finish.
 
     ``engine`` (optional) may offer ``per_worker() -> {worker: items}`` (the Ray
-    engine does); its counts are shown after the totals.
+    engine does); the items each worker did in this run are shown after the totals.
     """
 
     def __init__(self, total: int, what: str, engine=None) -> None:
         self.total, self.what, self.engine = max(0, int(total)), what, engine
         self.done = 0
         self.start = time.perf_counter()
+        self._before = self._workers()  # the engine's counts before this run (it may have run others)
+
+    def _workers(self) -> dict[str, int]:
+        return dict(self.engine.per_worker()) if hasattr(self.engine, "per_worker") else {}
 
     def add(self, items: int) -> None:
         self.done += int(items)
@@ -43,7 +47,7 @@ class Meter:
         parts = [f"{self.what} {self.done} of {self.total} item(s)", f"{self.rate:.1f} items/s"]
         if left is not None and self.done < self.total:
             parts.append(f"{_duration(left)} left")
-        workers = self.engine.per_worker() if hasattr(self.engine, "per_worker") else {}
+        workers = {w: n - self._before.get(w, 0) for w, n in self._workers().items()}
         if len(workers) > 1:
             parts.append("per worker: " + ", ".join(f"{w} {n}" for w, n in workers.items()))
         return ", ".join(parts)

@@ -16,7 +16,7 @@ on one machine or a multi-node cluster, surviving lost workers.
   connection first, so a wrong or unreachable address fails in seconds with one
   line instead of Ray's minutes of silent retries; ``auto`` finds a cluster
   started on this machine. Without an address a local Ray instance with
-  ``workers`` CPUs is started and shut down on close.
+  ``workers`` CPUs (at most this machine's) is started and shut down on close.
 * **Faults**: each chunk is a pure function of the model, the set and the seed.
   When an actor dies (its process killed, its node lost) its chunks are run again
   on the others and a replacement is started where the cluster has room; a
@@ -119,8 +119,8 @@ class RayEngine:
             try:
                 if address:
                     ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
-                else:
-                    ray.init(num_cpus=int(workers), num_gpus=None, include_dashboard=False, log_to_driver=False,
+                else:  # a local instance: at most one worker per CPU of this machine
+                    ray.init(num_cpus=min(int(workers), os.cpu_count() or 1), num_gpus=None, include_dashboard=False, log_to_driver=False,
                              object_store_memory=200 * 1024**2, runtime_env={"env_vars": env})
             except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; all mean "no cluster"
                 raise _init_error(address, exc) from None
