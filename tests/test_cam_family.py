@@ -184,3 +184,86 @@ def test_cam_equals_grad_cam_of_the_logit_on_a_softmax_model(gap200, digit_image
     np.testing.assert_allclose(cam.extras["cam"], logit.extras["cam"] * h * w, rtol=1e-3, atol=1e-4)
     assert logit.output_kind == "logit" and probability.output_kind == "probability"
     assert not np.allclose(cam.extras["cam"], probability.extras["cam"] * h * w, rtol=1e-2, atol=1e-2)
+
+
+# -- the completed family against pytorch-grad-cam, like for like ---------------------------
+# pytorch-grad-cam ReLUs the low-resolution map, min-max scales it, resizes it with
+# cv2 (bilinear) and min-max scales again; our extras['cam'] is the map after the
+# same ReLU (rectify='relu'), so that transformation applied to it must give the
+# reference's output.
+
+REFERENCE_CAMS = {"hires_cam": "HiResCAM", "layer_cam": "LayerCAM", "xgrad_cam": "XGradCAM",
+                  "eigen_cam": "EigenCAM", "score_cam": "ScoreCAM", "ablation_cam": "AblationCAM",
+                  "grad_cam": "GradCAM"}
+
+
+def _as_reference_scales(cam: np.ndarray, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    def minmax(a):
+        a = a - a.min()
+        return a / (1e-7 + a.max())
+
+    return minmax(cv2.resize(np.float32(minmax(cam)), (width, height)))
+
+
+def _reference_cam(adapter, image01: np.ndarray, method: str, layer: str, target: int) -> np.ndarray:
+    """pytorch-grad-cam called as a notebook user does: the module, its normalised
+    input tensor, the layer's module and ClassifierOutputTarget(target)."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    spec = adapter.spec
+    x = (torch.from_numpy(image01).permute(2, 0, 1)[None] - torch.tensor(spec.mean_array()).view(1, -1, 1, 1)) \
+        / torch.tensor(spec.std_array()).view(1, -1, 1, 1)
+    cls = getattr(pytorch_grad_cam, REFERENCE_CAMS[method])
+    with cls(model=adapter.model, target_layers=[adapter.module(layer)]) as cam:
+        if hasattr(cam, "batch_size"):
+            cam.batch_size = 16
+        return cam(input_tensor=x.float(), targets=[ClassifierOutputTarget(target)])[0]
+
+
+@pytest.fixture(scope="module")
+def resnet18_adapter():
+    """torchvision's resnet18 with random weights (seed 0), 10 classes, 32 x 32 inputs."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=10)
+    return TorchAdapter(model, ImageSpec((32, 32)), name="resnet18", device="cpu")
+
+
+@pytest.mark.parametrize("method", sorted(REFERENCE_CAMS))
+@pytest.mark.parametrize("model", ["digits", "resnet18"])
+def test_cam_equals_pytorch_grad_cam(method, model, digits_adapter, digit_image, resnet18_adapter):
+    adapter = digits_adapter if model == "digits" else resnet18_adapter
+    layer = "features" if model == "digits" else "layer1"
+    target = 3
+    ours = explain(adapter, digit_image, method, layer=layer, target=target, seed=0)
+    x = preprocess(digit_image, adapter.spec)
+    h, w = x.shape[:2]
+    reference = _reference_cam(adapter, x, method, layer, target)
+    assert ours.extras["cam"].max() > 0, "a map of zeros compares nothing"
+    np.testing.assert_allclose(_as_reference_scales(ours.extras["cam"], h, w), reference, atol=2e-4)
+    assert ours.layer == layer and not ours.signed
+
+
+def test_hires_cam_sums_to_the_logit_on_a_gap_dense_network(digits_adapter, digit_image):
+    """On GAP + dense, dS/dA_k(i,j) = W[c,k]/(h w), so the signed HiResCAM summed over
+    the map is the logit minus the bias (Draelos & Carin's faithfulness property)."""
+    e = explain(digits_adapter, digit_image, "hires_cam", {"rectify": "none"}, target=5)
+    logits = digits_adapter.outputs(preprocess(digit_image, digits_adapter.spec)[None])[0]
+    bias = digits_adapter.model.classifier.bias.detach().numpy()[5]
+    np.testing.assert_allclose(e.extras["cam"].sum(), logits[5] - bias, rtol=1e-4, atol=1e-4)
+
+
+def test_score_cam_runs_on_the_fast_forward_engine_and_shares_evaluations_between_classes(
+        digits_adapter, digit_image):
+    from xai_core.service import explain_classes
+
+    one = explain(digits_adapter, digit_image, "score_cam", target=2)
+    assert one.engine in ("onnxruntime", "openvino", "torch")
+    assert one.model_evals >= 64  # one masked image per channel of 'features'
+    several = explain_classes(digits_adapter, digit_image, "score_cam", classes="0,2")
+    assert several[1].model_evals < several[0].model_evals  # the masked images were evaluated once
+    np.testing.assert_allclose(several[1].extras["cam"], one.extras["cam"], rtol=1e-4, atol=1e-5)

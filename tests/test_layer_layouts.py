@@ -83,14 +83,17 @@ def vit():
 
 
 def test_probe_layouts_read_which_axes_grow_with_the_image():
-    sizes = ((32, 32), (64, 48))
-    assert layout_from_probe((2, 64, 8, 8), (1, 64, 16, 12), sizes, (2, 1)).kind == "channels_first"
-    assert layout_from_probe((2, 8, 8, 64), (1, 16, 12, 64), sizes, (2, 1)).kind == "channels_last"
-    tokens = layout_from_probe((2, 16, 192), (1, 48, 192), sizes, (2, 1))
+    def probe(base, taller, wider):
+        return layout_from_probe(base, taller, wider, (32, 32), (2, 1))
+
+    assert probe((2, 64, 8, 8), (1, 64, 16, 8), (1, 64, 8, 16)).kind == "channels_first"
+    assert probe((2, 64, 10, 10), (1, 64, 18, 10), (1, 64, 10, 18)).kind == "channels_first"  # "same" padding
+    assert probe((2, 8, 8, 64), (1, 16, 8, 64), (1, 8, 16, 64)).kind == "channels_last"
+    tokens = probe((2, 16, 192), (1, 32, 192), (1, 32, 192))
     assert (tokens.kind, tokens.grid, tokens.prefix) == ("tokens", (4, 4), 0)
-    assert "place" in layout_from_probe((2, 17, 192), (1, 49, 192), sizes, (2, 1)).reason  # k extra: where?
-    assert "attention" in layout_from_probe((2, 3, 17, 17), (1, 3, 49, 49), sizes, (2, 1)).reason
-    assert "windows" in layout_from_probe((8, 16, 24), (12, 16, 24), sizes, (2, 1)).reason
+    assert "place" in probe((2, 17, 192), (1, 33, 192), (1, 33, 192)).reason  # 1 extra token: where?
+    assert "attention" in probe((2, 3, 17, 17), (1, 3, 33, 33), (1, 3, 33, 33)).reason
+    assert "windows" in probe((8, 16, 24), (4, 16, 24), (4, 16, 24)).reason
     # folding: tokens lose their class token and take their grid, row by row
     layout = LayerLayout("tokens", (2, 3), 4, prefix=1)
     raw = np.arange(1 * 7 * 4, dtype=np.float32).reshape(1, 7, 4)

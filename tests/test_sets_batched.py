@@ -37,6 +37,9 @@ def images():
     ("grad_cam", {}),
     ("grad_cam_plus_plus", {}),
     ("cam", {}),
+    ("layer_cam", {}),
+    ("eigen_cam", {}),
+    ("score_cam", {}),
 ])
 def test_batched_items_equal_one_item_path(digits, images, method, params):
     from xai_core.service import explain_classes

@@ -53,7 +53,7 @@ def _views(key: str, scale: tuple[float, float, bool], display: render.Display, 
 
 def display_options(results: ResultSet) -> render.Display:
     """Smoothing, clipping and absolute value for pixel-level maps (shown only when one is)."""
-    pixel = [i.label for i in results.items if i.explanation.method in render.PIXEL_LEVEL]
+    pixel = [i.label for i in results.items if render.pixel_level(i.explanation)]
     if not pixel:
         return render.Display()
     with st.expander("Display options for pixel-level maps", expanded=False):

@@ -42,6 +42,9 @@ class Capability:
     LAYER_GRADIENTS = "layer_gradients"
     # a Keras model that shap's DeepExplainer (DeepLIFT rules on TensorFlow ops) can walk
     DEEP_EXPLAINER = "deep_explainer"
+    # an in-memory PyTorch nn.Module with one image input, whose modules can be hooked
+    # (zennit's LRP rules)
+    TORCH_MODULE = "torch_module"
 
 
 @dataclass(frozen=True)

@@ -568,9 +568,14 @@ class ModelAdapter(ABC):
 
     def layer_info(self, layer: str) -> LayerInfo:
         """The listed layer called ``layer``; one line saying why when it is not listed."""
-        for info in self.layers():
-            if info.name == layer:
-                return info
+        infos = {info.name: info for info in self.layers()}
+        if layer in infos:
+            return infos[layer]
+        # the framework's own word first (no such layer, no hooks here...); a bare name
+        # inside a nested model resolves to its path
+        resolved = self.resolve_layer(layer)
+        if resolved in infos:
+            return infos[resolved]
         raise UnsupportedError(
             f"layer {layer!r} of {self.name} has no single output per forward pass (it runs more than once, "
             "or gives no tensor), so what its axes mean is not established; pick a listed layer "
@@ -650,7 +655,8 @@ class ModelAdapter(ABC):
             signal = {}
         strongest = max(signal.values(), default=0.0)
         carrying = [info for info in maps if not signal or signal.get(info.name, 0.0) > 1e-3 * strongest]
-        dropped = len(maps) - len(carrying)
+        last = maps.index(carrying[-1]) if carrying else -1
+        dropped = len(maps) - 1 - last
         note = f"; {dropped} later map(s) left out: their maps are ~0 for the class" if dropped and signal else ""
         if any(info.layout is not None and info.layout.kind == "tokens" for info in carrying):
             norms = [info for info in carrying if info.layout.kind == "tokens" and "norm" in info.kind.lower()]

@@ -24,6 +24,7 @@ refused with :meth:`LayerLayout.refusal`, one line naming the layer and why.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,72 +149,52 @@ WINDOWS = "windows that mix the batch with image positions"
 UNTRACED = "axes that could not be traced to the image's height and width"
 
 
-def layout_from_probe(small: tuple[int, ...], big: tuple[int, ...], sizes: tuple[tuple[int, int], tuple[int, int]],
-                      batches: tuple[int, int]) -> LayerLayout:
-    """A layout from a layer's output shapes at two input sizes (batch axis included):
-    ``small`` for a batch of ``batches[0]`` images of ``sizes[0]`` (H, W), ``big``
-    for ``batches[1]`` images of ``sizes[1]``. An axis that grows with H is the
-    map's height, with W its width, with both (H/p)(W/p) + k a token axis with k
-    extra tokens; the batch axis must stay the batch."""
-    source = "two-size probe"
-    (h1, w1), (h2, w2) = sizes
-    if len(small) != len(big) or small[0] != batches[0] or big[0] != batches[1]:
-        return not_a_map(WINDOWS if len(small) == len(big) else UNTRACED, source)
-    rest_s, rest_b = small[1:], big[1:]
-    if len(rest_s) == 1:
-        if rest_s == rest_b:
-            return vector_layout(rest_s[0], source)
+def layout_from_probe(base: tuple[int, ...], taller: tuple[int, ...], wider: tuple[int, ...],
+                      size: tuple[int, int], batches: tuple[int, int]) -> LayerLayout:
+    """A layout from a layer's output shapes (batch axis included) for a batch of
+    ``batches[0]`` images of ``size`` (H, W), and for ``batches[1]`` images of twice
+    the height (``taller``) and of twice the width (``wider``). An axis that changes
+    with the height alone is the map's height, with the width alone its width,
+    with both a token axis (its growth is the patch grid: T = k + (H/p)(W/p));
+    the batch axis must stay the batch. Padding that adds a constant does not
+    matter: only which axes change counts."""
+    source = "probe at three input sizes"
+    if not (len(base) == len(taller) == len(wider)):
         return not_a_map(UNTRACED, source)
-
-    def grows(a: int, b: int, full1: int, full2: int) -> bool:
-        # a conv chain of total stride s maps H to about H / s (give or take the rounding)
-        return a != b and a > 0 and abs(b - a * full2 / full1) <= 1
-
-    roles = []
-    for a, b in zip(rest_s, rest_b, strict=True):
-        if a == b:
-            roles.append("c")
-        elif grows(a, b, h1, h2) and not grows(a, b, w1, w2):
-            roles.append("h")
-        elif grows(a, b, w1, w2) and not grows(a, b, h1, h2):
-            roles.append("w")
-        else:
-            roles.append("t")
+    if base[0] != batches[0] or taller[0] != batches[1] or wider[0] != batches[1]:
+        return not_a_map(WINDOWS, source)
+    roles, rest, kept = [], [], []
+    for k, (b0, t, w) in enumerate(zip(base[1:], taller[1:], wider[1:], strict=True)):
+        role = {(False, False): "c", (True, False): "h", (False, True): "w", (True, True): "t"}[(t != b0, w != b0)]
+        if role == "c" and b0 == 1:
+            continue  # a size-1 axis (a pooled map's 1 x 1) carries nothing
+        roles.append(role)
+        rest.append(b0)
+        kept.append(k + 1)
     pattern = "".join(roles)
+    taller = tuple(taller[k] for k in kept)
+    wider = tuple(wider[k] for k in kept)
+    if pattern == "c":
+        return vector_layout(rest[0], source)
     if pattern == "chw":
-        return LayerLayout("channels_first", (rest_s[1], rest_s[2]), rest_s[0], source=source)
+        return LayerLayout("channels_first", (rest[1], rest[2]), rest[0], source=source)
     if pattern == "hwc":
-        return LayerLayout("channels_last", (rest_s[0], rest_s[1]), rest_s[2], source=source)
+        return LayerLayout("channels_last", (rest[0], rest[1]), rest[2], source=source)
     if pattern == "tc":
-        found = _token_grid(rest_s[0], rest_b[0], (h1, w1), (h2, w2))
-        if found is None:
+        patches = taller[0] - rest[0]
+        extra = rest[0] - patches
+        if patches <= 0 or wider[0] - rest[0] != patches or extra < 0:
             return not_a_map("tokens whose count does not follow a patch grid", source)
-        (gh, gw), extra = found
+        p = math.sqrt(size[0] * size[1] / patches)
+        grid = (round(size[0] / p), round(size[1] / p))
+        if abs(p - round(p)) > 1e-6 or grid[0] * grid[1] != patches:
+            return not_a_map("tokens whose count does not follow a patch grid", source)
         if extra:  # the counts say how many extra tokens, not where they sit
             return not_a_map(f"tokens with {extra} extra tokens whose place a probe cannot tell", source)
-        return LayerLayout("tokens", (gh, gw), rest_s[1], source=source)
+        return LayerLayout("tokens", grid, rest[1], source=source)
     if pattern.count("t") >= 2:
         return not_a_map(ATTENTION_WEIGHTS, source)
     return not_a_map(UNTRACED, source)
-
-
-def _token_grid(t1: int, t2: int, size1: tuple[int, int], size2: tuple[int, int]) -> tuple[tuple[int, int], int] | None:
-    """The patch grid at ``size1`` and the number of extra tokens k with
-    t = (H/p)(W/p) + k at both sizes, for the one patch size p that fits."""
-    found = []
-    for p in range(1, min(*size1, *size2) + 1):
-        if any(v % p for v in (*size1, *size2)):
-            continue
-        g1 = (size1[0] // p, size1[1] // p)
-        g2 = (size2[0] // p, size2[1] // p)
-        k1, k2 = t1 - g1[0] * g1[1], t2 - g2[0] * g2[1]
-        if k1 == k2 and 0 <= k1 <= 16:
-            found.append((g1, k1))
-    return found[0] if len(found) == 1 else None
-
-
-__all__ = ["ATTENTION_WEIGHTS", "KINDS", "LayerLayout", "MAP_KINDS", "UNTRACED", "WINDOWS", "layout_from_probe",
-           "not_a_map", "vector_layout"]
 
 
 def cam_signal(acts: np.ndarray, grads: np.ndarray) -> float:

@@ -99,6 +99,7 @@ class TorchAdapter(ModelAdapter):
             caps.add(Capability.LAYER_GRADIENTS)
         if self.kind == "module" and not self.multi_input and isinstance(self.spec, ImageSpec):
             caps.add(Capability.DEEP_EXPLAINER)
+            caps.add(Capability.TORCH_MODULE)
         return frozenset(caps)
 
     # -- shap's DeepExplainer ----------------------------------------------------------
@@ -418,28 +419,33 @@ class TorchAdapter(ModelAdapter):
 
     # -- layouts -------------------------------------------------------------------------
     def _layouts(self, recorder: LayerRecorder):
-        """name, raw output shape -> layout: from the model's graph (a .pt2 program's
-        own, or one exported here from the probe), else from a probe at two input
-        sizes; vectors (N x units) of a model over feature rows as they are."""
+        """name, raw output shape -> layout. An nn.Module is first probed at a second
+        input size (which axes grow with the image's height and width); where that
+        leaves a layer unsettled (the model takes one size only, tokens with extra
+        tokens, attention), and for every .pt2 program, the model's ATen graph
+        decides. A model over feature rows has vectors (N x units) as they are."""
         shapes = recorder.shapes()
         image = len(self.inputs) == 1 and isinstance(self.spec, ImageSpec)
         traced: dict[str, LayerLayout] = {}
         if image:
-            try:
-                traced = self._graph_layouts(shapes)
-            except Exception:  # noqa: BLE001 - a model torch.export cannot follow: the probe decides
-                traced = {}
-            if not traced:
-                traced = self._probe_layouts(recorder)
+            if self.kind == "module":
+                traced = self._probe_layouts()
+            unsettled = not traced or any(
+                len(shapes.get(name, ())) > 2 and not (layout.is_map or layout.kind == "vector")
+                for name, layout in traced.items())
+            if unsettled:
+                try:
+                    traced.update(self._graph_layouts(shapes))
+                except Exception:  # noqa: BLE001 - a model torch.export cannot follow: what the probe found
+                    pass
 
         def layout(name: str, shape: tuple[int, ...]) -> LayerLayout:
-            name = name if name in traced or name not in recorder.same_as else recorder.same_as[name]
+            if name not in traced and name in recorder.same_as:
+                name = recorder.same_as[name]
             if name in traced:
                 return traced[name]
             if len(shape) == 2 and not image:
                 return vector_layout(shape[1], "feature rows")
-            if len(shape) == 2 and traced:
-                return vector_layout(shape[1], "shape after the traced graph")
             return not_a_map("axes that could not be traced to the image's height and width")
 
         return layout
@@ -472,37 +478,36 @@ class TorchAdapter(ModelAdapter):
                 found[name] = not_a_map("several outputs whose axes differ")
         return found
 
-    def _probe_layouts(self, recorder: LayerRecorder) -> dict[str, LayerLayout]:
-        """Layouts from the layers' output shapes at a second input size (only for a
-        model that takes it): which axes grow with the image's height and width."""
+    def _probe_layouts(self) -> dict[str, LayerLayout]:
+        """Layouts from every layer's output shapes for the probe pair at the model's
+        input size and for one image of twice its height, one of twice its width
+        ({} for a model that takes one size only), see :func:`layout_from_probe`."""
         h, w = self.spec.size
-        big = (h * 2, w * 3 // 2 if (w * 3) % 2 == 0 else w * 2)
-        second = LayerRecorder(channels_last=False)
-        handles = []
-        with self._lock:
-            for name, module in self.model.named_modules():
-                if name:
-                    handles.append(module.register_forward_hook(
-                        lambda _m, _i, out, _n=name: second.record(
-                            _n, "", out[0] if isinstance(out, (tuple, list)) and out else out)))
-            try:
-                x = torch.rand(1, self.spec.channels, big[0], big[1], generator=torch.Generator().manual_seed(0))
-                with torch.inference_mode():
-                    first_two = self._tensors([p for p in self.probe_batch()])[0]
-                    self.model((first_two - self._norm[0][0]) / self._norm[0][1])
-                    small_shapes = {}
-                    # the recorder of the first size saw a batch of one: record a batch of two
-                    small_shapes.update(second.shapes())
-                    second._seen.clear()
-                    self.model(((x.to(self.device)) - self._norm[0][0]) / self._norm[0][1])
-            except Exception:  # noqa: BLE001 - the model takes one size only
-                return {}
-            finally:
-                for handle in handles:
-                    handle.remove()
-        big_shapes = second.shapes()
-        return {name: layout_from_probe(small, big_shapes[name], ((h, w), big), (2, 1))
-                for name, small in small_shapes.items() if name in big_shapes}
+        c = self.spec.channels
+        rng = torch.Generator().manual_seed(0)
+        runs: list[dict[str, tuple[int, ...]]] = []
+        for batch in (self._tensors(self.probe_batch())[0], torch.rand(1, c, 2 * h, w, generator=rng),
+                      torch.rand(1, c, h, 2 * w, generator=rng)):
+            recorder = LayerRecorder(channels_last=False)
+            handles = []
+            with self._lock:
+                for name, module in self.model.named_modules():
+                    if name:
+                        handles.append(module.register_forward_hook(
+                            lambda _m, _i, out, _n=name, _r=recorder: _r.record(
+                                _n, "", out[0] if isinstance(out, (tuple, list)) and out else out)))
+                try:
+                    with torch.inference_mode():
+                        self.model((batch.to(self.device) - self._norm[0][0]) / self._norm[0][1])
+                except Exception:  # noqa: BLE001 - the model takes one size only
+                    return {}
+                finally:
+                    for handle in handles:
+                        handle.remove()
+            runs.append(recorder.shapes())
+        base, taller, wider = runs
+        return {name: layout_from_probe(shape, taller[name], wider[name], (h, w), (2, 1))
+                for name, shape in base.items() if name in taller and name in wider}
 
     def _class_signal(self, layers: list[str]) -> dict[str, float]:
         every = dict(self.model.named_modules())

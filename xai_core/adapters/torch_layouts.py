@@ -509,11 +509,13 @@ class GraphTracer(Tracer):
             if keep:
                 return [Axis() if k in dims else a for k, a in enumerate(x)]
             return [a for k, a in enumerate(x) if k not in dims]
-        if name in ("roll", "constant_pad_nd", "pad", "reflection_pad2d", "replicate_pad2d"):
-            src = shape_of(0)
-            return [a if s == o and name not in ("roll",) else (a if name == "roll" and k not in _roll_dims(node, len(x))
-                                                               else UNKNOWN)
-                    for k, (a, s, o) in enumerate(zip(x, src, out, strict=True))]
+        if name == "roll":  # a cyclic shift moves positions: the rolled axes are untraced
+            rolled = _roll_dims(node, len(x))
+            return [UNKNOWN if k in rolled else a for k, a in enumerate(x)]
+        if name in ("constant_pad_nd", "pad", "reflection_pad2d", "replicate_pad2d", "reflection_pad1d",
+                    "replication_pad2d"):
+            return [a if s == o else _resized(a, o) if role(a)[0] in ("H", "W") and o > 0 else UNKNOWN
+                    for a, s, o in zip(x, shape_of(0), out, strict=True)] if _all_sized(x, out) else None
         return None
 
     def _tensor_args(self, node, axes, shape_of):
@@ -573,7 +575,20 @@ class GraphTracer(Tracer):
                 new = Axis(axis.atoms, pre - start, post - (src[dim] - end))
                 return [new if k == dim else a for k, a in enumerate(x)]
             return [UNKNOWN if k == dim else a for k, a in enumerate(x)]
+        if kind in ("H", "W") and step == 1:  # a crop: the same grid, fewer rows or columns
+            return [_resized(a, out[dim]) if k == dim else a for k, a in enumerate(x)]
         return [UNKNOWN if k == dim else a for k, a in enumerate(x)]
+
+
+def _resized(axis: Axis, size: int | None = None) -> Axis:
+    """A padded or cropped height or width: one piece of the new size on the same grid."""
+    atom = next(a for a in axis.atoms if a.label in "HW" and a.size != 1)
+    size = size if size is not None else -1
+    return Axis((Atom(atom.label, size, 1, size, atom.grid),)) if size > 1 else UNKNOWN
+
+
+def _all_sized(x, out) -> bool:
+    return len(x) == len(out)
 
 
 def _roll_dims(node, rank: int) -> set[int]:

@@ -119,6 +119,40 @@ def _coerce(info: ParamInfo, raw: Any, method: str) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Drawing:
+    """How a method's map is drawn, declared by the method (as Quantus declares a
+    metric's properties) and read by :mod:`xai_core.render`; nothing there keys on
+    a method's name.
+
+    ``signed``: the map has both signs (drawn red/blue around zero) unless a run
+    says otherwise in its extras (``extras['signed']``, e.g. Grad-CAM after a ReLU).
+    ``units``: what the values measure ('output': a share of the explained score;
+    'gradient'; 'activation'...); maps share one colour scale only with maps in the
+    same units, and '' means the method's own units, shared with no other method.
+    ``upsample``: how the model-input map is resized to the photo: 'bilinear',
+    'bicubic' (class activation maps, as in the papers) or 'segments' (nearest on
+    the superpixel ids held in ``extras['segments']``, with their boundaries drawn).
+    ``pixel_level``: one value per input pixel (speckled on photos), so the display
+    options (smoothing, percentile clipping, absolute value) apply."""
+
+    signed: bool = True
+    units: str = ""
+    upsample: str = "bilinear"
+    pixel_level: bool = False
+
+    def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}; got {self.upsample!r}")
+
+
+UPSAMPLING = ("bilinear", "bicubic", "segments")
+
+# A quality note: (the explanation's extras, the baseline's output where the extras
+# lack it) -> one plain-language warning, or None when the diagnostic looks fine.
+QualityNote = Callable[[dict[str, Any], "float | None"], "str | None"]
+
+
 @dataclass
 class RawAttribution:
     """What an explainer hook returns: a 2-D map at model input resolution (the
@@ -169,6 +203,7 @@ class Context:
         self.layer = layer
         self.original_image = original_image
         self.model_evals = 0
+        self.params: Any = None  # the method's parsed parameters, where a template's hooks read them
         self._progress = progress
         # predictions shared between runs for several classes: the same perturbed
         # batch (same seed) is evaluated once
@@ -183,6 +218,25 @@ class Context:
             return self._memo[key]
         self.model_evals += len(as_parts(batch)[0])
         return self.adapter.predict(batch, self.batch_size)
+
+    def scores(self, batch) -> np.ndarray:
+        """N explained scores of the target (the logit for a logit model, as the
+        gradient methods see it) for a batch of perturbed inputs, on the fast forward
+        engine where the service prepared one; shared between classes like
+        :meth:`predict`."""
+        adapter = self.adapter
+        key = b"outputs" + _digest(batch) if self._memo is not None else None
+        if key is None or key not in self._memo:
+            self.model_evals += len(as_parts(batch)[0])
+            fast = adapter.fast_forward
+            if fast is not None and fast.serves(adapter):
+                raw = fast.outputs(adapter, batch, self.batch_size)
+            else:
+                raw = adapter.outputs(batch, self.batch_size)
+            if key is None:
+                return adapter.explained(raw, self.target)
+            self._memo[key] = raw
+        return adapter.explained(self._memo[key], self.target)
 
     def gradients(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Input gradients of the target score; when the target is still open, the
@@ -245,7 +299,11 @@ class Explainer:
     rank: ClassVar[int] = 50  # place in menus (then by module name); lower comes first
     requires: ClassVar[frozenset[str]] = frozenset({Capability.PREDICT})
     Params: ClassVar[type]
-    signed: ClassVar[bool] = True
+    # how the map is drawn (sign, units, upsampling, display options)
+    drawing: ClassVar[Drawing] = Drawing()
+    # checks of the method's own diagnostics, each giving a note when the result is
+    # unreliable (see xai_core.explainers.notes)
+    notes: ClassVar[tuple[QualityNote, ...]] = ()
     uses_layer: ClassVar[bool] = False
     # True when the layer must be a spatial feature map (CAMs), False when a dense
     # layer will do too
@@ -260,6 +318,14 @@ class Explainer:
     # True when one gradient pass of the image itself gives both the predicted class
     # and the attribution, so the service skips its separate prediction pass.
     single_pass: ClassVar[bool] = False
+    # True when the method's time goes into gradient-free forward passes of many
+    # perturbed inputs (Score-CAM's masked images), so the service gives the model
+    # its fast forward path even though the method also needs a layer's activations.
+    # Methods that only predict get it anyway.
+    forward_bound: ClassVar[bool] = False
+    # False when the map does not depend on the target class (Eigen-CAM: every class
+    # gets the same map)
+    class_specific: ClassVar[bool] = True
 
     def run(self, ctx: Context, params: Any) -> RawAttribution:
         raise NotImplementedError

@@ -6,9 +6,11 @@ upsampled (bicubic) to the input size. The map is the layer's canonical map
 transposed, transformer tokens lose their class/distillation/register tokens
 and are folded into their patch grid (as pytorch-grad-cam's ``reshape_transform``
 does); a layer whose output is not a map (attention weights, Swin windows,
-untraced axes) is refused. The methods differ only in
-how the channel weights ``w_k`` are found, so a subclass overrides
-:meth:`ClassActivationMap.channel_weights` and nothing else.
+untraced axes) is refused. The methods differ only in how the channel weights
+``w_k`` are found, so a subclass overrides :meth:`ClassActivationMap.channel_weights`
+and nothing else; the weights may also be per location (C x h x w: HiResCAM,
+LayerCAM). A gradient-free CAM (Score-CAM, Ablation-CAM, Eigen-CAM) sets
+``uses_gradients = False`` and gets the activations from a forward pass alone.
 
 The map is then rectified as the ``rectify`` parameter says: ``relu`` keeps the
 regions that raise the class score (the papers' choice, drawn in jet), ``abs``
@@ -19,10 +21,11 @@ red/blue).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from xai_core.explainers.base import Context, Explainer, RawAttribution, param
+from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, param
 from xai_core.inputs.images import resize_map
 from xai_core.types import Capability, UnsupportedError
 
@@ -34,6 +37,23 @@ class CamParams:
         help="relu: only regions that raise the class score (the papers' choice); "
              "abs: either sign, by magnitude; none: the signed map",
     )
+
+
+@dataclass(frozen=True)
+class ChannelCamParams(CamParams):
+    channels: int = param(
+        0, low=0, high=100000,
+        help="0: every channel of the layer (the papers, pytorch-grad-cam); k: only the k channels with the "
+             "largest mean activation are scored, the others weigh 0 (faster on wide layers)",
+    )
+
+
+def chosen_channels(acts: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the channels a gradient-free CAM evaluates: all (``count`` 0 or at
+    least C), else the ``count`` with the largest mean activation, in channel order."""
+    if count <= 0 or count >= acts.shape[0]:
+        return np.arange(acts.shape[0])
+    return np.sort(np.argsort(-acts.mean(axis=(1, 2)), kind="stable")[:count])
 
 
 def rectify(cam: np.ndarray, how: str) -> np.ndarray:
@@ -49,17 +69,33 @@ class ClassActivationMap(Explainer):
 
     requires = frozenset({Capability.PREDICT, Capability.LAYER_GRADIENTS})
     Params = CamParams
+    drawing = Drawing(upsample="bicubic")
     uses_layer = True
     single_pass = True
+    uses_gradients: ClassVar[bool] = True  # False: channel_weights gets grads=None (no backward pass)
 
-    def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray | None) -> np.ndarray:
         """(C,) weights of the channels of ``acts`` (C x h x w, the image's activations
-        at ``layer``), given ``grads`` (C x h x w, the target score's gradient there)."""
+        at ``layer``), or (C, h, w) weights per location, given ``grads`` (C x h x w,
+        the target score's gradient there; None when ``uses_gradients`` is False)."""
         raise NotImplementedError
 
+    def cam_map(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray | None) -> np.ndarray:
+        """The h x w map before rectification: ``sum_k w_k A_k``."""
+        weights = np.asarray(self.channel_weights(ctx, layer, acts, grads), np.float64)
+        if weights.ndim == 1:
+            return np.tensordot(weights, acts, axes=(0, 0)).astype(np.float32)
+        return (weights * acts).sum(axis=0).astype(np.float32)
+
     def run(self, ctx: Context, params: CamParams) -> RawAttribution:
+        ctx.params = params
         layer = self.map_layer(ctx.adapter, ctx.layer)
-        acts, grads, _ = ctx.layer_gradients(layer)
+        if self.uses_gradients:
+            acts, grads, _ = ctx.layer_gradients(layer)
+        else:
+            raw = ctx.adapter.layer_values(ctx.one(), layer)
+            acts, grads = ctx.adapter.unit_layout(layer, "output", raw.shape[1:]).fold(raw), None
+            ctx.model_evals += 1
         return self.from_layer(ctx, params, layer, acts, grads)
 
     def map_layer(self, adapter, layer: str | None) -> str:
@@ -73,17 +109,17 @@ class ClassActivationMap(Explainer):
         return layer
 
     def from_layer(self, ctx: Context, params: CamParams, layer: str, acts: np.ndarray,
-                   grads: np.ndarray) -> RawAttribution:
-        """The map from the image's activations and target-score gradients at ``layer``
-        (1 x C x h x w each), as :meth:`run` makes it; labelled sets call it with
-        rows of one layer pass shared by many images."""
+                   grads: np.ndarray | None) -> RawAttribution:
+        """The map from the image's activations (and target-score gradients, None
+        without ``uses_gradients``) at ``layer`` (1 x C x h x w each), as :meth:`run`
+        makes it; labelled sets call it with rows of one layer pass shared by many
+        images."""
         if acts.ndim != 4:
             raise UnsupportedError(
                 f"layer {layer!r} outputs shape {acts.shape[1:]}; {self.label} needs a convolutional "
                 "feature map (channels x height x width)"
             )
-        weights = np.asarray(self.channel_weights(ctx, layer, acts[0], grads[0]), np.float64)
-        cam = rectify(np.tensordot(weights, acts[0], axes=(0, 0)).astype(np.float32), params.rectify)
+        cam = rectify(self.cam_map(ctx, layer, acts[0], None if grads is None else grads[0]), params.rectify)
         h, w = ctx.image.shape[:2]
         ctx.progress(1.0)
         upsampled = resize_map(cam, h, w, cubic=True)

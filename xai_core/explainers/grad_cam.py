@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xai_core.explainers.base import Context, register
+from xai_core.explainers.base import Context, Drawing, register
 from xai_core.explainers.cam_family import ClassActivationMap
 
 
@@ -20,6 +20,7 @@ class GradCam(ClassActivationMap):
     label = "Grad-CAM"
     description = "Class activation map at a convolutional layer, weighted by gradients: where the network looked."
     paper = "Selvaraju et al., 2017, Grad-CAM"
+    drawing = Drawing(units="activation", upsample="bicubic")
 
     def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
         return grads.mean(axis=(1, 2))

@@ -18,6 +18,7 @@ import numpy as np
 from xai_core.explainers.at_layer import layer_path_attribution
 from xai_core.explainers.base import (
     Context,
+    Drawing,
     Explainer,
     RawAttribution,
     fill_image,
@@ -25,6 +26,7 @@ from xai_core.explainers.base import (
     per_input,
     register,
 )
+from xai_core.explainers.notes import path_convergence
 from xai_core.inputs.backgrounds import IMAGE_BACKGROUND_FILES, load_background
 from xai_core.types import Capability, InputError, UnsupportedError
 
@@ -82,6 +84,8 @@ class IntegratedGradients(Explainer):
     paper = "Sundararajan et al., 2017, Axiomatic Attribution for Deep Networks"
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS})
     Params = IntegratedGradientsParams
+    drawing = Drawing(units="output", pixel_level=True)
+    notes = (path_convergence,)
     slow = True
     several_inputs = True
     accepts_layer = True

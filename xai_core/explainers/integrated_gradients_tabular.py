@@ -12,6 +12,7 @@ import numpy as np
 
 from xai_core.explainers.base import param, register
 from xai_core.explainers.integrated_gradients import quadrature
+from xai_core.explainers.notes import path_convergence
 from xai_core.explainers.rows import RowAttribution, RowContext, RowExplainer
 from xai_core.inputs.backgrounds import ROW_BACKGROUND_FILES, load_background_rows
 from xai_core.types import Capability, UnsupportedError
@@ -52,6 +53,7 @@ class TabularIntegratedGradients(RowExplainer):
     paper = "Sundararajan, Taly & Yan, 2017, Axiomatic Attribution for Deep Networks (arXiv:1703.01365)"
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS})
     Params = TabularIGBackgroundParams
+    notes = (path_convergence,)
 
     def setup(self, ctx: RowContext, params: TabularIGParams) -> Any:
         """The baseline rows, B x F: the user's background, or one row (means or zeros)."""

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from xai_core.explainers._hidden import hidden_values, vector_background
-from xai_core.explainers.base import Context, Explainer, RawAttribution, fill_image, param, register
+from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, fill_image, param, register
+from xai_core.explainers.notes import surrogate_fit
 from xai_core.explainers.stable_budget import StableBudget, weighted_ridge
 from xai_core.types import InputError
 
@@ -67,6 +68,8 @@ class Lime(Explainer):
     description = "Fit a local linear model on which superpixels are shown or hidden; positive and negative regions."
     paper = "Ribeiro et al., 2016, \"Why Should I Trust You?\""
     Params = LimeParams
+    drawing = Drawing(units="surrogate weight", upsample="segments")
+    notes = (surrogate_fit,)
     stochastic = True
     slow = True
     several_inputs = True

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from xai_core.explainers.base import param, register
+from xai_core.explainers.notes import surrogate_fit
 from xai_core.explainers.rows import RowAttribution, RowContext, RowExplainer, fresh_random_state
 from xai_core.types import InputError
 
@@ -31,6 +32,7 @@ class LimeTabular(RowExplainer):
                    "the weights are the attributions (local, not additive to the output).")
     paper = "Ribeiro, Singh & Guestrin, 2016, \"Why Should I Trust You?\" (arXiv:1602.04938)"
     Params = LimeTabularParams
+    notes = (surrogate_fit,)
     stochastic = True
 
     def setup(self, ctx: RowContext, params: LimeTabularParams) -> Any:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xai_core.explainers._hidden import hidden_values, replicate, vector_background
-from xai_core.explainers.base import Context, Explainer, RawAttribution, fill_image, param, register
+from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, fill_image, param, register
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Occlusion(Explainer):
     description = "Hide one patch at a time and measure the drop in the class probability."
     paper = "Zeiler & Fergus, 2014, Visualizing and Understanding Convolutional Networks"
     Params = OcclusionParams
+    drawing = Drawing(units="output")
     slow = True
     several_inputs = True
 

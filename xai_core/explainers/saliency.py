@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xai_core.explainers.base import Context, Explainer, RawAttribution, param, per_input, register
+from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, param, per_input, register
 from xai_core.types import Capability
 
 
@@ -21,6 +21,7 @@ class Saliency(Explainer):
     paper = "Simonyan et al., 2014, Deep Inside Convolutional Networks"
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS})
     Params = SaliencyParams
+    drawing = Drawing(units="gradient", pixel_level=True)
     single_pass = True
     several_inputs = True
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xai_core.explainers.base import Context, Explainer, RawAttribution, channel_sum, param, register
+from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, channel_sum, param, register
 from xai_core.explainers.shap_gradient import background_set
 from xai_core.inputs.backgrounds import IMAGE_BACKGROUND_FILES, load_background
 from xai_core.types import Capability, UnsupportedError
@@ -43,6 +43,7 @@ class ShapDeep(Explainer):
     paper = "Lundberg & Lee, 2017; Shrikumar et al., 2017, DeepLIFT"
     requires = frozenset({Capability.PREDICT, Capability.DEEP_EXPLAINER})
     Params = ShapDeepParams
+    drawing = Drawing(units="output", pixel_level=True)
     slow = True
 
     def run(self, ctx: Context, params: ShapDeepParams) -> RawAttribution:

@@ -23,6 +23,7 @@ import numpy as np
 from xai_core.explainers.at_layer import layer_path_attribution
 from xai_core.explainers.base import (
     Context,
+    Drawing,
     Explainer,
     RawAttribution,
     fill_image,
@@ -95,10 +96,13 @@ def background_set(image: np.ndarray, kind: str, n: int, rng: np.random.Generato
 class ShapGradient(Explainer):
     name = "shap_gradient"
     label = "SHAP expected gradients"
-    description = "SHAP values by expected gradients against a background set (shap's GradientExplainer algorithm)."
+    description = ("SHAP values by expected gradients against a background set (shap's GradientExplainer "
+                   "algorithm). This is Expected Gradients (Erion et al. 2021), the method the LATEC benchmark "
+                   "ranks first: it has no separate entry.")
     paper = "Erion et al., 2021, Improving performance of deep learning models with axiomatic attribution priors and expected gradients"
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS})
     Params = ShapGradientParams
+    drawing = Drawing(units="output", pixel_level=True)
     stochastic = True
     slow = True
     several_inputs = True

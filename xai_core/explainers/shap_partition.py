@@ -22,6 +22,7 @@ import numpy as np
 from xai_core.explainers._hidden import hidden_values, vector_background
 from xai_core.explainers.base import (
     Context,
+    Drawing,
     Explainer,
     RawAttribution,
     channel_sum,
@@ -215,6 +216,7 @@ class ShapPartition(Explainer):
     description = "Shapley values of pixel blocks, hiding blocks by blurring them (shap's Partition explainer)."
     paper = "Lundberg & Lee, 2017, A Unified Approach to Interpreting Model Predictions"
     Params = ShapPartitionParams
+    drawing = Drawing(units="output")
     slow = True
     several_inputs = True
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xai_core.explainers.base import Context, Explainer, RawAttribution, param, per_input, register
+from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, param, per_input, register
 from xai_core.types import Capability
 
 
@@ -29,6 +29,7 @@ class SmoothGrad(Explainer):
     paper = "Smilkov et al., 2017, SmoothGrad: removing noise by adding noise"
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS})
     Params = SmoothGradParams
+    drawing = Drawing(units="gradient", pixel_level=True)
     stochastic = True
     slow = True
     several_inputs = True

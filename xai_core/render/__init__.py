@@ -4,6 +4,9 @@ colorbars, heatmaps and LIME superpixel boundaries.
 Signed maps use a diverging red (+) / blue (-) map, symmetric around zero, with
 the photo showing through where the attribution is near zero. Unsigned maps
 (Grad-CAM, saliency) use a sequential map (jet by default) blended at ``alpha``.
+How a method's map is resized, which scale it may share and whether the display
+options apply is what the method declares (``Explainer.drawing``, see
+:func:`drawing_of`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
+from xai_core.explainers.base import Drawing
 from xai_core.inputs.images import resize_map
 from xai_core.types import Explanation
 
@@ -66,14 +70,33 @@ def heatmap(attribution: np.ndarray, scale: Scale, cmap: str | None = None) -> n
     return (_cmap(cmap)(normed)[..., :3] * 255).astype(np.uint8)
 
 
+def drawing_of(explanation: Explanation) -> Drawing:
+    """How the method that made ``explanation`` declares its map is drawn (the
+    default drawing for a method no longer registered)."""
+    from xai_core.explainers import REGISTRY
+
+    kind = explanation.input_kinds[0] if explanation.input_kinds else "image"
+    same = [e for e in REGISTRY.values() if e.name == explanation.method]
+    chosen = next((e for e in same if e.input_kind == kind), same[0] if same else None)
+    return chosen.drawing if chosen is not None else Drawing()
+
+
+def _segments(explanation: Explanation) -> np.ndarray | None:
+    """The superpixel ids of a method drawn by segments, where the result has them."""
+    if drawing_of(explanation).upsample == "segments":
+        return explanation.extras.get("segments")
+    return None
+
+
 def upsample_to(explanation: Explanation, height: int, width: int) -> np.ndarray:
-    """The explanation's map at (height, width): nearest for LIME superpixels (crisp
-    regions), bicubic for class activation maps (as in the papers), bilinear otherwise."""
-    att = explanation.attribution
-    if explanation.method == "lime" and "segments" in explanation.extras:
-        seg = upsample_segments(explanation.extras["segments"], height, width)
+    """The explanation's map at (height, width), as its method declares: nearest on
+    superpixels (crisp regions), bicubic for class activation maps (as in the
+    papers), bilinear otherwise."""
+    segments = _segments(explanation)
+    if segments is not None:
+        seg = upsample_segments(segments, height, width)
         return explanation.extras["segment_weights"][seg].astype(np.float32)
-    return resize_map(att, height, width, cubic="cam" in explanation.extras)
+    return resize_map(explanation.attribution, height, width, cubic=drawing_of(explanation).upsample == "bicubic")
 
 
 def layer_view(explanation: Explanation) -> Explanation | None:
@@ -118,10 +141,11 @@ def overlay(
     else:
         weight = np.full((h, w, 1), alpha, np.float32)
     out = base * (1 - weight) + heat * weight
-    if boundaries and explanation.method == "lime" and "segments" in explanation.extras:
+    segments = _segments(explanation) if boundaries else None
+    if segments is not None:
         from skimage.segmentation import find_boundaries
 
-        seg = upsample_segments(explanation.extras["segments"], h, w)
+        seg = upsample_segments(segments, h, w)
         edge = find_boundaries(seg, mode="inner")
         out[edge] = (255, 221, 0)
     return np.clip(out, 0, 255).astype(np.uint8)
@@ -217,17 +241,10 @@ def to_png(image: np.ndarray) -> bytes:
 
 # -- display options: change the picture, never the numbers --------------------------------
 
-# methods whose map has one value per input pixel (speckled on photos), where
-# smoothing, percentile clipping and absolute value help the eye
-PIXEL_LEVEL = frozenset({"saliency", "smoothgrad", "integrated_gradients", "shap_gradient", "shap_deep"})
-
-# what a method's values measure; maps are put on one shared scale only with maps in the same units
-UNITS = {
-    "integrated_gradients": "output", "shap_gradient": "output", "shap_deep": "output",
-    "shap_partition": "output", "occlusion": "output",
-    "saliency": "gradient", "smoothgrad": "gradient",
-    "grad_cam": "activation", "lime": "surrogate weight",
-}
+def pixel_level(explanation: Explanation) -> bool:
+    """Whether the map has one value per input pixel (speckled on photos), where
+    smoothing, percentile clipping and absolute value help the eye."""
+    return drawing_of(explanation).pixel_level
 
 
 @dataclass(frozen=True)
@@ -242,7 +259,7 @@ class Display:
     absolute: bool = False
 
     def applies_to(self, explanation: Explanation) -> bool:
-        return explanation.method in PIXEL_LEVEL
+        return pixel_level(explanation)
 
     def apply(self, explanation: Explanation) -> Explanation:
         """The explanation as drawn (a new object; ``explanation`` is not modified)."""
@@ -267,8 +284,10 @@ class Display:
 
 
 def unit_of(explanation: Explanation) -> tuple[str, str, bool]:
-    """The group a map may share a colour scale with: same units, output kind and sign."""
-    return (UNITS.get(explanation.method, explanation.method), explanation.output_kind, explanation.signed)
+    """The group a map may share a colour scale with: same units (as its method
+    declares; a method without declared units shares with no other), output kind and sign."""
+    units = drawing_of(explanation).units or explanation.method
+    return (units, explanation.output_kind, explanation.signed)
 
 
 def scales_for(explanations: list[Explanation], shared: bool, percentiles: list[float] | None = None) -> list[Scale]:

@@ -262,7 +262,7 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
     check_batch_size(batch_size, items)
     x = items[0]
     start = time.perf_counter()
-    if explainer.requires == {Capability.PREDICT}:  # gradient-free: the fastest engine that agrees
+    if explainer.requires == {Capability.PREDICT} or explainer.forward_bound:  # the fastest engine that agrees
         fast = prepare_fast_forward(adapter, x)
         engine, engine_note = fast.engine, fast.note
     else:
@@ -296,7 +296,7 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
         model_evals=ctx.model_evals,
         elapsed_s=elapsed,
         raw=raw.raw,
-        signed=bool(raw.extras.get("signed", explainer.signed)),  # e.g. Grad-CAM without ReLU is signed
+        signed=bool(raw.extras.get("signed", explainer.drawing.signed)),  # e.g. Grad-CAM without ReLU is signed
         layer=raw.layer,
         output_kind=adapter.explains if explainer.requires - {"predict"} else "probability",
         extras=raw.extras,

@@ -1,11 +1,8 @@
 """Plain-language notes on explanations whose own diagnostics say they are unreliable.
 
-Two methods report how well they did: LIME the R^2 of its local linear surrogate
-(how much of the model's behaviour around the input the weights explain), and
-Integrated Gradients its convergence delta (sum of attributions minus the change of
-the score from baseline to input; 0 for an exact path integral). The dashboard
-shows these notes next to the result, and the command lines print them, so that a
-fit with R^2 0.10 or a delta of -0.77 is never shown without comment.
+Which checks apply is declared by each method (``Explainer.notes``, see
+:mod:`xai_core.explainers.notes`); this module runs them. The dashboard shows the
+notes next to the result, and the command lines print them.
 """
 
 from __future__ import annotations
@@ -13,38 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-LIME_MIN_R2 = 0.3  # below this the surrogate explains less than 30% of the local variation
-IG_MAX_RELATIVE_DELTA = 0.05  # |delta| above 5% of the score change from baseline to input
-IG_MIN_ABS_DELTA = 1e-3  # deltas this small are rounding, whatever the score change
+from xai_core.explainers import REGISTRY
+from xai_core.explainers.notes import IG_MAX_RELATIVE_DELTA, IG_MIN_ABS_DELTA, LIME_MIN_R2
 
 
-def quality_notes(method: str, extras: Mapping[str, Any], base_value: float | None = None) -> list[str]:
+def quality_notes(method: str, extras: Mapping[str, Any], base_value: float | None = None,
+                  input_kind: str | None = None) -> list[str]:
     """Notes for one explanation (empty when its diagnostics look fine).
 
-    ``extras`` are the method's extras (image: ``fit_r2``, ``score``,
-    ``baseline_score``; tabular: ``r2_score``, ``output``), ``base_value`` the
-    baseline's output where the extras do not hold it (tabular IG).
+    ``method`` is the user-facing name, ``input_kind`` the kind it explained
+    ('image', 'vector'; None: the notes of every method of that name), ``extras``
+    the method's extras, ``base_value`` the baseline's output where the extras do
+    not hold it (tabular IG).
     """
-    notes: list[str] = []
-    if method == "lime":
-        r2 = extras.get("fit_r2", extras.get("r2_score"))
-        if isinstance(r2, (int, float)) and r2 < LIME_MIN_R2:
-            notes.append(
-                f"LIME's local linear fit has R² {r2:.2f}: it explains little of how the model behaves around "
-                "this input, so read these weights with care. More samples, or fewer and larger segments "
-                "(images) or a wider kernel (tables), usually give a better fit."
-            )
-    elif method == "integrated_gradients":
-        delta = extras.get("convergence_delta")
-        score = extras.get("score", extras.get("output"))
-        base = extras.get("baseline_score", base_value)
-        if isinstance(delta, (int, float)) and isinstance(score, (int, float)) and isinstance(base, (int, float)):
-            change = abs(float(score) - float(base))
-            if abs(delta) > IG_MIN_ABS_DELTA and abs(delta) > IG_MAX_RELATIVE_DELTA * change:
-                share = f" ({abs(delta) / change:.0%} of it)" if change > 0 else ""
-                notes.append(
-                    f"Integrated Gradients has not converged: the attributions sum to {float(score) - float(base) + delta:.4g} "
-                    f"but the score changes by {float(score) - float(base):.4g} from baseline to input "
-                    f"(convergence delta {delta:.3g}{share}). Use more steps, or the gausslegendre method."
-                )
-    return notes
+    checks = dict.fromkeys(
+        note for e in REGISTRY.values()
+        if e.name == method and input_kind in (None, e.input_kind) for note in e.notes
+    )
+    return [text for note in checks if (text := note(dict(extras), base_value))]
+
+
+__all__ = ["IG_MAX_RELATIVE_DELTA", "IG_MIN_ABS_DELTA", "LIME_MIN_R2", "quality_notes"]

@@ -267,7 +267,8 @@ def explain_items(
     if n != len(classes):
         raise ValueError("one list of classes per image")
     size = int(batch_size or adapter.default_batch_size)
-    if n > 1 and isinstance(get_explainer(method), ClassActivationMap) and not adapter.multi_input:
+    explainer = get_explainer(method)
+    if n > 1 and isinstance(explainer, ClassActivationMap) and explainer.uses_gradients and not adapter.multi_input:
         return _explain_cams(adapter, images, method, params, classes, seed, size, prepared, probabilities)
     if n == 1 or not shares_batches(method):
         return [[ClassMap.of(e) for e in explain_classes(adapter, image, method, params, classes=list(wanted),
@@ -301,7 +302,7 @@ def explain_items(
 def _explain_cams(adapter: Any, images: Sequence[np.ndarray], method: str, params: dict[str, Any] | None,
                   classes: Sequence[Sequence[int]], seed: int, size: int, prepared: Sequence[np.ndarray] | None,
                   probabilities: np.ndarray | None) -> list[list[ClassMap]]:
-    """The CAM family over many images: one layer pass per class for ``size`` images
+    """The gradient CAMs over many images: one layer pass per class for ``size`` images
     at a time, each image's map made by the method's own
     :meth:`~xai_core.explainers.cam_family.ClassActivationMap.from_layer` (what its
     one-item ``run`` does after its own layer pass), with no per-item service call."""
@@ -327,11 +328,12 @@ def _explain_cams(adapter: Any, images: Sequence[np.ndarray], method: str, param
             acts, grads, _ = adapter.layer_activations_and_gradients(np.stack([xs[i] for i, _ in part]), c, layer)
             for j, (i, k) in enumerate(part):
                 ctx = Context(adapter, xs[i], c, seed, size, layer=layer, probs=probs[i])
+                ctx.params = parsed
                 raw = explainer.from_layer(ctx, parsed, layer, acts[j:j + 1], grads[j:j + 1])
                 attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0,
                                             neginf=0.0)
                 # the one-item path counts its prediction and its layer pass
-                out[i][k] = ClassMap(c, attribution, 2, bool(raw.extras.get("signed", explainer.signed)))
+                out[i][k] = ClassMap(c, attribution, 2, bool(raw.extras.get("signed", explainer.drawing.signed)))
     elapsed = (time.perf_counter() - start) / max(1, sum(len(w) for w in classes))
     for row in out:
         for m in row:

@@ -160,7 +160,8 @@ def default_chunk_size(model, method: str) -> int:
 
         if shares_batches(method):
             h, w = model.model.spec.size
-            rows = 1 if isinstance(get_explainer(method), ClassActivationMap) else model.batch_size
+            explainer = get_explainer(method)
+            rows = 1 if isinstance(explainer, ClassActivationMap) and explainer.uses_gradients else model.batch_size
             per_item = rows * h * w * 3 * 4 * 3  # the path points, their differences and their gradients
             return max(1, min(64, model.batch_size, SHARED_BYTES // per_item))
     return 4

@@ -1,0 +1,62 @@
+"""Ablation-CAM (Desai & Ramaswamy 2020, WACV): a gradient-free CAM.
+
+Each channel of the layer is ablated in turn (set to 0, or for a layer with
+negative outputs to ``min - 1e7`` as pytorch-grad-cam does) and the rest of the
+network is run from the layer; the channel's weight is the relative drop of the
+target's score, ``(S - S_k) / S``. As pytorch-grad-cam's ``AblationCAM`` with
+every channel ablated (``ratio_channels_to_ablate=1``). The ablated activations
+are fed in batches through the adapter's layer-replacement pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xai_core.explainers.base import Context, register
+from xai_core.explainers.cam_family import ChannelCamParams, ClassActivationMap, chosen_channels
+from xai_core.types import Capability, UnsupportedError
+
+ABLATION_OFFSET = 1e7  # below the layer's minimum, for layers with negative outputs (pytorch-grad-cam)
+
+
+def ablation_value(acts: np.ndarray) -> float:
+    """What an ablated channel is set to: 0 for a layer whose smallest output is 0
+    (after a ReLU), else its minimum minus 1e7."""
+    low = float(acts.min())
+    return 0.0 if low == 0 else low - ABLATION_OFFSET
+
+
+@register
+class AblationCam(ClassActivationMap):
+    name = "ablation_cam"
+    label = "Ablation-CAM"
+    description = ("Gradient-free CAM: remove one channel of a convolutional layer at a time and weight it "
+                   "by how much the class score drops.")
+    paper = "Desai & Ramaswamy, 2020, Ablation-CAM: Visual Explanations for Deep Convolutional Network"
+    rank = 57
+    requires = frozenset({Capability.PREDICT, Capability.LAYER_GRADIENTS})
+    uses_gradients = False
+    single_pass = False
+    slow = True
+    Params = ChannelCamParams
+
+    def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray | None) -> np.ndarray:
+        chosen = chosen_channels(acts, ctx.params.channels)
+        channels = len(chosen)
+        value = ablation_value(acts)
+        one = ctx.one()
+        _, base = ctx.adapter.layer_gradients_at(one, ctx.target, layer, acts[None], "output", 1)
+        base_score = float(base[0])
+        if base_score == 0:
+            raise UnsupportedError(f"{self.label} divides by the class score, which is 0 for this input")
+        ctx.model_evals += 1
+        dropped = np.full(acts.shape[0], base_score, np.float64)  # channels not ablated weigh 0
+        for start, stop in ctx.chunks(channels):
+            values = np.repeat(acts[None], stop - start, axis=0)
+            values[np.arange(stop - start), chosen[start:stop]] = value
+            batch = ctx.adapter.join([np.repeat(x[None], stop - start, axis=0) for x in ctx.inputs])
+            _, scores = ctx.adapter.layer_gradients_at(batch, ctx.target, layer, values, "output", ctx.batch_size)
+            dropped[chosen[start:stop]] = scores
+            ctx.model_evals += stop - start
+            ctx.progress(stop / channels, f"{stop}/{channels} channels")
+        return (base_score - dropped) / base_score
