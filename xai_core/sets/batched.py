@@ -232,7 +232,10 @@ def shares_batches(method: str) -> bool:
     from xai_core.explainers import get_explainer
     from xai_core.types import Capability
 
-    return bool(get_explainer(method).requires - {Capability.PREDICT})
+    explainer = get_explainer(method)
+    if not getattr(explainer, "uses_gradients", True):  # the gradient-free CAMs (Score-CAM, Eigen-CAM, ...)
+        return False
+    return bool(explainer.requires & {Capability.INPUT_GRADIENTS, Capability.LAYER_GRADIENTS})
 
 
 @runs_in_worker
