@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError
 
@@ -23,6 +24,9 @@ class ZooEntry:
     labels: Callable[[], list[str]] = field(repr=False)
     source: str = ""
     offline: bool = True
+    # a model saved the way its world saves it (a Hugging Face or timm folder): opened
+    # by its framework's loader, preprocessing and labels from the folder's own files
+    folder: Callable[[], Path] | None = field(default=None, repr=False)
 
 
 def _imagenet_labels() -> list[str]:
@@ -163,6 +167,59 @@ ZOO["keras_digits_cnn"] = ZooEntry(
     _keras_own("keras_digits_cnn"),
     _keras_own_labels("keras_digits_cnn"),
     "model_zoo/train_keras_digits_cnn.py (seed 0)",
+)
+
+
+
+def _folder(name: str) -> Callable[[], Path]:
+    def folder() -> Path:
+        from .pretrained import own_folder
+
+        return own_folder(name)
+
+    return folder
+
+
+def _folder_module(name: str, framework: str) -> Callable[[], object]:
+    def build():
+        from .pretrained import own_folder_model
+
+        return own_folder_model(name, framework)
+
+    return build
+
+
+def _folder_labels(name: str) -> Callable[[], list[str]]:
+    def labels() -> list[str]:
+        from .pretrained import own_folder_labels
+
+        return own_folder_labels(name)
+
+    return labels
+
+
+_DIGITS_RGB = ImageSpec((32, 32), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+ZOO["digits_vit"] = ZooEntry(
+    "digits_vit",
+    "huggingface",
+    "small Vision Transformer (4 blocks, width 64, 4x4 patches) on scikit-learn's digits, 32x32 RGB; "
+    "a Hugging Face folder (trained here)",
+    _DIGITS_RGB,
+    _folder_module("digits_vit", "huggingface"),
+    _folder_labels("digits_vit"),
+    "model_zoo/train_digits_vit.py (seed 0)",
+    folder=_folder("digits_vit"),
+)
+ZOO["digits_convnext"] = ZooEntry(
+    "digits_convnext",
+    "timm",
+    "small ConvNeXt (timm convnext_atto, widths 24-128, 2x2 stem) on scikit-learn's digits, 32x32 RGB; "
+    "a timm checkpoint (trained here)",
+    _DIGITS_RGB,
+    _folder_module("digits_convnext", "timm"),
+    _folder_labels("digits_convnext"),
+    "model_zoo/train_digits_convnext.py (seed 0)",
+    folder=_folder("digits_convnext"),
 )
 
 DEFAULT_MODEL = "efficientnet_lite0"

@@ -84,3 +84,31 @@ def own_model_metadata(name: str) -> dict:
     if not path.is_file():
         raise ModelLoadError(f"{path} is missing; run python -m model_zoo.train_{name}")
     return json.loads(path.read_text())
+
+
+def own_folder(name: str) -> Path:
+    """The folder of a model the zoo trained and saved the way its world saves it."""
+    folder = WEIGHTS_DIR / name
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder} is missing; run python -m model_zoo.train_{name}")
+    return folder
+
+
+def own_folder_model(name: str, framework: str) -> torch.nn.Module:
+    """The module of such a folder, built by its framework's loader (checked like any upload)."""
+    if framework == "huggingface":
+        from xai_core.loading.huggingface import build_model, read_config
+
+        folder = own_folder(name)
+        return build_model(folder, read_config(folder, name), name)
+    from xai_core.loading.timm import load_timm
+
+    return load_timm(own_folder(name), None)[0]
+
+
+def own_folder_labels(name: str) -> list[str]:
+    """Class names from the folder's config.json (Hugging Face id2label, timm label_names)."""
+    config = json.loads((own_folder(name) / "config.json").read_text())
+    if isinstance(config.get("id2label"), dict):
+        return [str(config["id2label"][k]) for k in sorted(config["id2label"], key=int)]
+    return [str(v) for v in config.get("label_names", [])]

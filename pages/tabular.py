@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models  # noqa: E402
+from ui.frameworks import upload_types  # noqa: E402
 from ui.layer_form import LAYER_PARAMS, layer_settings  # noqa: E402
 from ui.limits import CSV_MB, TABULAR_MODEL_MB  # noqa: E402
 from ui.long_run import LongRun, show_stopped  # noqa: E402
@@ -34,7 +35,9 @@ from xai_core.tabular import (  # noqa: E402
     default_label_column,
     explain_row,
     explain_rows,
+    generated_names,
     load_table,
+    model_columns,
     open_tabular_model,
     open_uploaded_model,
     predict_rows,
@@ -42,7 +45,7 @@ from xai_core.tabular import (  # noqa: E402
 )
 from xai_core.types import XaiError  # noqa: E402
 
-MODEL_TYPES = ["pt", "pth", "pt2", "torchscript", "safetensors", "keras", "h5", "onnx"]
+MODEL_TYPES = upload_types(rows=True)
 NO_LABEL = "(no label column)"
 PREDICTED = "predicted output"
 ROW_RUN, ROWS_RUN = "tab_row_run", "tab_rows_run"  # progress bar + Stop button of each Explain button
@@ -163,24 +166,37 @@ try:
     # keyed by the header and the model, so that a new CSV or model starts from its own defaults
     header_key = hashlib.sha256("\x1f".join([model.name, *(model.feature_names or ()), "", *columns]).encode()
                                 ).hexdigest()[:12]
+    model_features = model_columns(model)  # the sidecar's "columns", else the model's own feature names
     default_label = default_label_column(columns, model_label=model.label_column,
-                                         model_features=model.feature_names)
+                                         model_features=model_features)
     label_options = [NO_LABEL, *columns]
     label_choice = st.selectbox("Label column (not fed to the model)", label_options,
                                 key=f"tab_label_column_{header_key}",
                                 index=label_options.index(default_label) if default_label in columns else 0)
     label_column = None if label_choice == NO_LABEL else label_choice
-    if model.feature_names is None:
+    in_order = False
+    if model_features is None:
         features = st.multiselect("Feature columns, in model input order",
                                   [c for c in columns if c != label_column],
                                   default=[c for c in columns if c != label_column],
                                   key=f"tab_features_{header_key}_{label_choice}")
     else:
         features = None
-        st.caption(f"Columns are matched by name to the model's {len(model.feature_names)} features, "
-                   "so their order in the file does not matter.")
+        if generated_names(model_features):
+            in_order = st.checkbox(
+                "Columns in the model's input order", key=f"tab_in_order_{header_key}",
+                help=f"The model's inputs carry no names of their own ({', '.join(model_features[:3])}, ...): "
+                     "take the table's columns, all but the label, in file order as its inputs in order.")
+        else:
+            st.caption(f"Columns are matched by name to the model's {len(model_features)} features (ignoring "
+                       "case, '-', ' ' and '_'), so their order in the file does not matter.")
     data = load_table(csv_bytes, label_column=label_column, feature_columns=features,
-                      n_features=model.n_features, model_features=model.feature_names, name=csv_name)
+                      n_features=model.n_features, model_features=model_features, name=csv_name,
+                      columns_in_order=in_order)
+    if model_features is not None:
+        with st.expander("Column mapping", expanded=in_order or data.feature_names != model_features):
+            st.table({"model input": list(model.feature_names or model_features),
+                      "table column": data.feature_names})
     # what a stored result was computed from (with its row or rows): shown only while these stay
     inputs_key = hashlib.sha256(repr((model_key, hashlib.sha256(csv_bytes).hexdigest(), label_column,
                                       data.feature_names)).encode()).hexdigest()

@@ -141,6 +141,37 @@ def onnx_endless_loop(path: Path) -> Path:
     return onnx_model(path, [loop], inits, "v")
 
 
+def onnx_slow_beyond_probe(path: Path) -> Path:
+    """An ONNX file that answers the 2-item probe at once but loops 10^12 times
+    per item beyond two: honest at calibration, endless on a real batch."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])],
+    )
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Gather", ["shape", "first"], ["n"], axis=0),
+             helper.make_node("Sub", ["n", "two"], ["extra"]),
+             helper.make_node("Max", ["extra", "none"], ["extra0"]),
+             helper.make_node("Mul", ["extra0", "trillion"], ["trips"]),
+             helper.make_node("Loop", ["trips", "cond", "v0"], ["v"], body=body)]
+    inits = [helper.make_tensor("first", TensorProto.INT64, [], [0]),
+             helper.make_tensor("two", TensorProto.INT64, [], [2]),
+             helper.make_tensor("none", TensorProto.INT64, [], [0]),
+             helper.make_tensor("trillion", TensorProto.INT64, [], [10**12]),
+             helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
+             helper.make_tensor("v0", TensorProto.FLOAT, [], [0.0])]
+    return onnx_model(path, nodes, inits, "v")
+
+
 def onnx_memory_bomb(path: Path, gigabytes: float = 3.0) -> Path:
     """A tiny ONNX file that fills a tensor of ``gigabytes`` on every call."""
     from onnx import TensorProto, helper

@@ -35,9 +35,9 @@ FAST_PARAMS = {
     "layer_conductance": {"steps": 8},
     # unit (15, 5, 2) of the default layer: active on the digits (unit 0, a corner, is dead)
     "neuron_conductance": {"steps": 8, "neuron": 1002},
-    "score_cam": {"channels": 48},
-    "ablation_cam": {"channels": 48},
-    "rise": {"masks": 200, "grid": 6},
+    "score_cam": {"channels": 16},
+    "ablation_cam": {"channels": 8},
+    "rise": {"masks": 100, "grid": 6},
 }
 
 

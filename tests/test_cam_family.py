@@ -238,9 +238,9 @@ def resnet18_adapter():
 def test_cam_equals_pytorch_grad_cam(method, model, digits_adapter, digit_image, resnet18_adapter):
     adapter = digits_adapter if model == "digits" else resnet18_adapter
     layer = "features" if model == "digits" else "layer1"
-    target = 3
-    ours = explain(adapter, digit_image, method, layer=layer, target=target, seed=0)
     x = preprocess(digit_image, adapter.spec)
+    target = int(adapter.predict(x[None])[0].argmax())  # a positive logit: Ablation-CAM divides by it
+    ours = explain(adapter, digit_image, method, layer=layer, target=target, seed=0)
     h, w = x.shape[:2]
     reference = _reference_cam(adapter, x, method, layer, target)
     assert ours.extras["cam"].max() > 0, "a map of zeros compares nothing"

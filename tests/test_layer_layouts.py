@@ -204,3 +204,41 @@ def test_path_methods_at_a_token_layer_give_the_folded_map(vit):
     want = lig.attribute(x, baselines=base, target=0, n_steps=8, method="riemann_middle")[0].detach().numpy()
     want = want[1:].reshape(4, 4, 192).transpose(2, 0, 1)  # the class token dropped, the grid folded
     np.testing.assert_allclose(got.layer_attribution, want, rtol=1e-3, atol=1e-5)
+
+
+def test_keras_vit_from_multi_head_attention_is_refused_not_drawn_on_its_patch_embedding():
+    """A Keras ViT: its token outputs have no established grid, so the CAMs get no
+    default layer (old main: Grad-CAM quietly ran on the patch embedding, the only
+    N x h x w x C layer) and a token layer is refused with one line."""
+    pytest.importorskip("tensorflow")
+    from xai_core.adapters.keras import KerasAdapter, keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(16, 8, strides=8, name="patch_embed")(inp)
+    x = keras.layers.Reshape((16, 16), name="tokens")(x)
+    y = keras.layers.LayerNormalization(name="norm1")(x)
+    y = keras.layers.MultiHeadAttention(num_heads=2, key_dim=8, name="attn")(y, y)
+    x = keras.layers.Add(name="residual")([x, y])
+    x = keras.layers.LayerNormalization(name="norm")(x)
+    out = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D(name="pool")(x))
+    adapter = KerasAdapter(keras.Model(inp, out, name="keras_vit"), ImageSpec(size=(32, 32), **HALF))
+    layouts = {info.name: info.layout for info in adapter.layers()}
+    assert layouts["patch_embed"].kind == "channels_last"
+    assert layouts["attn"].kind == "not_a_map" and "grid" in layouts["attn"].reason
+    layer, why = adapter.default_cam_choice()
+    assert layer is None and "not maps" in why
+    with pytest.raises(UnsupportedError, match="no default layer for Grad-CAM"):
+        explain(adapter, _image(32), "grad_cam", {}, seed=0)
+    with pytest.raises(UnsupportedError, match=r"^layer 'norm1' gives tokens .* not a spatial map"):
+        explain(adapter, _image(32), "grad_cam", {}, layer="norm1", seed=0)
+
+
+def test_ablation_cam_at_a_token_layer_ablates_patch_tokens_in_place(vit):
+    """Ablation-CAM writes ablated maps back into the layer: tokens go back with their class token."""
+    model, adapter = vit
+    got = explain(adapter, _image(32, seed=5), "ablation_cam", {}, layer="blocks.0.norm1", target=0, seed=0)
+    assert got.extras["cam"].shape == (4, 4) and np.isfinite(got.extras["cam"]).all()
+    layout = adapter.layer_layout("blocks.0.norm1")
+    raw = np.random.default_rng(0).random((17, 192)).astype(np.float32)
+    np.testing.assert_array_equal(layout.unfold(layout.fold(raw[None]), raw), raw[None])

@@ -54,12 +54,13 @@ def array_hash(image: np.ndarray) -> str:
 
 
 @st.cache_data(show_spinner="Reading the model's input shape…", max_entries=16)
-def declared_preprocessing(path: str, framework: str, trust_code: bool) -> ImageSpec:
-    """The preprocessing the uploaded model declares (input shape, channels), to
-    prefill the form; raises the loader's XaiError for a bad file."""
+def declared_preprocessing(path: str, framework: str, trust_code: bool, arch: str | None = None) -> ImageSpec:
+    """The preprocessing the uploaded model declares (input shape, channels, a
+    processor or timm data config), to prefill the form; raises the loader's
+    XaiError for a bad file."""
     from xai_core.loading.models import declared_spec
 
-    return declared_spec(path, framework, trust_code=trust_code)
+    return declared_spec(path, framework, trust_code=trust_code, arch=arch)
 
 
 def unpack_savedmodel(zip_path: str) -> Path:

@@ -20,6 +20,7 @@ _FLAG_WORDS: tuple[tuple[str, str], ...] = (
     (r"pass --trust-(?:pickle|code)", "tick 'I trust this file'"),
     (r"--trust-(?:pickle|code)", "'I trust this file'"),
     (r"\(--deadline, XAI_WORKER_DEADLINE\)", "(XAI_WORKER_DEADLINE on the server)"),
+    (r"\(--deadline-load, XAI_LOAD_DEADLINE\)", "(XAI_LOAD_DEADLINE on the server)"),
     (r"name its architecture with --arch", "choose its Architecture"),
     (r"; check --arch", "; check the Architecture you chose"),
     (r";? ?`python -m xai_core models` lists them", ""),

@@ -155,11 +155,11 @@ def model_sidebar() -> ModelRequest | None:
             return ModelRequest(framework.key, "zoo", name, name, spec, labels=labels, labels_name=labels_name)
 
         upload = st.file_uploader(
-            "Model file", type=list(framework.suffixes), key=f"img_model_file_{framework.key}",
+            "Model file", type=framework.upload_types, key=f"img_model_file_{framework.key}",
             help=f"{framework.label}: {framework.formats}", max_upload_size=IMAGE_MODEL_MB,
         )
         if upload is None:
-            st.info(f"Upload a {framework.label} model ({', '.join('.' + s for s in framework.suffixes)}): "
+            st.info(f"Upload a {framework.label} model ({', '.join('.' + s for s in framework.upload_types)}): "
                     f"{framework.formats}.")
             return None
         data = upload.getvalue()
@@ -176,13 +176,17 @@ def model_sidebar() -> ModelRequest | None:
             arch, trust = _torch_file_options(path)
         elif framework.key == "keras":
             trust = _keras_file_options()
+        elif framework.key == "timm" and path.suffix.lower() != ".zip":
+            arch = _timm_name()
+            if arch is None:
+                return None
         try:
             if framework.key == "keras" and path.suffix.lower() == ".zip":
                 path = unpack_savedmodel(str(path))
                 if described is not None:
                     st.warning(f"{described.name} is not read for a SavedModel zip: the model's own signature "
                                "says its inputs.")
-            declared = declared_preprocessing(str(path), framework.key, trust)
+            declared = declared_preprocessing(str(path), framework.key, trust, arch)
         except XaiError as exc:
             hint = "" if sandbox.detect().confined else (
                 " If it has Lambda layers or is a SavedModel and you trust its author, tick 'I trust this file'."
@@ -192,7 +196,11 @@ def model_sidebar() -> ModelRequest | None:
                 text = text.replace(Path(path).with_suffix(".json").name, described.name)
             st.error(f"Could not read {upload.name}: {text}.{hint}")
             return None
-        spec = preprocessing_form(declared, owner=f"file:{digest}")
+        if framework.key in ("huggingface", "timm"):
+            st.caption("Preprocessing below comes from the model's own "
+                       + ("processor config" if framework.key == "huggingface" else "timm data config")
+                       + "; the whole photo is resized (no centre crop) so that maps cover all of it.")
+        spec = preprocessing_form(declared, owner=f"file:{digest}:{arch}")
         if spec is None:
             return None
         return ModelRequest(framework.key, "file", str(path), upload.name, spec, content_hash=digest,
@@ -212,6 +220,21 @@ def _sidecar_uploader(model_name: str):
              'input, e.g. {"kind": "image", "name": "digit", "size": [28, 28]} or {"kind": "vector", "name": '
              '"extra", "size": 3, "feature_names": ["a", "b", "c"]}), preprocessing, "labels"',
     )
+
+
+def _timm_name() -> str | None:
+    """The timm architecture the uploaded weights belong to, from a searchable list."""
+    from xai_core.loading.timm import PREFIX, model_names
+
+    names = model_names()
+    name = st.selectbox("timm model name", names, index=None, key="img_timm_name",
+                        placeholder="type to search, e.g. convnext_atto",
+                        help="the architecture the weights were saved from (timm.create_model name); the number "
+                             "of classes is read from the weights")
+    if name is None:
+        st.info("Choose the timm model name of these weights.")
+        return None
+    return PREFIX + name
 
 
 def _keras_file_options() -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from ui.frameworks import upload_types
 from xai_core.sets.data import LabelledSet, open_set
 from xai_core.sets.evaluate import Evaluation, evaluate
 from xai_core.sets.model import ModelRef, SetModel
@@ -76,12 +77,14 @@ def choose_model() -> ModelRef | None:
                         format_func=lambda n: n if n == UPLOAD else f"{n} ({'images' if models[n] == 'image' else 'table rows'})")
     if name != UPLOAD:
         return ModelRef(name, models[name], batch_size=64 if models[name] == "image" else 256)
-    upload = st.file_uploader("Model file (.pt state_dict/TorchScript, .pt2, .keras, .h5, .onnx); its "
-                              "preprocessing and labels come from a sidecar JSON or the file",
-                              type=["pt", "pth", "pt2", "keras", "h5", "onnx"], key="set_model_file")
+    upload = st.file_uploader("Model file (.pt state_dict/TorchScript, .pt2, .keras, .h5, .onnx, timm weights, "
+                              "or a zipped Hugging Face folder); its preprocessing and labels come from a "
+                              "sidecar JSON or the file",
+                              type=upload_types(), key="set_model_file")
     kind = st.radio("The model reads", ["image", "rows"], horizontal=True, key="set_model_kind",
                     format_func={"image": "images", "rows": "table rows"}.get)
-    arch = st.text_input("Architecture of a bare state_dict (e.g. digits_cnn, resnet18, tabular_mlp)",
+    arch = st.text_input("Architecture of a bare state_dict (e.g. digits_cnn, resnet18, tabular_mlp, "
+                         "timm:convnext_atto)",
                          key="set_model_arch")
     trust = st.checkbox("I trust this file (allows code inside it: a pickled module, a Keras Lambda layer)",
                         key="set_model_trust")

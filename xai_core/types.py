@@ -45,6 +45,13 @@ class Capability:
     # an in-memory PyTorch nn.Module with one image input, whose modules can be hooked
     # (zennit's LRP rules)
     TORCH_MODULE = "torch_module"
+    # a vision transformer whose per-block attention probabilities can be read
+    # (xai_core.adapters.attention) ...
+    ATTENTION = "attention"
+    # ... whose head reads the class token (attention rollout, Chefer et al.)
+    CLASS_TOKEN = "class_token"
+    # ... whose head can score every block's tokens (LeGrad)
+    BLOCK_SCORES = "block_scores"
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,22 @@ class LayerLayout:
             return np.ascontiguousarray(patches.reshape(n, h, w, c).transpose(0, 3, 1, 2))
         raise UnsupportedError(f"a layer whose output is not a map cannot be drawn as one ({self.reason})")
 
+    def unfold(self, maps: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`fold`: canonical N x C x h x w maps -> the layer's own
+        layout, the extra tokens taken from ``raw`` (one item's own output, or N)."""
+        maps = np.asarray(maps)
+        if self.kind in ("channels_first", "vector"):
+            return maps
+        if self.kind == "channels_last":
+            return np.ascontiguousarray(maps.transpose(0, 2, 3, 1))
+        if self.kind == "tokens":
+            n, c, h, w = maps.shape
+            out = np.repeat(np.asarray(raw)[None], n, axis=0) if np.ndim(raw) == 2 else np.array(raw, copy=True)
+            out = out.astype(maps.dtype, copy=True)
+            out[:, self.prefix : self.prefix + h * w] = maps.transpose(0, 2, 3, 1).reshape(n, h * w, c)
+            return out
+        raise UnsupportedError(f"a layer whose output is not a map cannot take one ({self.reason})")
+
     def raw_index(self, neuron: int) -> tuple[int, ...]:
         """A flat index in canonical order (C x h x w; units) -> its position in the
         layer's own output (one item, batch axis left out)."""

@@ -100,7 +100,19 @@ class TorchAdapter(ModelAdapter):
         if self.kind == "module" and not self.multi_input and isinstance(self.spec, ImageSpec):
             caps.add(Capability.DEEP_EXPLAINER)
             caps.add(Capability.TORCH_MODULE)
+            if self.__dict__.setdefault("_attention", None) is None:
+                from xai_core.adapters.attention import attention_capabilities
+
+                self._attention = attention_capabilities(self)
+            caps |= self._attention
         return frozenset(caps)
+
+    def attention_maps(self, batch, target: int | None, gradients: bool = False, block_gradients: bool = False):
+        """Every transformer block's attention probabilities for ``batch`` (and their
+        gradients): see :func:`xai_core.adapters.attention.capture`."""
+        from xai_core.adapters.attention import capture
+
+        return capture(self, batch, target, gradients=gradients, block_gradients=block_gradients)
 
     # -- shap's DeepExplainer ----------------------------------------------------------
     @property
@@ -326,8 +338,11 @@ class TorchAdapter(ModelAdapter):
         chosen = set(self.weight_layers()[::-1][: max(0, int(layers_from_top))])
         try:
             model = copy.deepcopy(self.model)
-        except Exception as exc:  # noqa: BLE001 - some compiled programs refuse to be copied
-            raise UnsupportedError(f"{self.name}: the model cannot be copied to randomise it ({first_line(exc)})") from None
+        except Exception as exc:  # noqa: BLE001 - a program exported with dynamic shapes refuses deepcopy
+            if isinstance(self.model, torch.jit.ScriptModule):
+                raise UnsupportedError(
+                    f"{self.name}: the model cannot be copied to randomise it ({first_line(exc)})") from None
+            model = with_own_weights(self.model)
         rng = np.random.default_rng(seed)
         with torch.no_grad():
             for name, p in model.named_parameters():
@@ -546,6 +561,42 @@ class TorchAdapter(ModelAdapter):
 def _graph_shape(axes, shape: tuple[int, ...]) -> tuple[int, ...]:
     """The hooked shape, checked against the traced axes' count (the batch may differ)."""
     return shape if axes is not None and len(axes) == len(shape) else shape
+
+
+def with_own_weights(root: nn.Module) -> nn.Module:
+    """A copy of ``root`` whose parameters and buffers are its own (cloned, ties
+    kept) and whose structure is shared: every submodule is copied shallowly, so
+    a program that ``copy.deepcopy`` refuses (an unflattened ``torch.export``
+    program with dynamic shapes: its graphs hold symbolic sizes) is copied too.
+    Its graphs run on the copy's own attributes, so changing the copy's weights
+    leaves ``root`` as it was."""
+    import copy
+
+    memo: dict[int, object] = {}
+
+    def tensor(t, parameter: bool):
+        if t is None:
+            return None
+        if id(t) not in memo:
+            clone = t.detach().clone()
+            memo[id(t)] = nn.Parameter(clone, requires_grad=t.requires_grad) if parameter else clone
+        return memo[id(t)]
+
+    def walk(module: nn.Module) -> nn.Module:
+        if id(module) in memo:
+            return memo[id(module)]
+        new = copy.copy(module)
+        memo[id(module)] = new
+        state = vars(new)
+        for key, value in vars(module).items():
+            if "hooks" in key and isinstance(value, dict):  # hooks added to the copy stay the copy's
+                state[key] = copy.copy(value)
+        state["_parameters"] = {k: tensor(p, True) for k, p in module._parameters.items()}
+        state["_buffers"] = {k: tensor(b, False) for k, b in module._buffers.items()}
+        state["_modules"] = {k: None if c is None else walk(c) for k, c in module._modules.items()}
+        return new
+
+    return walk(root)
 
 
 def _kind(module: nn.Module) -> str:

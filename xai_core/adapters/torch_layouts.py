@@ -114,8 +114,8 @@ def role(axis: Axis) -> tuple[str, object]:
     """('N'|'H'|'W'|'T'|'C'|'?', detail) for one axis."""
     if not axis.known:
         return "?", None
-    labels = [a.label for a in axis.atoms if a.size != 1]
-    atoms = [a for a in axis.atoms if a.size != 1]
+    atoms = [a for a in axis.atoms if a.size != 1 or a.label == "N"]  # a batch of one is still the batch
+    labels = [a.label for a in atoms]
     if "N" in labels:
         return ("N", None) if labels == ["N"] else ("mixed", None)
     spatial = [a for a in atoms if a.label in "HW"]
@@ -123,7 +123,7 @@ def role(axis: Axis) -> tuple[str, object]:
         return ("C", None) if axis.prefix == 0 and axis.suffix == 0 else ("?", None)
     # a run of H pieces from the outermost down is a (coarser) height; inner
     # pieces without the outermost are folded into channels (space to depth)
-    runs = _runs(atoms)
+    runs = _runs([a for a in atoms if a.label != "N"])
     if runs is None:
         return "?", None
     if all(label == "C" for label, _ in runs):

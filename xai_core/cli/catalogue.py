@@ -24,7 +24,7 @@ def cmd_models(args) -> int:
     for entry in model_zoo.ZOO.values():
         h, w = entry.spec.size
         offline = "offline" if entry.offline else "needs weights file"
-        print(f"{entry.name:<20} {entry.framework:<6} {h}x{w}{' gray' if entry.spec.grayscale else ''}  "
+        print(f"{entry.name:<20} {entry.framework:<11} {h}x{w}{' gray' if entry.spec.grayscale else ''}  "
               f"[{offline}]  {entry.description}")
     from model_zoo.tabular import TABULAR_ZOO
 
@@ -80,7 +80,8 @@ def cmd_layers(args) -> int:
         index = info.index if info.index is not None else "-"
         layout = info.layout.describe() if info.layout is not None else "?"
         print(f"{index:>7}  {info.name:<40} {info.kind:<24} {shape:<16} {layout}{mark}")
-    print(f"\ndefault CAM layer: {default}: {why}" if default else f"\nno default CAM layer: {why}")
+    print(f"\n{default} is picked for grad_cam and cam: {why}" if default
+          else f"\nno layer is picked for grad_cam and cam: {why}")
     print("output: C x h x w for a map (whatever the layer's own layout), units for a vector; the CAMs and "
           "layer methods run only on layers whose layout is a map (or a vector, where a method takes one); "
           "see docs/layer-layouts.md")

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from xai_core.loading.registry import framework_keys
 from xai_core.types import InputError, XaiError
 
 
@@ -102,6 +103,11 @@ def check_common_args(args: argparse.Namespace) -> None:
         if not 0 < deadline < 1e6:
             raise InputError("--deadline must be a positive number of seconds")
         os.environ["XAI_WORKER_DEADLINE"] = str(deadline)
+    load = getattr(args, "deadline_load", None)
+    if load is not None:
+        if not 0 < load < 1e6:
+            raise InputError("--deadline-load must be a positive number of seconds")
+        os.environ["XAI_LOAD_DEADLINE"] = str(load)
 def parse_metric_args(text: Sequence[str] | None, items: Sequence[str] | None, modality: Any):
     """--metrics NAMES and --metric-param METRIC.KEY=VALUE -> (names, per-metric values),
     checked before any model is loaded."""
@@ -157,8 +163,9 @@ def open_model_from_args(args) -> Any:
 
 def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--model", required=required, help="model file or zoo name (see `models`)")
-    p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
-    p.add_argument("--arch", help="architecture for a bare PyTorch state_dict (e.g. resnet18, digits_cnn)")
+    p.add_argument("--framework", choices=framework_keys(), help="inferred from the file when omitted")
+    p.add_argument("--arch", help="architecture for bare weights: a zoo or torchvision name (e.g. resnet18, "
+                   "digits_cnn) or timm:NAME for a timm model (e.g. timm:convnext_atto)")
     p.add_argument("--input-size", help="model input H or H,W in pixels")
     p.add_argument("--mean", help="normalisation mean, e.g. 0.485,0.456,0.406")
     p.add_argument("--std", help="normalisation std, e.g. 0.229,0.224,0.225")
@@ -177,6 +184,9 @@ def add_trust_args(p: argparse.ArgumentParser) -> None:
                         "for files you trust")
     p.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
                    help="wall-clock limit per call into the model worker (default 600)")
+    p.add_argument("--deadline-load", type=float, default=None, metavar="SECONDS",
+                   help="limit for starting the model worker, loading the file and its probe forward pass, in the "
+                        "worker's CPU seconds (default 30 s + 40 s per GB of the file)")
 
 
 def add_metric_args(p: argparse.ArgumentParser, example: str) -> None:

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from xai_core.loading.registry import framework_keys
 from xai_core.types import InputError
 
 COMMAND = "explain-tabular"
@@ -51,11 +52,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                           "column, else a column named target, label, class, y or outcome)")
     p.add_argument("--features", help="comma-separated feature columns in model input order (default: the model's "
                                       "feature names, matched by name, when it has them; else all others in file order)")
+    p.add_argument("--columns-in-order", action="store_true",
+                   help="take the feature columns (--features, else every column but the label, in file order) as "
+                        "the model's inputs in its input order, not by name: for a model whose inputs carry no "
+                        "names of their own (Keras input_layer_1, ONNX input.1)")
     p.add_argument("--target", help="output index or name to explain (default: each row's largest output)")
     p.add_argument("--param", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="method parameter, KEY=VALUE for every method that has it or METHOD.KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--framework", choices=("torch", "keras", "onnx"), help="inferred from the file when omitted")
+    p.add_argument("--framework", choices=framework_keys(rows=True), help="inferred from the file when omitted")
     p.add_argument("--arch", help="architecture of a bare PyTorch state_dict (tabular_mlp)")
     p.add_argument("--labels", help="comma-separated output names")
     from xai_core.cli.common import add_metric_args, add_trust_args
@@ -88,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from model_zoo.tabular import TABULAR_ZOO
     from xai_core.cli.common import parse_metric_args, print_metrics
-    from xai_core.inputs.tables import default_label_column, load_table, read_columns
+    from xai_core.inputs.tables import default_label_column, load_table, model_columns, read_columns
     from xai_core.loading.tables import open_tabular_model
     from xai_core.metrics import Modality
     from xai_core.metrics.service import evaluate_row
@@ -115,11 +120,12 @@ def _run(args: argparse.Namespace) -> int:
     model = open_tabular_model(args.model, framework=args.framework, arch=args.arch, labels=labels,
                                trust_pickle=args.trust_pickle)
     features = [c.strip() for c in args.features.split(",") if c.strip()] if args.features else None
+    model_features = model_columns(model)
     if label_column is None:
         label_column = default_label_column(read_columns(data_path), model_label=model.label_column,
-                                            model_features=model.feature_names)
+                                            model_features=model_features)
     data = load_table(data_path, label_column=label_column, feature_columns=features, n_features=model.n_features,
-                      model_features=model.feature_names)
+                      model_features=model_features, columns_in_order=args.columns_in_order)
     from xai_core.cli.common import make_output_dir
     from xai_core.render.files import write_file
 

@@ -5,7 +5,9 @@ negative outputs to ``min - 1e7`` as pytorch-grad-cam does) and the rest of the
 network is run from the layer; the channel's weight is the relative drop of the
 target's score, ``(S - S_k) / S``. As pytorch-grad-cam's ``AblationCAM`` with
 every channel ablated (``ratio_channels_to_ablate=1``). The ablated activations
-are fed in batches through the adapter's layer-replacement pass.
+are fed in batches through the adapter's layer-replacement pass, in the layer's own
+layout (channels-first, channels-last or tokens: the layout maps each canonical
+channel to its positions; extra tokens such as a class token are left as they are).
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ def ablation_value(acts: np.ndarray) -> float:
     return 0.0 if low == 0 else low - ABLATION_OFFSET
 
 
+def channel_positions(layout, raw_shape: tuple[int, ...]) -> np.ndarray:
+    """C x (h*w) flat indices into one item of the layer's own output: where each
+    canonical channel's values sit."""
+    c, h, w = layout.canonical_shape
+    return np.array([[np.ravel_multi_index(layout.raw_index(k * h * w + i), raw_shape) for i in range(h * w)]
+                     for k in range(c)], np.int64)
+
+
 @register
 class AblationCam(ClassActivationMap):
     name = "ablation_cam"
@@ -43,17 +53,21 @@ class AblationCam(ClassActivationMap):
     def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray | None) -> np.ndarray:
         chosen = chosen_channels(acts, ctx.params.channels)
         channels = len(chosen)
-        value = ablation_value(acts)
         one = ctx.one()
-        _, base = ctx.adapter.layer_gradients_at(one, ctx.target, layer, acts[None], "output", 1)
+        raw = ctx.adapter.layer_values(one, layer)[0]  # the layer's own layout
+        positions = channel_positions(ctx.adapter.unit_layout(layer, "output", raw.shape), raw.shape)
+        value = ablation_value(raw)
+        _, base = ctx.adapter.layer_gradients_at(one, ctx.target, layer, raw[None], "output", 1)
         base_score = float(base[0])
         if base_score == 0:
             raise UnsupportedError(f"{self.label} divides by the class score, which is 0 for this input")
         ctx.model_evals += 1
         dropped = np.full(acts.shape[0], base_score, np.float64)  # channels not ablated weigh 0
         for start, stop in ctx.chunks(channels):
-            values = np.repeat(acts[None], stop - start, axis=0)
-            values[np.arange(stop - start), chosen[start:stop]] = value
+            values = np.repeat(raw[None], stop - start, axis=0)
+            flat = values.reshape(stop - start, -1)
+            for row, channel in enumerate(chosen[start:stop]):
+                flat[row, positions[channel]] = value
             batch = ctx.adapter.join([np.repeat(x[None], stop - start, axis=0) for x in ctx.inputs])
             _, scores = ctx.adapter.layer_gradients_at(batch, ctx.target, layer, values, "output", ctx.batch_size)
             dropped[chosen[start:stop]] = scores

@@ -4,8 +4,14 @@ A table has a header line. One column may be the label (kept aside, never fed to
 the model). When the model knows its feature names (a JSON sidecar's
 ``feature_names``; every zoo model does), columns are matched to them by name, so
 the file's column order does not matter, and a missing, extra or misnamed column is
-an error naming it. A model without names reads the chosen feature columns in the
-order given (default: every column but the label, in file order). Rows are
+an error naming it. Names match exactly, else ignoring case and treating ``-``,
+spaces and ``_`` alike when that finds one column only (Keras renames an input
+"Education-Num" to "Education_Num"); an ambiguous match is an error. A model
+without names, or one whose inputs carry only a framework's generated names
+(Keras's ``input_layer_1``, ONNX's ``input.1``) once the user asks for it
+(``columns_in_order``, a sidecar ``columns`` list, or chosen feature columns),
+reads the chosen feature columns in the order given (default: every column but
+the label, in file order). Rows are
 numbered from 0 = the first line after the header. Every problem is an
 :class:`~xai_core.types.InputError` naming the column and row to fix.
 """
@@ -13,6 +19,7 @@ numbered from 0 = the first line after the header. Every problem is an
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +32,31 @@ MAX_CSV_BYTES = 50 * 1024**2
 MAX_ROWS = 200_000
 # a column with one of these names is taken as the label when the model names none
 LABEL_NAMES = ("target", "label", "labels", "class", "y", "outcome")
+# names a framework gives inputs that have none of their own: Keras input_layer_3,
+# keras_tensor_2, input_1; ONNX input.1, input, x, args_0; one column of a wide input, x[3]
+_GENERATED = re.compile(r"^(input|inputs|input_layer|keras_tensor|args|x|serving_default_input)"
+                        r"([_.:]?\d+)*(\[\d+\])?$", re.IGNORECASE)
+IN_ORDER_HINT = ("to take the table's feature columns in the model's input order, pass --columns-in-order "
+                 "(in the dashboard: tick 'Columns in the model's input order'), list them with --features, "
+                 "or list them in the model sidecar's \"columns\"")
+
+
+def column_key(name: str) -> str:
+    """A column name as matched when not exactly: case-folded, with runs of ``-``,
+    spaces and ``_`` as one ``_``."""
+    return re.sub(r"[\s_\-]+", "_", str(name).strip()).casefold()
+
+
+def generated_names(names: list[str] | None) -> bool:
+    """True when every name is one a framework generates for an unnamed input."""
+    return bool(names) and all(_GENERATED.match(str(n).strip()) for n in names)
+
+
+def model_columns(model) -> list[str] | None:
+    """The table columns a model reads, in its input order: its sidecar's ``columns``
+    when given, else its feature names (None when it has neither)."""
+    explicit = vars(model).get("table_columns") if hasattr(model, "__dict__") else None
+    return list(explicit) if explicit else model.feature_names
 
 
 @dataclass
@@ -78,6 +110,7 @@ def load_table(
     name: str | None = None,
     max_bytes: int = MAX_CSV_BYTES,
     max_rows: int = MAX_ROWS,
+    columns_in_order: bool = False,
 ) -> TabularData:
     """Read a CSV (bytes or a path) with a header.
 
@@ -86,7 +119,11 @@ def load_table(
     name; every other column but the label is an error, and so is a missing one.
     Without, ``feature_columns`` (default: every other column, in file order)
     become ``x``. ``n_features`` (the model's input width) is checked against the
-    number of feature columns.
+    number of feature columns. ``columns_in_order`` takes the feature columns (the
+    chosen ones, else every other column in file order) as the model's inputs in
+    their order instead of by name: the user's explicit choice for a model whose
+    inputs carry no names of their own; so do chosen ``feature_columns`` for a
+    model with generated names.
     """
     frame, label = _read_frame(source, name, max_bytes)
     columns = [str(c) for c in frame.columns]
@@ -104,8 +141,10 @@ def load_table(
         dupes = sorted({c for c in feature_columns if feature_columns.count(c) > 1})
         if dupes:
             raise InputError(f"{label}: feature column {dupes[0]!r} is chosen twice")
-    if model_features is not None:
-        feature_columns = match_model_features(columns, model_features, label_column, feature_columns, label)
+    if model_features is not None and not columns_in_order:
+        by_position = feature_columns is not None and generated_names(model_features)
+        feature_columns = match_model_features(columns, model_features, label_column, feature_columns, label,
+                                               in_order=by_position)
     elif feature_columns is None:
         feature_columns = [c for c in columns if c != label_column]
     if not feature_columns:
@@ -128,16 +167,47 @@ def match_model_features(
     label_column: str | None,
     chosen: list[str] | None = None,
     label: str = "the CSV",
+    in_order: bool = False,
 ) -> list[str]:
-    """The model's feature names (its input order), each found by name among the
-    table's ``columns`` (or the ``chosen`` ones). Missing names and columns that are
-    neither a model feature nor the label are one error naming all of them."""
+    """The table's columns for the model's features, in the model's input order.
+
+    Each feature is found among the table's ``columns`` (or the ``chosen`` ones) by
+    its exact name, else by :func:`column_key` when exactly one column has that key
+    and no other feature claims it. Missing names and columns that are neither a
+    model feature nor the label are one error naming all of them; so is a name
+    that fits several columns. ``in_order`` pairs the offered columns with the
+    features by position (their counts must agree)."""
     model_features = [str(f) for f in model_features]
     if label_column is not None and label_column in model_features:
         raise InputError(f"{label}: {label_column!r} is one of the model's features; it cannot be the label column")
     offered = chosen if chosen is not None else [c for c in columns if c != label_column]
-    missing = [f for f in model_features if f not in offered]
-    extra = [c for c in offered if c not in model_features]
+    if in_order:
+        if len(offered) != len(model_features):
+            raise InputError(f"{label}: the model takes {len(model_features)} inputs in order but {len(offered)} "
+                             "feature columns were given")
+        return list(offered)
+    found: dict[str, str] = {}
+    for feature in model_features:
+        if feature in offered:
+            found[feature] = feature
+    loose: dict[str, list[str]] = {}
+    for c in offered:
+        if c not in found.values():
+            loose.setdefault(column_key(c), []).append(c)
+    wanted: dict[str, list[str]] = {}
+    for feature in model_features:
+        if feature not in found:
+            wanted.setdefault(column_key(feature), []).append(feature)
+    for key, features in wanted.items():
+        fits = loose.get(key, [])
+        if len(fits) > 1 or (fits and len(features) > 1):
+            raise InputError(f"{label}: the model's {_quoted(features)} could be any of the columns {_quoted(fits)} "
+                             "(names are matched ignoring case, '-', ' ' and '_'); rename the columns to the "
+                             "model's feature names exactly")
+        if fits:
+            found[features[0]] = fits[0]
+    missing = [f for f in model_features if f not in found]
+    extra = [c for c in offered if c not in found.values()]
     if missing or extra:
         problems = []
         if missing:
@@ -147,9 +217,12 @@ def match_model_features(
         hint = "; rename the columns to the model's feature names"
         if extra and chosen is None:
             hint += " or leave the extra ones out (one of them may be the label column)"
+        if generated_names(model_features):
+            hint = (f"; the model's inputs carry no names of their own ({_quoted(model_features, 3)}): "
+                    + IN_ORDER_HINT)
         raise InputError(f"{label}: columns are matched to the model's {len(model_features)} features by name; "
                          + "; ".join(problems) + hint)
-    return model_features
+    return [found[f] for f in model_features]
 
 
 def default_label_column(
@@ -165,18 +238,22 @@ def default_label_column(
     return found[0] if len(found) == 1 else None
 
 
-def feature_names_from_sidecar(sidecar: dict, n_features: int | None, name: str) -> list[str] | None:
-    """A model sidecar's ``feature_names`` (checked against the model's width), or None."""
-    names = sidecar.get("feature_names")
+def feature_names_from_sidecar(sidecar: dict, n_features: int | None, name: str,
+                               key: str = "feature_names") -> list[str] | None:
+    """A model sidecar's ``feature_names`` (or another list of column names, ``key``:
+    ``columns``, the table's columns in the model's input order), checked against
+    the model's width; None when absent."""
+    names = sidecar.get(key)
     if names is None:
         return None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-        raise InputError(f"{name}: the sidecar's feature_names must be a list of column names")
+        raise InputError(f"{name}: the sidecar's {key} must be a list of column names")
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
-        raise InputError(f"{name}: the sidecar's feature_names repeat {_quoted(dupes)}")
+        raise InputError(f"{name}: the sidecar's {key} repeat {_quoted(dupes)}")
     if n_features is not None and len(names) != n_features:
-        raise InputError(f"{name}: the sidecar names {len(names)} features but the model takes {n_features}")
+        what = "features" if key == "feature_names" else f"columns (its {key!r})"
+        raise InputError(f"{name}: the sidecar names {len(names)} {what} but the model takes {n_features}")
     return names
 
 

@@ -67,10 +67,18 @@ def store_upload(data: bytes, filename: str, sidecar: bytes | None = None, root:
     with _LOCK:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         prune(keep=folder, incoming=len(data) + len(sidecar or b""), root=root)
+        existed = folder.is_dir()
         folder.mkdir(exist_ok=True, mode=0o700)
-        _write_once(folder, path, data)
-        if sidecar is not None:
-            _write_once(folder, path.with_suffix(".json"), sidecar)
+        try:
+            _write_once(folder, path, data)
+            if sidecar is not None:
+                _write_once(folder, path.with_suffix(".json"), sidecar)
+        except OSError as exc:  # the disk is full, or the store is not writable: nothing half-written stays
+            if not existed:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise InputError(f"{Path(filename).name}: the upload store could not keep the file "
+                             f"({exc.strerror or exc}); earlier uploads are kept; free disk space or move "
+                             "the store (XAI_UPLOAD_DIR)") from None
         os.utime(folder)
     return path
 
@@ -81,8 +89,12 @@ def _write_once(folder: Path, path: Path, data: bytes) -> None:
     tmp = folder / f".{path.name}.{os.getpid()}.part"
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 

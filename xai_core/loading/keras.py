@@ -25,6 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from xai_core.adapters.runtime import SavedModelFunction, check_model_io, import_tensorflow
+from xai_core.loading.archives import unpack_zip
+from xai_core.loading.spec import (
+    OpenOptions,
+    first_image_default,
+    read_sidecar,
+    sidecar_inputs,
+    sidecar_labels,
+)
 from xai_core.loading.torch import check_model_file, needs_trust
 from xai_core.types import ModelLoadError
 from xai_core.worker.sandbox import code_allowed
@@ -32,76 +40,14 @@ from xai_core.worker.sandbox import code_allowed
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-MAX_UNZIPPED_BYTES = 2 * 1024**3
-MAX_ZIP_MEMBERS = 20_000
-MAX_ZIP_RATIO = 50  # unpacked / packed; SavedModels compress little, zip bombs a lot
-
-
 def unpack_savedmodel_zip(zip_path: str | Path, dest: str | Path) -> Path:
-    """Extract a zipped SavedModel folder (as uploaded in the dashboard) -> the folder
-    holding saved_model.pb. Refuses paths that escape ``dest``, links, encrypted or
-    unreadable members, more than 20,000 members, and archives whose bytes actually
-    written pass 2 GB or 50 times the zip's size (headers can lie, so the budget
-    counts what is written). Unpacked once: a finished folder is reused."""
-    import shutil
-    import zlib
-
-    zip_path, dest = Path(zip_path), Path(dest)
-    label = zip_path.name
-    root = dest.resolve()
-    done = root / ".unpacked"
-    if not done.is_file():
-        shutil.rmtree(root, ignore_errors=True)
-        budget = min(MAX_UNZIPPED_BYTES, MAX_ZIP_RATIO * zip_path.stat().st_size + 2**20)
-        try:
-            _extract_within(zip_path, root, label, budget)
-        except (zipfile.BadZipFile, EOFError, zlib.error):
-            shutil.rmtree(root, ignore_errors=True)
-            raise ModelLoadError(f"{label}: not a readable zip archive (zip the SavedModel folder to upload it)") from None
-        except (RuntimeError, NotImplementedError, OSError) as exc:  # encrypted, unknown compression, clashes
-            shutil.rmtree(root, ignore_errors=True)
-            raise ModelLoadError(
-                f"{label}: cannot unpack the archive ({_short(exc, 120)}); zip the SavedModel folder "
-                "again without a password, with the standard (deflate) compression"
-            ) from None
-        except ModelLoadError:
-            shutil.rmtree(root, ignore_errors=True)
-            raise
-        done.write_text("ok")
+    """A zipped SavedModel folder (as uploaded in the dashboard), unpacked safely once
+    (:func:`xai_core.loading.archives.unpack_zip`) -> the folder holding saved_model.pb."""
+    root = unpack_zip(zip_path, dest, "the SavedModel folder")
     found = sorted(p.parent for p in root.rglob("saved_model.pb"))
     if not found:
-        raise ModelLoadError(f"{label}: no saved_model.pb inside; zip the whole SavedModel folder")
+        raise ModelLoadError(f"{Path(zip_path).name}: no saved_model.pb inside; zip the whole SavedModel folder")
     return min(found, key=lambda p: len(p.parts))
-
-
-def _extract_within(zip_path: Path, root: Path, label: str, budget: int) -> None:
-    with zipfile.ZipFile(zip_path) as zf:
-        members = zf.infolist()
-        if len(members) > MAX_ZIP_MEMBERS:
-            raise ModelLoadError(f"{label}: more than {MAX_ZIP_MEMBERS} files in the archive")
-        for member in members:
-            target = (root / member.filename).resolve()
-            is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
-            if is_link or not target.is_relative_to(root):
-                raise ModelLoadError(f"{label}: refused, the archive entry {member.filename!r} points outside it")
-        root.mkdir(parents=True, exist_ok=True)
-        written = 0
-        for member in members:
-            target = (root / member.filename).resolve()
-            if member.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with zf.open(member) as src, os.fdopen(fd, "wb") as out:
-                while chunk := src.read(2**20):
-                    written += len(chunk)
-                    if written > budget:
-                        raise ModelLoadError(
-                            f"{label}: unpacks to more than {budget // 2**20} MB (a SavedModel zip may "
-                            f"unpack to at most {MAX_ZIP_RATIO}x its size and 2 GB); refused"
-                        )
-                    out.write(chunk)
 
 
 def sniff_keras_format(path: Path) -> str:
@@ -115,6 +61,26 @@ def sniff_keras_format(path: Path) -> str:
     if head[:2] == b"PK":
         return "keras"
     return "unknown"
+
+
+def open_keras(path: Path, options: OpenOptions):
+    """A Keras file, SavedModel folder or zipped SavedModel folder (and its
+    ``model.json`` sidecar) -> a KerasAdapter. Trusting the file allows Keras Lambda
+    layers (Python code), like a trusted pickle."""
+    from xai_core.adapters.keras import KerasAdapter, model_input_shapes
+
+    sidecar, name = read_sidecar(path), path.name
+    if path.suffix.lower() == ".zip":  # a zipped SavedModel folder, unpacked once under the temporary folder
+        import hashlib
+        import tempfile
+
+        stat = path.stat()
+        key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+        path = unpack_savedmodel_zip(path, Path(tempfile.gettempdir()) / "xai-model-folders" / key)
+    model, kind = load_keras_file(path, trust_code=options.trust_code)
+    spec = sidecar_inputs(sidecar) or options.overrides.apply(first_image_default(sidecar, model_input_shapes(model)))
+    return KerasAdapter(model, spec, sidecar_labels(sidecar, options.labels), name=name, kind=kind,
+                        device=options.device, batch_size=options.batch_size, output_kind=sidecar.get("output"))
 
 
 def load_keras_file(path: str | Path, trust_code: bool = False) -> tuple[Any, str]:

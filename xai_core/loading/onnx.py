@@ -8,6 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from xai_core.adapters.runtime import ONNX_FLOAT_TYPES, OnnxInput, import_onnxruntime
+from xai_core.loading.spec import (
+    OpenOptions,
+    model_default_spec,
+    read_sidecar,
+    sidecar_inputs,
+    sidecar_labels,
+)
 from xai_core.loading.torch import check_model_file
 from xai_core.types import ModelLoadError
 
@@ -74,3 +81,19 @@ def _short(exc: BaseException, limit: int = 200) -> str:
 
 
 __all__ = ["OnnxInput", "load_onnx_file", "describe_input", "describe_inputs"]
+
+
+def open_onnx(path: Path, options: OpenOptions):
+    """An ONNX graph (and its ``model.json`` sidecar) -> an OnnxAdapter; preprocessing
+    defaults from the first image input's fixed dimensions."""
+    from xai_core.adapters.onnx import OnnxAdapter
+
+    sidecar = read_sidecar(path)
+    session, _ = load_onnx_file(path)
+    infos = describe_inputs(session, path.name)
+    images = [i for i in infos if i.layout != "NF"]
+    first = images[0] if images else None
+    spec = sidecar_inputs(sidecar) or options.overrides.apply(model_default_spec(
+        sidecar, *((first.height, first.width, first.channels) if first else (None, None, None))))
+    return OnnxAdapter(session, infos, spec, sidecar_labels(sidecar, options.labels), name=path.name,
+                       batch_size=options.batch_size, output_kind=sidecar.get("output"))

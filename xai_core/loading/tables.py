@@ -30,7 +30,7 @@ from xai_core.types import InputError, ModelLoadError, VectorSpec
 
 
 def infer_tabular_framework(path: Path) -> str:
-    from xai_core.loading.models import infer_framework
+    from xai_core.loading.registry import infer_framework
 
     return infer_framework(path)
 
@@ -108,10 +108,15 @@ def open_tabular_model(
         model = OnnxAdapter(session, describe_inputs(session, name), spec, labels, name=name, batch_size=4096,
                             output_kind=output_kind, class_labels=onnx_class_labels(path.read_bytes()))
     else:
-        raise InputError(f"unknown framework {framework!r}; use torch, keras or onnx")
+        from xai_core.loading.registry import get_framework
+
+        get_framework(framework, rows=True)  # the one message naming the frameworks that serve rows
+        raise InputError(f"unknown framework {framework!r}")
     names = feature_names_from_sidecar(sidecar, model.n_features, name)
     if names is not None and not model.multi_input:
         model.inputs = (replace(model.inputs[0], feature_names=tuple(names)),)
+    # the table's columns in the model's input order, for inputs without names of their own
+    model.table_columns = feature_names_from_sidecar(sidecar, model.n_features, name, key="columns")
     model.label_column = sidecar.get("label_column") if isinstance(sidecar.get("label_column"), str) else None
     return model
 

@@ -24,7 +24,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from xai_core.types import InputError, ModelLoadError
+from xai_core.loading.spec import OpenOptions, read_sidecar, sidecar_inputs, sidecar_labels
+from xai_core.types import ImageSpec, InputError, ModelLoadError
 from xai_core.worker.sandbox import code_allowed
 
 MAX_MODEL_BYTES = 2 * 1024**3
@@ -67,6 +68,25 @@ def sniff_torch_format(path: Path) -> str:
     if any(n.endswith("data.pkl") for n in names):
         return "torch_save"
     return "unknown"
+
+
+def open_torch(path: Path, options: OpenOptions):
+    """A PyTorch model file (and its ``model.json`` sidecar) -> a TorchAdapter."""
+    from xai_core.adapters.torch import TorchAdapter
+
+    sidecar = read_sidecar(path)
+    labels = sidecar_labels(sidecar, options.labels)
+    spec = sidecar_inputs(sidecar) or options.overrides.apply(ImageSpec.from_dict(sidecar) if sidecar else ImageSpec())
+    module, kind = load_torch_file(path, arch=options.arch or sidecar.get("arch"), trust_pickle=options.trust_code,
+                                   num_classes=len(labels) if labels else None)
+    return TorchAdapter(module, spec, labels, name=path.name, kind=kind, device=options.device,
+                        batch_size=options.batch_size, output_kind=sidecar.get("output"))
+
+
+def declared_torch_spec(path: Path, arch: str | None = None) -> ImageSpec:
+    """A PyTorch file declares its preprocessing in its sidecar only (else ImageNet's)."""
+    sidecar = read_sidecar(path)
+    return ImageSpec.from_dict(sidecar) if sidecar else ImageSpec()
 
 
 def load_torch_file(
@@ -159,7 +179,8 @@ def _module_from_state(state: dict, label: str, arch: str | None, num_classes: i
     if arch is None:
         raise ModelLoadError(
             f"{label} holds weights only (a state_dict): name its architecture with --arch "
-            "(e.g. resnet18, mobilenet_v2, digits_cnn); `python -m xai_core models` lists them"
+            "(e.g. resnet18, mobilenet_v2, digits_cnn; a timm model as --arch timm:NAME); "
+            "`python -m xai_core models` lists them"
         )
     from model_zoo.architectures import build_architecture
 

@@ -134,11 +134,18 @@ def check_batch_size(batch_size: int | None, items: list[np.ndarray]) -> None:
 def check_method(adapter: ModelAdapter, method: str) -> None:
     explainer = get_explainer(method)
     missing = explainer.missing_capabilities(adapter)
+    if "attention" in missing:  # the finer needs of the transformer methods follow from it
+        missing = [m for m in missing if m not in ("class_token", "block_scores")]
     if missing:
         why = {
             "input_gradients": "gradients",
             "layer_gradients": "layer hooks",
             "deep_explainer": "a Keras model or PyTorch module with one image input for SHAP DeepExplainer",
+            "attention": "readable attention weights (a timm, Hugging Face or torchvision vision transformer "
+                         "loaded as a PyTorch module)",
+            "class_token": "a head that reads the class token (this model pools its patch tokens: use legrad)",
+            "block_scores": "a head that can score every block's tokens (ViT and DeiT classifiers of timm, "
+                            "Hugging Face and torchvision)",
         }
         needs = " and ".join(why.get(m, m) for m in missing)
         hint = ""

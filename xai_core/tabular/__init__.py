@@ -16,7 +16,14 @@ matplotlib only when called.
 from __future__ import annotations
 
 from xai_core.explainers import TABULAR_METHODS
-from xai_core.inputs.tables import TabularData, default_label_column, load_table, read_columns
+from xai_core.inputs.tables import (
+    TabularData,
+    default_label_column,
+    generated_names,
+    load_table,
+    model_columns,
+    read_columns,
+)
 from xai_core.loading.tables import open_tabular_model, open_uploaded_model
 from xai_core.service.rows import (
     TabularSummary,
@@ -29,7 +36,7 @@ from xai_core.service.rows import (
 
 __all__ = [
     "TABULAR_METHODS", "TabularData",
-    "TabularSummary", "default_label_column", "explain_row", "explain_rows", "get_tabular_explainer",
-    "load_table", "open_tabular_model", "open_uploaded_model", "predict_rows", "read_columns",
+    "TabularSummary", "default_label_column", "explain_row", "explain_rows", "generated_names", "get_tabular_explainer",
+    "load_table", "model_columns", "open_tabular_model", "open_uploaded_model", "predict_rows", "read_columns",
     "resolve_tabular_target",
 ]

@@ -12,10 +12,26 @@ cross the boundary (:mod:`.wire`: JSON + ``.npy``, never pickle). Progress
 callbacks stream back while it runs.
 
 Workers are cached by the file's identity and the load options (at most
-``XAI_MAX_WORKERS``); one that dies, or that is killed for passing its deadline
-(``XAI_WORKER_DEADLINE`` seconds per call, default 600) or its memory limit
-(``XAI_WORKER_MEMORY_MB``, default half the machine's memory up to 16 GB), is
-restarted on the next call, so other sessions keep working.
+``XAI_MAX_WORKERS``); one that dies, or that is killed for passing a deadline or
+its memory limit (``XAI_WORKER_MEMORY_MB``, default half the machine's memory up
+to 16 GB), is restarted on the next call, so other sessions keep working.
+
+Deadlines follow the model's own cost (see docs/reliability.md):
+
+* **load**: starting the worker, loading the file and the adapter's probe forward
+  pass get :func:`load_deadline` seconds of the worker's CPU time (so a busy
+  machine does not fail an honest load; at most ``LOAD_WALL_FACTOR`` times that
+  in wall time): ``LOAD_FLOOR_S`` plus ``LOAD_S_PER_GB`` per GB of the file (a
+  654-byte file gets 30 s, a 2 GB one 110 s), or ``XAI_LOAD_DEADLINE`` when set;
+  never more than the per-call deadline.
+* **each batch**: the worker times one forward pass of the probe batch after
+  loading (seconds per item) and announces every batch it runs (``{"beat": n}``);
+  a batch of ``n`` items must finish within ``floor + factor * n * per_item``
+  (``XAI_BATCH_DEADLINE_FLOOR``, default 20 s; ``XAI_BATCH_DEADLINE_FACTOR``,
+  default 20), so a model that turns 1000x slower than its calibration is
+  stopped within seconds.
+* **each call**, between batches (the method's own work): ``XAI_WORKER_DEADLINE``
+  seconds without any message from the worker (default 600).
 """
 
 from __future__ import annotations
@@ -45,6 +61,7 @@ from xai_core.adapters.base import ModelAdapter
 from xai_core.inputs.uploads import background_dir
 from xai_core.types import UnsupportedError, XaiError
 from xai_core.worker import sandbox, wire
+from xai_core.worker.ceiling import memory_ceiling
 
 START_TIMEOUT_S = 60.0
 MAX_WORKERS = int(os.environ.get("XAI_MAX_WORKERS", "4"))
@@ -56,8 +73,39 @@ class WorkerError(XaiError):
     """The model worker died, was stopped at a limit, or the model failed inside it."""
 
 
+LOAD_FLOOR_S = 30.0  # CPU seconds for start + load + probe of a small model (TensorFlow imports in ~10)
+LOAD_WALL_FACTOR = 2.0  # wall-clock cap of the load stage, in multiples of its CPU-second budget
+LOAD_S_PER_GB = 40.0  # measured: a 554 MB VGG16 .pt2 loads and probes in 14.3 s (26 s/GB) on 2 busy cores
+
+
 def default_deadline() -> float:
     return float(os.environ.get("XAI_WORKER_DEADLINE", "600"))
+
+
+def load_deadline(size_bytes: int) -> float:
+    """Seconds to start a worker, load a model file of ``size_bytes`` and run its
+    probe forward pass: ``XAI_LOAD_DEADLINE`` when set, else 30 s + 40 s per GB;
+    capped by the per-call deadline."""
+    if os.environ.get("XAI_LOAD_DEADLINE"):
+        seconds = float(os.environ["XAI_LOAD_DEADLINE"])
+    else:
+        seconds = LOAD_FLOOR_S + LOAD_S_PER_GB * size_bytes / 2**30
+    return min(seconds, default_deadline())
+
+
+def batch_deadline(items: int, per_item_s: float) -> float:
+    """Seconds a batch of ``items`` may take for a model calibrated at ``per_item_s``:
+    a floor plus a generous multiple (gradients, a busy machine, first-call warm-up)."""
+    floor = float(os.environ.get("XAI_BATCH_DEADLINE_FLOOR", "20"))
+    factor = float(os.environ.get("XAI_BATCH_DEADLINE_FACTOR", "20"))
+    return floor + factor * items * per_item_s
+
+
+def file_size(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
 
 
 def default_memory_bytes() -> int:
@@ -71,8 +119,10 @@ class Worker:
     """One worker process holding one model; calls are serialised by a lock."""
 
     def __init__(self, label: str, readable: list[Path], open_request: dict,
-                 deadline_s: float | None = None, memory_bytes: int | None = None) -> None:
+                 deadline_s: float | None = None, memory_bytes: int | None = None,
+                 size_bytes: int = 0) -> None:
         self.label = label
+        self.size_bytes = size_bytes  # the model file's, for the load deadline
         self.readable = readable
         self.open_request = open_request
         self._deadline_s = deadline_s
@@ -85,11 +135,18 @@ class Worker:
         self._scratch: Path | None = None
         self.starts = 0
         self.timings: dict[str, float] = {}
+        self.per_item_s: float | None = None  # one probe item's forward time, measured after loading
+        self._batch: tuple[float, int] | None = None  # (end, items) of the batch the worker runs now
 
     @property
     def deadline_s(self) -> float:
         """Seconds per call: the worker's own setting, else XAI_WORKER_DEADLINE (600)."""
         return self._deadline_s or default_deadline()
+
+    @property
+    def load_deadline_s(self) -> float:
+        """Seconds for start, load and probe: the worker's own setting caps it."""
+        return min(load_deadline(self.size_bytes), self.deadline_s)
 
     @property
     def memory_bytes(self) -> int:
@@ -121,13 +178,24 @@ class Worker:
         self._sock = parent
         self.starts += 1
         begun = time.perf_counter()
-        self._await(START_TIMEOUT_S, "start")  # the hello: process, confinement, interpreter up
+        # start, load and probe together: the worker's CPU seconds, so that a busy machine
+        # does not fail an honest load, and at most LOAD_WALL_FACTOR times that in wall time
+        budget = self.load_deadline_s
+        wall_end = time.monotonic() + LOAD_WALL_FACTOR * budget
+        try:
+            self._await(min(START_TIMEOUT_S, wall_end - time.monotonic()), "load the model", budget, budget)
+        except BaseException:
+            self._kill()
+            raise
         self.timings = {"start_s": time.perf_counter() - begun}
         try:
-            self.facts = self._exchange(self.open_request, None, self.deadline_s, "load the model")
+            opened = self._exchange(self.open_request, None, max(0.1, wall_end - time.monotonic()),
+                                    "load the model", stage_s=budget, cpu_s=budget)
         except BaseException:
             self._kill()  # no half-ready worker stays behind
             raise
+        self.facts = opened["facts"]
+        self.per_item_s = opened.get("per_item_s")
         self.timings["load_s"] = time.perf_counter() - begun - self.timings["start_s"]
 
     def close(self) -> None:
@@ -146,6 +214,7 @@ class Worker:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
         self._proc = self._sock = self._scratch = None
+        self._batch = None
 
     @property
     def alive(self) -> bool:
@@ -160,14 +229,22 @@ class Worker:
                 self._spawn()
             return self._exchange(message, callbacks, deadline_s or self.deadline_s, "finish")
 
-    def _exchange(self, message: dict, callbacks, deadline_s: float, what: str) -> Any:
+    def _exchange(self, message: dict, callbacks, deadline_s: float, what: str,
+                  stage_s: float | None = None, cpu_s: float | None = None) -> Any:
         assert self._sock is not None
         try:
             wire.send(self._sock, message)
         except OSError:
             raise self._died(what) from None
+        self._batch = None
         while True:
-            reply = self._await(deadline_s, what)
+            reply = self._await(deadline_s, what, stage_s, cpu_s)
+            if "beat" in reply:  # the worker starts a batch of n items (0: its batches are done)
+                items = int(reply["beat"])
+                self._batch = None
+                if items > 0 and self.per_item_s:
+                    self._batch = (time.monotonic() + batch_deadline(items, self.per_item_s), items)
+                continue
             if "callback" in reply:
                 fn = (callbacks or {}).get(reply["callback"])
                 if fn is not None:
@@ -184,8 +261,12 @@ class Worker:
                 return reply["ok"]
             raise self._error(reply.get("error", {}))
 
-    def _await(self, deadline_s: float, what: str) -> dict:
-        """The next message, watching the deadline and the memory limit meanwhile."""
+    def _await(self, deadline_s: float, what: str, stage_s: float | None = None,
+               cpu_s: float | None = None) -> dict:
+        """The next message, watching the deadlines (this message's wall time, the
+        worker's CPU seconds ``cpu_s`` when given, and the running batch's) and the
+        memory limit meanwhile. ``stage_s`` is the deadline the message names (the
+        whole load's, when ``deadline_s`` is what is left of it)."""
         assert self._sock is not None and self._proc is not None
         end = time.monotonic() + deadline_s
         while True:
@@ -202,11 +283,24 @@ class Worker:
                     f"{self.label}: the model worker used more than {self.memory_bytes // 2**20} MB of "
                     "memory and was stopped; use a smaller batch size or budget "
                     "(XAI_WORKER_MEMORY_MB sets the limit)")
-            if time.monotonic() > end:
+            now = time.monotonic()
+            if self._batch is not None and now > self._batch[0]:
+                items, per_item = self._batch[1], self.per_item_s or 0.0
                 self._kill()
                 raise WorkerError(
-                    f"{self.label}: the model worker did not {what} within its {deadline_s:g} s deadline "
-                    "and was stopped; lower the budget or raise the deadline (--deadline, XAI_WORKER_DEADLINE)")
+                    f"{self.label}: the model did not finish a batch of {items} within "
+                    f"{batch_deadline(items, per_item):.0f} s, far beyond its measured {per_item * 1000:.3g} ms "
+                    "per item, and its worker was stopped; lower the batch size or raise the limit "
+                    "(XAI_BATCH_DEADLINE_FACTOR, XAI_BATCH_DEADLINE_FLOOR)")
+            if now > end or (cpu_s is not None and tree_cpu_seconds(self._proc.pid) > cpu_s):
+                self._kill()
+                loading = what != "finish"
+                hint = ("(--deadline-load, XAI_LOAD_DEADLINE)" if loading
+                        else "lower the budget or raise the deadline (--deadline, XAI_WORKER_DEADLINE)")
+                raise WorkerError(
+                    f"{self.label}: the model worker did not {what} within its {stage_s or deadline_s:.3g} s "
+                    + ("load deadline and was stopped; a model that loads slowly needs a longer one " + hint
+                       if loading else f"deadline and was stopped; {hint}"))
             if self._proc.poll() is not None:
                 raise self._died(what)
 
@@ -244,6 +338,29 @@ class Worker:
             except (wire.WireError, ImportError, AttributeError):
                 pass
         return WorkerError(f"{self.label}: the model failed in its worker: {text}")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) used by ``pid`` and its living descendants."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / _TICKS
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def tree_rss(pid: int) -> int:
@@ -298,7 +415,7 @@ def open_remote(opener: str, path: Path, label: str, *args: Any, **kwargs: Any) 
     with _POOL_LOCK:
         worker = _POOL.get(key)
         if worker is None:
-            worker = Worker(label, readable, request)
+            worker = Worker(label, readable, request, size_bytes=file_size(path))
             _POOL[key] = worker
         _POOL.move_to_end(key)
         evicted = [_POOL.popitem(last=False)[1] for _ in range(max(0, len(_POOL) - MAX_WORKERS))]
@@ -452,13 +569,15 @@ class RemoteModel(ModelAdapter):
 
 def runs_in_worker(fn: Callable) -> Callable:
     """Mark a service function whose first argument is a model: when that model is a
-    :class:`RemoteModel`, the whole call runs inside its worker."""
+    :class:`RemoteModel`, the whole call runs inside its worker; otherwise it runs
+    here under the process's memory ceiling (:mod:`.ceiling`)."""
 
     @functools.wraps(fn)
     def wrapper(model: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(model, RemoteModel):
             return model.run_service(f"{fn.__module__}:{fn.__qualname__}", args, kwargs)
-        return fn(model, *args, **kwargs)
+        with memory_ceiling(str(getattr(model, "name", "the model"))):
+            return fn(model, *args, **kwargs)
 
     return wrapper
 

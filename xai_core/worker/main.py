@@ -7,7 +7,10 @@ It reads requests from the socket ``N`` and answers each with ``{"ok": value}`` 
 Requests (all values cross through :mod:`.wire`, never pickle):
 
 * ``{"op": "open", "opener": "xai_core.loading.models:open_model", "args": [...], "kwargs": {...}}``
-  loads the model; answers its public facts (name, spec, labels, capabilities...).
+  loads the model; answers ``{"facts": {...}, "per_item_s": s}``: its public facts
+  (name, spec, labels, capabilities...) and the seconds per item of one timed
+  forward pass of its probe batch (None where it has none), the calibration of
+  the client's per-batch deadline.
 * ``{"op": "call", "name": "predict", "args": [...], "kwargs": {...}}`` a public method.
 * ``{"op": "get", "name": "kind"}`` a public attribute (``{"callable": true}`` for methods).
 * ``{"op": "service", "fn": "xai_core.service:explain", "args", "kwargs"}`` runs a
@@ -18,6 +21,11 @@ Requests (all values cross through :mod:`.wire`, never pickle):
   A request with ``"variant": id`` addresses that copy instead of the model. The
   :data:`HELD_COPIES` newest copies are held (memory stays bounded); an older id
   is refused with a clear error.
+
+While a request runs, every batch the model (or its randomised copy) runs is
+announced with ``{"beat": n}`` (n items start now) and the end of the batches with
+``{"beat": 0}``, so the client can hold each batch to a deadline that follows
+from the model's own measured cost.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import argparse
 import os
 import socket
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -58,11 +68,18 @@ class Server:
         self.model: Any = None
         self.variants: dict[int, Any] = {}  # randomised copies, made and kept here (their weights never leave)
         self.variant_id = 0
+        self._send_lock = threading.Lock()  # beats and callbacks may come from a method's threads
+
+    def send(self, message: dict) -> None:
+        from xai_core.worker import wire
+
+        with self._send_lock:
+            wire.send(self.sock, message)
 
     def serve(self) -> None:
         from xai_core.worker import wire
 
-        wire.send(self.sock, {"hello": os.getpid()})
+        self.send({"hello": os.getpid()})
         while True:
             try:
                 request = wire.receive(self.sock)
@@ -75,9 +92,9 @@ class Server:
                     raise
                 reply = {"error": describe_error(exc)}
             try:
-                wire.send(self.sock, reply)
+                self.send(reply)
             except wire.WireError as exc:
-                wire.send(self.sock, {"error": describe_error(exc)})
+                self.send({"error": describe_error(exc)})
 
     def handle(self, request: dict) -> Any:
         from xai_core.worker import wire
@@ -88,13 +105,16 @@ class Server:
         if op == "open":
             opener = wire.resolve(request["opener"])
             self.model = opener(*args, **kwargs)
-            return public_facts(self.model)
+            per_item = calibrate(self.model)
+            self.announce_batches(self.model)
+            return {"facts": public_facts(self.model), "per_item_s": per_item}
         if self.model is None:
             raise RuntimeError("no model is open in this worker")
         if op == "randomize":
             while len(self.variants) >= HELD_COPIES:  # the oldest goes before a new one is made
                 del self.variants[min(self.variants)]
             copy = self.model.randomized_copy(*args, **kwargs)
+            self.announce_batches(copy)
             self.variant_id += 1
             self.variants[self.variant_id] = copy
             return {"variant": self.variant_id, "facts": public_facts(copy)}
@@ -113,6 +133,24 @@ class Server:
             return fn(model, *args, **kwargs)
         raise ValueError(f"unknown request {op!r}")
 
+    def announce_batches(self, model: Any) -> None:
+        """Make ``model`` announce each batch it runs: every batch loop of an adapter
+        (forward, gradients, layer values, the fast engine) goes through its
+        ``iter_batches``. Announced from this thread as the loop goes, never from a
+        generator's clean-up (which could run in the middle of another message)."""
+        inner = getattr(model, "iter_batches", None)
+        if inner is None or getattr(inner, "announces", False):
+            return
+
+        def iter_batches(n: int, batch_size: int | None):
+            for sl in inner(n, batch_size):
+                self.send({"beat": max(1, sl.stop - sl.start)})
+                yield sl
+            self.send({"beat": 0})
+
+        iter_batches.announces = True
+        model.iter_batches = iter_batches
+
     def _target(self, variant: Any) -> Any:
         """The model a request addresses: the loaded one, or its randomised copy."""
         if variant is None:
@@ -129,10 +167,26 @@ class Server:
 
         if isinstance(value, wire.CallbackRef):
             def relay(*cb_args: Any, _name: str = value.name) -> None:
-                wire.send(self.sock, {"callback": _name, "args": list(cb_args)})
+                self.send({"callback": _name, "args": list(cb_args)})
 
             return relay
         return value
+
+
+def calibrate(model: Any) -> float | None:
+    """Seconds per item of one forward pass of the model's probe batch (after the
+    adapter's own probe, so warmed up); None for a model without one."""
+    probe = getattr(model, "probe_batch", None)
+    run = getattr(model, "_run", None)
+    if probe is None or run is None:
+        return None
+    try:
+        parts = probe()
+        begun = time.perf_counter()
+        run(parts)
+        return (time.perf_counter() - begun) / max(1, len(parts[0]))
+    except Exception:  # noqa: BLE001 - no calibration: only the per-call deadline holds
+        return None
 
 
 def public_facts(model: Any) -> dict[str, Any]:

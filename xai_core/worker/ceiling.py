@@ -1,0 +1,115 @@
+"""A memory ceiling for runs in the caller's own process (zoo models, trusted files).
+
+The confined worker is watched from outside (:mod:`.client`); a run in the
+server's or the command line's own process has no outside. ``RLIMIT_AS`` does not
+fit: TensorFlow and oneDNN reserve far more address space than they touch, so an
+honest Keras run would fail at once. Instead a watchdog thread samples the
+process's resident memory (``/proc/self/statm``) every ``POLL_S`` seconds while a
+run is inside :func:`memory_ceiling`; past the ceiling it raises
+:class:`MemoryCeilingError` in the run's thread (``PyThreadState_SetAsyncExc``: at
+the run's next Python step, so after the framework call in progress returns). The
+run ends with one line and its arrays are freed; the process and other sessions
+go on.
+
+The ceiling is ``XAI_MEMORY_MB`` (default: the worker's, half the machine's memory
+up to 16 GB). Resident memory is the whole process's, so in a server with several
+sessions the run that crosses the line is the one stopped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+from xai_core.types import XaiError
+
+POLL_S = 0.2
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_active = threading.local()
+
+
+class MemoryCeilingError(XaiError):
+    """The run used more memory than the process's ceiling and was stopped."""
+
+    text = "the run used more memory than its ceiling and was stopped"
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(args or (type(self).text,)))
+
+
+def ceiling_bytes() -> int:
+    """XAI_MEMORY_MB, else half the machine's memory up to 16 GB."""
+    if os.environ.get("XAI_MEMORY_MB"):
+        return int(float(os.environ["XAI_MEMORY_MB"]) * 2**20)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(min(total // 2, 16 * 2**30))
+
+
+def resident_bytes() -> int:
+    """This process's resident memory."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(label): ...
+    """Stop the calling thread's run with :class:`MemoryCeilingError` when the
+    process's resident memory passes ``limit`` bytes (default :func:`ceiling_bytes`).
+    Nested uses inside one thread keep the outermost watch. The error that leaves
+    is a fresh one with no link to the run's frames, so their arrays are freed."""
+
+    def __init__(self, label: str = "the run", limit: int | None = None) -> None:
+        self.label = label
+        self.limit = limit
+        self.outer = False
+
+    def __enter__(self) -> memory_ceiling:
+        if getattr(_active, "on", False):
+            return self
+        self.outer = True
+        _active.on = True
+        limit = ceiling_bytes() if self.limit is None else int(self.limit)
+        target = threading.get_ident()
+        self.done = done = threading.Event()
+        self.lock = lock = threading.Lock()
+        label = self.label
+
+        def watch() -> None:
+            while not done.is_set():  # checked at once (a process already past it starts no run), then polled
+                used = resident_bytes()
+                if used <= limit:
+                    done.wait(POLL_S)
+                    continue
+                with lock:
+                    if done.is_set():
+                        return
+                    text = (f"{label}: used {used // 2**20} MB of memory, more than its ceiling of "
+                            f"{limit // 2**20} MB, and was stopped; use a smaller batch size or budget "
+                            "(XAI_MEMORY_MB sets the ceiling)")
+                    error = type("MemoryCeilingError", (MemoryCeilingError,), {"text": text})
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), ctypes.py_object(error))
+                    return
+
+        self.watcher = threading.Thread(target=watch, name="xai-memory-ceiling", daemon=True)
+        self.watcher.start()
+        return self
+
+    def __exit__(self, kind, value, trace) -> bool:
+        if not self.outer:
+            return False
+        _active.on = False
+        with self.lock:
+            self.done.set()
+        self.watcher.join()
+        if not isinstance(value, MemoryCeilingError):
+            return False
+        text = str(value)
+        value.__traceback__ = None  # its frames hold the run's arrays: let them go now
+        del value, trace
+        raise MemoryCeilingError(text) from None
+
+
+__all__ = ["MemoryCeilingError", "ceiling_bytes", "memory_ceiling", "resident_bytes"]
