@@ -12,6 +12,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ui.sets import (  # noqa: E402
+    RAY_TRUST_NOTE,
     choose_model,
     choose_selection,
     choose_set,
@@ -55,6 +56,8 @@ except Exception as exc:  # noqa: BLE001
     st.stop()
 st.caption(f"{model.name} on {source.name}: {len(dataset)} items, evaluated in {evaluation.elapsed_s:.2f} s "
            f"on the {engine} engine" + (f" ({workers} workers)" if engine == "ray" else ""))
+if engine == "ray":
+    st.caption(RAY_TRUST_NOTE)
 cell = show_metrics(evaluation)
 
 st.subheader("Selection")

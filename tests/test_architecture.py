@@ -66,3 +66,47 @@ def test_the_layer_contract_names_every_package():
     packages = {f"xai_core.{p.name}" for p in (ROOT / "xai_core").iterdir()
                 if (p / "__init__.py").exists()} | {"xai_core.types"}
     assert packages == layers
+
+
+def _import_cycles(graph) -> list[list[str]]:
+    """Strongly connected groups of more than one module in ``graph`` (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for other in sorted(graph.find_modules_directly_imported_by(module)):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in on_stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                other = stack.pop()
+                on_stack.discard(other)
+                group.append(other)
+                if other == module:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return groups
+
+
+def test_no_import_circle_inside_xai_core():
+    """Not even inside one package (the layers contract alone allows siblings to import
+    each other): cli <-> sets <-> tabular and local <-> evaluate <-> explain were circles."""
+    import grimp
+
+    graph = grimp.build_graph("xai_core", include_external_packages=False)
+    assert _import_cycles(graph) == []

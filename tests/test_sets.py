@@ -232,6 +232,7 @@ def test_explain_set_command_files_numbers_and_resume(tmp_path, digits_eval):
             "--classes", "all", "--method", "saliency", "--out", str(out)]
     run = _cli(*args)
     assert run.returncode == 0, run.stderr
+    assert "evaluated 450 of 450 item(s)" in run.stderr and "items/s" in run.stderr
     record = json.loads((out / "results.json").read_text())
     assert record["metrics"]["accuracy"] == digits_eval.metrics()["accuracy"]
     assert record["metrics"]["confusion"] == digits_eval.metrics()["confusion"]
@@ -245,9 +246,33 @@ def test_explain_set_command_files_numbers_and_resume(tmp_path, digits_eval):
     assert (out / record["methods"][0]["grids"][0]).is_file()
     assert (out / "summary__saliency.png").is_file() and (out / "evaluation.csv").is_file()
     first = (out / items[0]["file"]).stat().st_mtime_ns
+    with np.load(out / "summary__saliency.npz") as f:
+        streamed = {k: f[k] for k in f.files}
     again = _cli(*args)
     assert again.returncode == 0 and "3 item(s) already done" in again.stdout
     assert (out / items[0]["file"]).stat().st_mtime_ns == first
+    with np.load(out / "summary__saliency.npz") as f:  # folded while streaming = folded from the files
+        for k, v in streamed.items():
+            np.testing.assert_allclose(f[k], v, rtol=1e-6)
+
+
+def test_meter_says_rate_time_left_and_workers():
+    from xai_core.sets.meter import Meter
+
+    class Engine:
+        counts = {"w1@10.0.0.1": 100, "w2@10.0.0.2": 0}  # an earlier run's
+
+        def per_worker(self):
+            return dict(self.counts)
+
+    engine = Engine()
+    meter = Meter(200, "explained", engine)
+    engine.counts = {"w1@10.0.0.1": 130, "w2@10.0.0.2": 20}
+    meter.start -= 10.0  # ten seconds ago
+    meter.add(50)
+    text = meter.text()
+    assert meter.fraction == 0.25 and "explained 50 of 200 item(s)" in text
+    assert "5.0 items/s" in text and "30 s left" in text and "w1@10.0.0.1 30, w2@10.0.0.2 20" in text
 
 
 def test_explain_set_bad_input_exits_2_with_one_line(tmp_path):
@@ -265,19 +290,3 @@ def test_default_engine_never_imports_ray(tmp_path):
             f"evaluate(m, open_set({str(DIGITS)!r}, m.class_names)); print('ray' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.stdout.strip() == "False", run.stderr
-
-
-def test_ray_engine_gives_identical_results(digits, digits_set, digits_eval):
-    pytest.importorskip("ray")
-    from xai_core.sets.runners import open_engine
-
-    chosen = digits_eval.select("misclassified", top=4)
-    request = ExplainRequest("shap_gradient", {"samples": 8, "background_size": 4}, 0, "all")
-    local = list(explain_selection(digits, digits_set, chosen, request, chunk_size=2))
-    with open_engine("ray", digits, digits_set, workers=2) as engine:
-        ev = evaluate(digits, digits_set, engine=engine, batch_size=64)
-        remote = list(explain_selection(digits, digits_set, chosen, request, engine=engine, chunk_size=2))
-    np.testing.assert_array_equal(ev.probabilities, digits_eval.probabilities)
-    assert [r.index for r in remote] == chosen
-    for a, b in zip(local, remote, strict=True):
-        np.testing.assert_array_equal(a.attributions, b.attributions)

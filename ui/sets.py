@@ -3,8 +3,9 @@
 selection, the gallery, the explanation grid and the downloads.
 
 The engine comes from the server's environment: ``XAI_ENGINE=ray`` (default
-``local``), ``XAI_RAY_ADDRESS`` (default: a local Ray instance) and
-``XAI_RAY_WORKERS`` (default 2).
+``local``), ``XAI_RAY_ADDRESS`` (``HOST:PORT`` of an existing cluster's head, or
+``auto``; default: a local Ray instance) and ``XAI_RAY_WORKERS`` (default 2). See
+docs/labelled-sets.md.
 """
 
 from __future__ import annotations
@@ -166,7 +167,12 @@ def make_engine(model: SetModel, dataset: LabelledSet):
     from xai_core.sets.runners import open_engine
 
     engine, address, workers = engine_settings()
-    return open_engine(engine, model, dataset, workers=workers, address=address)
+    return open_engine(engine, model, dataset, workers=workers, address=address, say=st.warning)
+
+
+RAY_TRUST_NOTE = ("Ray runs this project's code on every node of the cluster with the rights of whoever started it: "
+                  "use a cluster you control. An uploaded model file still opens in the confined worker on each "
+                  "node, as it does here; a set read by path must be at the same path on every node.")
 
 
 def evaluation_for(ref: ModelRef, model: SetModel, source: SetSource, dataset: LabelledSet) -> Evaluation:

@@ -62,9 +62,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--engine", default="local", choices=("local", "ray"))
-    p.add_argument("--workers", type=int, default=2, help="Ray workers, one model replica each (default 2)")
-    p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    p.add_argument("--workers", type=int, default=2, help="Ray workers, one model replica each (default 2); more "
+                   "than the cluster has room for starts as many as fit")
+    p.add_argument("--address", help="Ray cluster address HOST:PORT of ray start --head, or auto (default: a local "
+                   "Ray instance); Ray workers run this project's code: use clusters you control")
+    p.add_argument("--gpus-per-worker", type=float, default=None,
+                   help="GPUs per Ray worker (default: 1 on a cluster with GPUs, so one replica per GPU; else 0)")
     p.set_defaults(func=run)
     return p
 
@@ -80,15 +83,22 @@ def _item_stem(index: int, name: str) -> str:
     return f"{index:05d}_{safe[:60]}"
 
 
-def _progress(prefix: str):
+def _progress(prefix: str, every_s: float = 2.0):
+    """Progress lines on stderr (items done, items/s, time left, per worker): at
+    most one every ``every_s`` seconds, and the last."""
     last = [-1.0]
 
     def show(fraction: float, text: str) -> None:
-        if fraction >= 1.0 or fraction - last[0] >= 0.1:
-            last[0] = fraction
+        now = time.monotonic()
+        if fraction >= 1.0 or now - last[0] >= every_s:
+            last[0] = now
             print(f"{prefix}{fraction * 100:5.1f}%  {text}", file=sys.stderr, flush=True)
 
     return show
+
+
+def _say(text: str) -> None:
+    print(f"engine: {text}", file=sys.stderr, flush=True)
 
 
 def _read_item(path: Path, key: str):
@@ -132,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
     from xai_core.render.files import safe_csv, write_file
     from xai_core.sets.data import open_set
     from xai_core.sets.evaluate import evaluate
-    from xai_core.sets.explain import ExplainRequest, explain_selection, parse_classes
+    from xai_core.sets.explain import ExplainRequest, SetSummary, explain_selection, parse_classes
     from xai_core.sets.model import ModelRef, guess_kind
     from xai_core.sets.runners import open_engine
 
@@ -143,6 +153,10 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("--top must be at least 1")
     if args.workers < 1:
         raise InputError("--workers must be at least 1")
+    if args.engine == "ray" and args.address:
+        from xai_core.sets.ray import check_address
+
+        check_address(args.address)  # before the model and the set are opened: a wrong address fails at once
     kind = args.kind or guess_kind(args.model)
     ref = ModelRef(
         args.model, kind, args.framework, args.arch,
@@ -164,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
     (out / "items").mkdir(exist_ok=True)
 
     with open_engine(args.engine, model, dataset, workers=args.workers, address=args.address,
-                     gpus_per_worker=args.gpus_per_worker) as engine:
+                     gpus_per_worker=args.gpus_per_worker, say=_say) as engine:
         evaluation = evaluate(model, dataset, engine=engine, batch_size=ref.batch_size,
                               progress=_progress("evaluate "))
         metrics = evaluation.metrics()
@@ -188,14 +202,23 @@ def _run(args: argparse.Namespace) -> int:
                                      tuple(dataset.feature_names))
             key = json.dumps({**request.key(), "model": model.name, "set": dataset.fingerprint()}, sort_keys=True)
             paths = {i: out / "items" / f"{_item_stem(i, dataset.names[i])}__{method}.npz" for i in selection}
-            todo = [i for i in selection if _read_item(paths[i], key) is None]
+            # the summaries fold each item in as it is written (or read back when an earlier run wrote it)
+            summary = SetSummary(names)
+            todo = []
+            for i in selection:
+                done = _read_item(paths[i], key)
+                if done is None:
+                    todo.append(i)
+                else:
+                    summary.add(done)
             if len(todo) < len(selection):
                 print(f"{method}: {len(selection) - len(todo)} item(s) already done in {out}, skipped")
             for item in explain_selection(model, dataset, todo, request, engine=engine, errors=errors,
                                           progress=_progress(f"{method} ")):
                 _write_item(paths[item.index], key, item)
+                summary.add(item)
             method_records.append(_finish_method(out, method, request, selection, paths, key, model, dataset,
-                                                 evaluation, errors, grid_scale=args.grid_scale))
+                                                 evaluation, errors, summary, grid_scale=args.grid_scale))
         all_errors = {**evaluation.errors, **errors}
         record = {
             "command": COMMAND,
@@ -206,6 +229,7 @@ def _run(args: argparse.Namespace) -> int:
             "classes": names,
             "engine": engine.name,
             "workers": engine.workers,
+            "engine_notes": engine.notes,
             "seed": args.seed,
             "metrics": metrics,
             "evaluation": "evaluation.csv",
@@ -243,21 +267,20 @@ def _background(model, dataset, evaluation) -> np.ndarray:
 
 
 def _finish_method(out: Path, method: str, request, selection: list[int], paths: dict[int, Path], key: str,
-                   model, dataset, evaluation, errors: dict[int, str], grid_scale: str = "shared") -> dict[str, Any]:
-    """Stream the item files back (a page of the grid at a time) into the grids and summaries."""
+                   model, dataset, evaluation, errors: dict[int, str], summary,
+                   grid_scale: str = "shared") -> dict[str, Any]:
+    """Stream the item files back (a page of the grid at a time) into the grids; write
+    the ``summary`` folded during the run."""
     from xai_core import render
     from xai_core.render.files import npz_bytes, safe_csv, write_file
     from xai_core.render.sets import class_mean_maps, set_grid
-    from xai_core.sets.explain import SetSummary
 
     names = model.class_names
-    summary = SetSummary(names)
     grids, items, page = [], [], []
     loss = evaluation.loss()
     for n, i in enumerate(selection):
         item = _read_item(paths[i], key) if i not in errors else None
         if item is not None:
-            summary.add(item)
             page.append(item)
             items.append({
                 "item": i, "name": item.name, "label": item.label, "label_name": names[item.label],

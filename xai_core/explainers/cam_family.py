@@ -92,18 +92,31 @@ class ClassActivationMap(Explainer):
 
     def run(self, ctx: Context, params: CamParams) -> RawAttribution:
         ctx.params = params
-        layer = ctx.layer
-        if not layer:
-            layer, why = ctx.adapter.default_cam_choice()
-            if layer is None:
-                raise UnsupportedError(f"{ctx.adapter.name}: no default layer for {self.label}: {why}")
-        ctx.adapter.map_layer(layer, self.label)  # refuses a layer whose axes are not a map's
+        layer = self.map_layer(ctx.adapter, ctx.layer)
         if self.uses_gradients:
             acts, grads, _ = ctx.layer_gradients(layer)
         else:
             raw = ctx.adapter.layer_values(ctx.one(), layer)
             acts, grads = ctx.adapter.unit_layout(layer, "output", raw.shape[1:]).fold(raw), None
             ctx.model_evals += 1
+        return self.from_layer(ctx, params, layer, acts, grads)
+
+    def map_layer(self, adapter, layer: str | None) -> str:
+        """The layer to explain at: ``layer``, or the model's default CAM layer; an
+        UnsupportedError when there is none or its axes are not a map's."""
+        if not layer:
+            layer, why = adapter.default_cam_choice()
+            if layer is None:
+                raise UnsupportedError(f"{adapter.name}: no default layer for {self.label}: {why}")
+        adapter.map_layer(layer, self.label)  # refuses a layer whose axes are not a map's
+        return layer
+
+    def from_layer(self, ctx: Context, params: CamParams, layer: str, acts: np.ndarray,
+                   grads: np.ndarray | None) -> RawAttribution:
+        """The map from the image's activations (and target-score gradients, None
+        without ``uses_gradients``) at ``layer`` (1 x C x h x w each), as :meth:`run`
+        makes it; labelled sets call it with rows of one layer pass shared by many
+        images."""
         if acts.ndim != 4:
             raise UnsupportedError(
                 f"layer {layer!r} outputs shape {acts.shape[1:]}; {self.label} needs a convolutional "

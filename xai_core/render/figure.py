@@ -14,7 +14,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from xai_core import render
+from xai_core.render import maps as render
 from xai_core.types import Explanation
 
 # what one unit of a map means, by the units its method declares (Drawing.units); {score} is what the

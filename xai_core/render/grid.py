@@ -19,7 +19,7 @@ import textwrap
 
 import numpy as np
 
-from xai_core import render
+from xai_core.render import maps as render
 from xai_core.types import Explanation
 
 SCALE_MODES = ("shared", "row", "cell")

@@ -14,7 +14,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from xai_core import render
+from xai_core.render import maps as render
 from xai_core.types import Explanation, Prediction
 
 POSITIVE, NEGATIVE = "#d62728", "#1f77b4"

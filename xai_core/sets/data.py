@@ -57,6 +57,9 @@ class LabelledSet:
     errors: dict[int, str] = field(default_factory=dict)
     feature_names: list[str] = field(default_factory=list)
     _reader: Any = field(default=None, repr=False)
+    # how to open the same set again from its path (open_set's arguments), None for uploaded bytes:
+    # a Ray worker reads the items itself instead of receiving them from the driver
+    recipe: dict[str, Any] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -196,8 +199,45 @@ def open_set(
     ``source`` is a path (folder, ``.zip``, ``.csv``, ``.npz``) or the bytes of an
     uploaded file whose ``name`` gives the format. ``kind`` is the model's input:
     ``"image"`` or ``"rows"``. ``image_shape`` (H, W) or (H, W, C) is the picture
-    shape of a CSV of pixel columns (default: inferred from a square count).
+    shape of a CSV of pixel columns (default: inferred from a square count). A set
+    opened from a path keeps its :attr:`~LabelledSet.recipe`.
     """
+    found = _open_source(source, class_names, kind=kind, name=name, label_column=label_column,
+                         feature_columns=feature_columns, image_shape=image_shape)
+    if not isinstance(source, (bytes, bytearray)):
+        found.recipe = {"source": str(Path(source).resolve()), "class_names": list(class_names), "kind": kind,
+                        "name": found.source, "label_column": label_column,
+                        "feature_columns": list(feature_columns) if feature_columns else None,
+                        "image_shape": list(image_shape) if image_shape else None}
+    return found
+
+
+def reopen_set(recipe: dict[str, Any], fingerprint: str) -> LabelledSet:
+    """The set of a :attr:`~LabelledSet.recipe`, read again here (on a Ray worker's node);
+    an InputError when the files there are not the driver's set."""
+    recipe = dict(recipe)
+    if recipe.get("image_shape"):
+        recipe["image_shape"] = tuple(recipe["image_shape"])
+    found = open_set(**recipe)
+    if found.fingerprint() != fingerprint:
+        import socket
+
+        raise InputError(f"{recipe['source']} on {socket.gethostname()} is not the set the run was started "
+                         "with (other files or labels); give every node the same copy at the same path")
+    return found
+
+
+def _open_source(
+    source: str | Path | bytes,
+    class_names: list[str],
+    *,
+    kind: str = "image",
+    name: str | None = None,
+    label_column: str | None = None,
+    feature_columns: list[str] | None = None,
+    image_shape: tuple[int, ...] | None = None,
+) -> LabelledSet:
+    """Open a labelled set for a model with ``class_names`` (see :func:`open_set`)."""
     if kind not in ("image", "rows"):
         raise InputError(f"unknown set kind {kind!r}; use image or rows")
     if isinstance(source, (bytes, bytearray)):

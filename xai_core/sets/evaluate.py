@@ -223,27 +223,30 @@ def evaluate(
     progress: ProgressCallback | None = None,
 ) -> Evaluation:
     """Predict every item of ``dataset`` with ``model`` (a :class:`~xai_core.sets.model.SetModel`),
-    ``batch_size`` items at a time, through ``engine`` (default: in-process).
+    ``batch_size`` items at a time, through ``engine`` (default: in this process,
+    chunk after chunk; see :mod:`xai_core.sets.runners`).
 
-    ``progress(fraction, text)`` is called after every batch. Memory holds one
+    ``progress(fraction, text)`` is called after every batch, the text saying items
+    done, items per second and time left (and per worker on Ray). Memory holds one
     batch of inputs plus N x K probabilities.
     """
-    from xai_core.sets.local import LocalEngine
+    from xai_core.sets.meter import Meter
 
     model.check_set(dataset)
-    engine = engine or LocalEngine(model, dataset)
     n = len(dataset)
     size = int(batch_size or model.batch_size or 64)
     probs = np.full((n, model.num_classes), np.nan, np.float32)
     errors = dict(dataset.errors)
     start = time.perf_counter()
-    done = 0
-    for chunk in engine.predict(dataset.chunks(size)):
+    meter = Meter(n, "evaluated", engine)
+    chunks = dataset.chunks(size)
+    results = engine.run(predict_chunk, chunks) if engine is not None else \
+        (predict_chunk(model, dataset, c) for c in chunks)
+    for chunk in results:
         if chunk.indices:
             probs[chunk.indices] = chunk.probabilities
         errors.update(chunk.errors)
-        done += len(chunk.indices) + len(chunk.errors)
-        if progress is not None:
-            progress(min(1.0, done / n), f"evaluated {done} of {n} items")
+        meter.add(len(chunk.indices) + len(chunk.errors))
+        meter.report(progress)
     return Evaluation(list(dataset.names), dataset.labels.copy(), probs, list(model.class_names), errors,
                       time.perf_counter() - start, model.name, dataset.source)

@@ -93,7 +93,7 @@ def explain_chunk(model, dataset: LabelledSet, indices: list[int], request: Expl
     args = (request.method, request.params, request.seed, request.background, list(request.feature_names))
     inputs = dict(zip(ok, prepared, strict=True))
     try:
-        results = model.explain(items, classes, *args)
+        results = model.explain(items, classes, *args, prepared=prepared)
     except XaiError as exc:
         results = []
         for item, wanted in zip(items, classes, strict=True):  # find the item that fails
@@ -115,29 +115,56 @@ def explain_selection(
     request: ExplainRequest,
     *,
     engine=None,
-    chunk_size: int = 4,
+    chunk_size: int | None = None,
     progress: ProgressCallback | None = None,
     errors: dict[int, str] | None = None,
 ) -> Iterator[ItemExplanation]:
     """Yield each selected item's explanation, in selection order, one chunk at a
-    time; items that fail are recorded in ``errors`` (index -> message) and skipped."""
-    from xai_core.sets.local import LocalEngine
+    time (``chunk_size`` items, default :func:`default_chunk_size`; a chunk's items
+    share model batches); items that fail are recorded in ``errors`` (index ->
+    message) and skipped. ``engine`` runs the chunks (default: in this process)."""
+    from xai_core.sets.meter import Meter
 
     model.check_method(request.method)
-    engine = engine or LocalEngine(model, dataset)
     indices = list(indices)
     n = len(indices)
-    done = 0
-    chunks = (indices[s:s + chunk_size] for s in range(0, n, max(1, chunk_size)))
+    size = max(1, chunk_size or default_chunk_size(model, request.method))
+    chunks = (indices[s:s + size] for s in range(0, n, size))
+    meter = Meter(n, f"explained with {request.method}", engine)
     if progress is not None and n:
         progress(0.0, f"explaining {n} item(s) with {request.method}")
-    for chunk in engine.explain(chunks, request):
+    results = engine.run(explain_chunk, chunks, request) if engine is not None else \
+        (explain_chunk(model, dataset, c, request) for c in chunks)
+    for chunk in results:
         if errors is not None:
             errors.update(chunk.errors)
         yield from chunk.results
-        done += len(chunk.results) + len(chunk.errors)
-        if progress is not None:
-            progress(min(1.0, done / max(1, n)), f"explained {done} of {n} item(s) with {request.method}")
+        meter.add(len(chunk.results) + len(chunk.errors))
+        meter.report(progress)
+
+
+SHARED_BYTES = 512 * 2**20  # what the items of a chunk may hold in requested rows at once
+
+
+def default_chunk_size(model, method: str) -> int:
+    """Items explained together: up to a model batch of them for the methods that
+    need gradients (one row or a few per item per pass, so items share the passes),
+    fewer where each item's own batch of ``batch_size`` rows times the items would
+    pass :data:`SHARED_BYTES` (large inputs, many samples); 4 for the perturbation
+    methods, whose every item already fills its own batches (packing them together
+    gained nothing when measured, and holds more memory)."""
+    if model.kind == "image":
+        from xai_core.explainers import get_explainer
+        from xai_core.explainers.cam_family import ClassActivationMap
+        from xai_core.sets.batched import shares_batches
+
+        if shares_batches(method):
+            h, w = model.model.spec.size
+            explainer = get_explainer(method)
+            rows = 1 if isinstance(explainer, ClassActivationMap) and explainer.uses_gradients else model.batch_size
+            per_item = rows * h * w * 3 * 4 * 3  # the path points, their differences and their gradients
+            return max(1, min(64, model.batch_size, SHARED_BYTES // per_item))
+    return 4
 
 
 class SetSummary:

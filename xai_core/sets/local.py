@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 
 class LocalEngine:
-    """Runs the set's unit functions (:func:`~xai_core.sets.evaluate.predict_chunk`,
-    :func:`~xai_core.sets.explain.explain_chunk`) in this process, in order."""
+    """Runs a unit of work (``unit(model, dataset, indices, *args)``, e.g.
+    :func:`~xai_core.sets.evaluate.predict_chunk` or
+    :func:`~xai_core.sets.explain.explain_chunk`) on each chunk in this process, in order."""
 
     name = "local"
     workers = 1
 
     def __init__(self, model, dataset) -> None:
         self.model, self.dataset = model, dataset
+        self.notes: list[str] = []
 
-    def predict(self, chunks: Iterable[list[int]]) -> Iterator:
-        from xai_core.sets.evaluate import predict_chunk
-
+    def run(self, unit: Callable[..., Any], chunks: Iterable[list[int]], *args: Any) -> Iterator:
         for indices in chunks:
-            yield predict_chunk(self.model, self.dataset, indices)
-
-    def explain(self, chunks: Iterable[list[int]], request) -> Iterator:
-        from xai_core.sets.explain import explain_chunk
-
-        for indices in chunks:
-            yield explain_chunk(self.model, self.dataset, indices, request)
+            yield unit(self.model, self.dataset, indices, *args)
 
     def close(self) -> None:
         pass

@@ -153,26 +153,29 @@ class SetModel:
         seed: int,
         background: np.ndarray | None = None,
         feature_names: list[str] | None = None,
+        prepared: list[np.ndarray] | None = None,
     ) -> list[ItemExplanation]:
         """Explain each item (index, name, label, content, probabilities) against its
         classes. Every item and class uses the same ``seed``, so results do not depend
         on how items are grouped or which worker runs them. Rows need the set's
-        ``background`` rows (N x F) for the methods' reference values."""
+        ``background`` rows (N x F) for the methods' reference values; ``prepared``
+        (the items' model inputs, when the caller has them) saves preparing them again."""
         if self.kind == "rows":
             return self._explain_rows(items, classes, method, params, seed, background, feature_names)
-        from xai_core.service import explain_classes
+        from xai_core.sets.batched import explain_items
 
-        results = []
-        for (index, name, label, content, probs), wanted in zip(items, classes, strict=True):
-            start = time.perf_counter()
-            # the core's several-classes run: perturbation methods evaluate each batch once for all classes
-            exps = explain_classes(self.model, content, method, params, classes=list(wanted), seed=seed,
-                                   batch_size=self.batch_size)
-            results.append(ItemExplanation(
-                index, name, label, int(np.argmax(probs)), probs, [e.target for e in exps],
-                np.stack([e.attribution.astype(np.float32) for e in exps]), sum(e.model_evals for e in exps),
-                time.perf_counter() - start, exps[0].signed))
-        return results
+        # the items share model batches (xai_core.sets.batched); each keeps its own seeded draws
+        start = time.perf_counter()
+        found = explain_items(self.model, [item[3] for item in items], method, params,
+                              classes=[list(c) for c in classes], seed=seed, batch_size=self.batch_size,
+                              prepared=prepared, probabilities=np.stack([item[4] for item in items]))
+        elapsed = (time.perf_counter() - start) / max(1, len(items))
+        return [
+            ItemExplanation(index, name, label, int(np.argmax(probs)), probs, [e.target for e in exps],
+                            np.stack([e.attribution.astype(np.float32) for e in exps]),
+                            sum(e.model_evals for e in exps), elapsed, exps[0].signed)
+            for (index, name, label, _, probs), exps in zip(items, found, strict=True)
+        ]
 
     def _explain_rows(self, items, classes, method, params, seed, background, feature_names):
         from xai_core.inputs.tables import TabularData

@@ -1,9 +1,11 @@
-"""Where work runs: in-process (the default), the confined model worker, Ray.
+"""Where a labelled set's work runs: in this process (the default) or on Ray.
 
-The service does not care which engine runs the work; each engine module here
-takes the same requests and returns the same results. Labelled sets run through
-:func:`open_engine`: ``local`` (this process) or ``ray`` (one model replica per
-Ray worker; ``ray`` is imported only then).
+An engine takes the unit of work as an argument: ``engine.run(unit, chunks,
+*args)`` calls ``unit(model, dataset, indices, *args)`` once per chunk of item
+indices and yields the results (:func:`~xai_core.sets.evaluate.predict_chunk`,
+:func:`~xai_core.sets.explain.explain_chunk`), so engines know nothing of
+evaluation or explanation. :func:`open_engine` gives ``local`` (this process) or
+``ray`` (one model replica per Ray worker; ``ray`` is imported only then).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ ENGINES = ("local", "ray")
 
 
 def open_engine(name: str, model, dataset, *, workers: int = 2, address: str | None = None,
-                gpus_per_worker: float = 0.0):
-    """An engine for running ``model`` (a SetModel) over ``dataset``; use it as a context manager."""
+                gpus_per_worker: float = 0.0, say=None):
+    """An engine for running ``model`` (a SetModel) over ``dataset``; use it as a context manager.
+    ``say(text)`` gets the engine's notes as they happen (Ray: workers started, replaced)."""
     from xai_core.types import InputError
 
     if name == "local":
@@ -23,5 +26,6 @@ def open_engine(name: str, model, dataset, *, workers: int = 2, address: str | N
     if name == "ray":
         from xai_core.sets.ray import RayEngine
 
-        return RayEngine(model, dataset, workers=workers, address=address, gpus_per_worker=gpus_per_worker)
+        return RayEngine(model, dataset, workers=workers, address=address, gpus_per_worker=gpus_per_worker,
+                         say=say)
     raise InputError(f"unknown engine {name!r}; use {' or '.join(ENGINES)}")

@@ -1,0 +1,112 @@
+"""Items explained in shared batches equal the one-item service path, method by
+method (same seed, same numbers up to the rounding of another batch
+composition), and the batches really are shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xai_core.sets.batched import Batcher, batched_view, explain_items
+from xai_core.sets.data import array_to_rgb
+from xai_core.sets.model import ModelRef
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "sample_data" / "digits_test.npz"
+CLASSES = [[0, 3], [5], [1, 2, 9], [4]]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return ModelRef("digits_cnn", device="cpu", batch_size=64).open().model
+
+
+@pytest.fixture(scope="module")
+def images():
+    with np.load(DIGITS) as f:
+        return [array_to_rgb(a, str(i)) for i, a in enumerate(f["x"][:4])]
+
+
+@pytest.mark.parametrize(("method", "params"), [
+    ("saliency", {}),
+    ("smoothgrad", {"samples": 6}),
+    ("integrated_gradients", {"steps": 8}),
+    ("shap_gradient", {"samples": 8, "background_size": 4}),
+    ("grad_cam", {}),
+    ("grad_cam_plus_plus", {}),
+    ("cam", {}),
+    ("layer_cam", {}),
+    ("eigen_cam", {}),
+    ("score_cam", {}),
+])
+def test_batched_items_equal_one_item_path(digits, images, method, params):
+    from xai_core.service import explain_classes
+
+    got = explain_items(digits, images, method, params, classes=CLASSES, seed=7, batch_size=64)
+    for image, wanted, results in zip(images, CLASSES, got, strict=True):
+        ref = explain_classes(digits, image, method, params, classes=wanted, seed=7, batch_size=64)
+        assert [r.target for r in results] == wanted
+        for a, b in zip(results, ref, strict=True):
+            assert a.model_evals == b.model_evals
+            scale = float(np.abs(b.attribution).max()) or 1.0
+            np.testing.assert_allclose(a.attribution, b.attribution, rtol=0, atol=1e-5 * scale)
+
+
+def test_items_share_the_model_passes(digits, images):
+    # 4 items x 1 class of Grad-CAM: one prediction pass and one layer pass for each
+    # class asked in the same round, instead of 2 passes per item
+    from xai_core.service import explain_classes
+
+    calls = []
+    batcher = Batcher(len(images), 64)
+    original = Batcher._run_group
+
+    def counting(self, members):
+        calls.append((members[0].op, len(members)))
+        return original(self, members)
+
+    Batcher._run_group = counting
+    try:
+        import threading
+
+        out = [None] * len(images)
+
+        def one(i):
+            try:
+                out[i] = explain_classes(batched_view(digits, batcher), images[i], "grad_cam", {}, classes=[3], seed=0)
+            finally:
+                batcher.leave()
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(images))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        Batcher._run_group = original
+    assert all(o is not None for o in out)
+    assert calls and all(n == len(images) for _, n in calls)
+    assert {op for op, _ in calls} == {"predict", "layer_activations_and_gradients"}
+
+
+def test_a_bad_class_is_refused_not_deadlocked(digits, images):
+    from xai_core.types import InputError
+
+    with pytest.raises(InputError):
+        explain_items(digits, images[:2], "grad_cam", {}, classes=[[0], [99]], seed=0)
+
+
+def test_an_uploaded_model_batches_inside_its_confined_worker(digits, images):
+    from xai_core.loading.models import open_model
+    from xai_core.worker.client import RemoteModel
+
+    remote = open_model(ROOT / "model_zoo" / "weights" / "digits_cnn.pt", arch="digits_cnn", device="cpu")
+    assert isinstance(remote, RemoteModel)
+    for method, params in (("grad_cam", {}), ("shap_gradient", {"samples": 8, "background_size": 4})):
+        got = explain_items(remote, images, method, params, classes=CLASSES, seed=1, batch_size=64)
+        want = explain_items(digits, images, method, params, classes=CLASSES, seed=1, batch_size=64)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(np.stack([m.attribution for m in a]), np.stack([m.attribution for m in b]),
+                                       rtol=0, atol=1e-6)
