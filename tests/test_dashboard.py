@@ -157,7 +157,7 @@ def test_every_explainer_renders_images_and_predictions(method):
     evals = int(next(m.value for m in at.metric if m.label == "Model evaluations").replace(",", ""))
     assert evals >= 1
     engine = next(m.value for m in at.metric if m.label == "Engine")
-    fast = REGISTRY[method].requires == {"predict"}  # gradient-free: the fast forward path
+    fast = REGISTRY[method].requires == {"predict"} or REGISTRY[method].forward_bound  # the fast forward path
     assert engine in (("onnxruntime", "openvino") if fast else ("torch",))
 
 

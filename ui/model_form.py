@@ -200,7 +200,9 @@ def model_sidebar() -> ModelRequest | None:
             st.caption("Preprocessing below comes from the model's own "
                        + ("processor config" if framework.key == "huggingface" else "timm data config")
                        + "; the whole photo is resized (no centre crop) so that maps cover all of it.")
-        spec = preprocessing_form(declared, owner=f"file:{digest}:{arch}")
+        # a timm name decides the data config; a PyTorch architecture does not (typed values stay)
+        owner = f"file:{digest}:{arch}" if framework.key == "timm" else f"file:{digest}"
+        spec = preprocessing_form(declared, owner=owner)
         if spec is None:
             return None
         return ModelRequest(framework.key, "file", str(path), upload.name, spec, content_hash=digest,
