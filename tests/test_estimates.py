@@ -113,8 +113,9 @@ def test_the_command_line_states_the_estimate_before_it_runs(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = [line for line in done.stderr.splitlines() if line.startswith("estimated ")]
-    assert len(lines) == 1, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("estimated ")]
+    assert len(lines) == 1, done.stdout
+    assert not done.stderr.strip().startswith("estimated")
     evals = int(lines[0].split("(")[1].split(" model evaluations")[0].replace(",", ""))
     records = json.loads((out / "results.json").read_text())
     spent = sum(r["model_evals"] + sum(m["model_evals"] for m in r["metrics"].values()) for r in records)

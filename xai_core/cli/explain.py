@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -167,8 +166,9 @@ def class_count(adapter, classes: str | None) -> int:
 def print_estimate(adapter, items: list, per_method: dict[str, dict], inputs: int, classes: int,
                    target_given: bool, batch_size: int | None, metric_names: Sequence[str] = (),
                    metric_params: dict | None = None) -> None:
-    """One line on stderr before any work: 'estimated ~N s (E model evaluations)'
-    for every input x method (x class), and the metrics (timing the model first)."""
+    """One line on stdout before any work: 'estimated ~N s (E model evaluations)'
+    for every input x method (x class), and the metrics (timing the model first).
+    Not stderr: there a failure is one ``error:`` line and nothing else (DESIGN.md 3)."""
     from xai_core.metrics.estimate import estimate_metrics
     from xai_core.service.estimate import estimate_explain, total
 
@@ -179,7 +179,7 @@ def print_estimate(adapter, items: list, per_method: dict[str, dict], inputs: in
         if metric_names:
             per_metric = estimate_metrics(adapter, items, [(method, params)], metric_names, metric_params or {})
             parts += [total(per_metric)] * inputs * classes
-    print(total(parts).line, file=sys.stderr, flush=True)
+    print(total(parts).line, flush=True)
 
 
 def _write_explanation(out: Path, base: str, class_suffix: str, first: bool, adapter, exp, items: list,
