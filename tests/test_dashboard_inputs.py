@@ -111,8 +111,8 @@ def test_two_input_model_gets_one_form_and_one_result_per_input(two_input_files,
     # the faithfulness panel runs on what fed each input (the typed row included): one row per input
     at.button(key="check_image").click().run()
     assert_clean(at)
-    rows = list(at.dataframe[-1].value["Method"])
-    assert "Integrated Gradients · digit" in rows and "Integrated Gradients · extra" in rows, rows
+    columns = list(at.dataframe[-1].value.columns)  # one column per method x input, one row per metric
+    assert "Integrated Gradients · digit" in columns and "Integrated Gradients · extra" in columns, columns
 
     result = at.session_state["img_results"]
     page = result.items[0].explanation

@@ -41,10 +41,21 @@ def picture():
     return skimage.data.chelsea()[::4, ::4]
 
 
-@pytest.mark.parametrize("method", IMAGE_METHODS)
-def test_every_image_method_spends_what_it_planned(digits, picture, method):
-    from xai_core import service
+@pytest.fixture(scope="module")
+def vit():
+    from xai_core.loading.models import open_model
 
+    return open_model("digits_vit")
+
+
+@pytest.mark.parametrize("method", IMAGE_METHODS)
+def test_every_image_method_spends_what_it_planned(digits, vit, picture, method):
+    """On the digits CNN, or the shipped ViT for the methods made for transformers."""
+    from xai_core import service
+    from xai_core.explainers import available_for
+
+    if method not in {e.name for e in available_for(digits)}:
+        digits = vit
     params = SMALL.get(method, {})
     planned, _ = explain_evals(digits, method, params)
     assert planned is not None, f"{method} declares no planned_evals"

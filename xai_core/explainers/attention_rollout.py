@@ -40,6 +40,9 @@ class AttentionRollout(Explainer):
     single_pass = True  # the capture's forward pass also gives the predicted class
     rank = 60
 
+    def planned_evals(self, params, adapter) -> int:
+        return 1  # one pass through the model (and back), which also gives the predicted class
+
     def run(self, ctx: Context, params: RolloutParams) -> RawAttribution:
         maps = read_attention(ctx)
         class_row(maps, self.name)

@@ -43,6 +43,9 @@ class LeGrad(Explainer):
     single_pass = True
     rank = 62
 
+    def planned_evals(self, params, adapter) -> int:
+        return 1  # one pass through the model (and back), which also gives the predicted class
+
     def run(self, ctx: Context, params: LeGradParams) -> RawAttribution:
         maps = read_attention(ctx, block_gradients=True)
         if params.blocks > len(maps.block_gradients):

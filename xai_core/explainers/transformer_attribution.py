@@ -36,6 +36,9 @@ class TransformerAttribution(Explainer):
     single_pass = True
     rank = 61
 
+    def planned_evals(self, params, adapter) -> int:
+        return 1  # one pass through the model (and back), which also gives the predicted class
+
     def run(self, ctx: Context, params: TransformerAttributionParams) -> RawAttribution:
         maps = read_attention(ctx, gradients=True)
         class_row(maps, self.name)
