@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from xai_core.render import maps as render
+from xai_core.render.grid import class_grid
 from xai_core.types import Explanation, Prediction
 
 POSITIVE, NEGATIVE = "#d62728", "#1f77b4"
@@ -34,7 +35,7 @@ def set_grid(items, class_names: list[str], *, feature_names: list[str] | None =
         names = [f"{it.name}: true {_name(class_names, it.label)}, pred {class_names[it.prediction]}"[:60]
                  for it in items]
         marks = [(it.label, it.prediction) for it in items]
-        return render.class_grid(rows, names=names, marks=marks, scale=scale)
+        return class_grid(rows, names=names, marks=marks, scale=scale)
     return _bar_grid(items, class_names, feature_names, method, top_features)
 
 
