@@ -79,7 +79,10 @@ def upload(page, label: str, path: Path) -> None:
 
 
 def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` as a user does in a long list: open the box, type to filter it
+    (a long option list is virtualised: options below the fold are not in the page)."""
     page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+    page.keyboard.type(option)
     page.get_by_role("option", name=option, exact=True).click()
     settle(page)
 
