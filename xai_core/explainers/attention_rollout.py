@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xai_core.explainers._attention import class_row, drawn, patch_grid, read_attention, rollout
-from xai_core.explainers.base import Context, Explainer, RawAttribution, param, register
+from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, param, register
 from xai_core.types import Capability
 
 
@@ -36,7 +36,7 @@ class AttentionRollout(Explainer):
     requires = frozenset({Capability.PREDICT, Capability.ATTENTION,
                           Capability.CLASS_TOKEN})
     Params = RolloutParams
-    signed = False
+    drawing = Drawing(signed=False)  # non-negative patch-grid map
     single_pass = True  # the capture's forward pass also gives the predicted class
     rank = 60
 

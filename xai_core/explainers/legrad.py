@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xai_core.explainers._attention import drawn, read_attention
-from xai_core.explainers.base import Context, Explainer, RawAttribution, param, register
+from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, param, register
 from xai_core.types import Capability, InputError
 
 EPS = 1e-8  # torchcam's normalisation guard
@@ -39,7 +39,7 @@ class LeGrad(Explainer):
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS, Capability.ATTENTION,
                           Capability.BLOCK_SCORES})
     Params = LeGradParams
-    signed = False
+    drawing = Drawing(signed=False)  # non-negative patch-grid map
     single_pass = True
     rank = 62
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xai_core.explainers._attention import class_row, drawn, gradient_weighted, patch_grid, read_attention
-from xai_core.explainers.base import Context, Explainer, RawAttribution, register
+from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, register
 from xai_core.types import Capability
 
 
@@ -32,7 +32,7 @@ class TransformerAttribution(Explainer):
     requires = frozenset({Capability.PREDICT, Capability.INPUT_GRADIENTS, Capability.ATTENTION,
                           Capability.CLASS_TOKEN})
     Params = TransformerAttributionParams
-    signed = False
+    drawing = Drawing(signed=False)  # non-negative patch-grid map
     single_pass = True
     rank = 61
 
