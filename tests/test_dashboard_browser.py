@@ -81,9 +81,20 @@ def upload(page, label: str, path: Path) -> None:
 def choose(page, label: str, option: str) -> None:
     """Pick ``option`` as a user does in a long list: open the box, type to filter it
     (a long option list is virtualised: options below the fold are not in the page)."""
-    page.get_by_test_id("stSelectbox").filter(has_text=label).click()
-    page.keyboard.type(option)
-    page.get_by_role("option", name=option, exact=True).click()
+    box = page.get_by_test_id("stSelectbox").filter(has_text=label)
+    for attempt in range(3):
+        # a rerun that lands between the click and the typing closes the list: open it again
+        settle(page)
+        box.click()
+        try:
+            page.get_by_role("listbox").wait_for(timeout=10_000)
+            page.keyboard.type(option)
+            page.get_by_role("option", name=option, exact=True).click(timeout=15_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
     settle(page)
 
 

@@ -110,7 +110,7 @@ def test_sidecar_labels_and_size_checks(files):
 def test_only_prediction_methods_are_offered(files):
     _, _, paths = files
     adapter = open_model(paths["nchw"])
-    assert {e.name for e in available_for(adapter)} == {"lime", "occlusion", "shap_partition"}
+    assert {e.name for e in available_for(adapter)} == {"lime", "occlusion", "rise", "shap_partition"}
     image = digit_images(1)[0]
     for method in ("saliency", "integrated_gradients", "grad_cam"):
         with pytest.raises(UnsupportedError, match="ONNX models offer predictions only"):
