@@ -203,3 +203,55 @@ def test_a_killed_server_keeps_every_finished_result_and_names_the_lost_run(tmp_
                 assert page.get_by_test_id("stException").count() == 0
         finally:
             browser.close()
+
+
+def keras_upload_page(page, url: str, keras_path: Path, method: str) -> None:
+    """The image page with the user's .keras file uploaded (it runs in a model worker)
+    and ``method`` chosen."""
+    from playwright.sync_api import expect
+    from test_dashboard_browser import click_text, upload
+
+    page.goto(f"{url}/image")
+    expect(page.get_by_text("Explain an image classifier")).to_be_visible(timeout=SLOW)
+    settle(page)
+    choose(page, "Framework", "Keras")
+    click_text(page, "Upload a model file")
+    upload(page, "Model file", keras_path)
+    expect(page.get_by_text("Model input: 32x32, gray")).to_be_visible(timeout=SLOW)
+    choose(page, "Explainer", method)
+
+
+def test_a_second_session_on_the_same_model_says_it_waits_and_its_place(served, tmp_path):
+    """Two browser sessions upload the same model file: they share one model worker,
+    so the second run waits, and its page says so (with its place in the queue)
+    instead of showing nothing; Stop on the first lets the second run."""
+    from playwright.sync_api import expect, sync_playwright
+
+    keras_path = tmp_path / "shared_digits.keras"
+    keras_path.write_bytes((ROOT / "model_zoo" / "weights" / "keras_digits_cnn.keras").read_bytes())
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            first = browser.new_context().new_page()
+            first.set_viewport_size({"width": 1400, "height": 1000})
+            keras_upload_page(first, served, keras_path, "LIME (superpixels)")
+            set_number(first, "Samples", 20000)
+            second = browser.new_context().new_page()  # another session: its own cookies and state
+            second.set_viewport_size({"width": 1400, "height": 1000})
+            keras_upload_page(second, served, keras_path, "Occlusion")
+
+            first.get_by_role("button", name="Explain", exact=True).click()
+            expect(first.get_by_text("Explaining: LIME (superpixels)", exact=False)).to_be_visible(timeout=SLOW)
+            second.get_by_role("button", name="Explain", exact=True).click()
+            expect(second.get_by_text("waiting for another run on this model (1 ahead)", exact=False)) \
+                .to_be_visible(timeout=SLOW)
+            second.screenshot(path=str(ARTIFACTS / "dashboard-run-waiting.png"))
+
+            first.get_by_role("button", name="Stop").click()
+            expect(first.get_by_text("Stopped after")).to_be_visible(timeout=60_000)
+            expect(second.get_by_text("Overlay: Occlusion")).to_be_visible(timeout=SLOW)
+            for page in (first, second):
+                assert page.get_by_test_id("stException").count() == 0
+                assert page.get_by_test_id("stAlertContentError").count() == 0
+        finally:
+            browser.close()
