@@ -8,10 +8,10 @@ st.set_page_config(page_title="XAI dashboard", page_icon=":material/visibility:"
 start_once()  # the one-click start's imports, model and kernels, warmed in a background thread
 
 PAGES = [
-    st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
-    st.Page("pages/image.py", title="Image explainer", icon=":material/image_search:"),
-    st.Page("pages/tabular.py", title="Tabular explainer", icon=":material/table_chart:"),
-    st.Page("pages/sets.py", title="Labelled sets", icon=":material/fact_check:"),
+    st.Page("views/home.py", title="Start", icon=":material/home:", default=True),
+    st.Page("views/image.py", title="Image explainer", icon=":material/image_search:"),
+    st.Page("views/tabular.py", title="Tabular explainer", icon=":material/table_chart:"),
+    st.Page("views/sets.py", title="Labelled sets", icon=":material/fact_check:"),
 ]
 
 st.navigation(PAGES).run()

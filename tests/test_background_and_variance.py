@@ -135,7 +135,7 @@ def npy_of(array: np.ndarray) -> bytes:
 def test_page_offers_an_upload_box_for_the_background():
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / "image.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "views" / "image.py"), default_timeout=120).run()
     at.selectbox(key="img_zoo_model").set_value("digits_cnn").run()
     at.selectbox(key="img_method").set_value("shap_gradient").run()
     assert not at.exception

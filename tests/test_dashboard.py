@@ -62,7 +62,7 @@ def captions(at: AppTest) -> list[str]:
 
 def image_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("pages/image.py").run()
+    at.switch_page("views/image.py").run()
     assert_clean(at)
     return at
 

@@ -321,3 +321,22 @@ def test_two_input_model_one_form_and_one_picture_per_input(server_url, tmp_path
             browser.close()
     values = np.load(target)
     assert values.shape == (3,) and np.all(np.isfinite(values)) and np.any(values != 0)
+
+
+def test_a_page_opened_by_its_address_names_the_pages_as_the_menu_does(server_url):
+    """A result link or a reload opens /image directly: the sidebar lists the pages by
+    their titles, never the file names of a `pages/` folder Streamlit discovers on its own."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{server_url}/image")
+            nav = page.get_by_test_id("stSidebarNav")
+            expect(nav).to_contain_text("Image explainer", timeout=SLOW)
+            names = nav.inner_text()
+            assert "Tabular explainer" in names and "Labelled sets" in names
+            assert not {"app", "image", "tabular", "sets"} & {line.strip() for line in names.splitlines()}
+        finally:
+            browser.close()

@@ -71,7 +71,7 @@ def test_two_input_model_gets_one_form_and_one_result_per_input(two_input_files,
     from xai_core.loading.models import open_model
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("pages/image.py").run()
+    at.switch_page("views/image.py").run()
     upload_two_input_model(at, two_input_files)
     assert_clean(at)
     assert "Features, in order: x, y, z" in [c.value for c in at.caption]

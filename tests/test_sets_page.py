@@ -9,7 +9,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "sets.py")
+PAGE = str(ROOT / "views" / "sets.py")
 
 
 def _clean(at: AppTest) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tabular_helpers import ROOT, synthetic_csv
 
-PAGE = str(ROOT / "pages" / "tabular.py")
+PAGE = str(ROOT / "views" / "tabular.py")
 
 
 @pytest.fixture()

@@ -1,7 +1,7 @@
 """Tabular rows: explain a model's output for one row of a CSV, or for many rows.
 
 Widgets in, one ``xai_core.tabular`` call, render out. Runs inside the app's
-navigation or alone: ``streamlit run pages/tabular.py``.
+navigation or alone: ``streamlit run views/tabular.py``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ st.markdown(
 )
 if st.button("Explain a sample photo", type="primary", icon=":material/play_arrow:"):
     request_quickstart()
-    st.switch_page("pages/image.py")
+    st.switch_page("views/image.py")
 st.caption("Runs Grad-CAM with EfficientNet-Lite0 (ImageNet) on a sample photo; no upload needed.")
 
 st.divider()
