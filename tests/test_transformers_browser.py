@@ -9,8 +9,19 @@ import time
 from pathlib import Path
 
 import pytest
-from test_dashboard_browser import ARTIFACTS, CHROMIUM, SLOW, choose, click_text, launch, screenshot_results, \
-    server_url, settle, upload  # noqa: F401  (server_url is a fixture)
+from served_app import serve
+from test_dashboard_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    SLOW,
+    choose,
+    click_text,
+    free_port,
+    launch,
+    screenshot_results,
+    settle,
+    upload,
+)
 from test_huggingface import zip_folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +31,13 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"),
 ]
+
+@pytest.fixture(scope="module")
+def server_url():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve(free_port(), ARTIFACTS / "streamlit-transformers.log") as url:  # `make run`'s command
+        yield url
+
 
 METHODS = ("Grad-CAM", "Attention rollout", "LIME (superpixels)", "Integrated Gradients")
 
