@@ -25,6 +25,7 @@ import streamlit as st
 
 from xai_core.inputs.images import load_image
 from xai_core.inputs.uploads import store_upload
+from xai_core.sets.model import ModelRef
 from xai_core.types import Explanation, ImageSpec
 
 
@@ -196,3 +197,16 @@ def outside_cache(progress: Callable[[float, str], None] | None) -> Callable[[fl
         outer.run(progress, fraction, text)
 
     return report
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+def open_model_ref(ref: ModelRef):
+    """The adapter of a :class:`~xai_core.sets.model.ModelRef` (what
+    :func:`ui.model_form.model_picker` returns), loaded once per process and shared."""
+    return ref.adapter()
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+def open_set_model(ref: ModelRef):
+    """The model of the labelled-set page (a SetModel: the adapter and the set's class names)."""
+    return ref.open()

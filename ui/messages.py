@@ -49,3 +49,17 @@ def page_text(message: object) -> str:
     for pattern, replacement in _FLAG_WORDS:
         text = re.sub(pattern, replacement, text)
     return text.strip().rstrip(".")
+
+
+def show_error(exc: BaseException) -> None:
+    """One line for a known failure; a short one for an unexpected one (the page's
+    inputs are kept)."""
+    import streamlit as st
+
+    from xai_core.types import XaiError
+
+    if isinstance(exc, XaiError):
+        st.error(page_text(exc) + ".")
+    else:
+        st.error(f"Unexpected failure ({type(exc).__name__}: {page_text(exc)[:300]}). "
+                 "Your inputs are kept; try other settings.")

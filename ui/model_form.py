@@ -1,8 +1,13 @@
-"""Sidebar form: framework, model source (zoo or upload), labels, preprocessing.
+"""The model pickers: the image page's sidebar form (framework, model source, labels,
+preprocessing) and :func:`model_picker` for the pages that read table rows (the
+tabular page) or both kinds (the labelled-set page).
 
-Returns a :class:`~ui.cache.ModelRequest`, or None with an ``st.error`` saying what
-to fix. Preprocessing widgets take their defaults from the chosen zoo entry and
-are reset whenever another model is chosen.
+:func:`model_sidebar` returns a :class:`~ui.cache.ModelRequest`, or None with an
+``st.error`` saying what to fix. Preprocessing widgets take their defaults from
+the chosen zoo entry and are reset whenever another model is chosen.
+:func:`model_picker` returns a :class:`~xai_core.sets.model.ModelRef`. Both read
+the upload types and the file options (architecture, trust) from the framework
+registry and the same helpers.
 """
 
 from __future__ import annotations
@@ -12,17 +17,21 @@ from pathlib import Path
 
 import streamlit as st
 
+from xai_core.sets.model import ModelRef
 from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, XaiError
 from xai_core.worker import sandbox
 
 from .cache import ModelRequest, content_hash, declared_preprocessing, stored_upload, unpack_savedmodel
-from .frameworks import available_frameworks
+from .frameworks import available_frameworks, upload_types
 from .limits import IMAGE_MODEL_MB, LABELS_MB
 from .messages import page_text
 from .protection import trust_checkbox
 
 ZOO_SOURCE = "Model zoo"
 UPLOAD_SOURCE = "Upload a model file"
+ZOO_CHOICE, UPLOAD_CHOICE = "Zoo model", "Upload a model"  # model_picker's sources
+READS = {"image": "images", "rows": "table rows"}
+BATCH = {"image": 64, "rows": 256}
 NOT_STATE_DICT = "(not a state_dict)"
 CUSTOM = "Custom"
 
@@ -281,3 +290,54 @@ def _labels_uploader(owner: str) -> tuple[tuple[str, ...] | None, str | None]:
     except XaiError as exc:
         st.error(f"{page_text(exc)}. The model's own labels are used instead; fix the file and upload it again.")
         return None, None
+
+
+def _zoo_models(reads: tuple[str, ...]) -> dict[str, tuple[str, str, str]]:
+    """Zoo models a page reading ``reads`` offers: name -> (kind, framework,
+    description); offline image models only (digits_cnn first)."""
+    import model_zoo
+    from model_zoo.tabular import DEFAULT_TABULAR_MODEL, TABULAR_ZOO, available_tabular_models
+
+    models: dict[str, tuple[str, str, str]] = {}
+    if "image" in reads:
+        names = sorted((n for n, e in model_zoo.ZOO.items() if e.offline), key=lambda n: (n != "digits_cnn", n))
+        models |= {n: ("image", model_zoo.ZOO[n].framework, model_zoo.ZOO[n].description) for n in names}
+    if "rows" in reads:
+        names = sorted(available_tabular_models(), key=lambda n: n != DEFAULT_TABULAR_MODEL)
+        models |= {n: ("rows", TABULAR_ZOO[n].framework, TABULAR_ZOO[n].description) for n in names}
+    return models
+
+
+def model_picker(prefix: str, reads: tuple[str, ...] = ("rows",), zoo_key: str | None = None) -> ModelRef | None:
+    """A zoo model the page can read, or an uploaded model file (its framework
+    inferred from the file by the registry; a bare state_dict names its
+    architecture; code-carrying files need trust where nothing confines the
+    worker). Widget keys start with ``prefix``. None, with a line saying what to
+    do, until a model is chosen."""
+    source = st.radio("Model", [ZOO_CHOICE, UPLOAD_CHOICE], horizontal=True, key=f"{prefix}_model_source")
+    if source == ZOO_CHOICE:
+        models = _zoo_models(reads)
+        name = st.selectbox("Zoo model", list(models), key=zoo_key or f"{prefix}_zoo_model",
+                            format_func=lambda n: f"{n} ({models[n][1]}"
+                            + (f", {READS[models[n][0]]})" if len(reads) > 1 else ")"))
+        kind, _, description = models[name]
+        st.caption(description)
+        return ModelRef(name, kind, batch_size=BATCH[kind])
+    rows_only = tuple(reads) == ("rows",)
+    upload = st.file_uploader(
+        "Model file", type=upload_types(rows=rows_only), key=f"{prefix}_model_upload",
+        max_upload_size=IMAGE_MODEL_MB,
+        help="; ".join(f"{f.label}: {f.formats}" for f in available_frameworks(rows=rows_only))
+        + ". Labels, inputs and preprocessing come from a sidecar JSON or the file",
+    )
+    kind = "rows" if rows_only else st.radio("The model reads", list(reads), horizontal=True,
+                                             key=f"{prefix}_model_kind", format_func=READS.get)
+    arch = st.text_input("Architecture of a bare state_dict", value="", key=f"{prefix}_arch",
+                         placeholder="tabular_mlp" if rows_only else "digits_cnn, resnet18, tabular_mlp, timm:NAME")
+    trust = trust_checkbox(f"{prefix}_trust", "a TorchScript or .pt2 program, a fully pickled PyTorch module "
+                                              "or a Keras Lambda layer")
+    if upload is None:
+        st.info("Upload a model file, or pick a zoo model.")
+        return None
+    return ModelRef(str(stored_upload(upload)), kind, arch=arch.strip() or None, trust_pickle=trust,
+                    batch_size=BATCH[kind])

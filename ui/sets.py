@@ -18,17 +18,16 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui.frameworks import upload_types
 from xai_core.sets.data import LabelledSet, open_set
 from xai_core.sets.evaluate import Evaluation, evaluate
 from xai_core.sets.model import ModelRef, SetModel
 from xai_core.types import XaiError
 
+from .messages import show_error  # noqa: F401 - the set page's error line
 from .tables import whole_height
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_SET = ROOT / "sample_data" / "digits_test.npz"
-UPLOAD = "Upload a model file"
 MAX_EXPLAIN = 200
 SELECT_LABELS = {
     "misclassified": "Worst misclassified",
@@ -40,62 +39,10 @@ SELECT_LABELS = {
 AGAINST = {"all": "every class", "predicted": "the predicted class", "true": "the true class"}
 
 
-def show_error(exc: BaseException) -> None:
-    if isinstance(exc, XaiError):
-        st.error(" ".join(str(exc).split()))
-    else:
-        st.error(f"Unexpected failure ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). "
-                 "Your inputs are kept; try other settings.")
-
-
 def engine_settings() -> tuple[str, str | None, int]:
     engine = os.environ.get("XAI_ENGINE", "local").strip().lower() or "local"
     workers = int(os.environ.get("XAI_RAY_WORKERS", "2") or 2)
     return engine, os.environ.get("XAI_RAY_ADDRESS") or None, max(1, workers)
-
-
-@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
-def open_set_model(ref: ModelRef) -> SetModel:
-    return ref.open()
-
-
-def _set_models() -> dict[str, str]:
-    """Offline zoo models that a labelled set fits, name -> kind."""
-    import model_zoo
-    from model_zoo.tabular import available_tabular_models
-
-    image = [n for n, e in model_zoo.ZOO.items() if e.offline]
-    image.sort(key=lambda n: (n != "digits_cnn", n))
-    return {**{n: "image" for n in image}, **{n: "rows" for n in available_tabular_models()}}
-
-
-def choose_model() -> ModelRef | None:
-    """Zoo model (digits_cnn first) or an uploaded file; None with a message."""
-    from ui.cache import stored_upload
-
-    models = _set_models()
-    options = [*models, UPLOAD]
-    name = st.selectbox("Model", options, key="set_model",
-                        format_func=lambda n: n if n == UPLOAD else f"{n} ({'images' if models[n] == 'image' else 'table rows'})")
-    if name != UPLOAD:
-        return ModelRef(name, models[name], batch_size=64 if models[name] == "image" else 256)
-    upload = st.file_uploader("Model file (.pt state_dict/TorchScript, .pt2, .keras, .h5, .onnx, timm weights, "
-                              "or a zipped Hugging Face folder); its preprocessing and labels come from a "
-                              "sidecar JSON or the file",
-                              type=upload_types(), key="set_model_file")
-    kind = st.radio("The model reads", ["image", "rows"], horizontal=True, key="set_model_kind",
-                    format_func={"image": "images", "rows": "table rows"}.get)
-    arch = st.text_input("Architecture of a bare state_dict (e.g. digits_cnn, resnet18, tabular_mlp, "
-                         "timm:convnext_atto)",
-                         key="set_model_arch")
-    trust = st.checkbox("I trust this file (allows code inside it: a pickled module, a Keras Lambda layer)",
-                        key="set_model_trust")
-    if upload is None:
-        st.info("Upload a model file, or pick a zoo model.")
-        return None
-    path = stored_upload(upload)
-    return ModelRef(str(path), kind, arch=arch.strip() or None, trust_pickle=trust,
-                    batch_size=64 if kind == "image" else 256)
 
 
 def shipped_set(ref: ModelRef) -> Path | None:

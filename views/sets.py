@@ -11,15 +11,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from ui.cache import open_set_model  # noqa: E402
+from ui.model_form import model_picker  # noqa: E402
 from ui.sets import (  # noqa: E402
     RAY_TRUST_NOTE,
-    choose_model,
     choose_selection,
     choose_set,
     engine_settings,
     evaluation_for,
     load_set,
-    open_set_model,
     show_error,
     show_gallery,
     show_metrics,
@@ -31,7 +31,7 @@ st.caption("Run a model over a labelled set, find the items it gets wrong, and e
 
 top = st.columns(2, gap="large")
 with top[0]:
-    ref = choose_model()
+    ref = model_picker("set", reads=("image", "rows"), zoo_key="set_model")
 model = dataset = None
 if ref is not None:
     try:

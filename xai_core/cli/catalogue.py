@@ -59,9 +59,9 @@ def cmd_layers(args) -> int:
     from xai_core.types import UnsupportedError
 
     if args.model in TABULAR_ZOO and not Path(args.model).exists():  # a table's model: rows have layers too
-        from xai_core.loading.tables import open_tabular_model
+        from xai_core.loading.models import open_model
 
-        adapter = open_tabular_model(args.model)
+        adapter = open_model(args.model)
     else:
         adapter = open_model_from_args(args)
     layers = adapter.layers()

@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     from model_zoo.tabular import TABULAR_ZOO
     from xai_core.cli.common import parse_metric_args, print_metrics
     from xai_core.inputs.tables import default_label_column, load_table, model_columns, read_columns
-    from xai_core.loading.tables import open_tabular_model
+    from xai_core.loading.models import open_model
     from xai_core.metrics import Modality
     from xai_core.metrics.service import evaluate_row
     from xai_core.metrics.service import records as metric_records
@@ -118,8 +118,8 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError("--data is required (a CSV with a header) unless --model is a tabular zoo model")
         data_path = zoo.csv_path
         label_column = label_column or zoo.label_column
-    model = open_tabular_model(args.model, framework=args.framework, arch=args.arch, labels=labels,
-                               trust_pickle=args.trust_pickle)
+    model = open_model(args.model, framework=args.framework, arch=args.arch, labels=labels,
+                       trust_pickle=args.trust_pickle, rows=True)
     features = [c.strip() for c in args.features.split(",") if c.strip()] if args.features else None
     model_features = model_columns(model)
     if label_column is None:
@@ -133,6 +133,10 @@ def _run(args: argparse.Namespace) -> int:
     out = make_output_dir(args.out)
     rows = parse_rows(args.row, data.n_rows)
     found: dict[tuple[int, str], dict] = {}
+    from xai_core.service.estimate import estimate_rows, total
+
+    # the cost before any work (a model in its worker is timed there, as the runs will be)
+    print(total([estimate_rows(model, data, rows, m, per_method[m]) for m in methods]).line)
     for method in methods:
         # all rows in one call (in the model's worker for a file): the method's setup (the
         # Kernel SHAP background summary, LIME's statistics) is made once, not per row;

@@ -10,10 +10,18 @@ import importlib
 import pkgutil
 
 from xai_core.adapters.base import ModelAdapter
-from xai_core.explainers.base import REGISTRY, Context, Explainer, ParamInfo, RawAttribution, param_infos
+from xai_core.explainers.base import (
+    REGISTRY,
+    ROW_BATCH,
+    Context,
+    Explainer,
+    ParamInfo,
+    RawAttribution,
+    param_infos,
+)
 from xai_core.types import InputError
 
-_TEMPLATES = {"at_layer", "base", "rows"}
+_TEMPLATES = {"at_layer", "base"}
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module not in _TEMPLATES and not _module.startswith("_"):
         importlib.import_module(f"{__name__}.{_module}")
@@ -50,6 +58,6 @@ def available_for(adapter: ModelAdapter, modality: str = "image") -> list[Explai
 
 
 __all__ = [
-    "REGISTRY", "Context", "Explainer", "ParamInfo", "RawAttribution", "TABULAR_METHODS",
+    "REGISTRY", "ROW_BATCH", "Context", "Explainer", "ParamInfo", "RawAttribution", "TABULAR_METHODS",
     "available_for", "get_explainer", "methods_for_kind", "param_infos", "IMAGE_METHODS",
 ]

@@ -156,25 +156,36 @@ QualityNote = Callable[[dict[str, Any], "float | None"], "str | None"]
 @dataclass
 class RawAttribution:
     """What an explainer hook returns: a 2-D map at model input resolution (the
-    first input's), and for a model with several inputs one array per input in
-    ``attributions`` (2-D maps for images, (F,) for vectors). ``layer_attribution``
-    holds per-unit values at ``layer`` ((units,) dense, (C, h, w) conv) for methods
-    that attribute to a layer; ``neuron`` the unit a neuron method explains."""
+    first input's) for an image, one signed value per feature (F,) for a table row,
+    and for a model with several inputs one array per input in ``attributions``
+    (2-D maps for images, (F,) for vectors). ``layer_attribution`` holds per-unit
+    values at ``layer`` ((units,) dense, (C, h, w) conv) for methods that attribute
+    to a layer; ``neuron`` the unit a neuron method explains; ``base_value`` the
+    method's reference output where it has one (base + sum = output: SHAP, IG)."""
 
-    attribution: np.ndarray  # H x W float32
+    attribution: np.ndarray  # H x W float32 (an image), (F,) (a row)
     raw: np.ndarray | None = None  # H x W x C where the method has one
     extras: dict[str, Any] = field(default_factory=dict)
     layer: str | None = None
     attributions: list[np.ndarray] | None = None
     layer_attribution: np.ndarray | None = None
     neuron: int | None = None
+    base_value: float | None = None
+
+
+ROW_BATCH = 4096  # table rows are small: this many go through the model at once
 
 
 class Context:
     """Everything an explainer gets: the model, the preprocessed input (``image``:
     the first input's item; ``inputs``: one item per model input, without the batch
     dimension), the target, a seeded RNG, the batch size, and counters/progress for
-    model evaluations."""
+    model evaluations.
+
+    Rows of a table are explained through one context per table and target
+    (:meth:`for_rows`): ``data`` is the table, :meth:`at` points the context at
+    one row (an (F,) item), and ``prepared`` holds what the method's
+    :meth:`Explainer.prepare` step made once for all the rows."""
 
     def __init__(
         self,
@@ -208,6 +219,36 @@ class Context:
         # predictions shared between runs for several classes: the same perturbed
         # batch (same seed) is evaluated once
         self._memo = memo
+        self.data: Any = None  # the table the rows come from (a xai_core.inputs.tables.TabularData)
+        self.prepared: Any = None  # what Explainer.prepare made for this model, data, target and params
+
+    @classmethod
+    def for_rows(cls, adapter: ModelAdapter, data: Any, target: int, seed: int,
+                 batch_size: int = ROW_BATCH) -> Context:
+        """A context over the rows of ``data`` (a TabularData) for one target; point
+        it at a row with :meth:`at`. Its evaluation counter runs across the rows."""
+        ctx = cls(adapter, np.zeros(data.n_features, np.float32), target, seed, batch_size)
+        ctx.data = data
+        ctx.kinds = ["vector"]
+        return ctx
+
+    def at(self, item: np.ndarray) -> Context:
+        """This context pointed at another item of the same kind (a table's row)."""
+        self.image = item
+        self.inputs = [item]
+        return self
+
+    def predict_target(self, x: np.ndarray) -> np.ndarray:
+        """N x F rows -> N explained scores of the target (float64, as shap and lime expect)."""
+        x = np.asarray(x, np.float32).reshape(-1, self.data.n_features)
+        self.model_evals += len(x)
+        return self.adapter.target_scores(x, self.target, batch_size=self.batch_size)
+
+    def row_gradients(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """N x F rows -> (d target score / d row, N x F; the N scores), the inputs'
+        gradients side by side for a model with one input per column."""
+        self.model_evals += len(x)
+        return self.adapter.gradients(x, self.target)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         if self._memo is not None:
@@ -287,7 +328,8 @@ class Context:
 
 
 class Explainer:
-    """Subclass, set the class attributes, implement :meth:`run`, decorate with @register."""
+    """Subclass, set the class attributes, implement :meth:`run` (and :meth:`prepare`
+    when something can be made once for many inputs), decorate with @register."""
 
     name: ClassVar[str]  # the user-facing method name (CLI, results)
     # the registry key: the name, unless another input kind already uses that name
@@ -327,6 +369,13 @@ class Explainer:
     # gets the same map)
     class_specific: ClassVar[bool] = True
 
+    def prepare(self, ctx: Context, params: Any) -> Any:
+        """What can be made once for many inputs explained with the same model, data,
+        target and parameters (LIME's table statistics, the SHAP background, the
+        baseline rows of Integrated Gradients); :meth:`run` finds it in
+        ``ctx.prepared``. The rows of a table share it; default: nothing."""
+        return None
+
     def run(self, ctx: Context, params: Any) -> RawAttribution:
         raise NotImplementedError
 
@@ -337,6 +386,10 @@ class Explainer:
         the method may stop early (a ``tolerance``). None: the method cannot tell
         ahead (then no estimate of time is given)."""
         return None
+
+    def planned_prepare_evals(self, params: Any, adapter: ModelAdapter) -> int:
+        """Model evaluations of :meth:`prepare` (made once for many inputs; at most)."""
+        return 0
 
     @property
     def needs_gradients(self) -> bool:

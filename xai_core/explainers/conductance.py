@@ -25,10 +25,13 @@ from typing import Any
 import numpy as np
 
 from xai_core.adapters.base import ModelAdapter
-from xai_core.explainers.base import Explainer, param
-from xai_core.explainers.integrated_gradients import IntegratedGradientsParams, quadrature
-from xai_core.explainers.integrated_gradients_tabular import TabularIGParams
-from xai_core.explainers.rows import RowContext, RowExplainer
+from xai_core.explainers.base import Context, Explainer, param
+from xai_core.explainers.integrated_gradients import (
+    IntegratedGradientsParams,
+    IntegratedGradientsRows,
+    TabularIGParams,
+    quadrature,
+)
 from xai_core.types import Capability, InputError, UnsupportedError
 
 # the path parameters are Integrated Gradients' own: steps, baseline, quadrature rule
@@ -54,17 +57,17 @@ class RowConductanceParams(TabularIGParams):
                                 "empty: the first layer with a vector output")
 
 
-class RowConductanceExplainer(RowExplainer, ConductanceExplainer):
+class RowConductanceExplainer(ConductanceExplainer):
     """The row form of a conductance method: the baseline row is the row IG's."""
 
-    def setup(self, ctx: RowContext, params: RowConductanceParams) -> Any:
-        from xai_core.explainers.integrated_gradients_tabular import TabularIntegratedGradients
+    input_kind = "vector"
 
-        return TabularIntegratedGradients().setup(ctx, params)[0]  # one baseline row
+    def prepare(self, ctx: Context, params: RowConductanceParams) -> Any:
+        return IntegratedGradientsRows().prepare(ctx, params)[0]  # one baseline row
 
     @staticmethod
-    def layer(ctx: RowContext, params: RowConductanceParams) -> str:
-        return ctx.model.resolve_layer(params.layer) or default_layer(ctx.model)
+    def layer(ctx: Context, params: RowConductanceParams) -> str:
+        return ctx.adapter.resolve_layer(params.layer) or default_layer(ctx.adapter)
 
 
 def path_rule(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:

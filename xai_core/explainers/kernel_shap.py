@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from xai_core.explainers.base import param, register
-from xai_core.explainers.rows import RowAttribution, RowContext, RowExplainer
+from xai_core.explainers.base import Context, Explainer, RawAttribution, param, register
 from xai_core.explainers.stable_budget import StableBudget
 from xai_core.inputs.backgrounds import ROW_BACKGROUND_FILES, load_background_rows
 from xai_core.types import InputError
@@ -45,8 +44,9 @@ class KernelShapParams:
 
 
 @register
-class KernelShap(RowExplainer):
+class KernelShap(Explainer):
     name = "kernel_shap"
+    input_kind = "vector"
     rank = 20
     label = "Kernel SHAP"
     description = ("Shapley values estimated by a weighted linear regression over feature coalitions, "
@@ -56,7 +56,16 @@ class KernelShap(RowExplainer):
     stochastic = True
     slow = True
 
-    def setup(self, ctx: RowContext, params: KernelShapParams) -> Any:
+    def planned_evals(self, params: KernelShapParams, adapter) -> int:
+        """Each coalition over every background row, the row itself for shap and
+        for the output (a maximum: fewer coalitions exist over few features, and
+        a smaller table gives fewer background rows)."""
+        return params.nsamples * params.background_size + 2
+
+    def planned_prepare_evals(self, params: KernelShapParams, adapter) -> int:
+        return params.background_size  # shap's mean output over the background
+
+    def prepare(self, ctx: Context, params: KernelShapParams) -> Any:
         import shap
 
         if params.tolerance > 0 and params.l1_reg != "off":
@@ -74,7 +83,8 @@ class KernelShap(RowExplainer):
             background = data[np.sort(rng.choice(len(data), size=k, replace=False))]
         return shap.KernelExplainer(ctx.predict_target, background)
 
-    def explain(self, ctx: RowContext, params: KernelShapParams, state: Any, x: np.ndarray) -> RowAttribution:
+    def run(self, ctx: Context, params: KernelShapParams) -> RawAttribution:
+        state, x = ctx.prepared, ctx.image
         if params.tolerance > 0:
             return self._stable(ctx, params, state, x)
         saved = np.random.get_state()  # shap samples coalitions with the global NumPy RNG
@@ -89,12 +99,12 @@ class KernelShap(RowExplainer):
         attributions = np.asarray(values, np.float64).reshape(-1)
         base = float(np.ravel(state.expected_value)[0])
         output = float(ctx.predict_target(x[None])[0])
-        return RowAttribution(
-            attributions, base,
-            {"output": output, "additivity_error": float(base + attributions.sum() - output)},
+        return RawAttribution(
+            attributions, base_value=base,
+            extras={"output": output, "additivity_error": float(base + attributions.sum() - output)},
         )
 
-    def _stable(self, ctx: RowContext, params: KernelShapParams, state: Any, x: np.ndarray) -> RowAttribution:
+    def _stable(self, ctx: Context, params: KernelShapParams, state: Any, x: np.ndarray) -> RawAttribution:
         background = np.asarray(state.data.data, np.float64)
         weights = np.asarray(state.data.weights, np.float64)
         weights = weights / weights.sum()
@@ -118,9 +128,9 @@ class KernelShap(RowExplainer):
         attributions[varying] = values
         standard_errors = np.zeros(x.size, np.float64)
         standard_errors[varying] = errors
-        return RowAttribution(
-            attributions, base,
-            {"output": output, "additivity_error": float(base + attributions.sum() - output),
+        return RawAttribution(
+            attributions, base_value=base,
+            extras={"output": output, "additivity_error": float(base + attributions.sum() - output),
              "coalitions": spent, "standard_errors": standard_errors,
              **check.extras(spent, params.nsamples)},
         )

@@ -11,8 +11,6 @@ conductance.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from xai_core.explainers.base import Context, RawAttribution, register
@@ -24,9 +22,7 @@ from xai_core.explainers.conductance import (
     default_layer,
     layer_units,
 )
-from xai_core.explainers.integrated_gradients import integrate, make_baseline
-from xai_core.explainers.integrated_gradients_tabular import TabularIntegratedGradients
-from xai_core.explainers.rows import RowAttribution, RowContext
+from xai_core.explainers.integrated_gradients import IntegratedGradientsRows, integrate, make_baseline
 
 
 @register
@@ -67,12 +63,15 @@ class LayerConductanceRows(RowConductanceExplainer):
     description = LayerConductance.description
     Params = RowConductanceParams
 
-    def explain(self, ctx: RowContext, params: RowConductanceParams, state: Any, x: np.ndarray) -> RowAttribution:
+    def planned_evals(self, params: RowConductanceParams, adapter) -> int:
+        return 2 * params.steps + 3  # the layer's path (steps + 1), the row's IG (steps + 2)
+
+    def run(self, ctx: Context, params: RowConductanceParams) -> RawAttribution:
         layer = self.layer(ctx, params)
-        units, evals = layer_units(ctx.model, x.astype(np.float32), np.asarray(state, np.float32), ctx.target,
-                                   layer, params.steps, params.method, 4096)
+        units, evals = layer_units(ctx.adapter, ctx.image.astype(np.float32), np.asarray(ctx.prepared, np.float32),
+                                   ctx.target, layer, params.steps, params.method, ctx.batch_size)
         ctx.model_evals += evals
-        ig = TabularIntegratedGradients().explain(ctx, params, state, x)
+        ig = IntegratedGradientsRows().run(ctx, params)
         ig.extras["layer_total"] = float(units.sum(dtype=np.float64))
-        return RowAttribution(ig.attributions, ig.base_value, ig.extras, layer=layer,
-                              layer_attribution=units.astype(np.float32))
+        ig.layer, ig.layer_attribution = layer, units.astype(np.float32)
+        return ig

@@ -1,5 +1,9 @@
 """LIME on table rows: a weighted linear model fitted on perturbed rows drawn from
-the table's statistics, by the ``lime`` package (Ribeiro et al. 2016)."""
+the table's statistics, by the ``lime`` package (Ribeiro et al. 2016).
+
+A module of its own beside ``lime_image.py`` because the algorithms differ
+(superpixels there, lime_tabular's discretised statistics here); both are
+:class:`~xai_core.explainers.base.Explainer` subclasses with typed parameters."""
 
 from __future__ import annotations
 
@@ -8,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from xai_core.explainers.base import param, register
+from xai_core.explainers.base import Context, Explainer, RawAttribution, param, register
 from xai_core.explainers.notes import surrogate_fit
-from xai_core.explainers.rows import RowAttribution, RowContext, RowExplainer, fresh_random_state
 from xai_core.types import InputError
 
 
@@ -23,9 +26,10 @@ class LimeTabularParams:
 
 
 @register
-class LimeTabular(RowExplainer):
+class LimeTabular(Explainer):
     key = "lime_tabular"
     name = "lime"
+    input_kind = "vector"
     rank = 10
     label = "LIME"
     description = ("A weighted linear model fitted on perturbed rows drawn from the table's statistics; "
@@ -35,7 +39,10 @@ class LimeTabular(RowExplainer):
     notes = (surrogate_fit,)
     stochastic = True
 
-    def setup(self, ctx: RowContext, params: LimeTabularParams) -> Any:
+    def planned_evals(self, params: LimeTabularParams, adapter) -> int:
+        return params.samples  # the perturbed rows, the row itself among them
+
+    def prepare(self, ctx: Context, params: LimeTabularParams) -> Any:
         from lime.lime_tabular import LimeTabularExplainer
 
         if ctx.data.n_rows < 2:
@@ -50,7 +57,8 @@ class LimeTabular(RowExplainer):
             random_state=fresh_random_state(ctx.seed),
         )
 
-    def explain(self, ctx: RowContext, params: LimeTabularParams, state: Any, x: np.ndarray) -> RowAttribution:
+    def run(self, ctx: Context, params: LimeTabularParams) -> RawAttribution:
+        state, x = ctx.prepared, ctx.image
         # a fresh seeded RandomState per row: the same row gives the same answer
         # whether explained alone or among many
         rs = fresh_random_state(ctx.seed)
@@ -65,12 +73,15 @@ class LimeTabular(RowExplainer):
         attributions = np.zeros(n, np.float64)
         for index, weight in exp.local_exp[1]:
             attributions[int(index)] = weight
-        return RowAttribution(
+        return RawAttribution(
             attributions,
-            None,
-            {
+            extras={
                 "intercept": float(np.ravel(exp.intercept[1])[0]),
                 "local_prediction": float(np.ravel(exp.local_pred)[0]),
                 "r2_score": float(exp.score),
             },
         )
+
+
+def fresh_random_state(seed: int) -> np.random.RandomState:
+    return np.random.RandomState(seed % 2**32)

@@ -10,7 +10,6 @@ path crosses, neuron conductances give Integrated Gradients.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -24,7 +23,6 @@ from xai_core.explainers.conductance import (
     neuron_inputs,
 )
 from xai_core.explainers.integrated_gradients import make_baseline
-from xai_core.explainers.rows import RowAttribution, RowContext
 
 
 @dataclass(frozen=True)
@@ -77,11 +75,13 @@ class NeuronConductanceRows(RowConductanceExplainer):
     description = NeuronConductance.description
     Params = RowNeuronConductanceParams
 
-    def explain(self, ctx: RowContext, params: RowNeuronConductanceParams, state: Any,
-                x: np.ndarray) -> RowAttribution:
+    def planned_evals(self, params: RowNeuronConductanceParams, adapter) -> int:
+        return params.steps
+
+    def run(self, ctx: Context, params: RowNeuronConductanceParams) -> RawAttribution:
         layer = self.layer(ctx, params)
-        raw, evals = neuron_inputs(ctx.model, x.astype(np.float32), np.asarray(state, np.float32), ctx.target,
-                                   layer, params.neuron, params.steps, params.method, 4096)
+        raw, evals = neuron_inputs(ctx.adapter, ctx.image.astype(np.float32), np.asarray(ctx.prepared, np.float32),
+                                   ctx.target, layer, params.neuron, params.steps, params.method, ctx.batch_size)
         ctx.model_evals += evals
-        return RowAttribution(raw.astype(np.float64), None, {"neuron_total": float(raw.sum(dtype=np.float64))},
+        return RawAttribution(raw.astype(np.float64), extras={"neuron_total": float(raw.sum(dtype=np.float64))},
                               layer=layer, neuron=params.neuron)

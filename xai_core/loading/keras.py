@@ -69,6 +69,10 @@ def open_keras(path: Path, options: OpenOptions):
     layers (Python code), like a trusted pickle."""
     from xai_core.adapters.keras import KerasAdapter, model_input_shapes
 
+    if options.rows:
+        model, kind = load_keras_file(path, trust_code=options.trust_code)
+        return KerasAdapter(model, options.inputs, options.labels, name=options.name or path.name, kind=kind,
+                            device=options.device, batch_size=options.batch_size, output_kind=options.output_kind)
     sidecar, name = read_sidecar(path), path.name
     if path.suffix.lower() == ".zip":  # a zipped SavedModel folder, unpacked once under the temporary folder
         import hashlib

@@ -21,11 +21,14 @@ from xai_core.loading.spec import (  # noqa: F401 - re-exported: callers import 
     MISTAKEN_KEYS,
     OpenOptions,
     SpecOverrides,
+    describe_rows,
     model_default_spec,
     read_json_sidecar,
     read_sidecar,
+    rows_options,
     sidecar_inputs,
 )
+from xai_core.loading.torch import check_model_file
 from xai_core.types import ImageSpec, InputError, ModelLoadError
 
 _FIRST_USE_LOCK = threading.RLock()
@@ -42,17 +45,35 @@ def open_model(
     device: str = "auto",
     batch_size: int = 16,
     engine: str | None = None,
+    rows: bool = False,
+    output_kind: str | None = None,
+    display_name: str | None = None,
 ) -> ModelAdapter:
     """A zoo name or a model file -> a ready adapter.
 
     ``engine``: where a model *file* is loaded and run: "worker" (the confined model
     worker, :mod:`xai_core.worker.client`; the default, or ``XAI_ENGINE``) or
     "inprocess" (this process; files that carry code then need ``trust_pickle``).
-    Zoo models always run in-process."""
+    Zoo models always run in-process.
+
+    ``rows``: the model explains rows of a table (a tabular zoo name opens one
+    without it): its inputs are feature vectors, described by the file's sidecar
+    (:func:`~xai_core.loading.spec.rows_options`), and image preprocessing does not
+    apply. ``output_kind`` overrides the sidecar's ``output``; ``display_name`` the
+    name shown for the model."""
     import model_zoo
+    from model_zoo.tabular import TABULAR_ZOO, get_tabular_entry
 
     overrides = overrides or SpecOverrides()
     ref_str = str(ref)
+    if ref_str in TABULAR_ZOO and not Path(ref_str).exists():
+        entry = get_tabular_entry(ref_str)
+        if not entry.path.exists():
+            raise ModelLoadError(f"zoo model {entry.name}: {entry.path.name} is missing; run {entry.source}")
+        return open_model(entry.path, framework=entry.framework, labels=labels, output_kind=output_kind,
+                          display_name=entry.name, engine="inprocess", rows=True)
+    if rows:
+        return _open_rows(Path(ref_str), framework, arch, labels, output_kind, trust_pickle, display_name, engine)
     if ref_str in model_zoo.ZOO and not Path(ref_str).exists():
         entry = model_zoo.get_entry(ref_str)
         if entry.folder is not None:  # a model saved the way its world saves it (a Hugging Face or timm folder)
@@ -87,6 +108,31 @@ def open_model(
     options = OpenOptions(arch=arch, overrides=overrides, labels=labels, trust_code=trust_pickle, device=device,
                           batch_size=batch_size)
     return get_framework(framework).open(path, options)
+
+
+def _open_rows(path: Path, framework: str | None, arch: str | None, labels: list[str] | None,
+               output_kind: str | None, trust_pickle: bool, display_name: str | None,
+               engine: str | None) -> ModelAdapter:
+    """A model file over table rows -> an adapter over feature vectors, in the worker
+    unless ``engine`` says otherwise; the framework's own opener loads it."""
+    from model_zoo.tabular import TABULAR_ZOO
+
+    if not path.exists():
+        raise InputError(
+            f"{path}: neither a model file nor a tabular zoo model; zoo models: {', '.join(TABULAR_ZOO)}"
+        )
+    name = display_name or path.name
+    if choose_engine(engine) == "worker":
+        from xai_core.worker.client import open_remote
+
+        return open_remote("xai_core.loading.models:open_model", path, name, framework=framework, arch=arch,
+                           labels=labels, output_kind=output_kind, trust_pickle=trust_pickle,
+                           display_name=name, engine="inprocess", rows=True)
+    check_model_file(path, directories=True)
+    sidecar = read_json_sidecar(path) if path.is_file() else {}
+    options = rows_options(sidecar, arch, labels, output_kind, trust_pickle, name)
+    opener = get_framework(framework or infer_framework(path), rows=True)  # names the frameworks serving rows
+    return describe_rows(opener.open(path, options), sidecar, name)
 
 
 def choose_engine(engine: str | None) -> str:

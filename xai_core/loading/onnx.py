@@ -86,8 +86,14 @@ __all__ = ["OnnxInput", "load_onnx_file", "describe_input", "describe_inputs"]
 def open_onnx(path: Path, options: OpenOptions):
     """An ONNX graph (and its ``model.json`` sidecar) -> an OnnxAdapter; preprocessing
     defaults from the first image input's fixed dimensions."""
-    from xai_core.adapters.onnx import OnnxAdapter
+    from xai_core.adapters.onnx import OnnxAdapter, onnx_class_labels
 
+    if options.rows:
+        name = options.name or path.name
+        session, _ = load_onnx_file(path)
+        return OnnxAdapter(session, describe_inputs(session, name), options.inputs, options.labels, name=name,
+                           batch_size=options.batch_size, output_kind=options.output_kind,
+                           class_labels=onnx_class_labels(path.read_bytes()))
     sidecar = read_sidecar(path)
     session, _ = load_onnx_file(path)
     infos = describe_inputs(session, path.name)

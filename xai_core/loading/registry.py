@@ -43,7 +43,7 @@ class Framework:
     carries_code: str = ""  # the formats that carry code (confined worker, or explicit trust); "" for none
     formats: str = ""  # what a file may hold, for help texts
     hint: str = ""  # how to give a model of this kind, for error messages
-    rows: bool = False  # serves models of table rows too (open_tabular_model)
+    rows: bool = False  # serves models of table rows too (open_model(..., rows=True))
     extra_packages: tuple[str, ...] = ()
 
     @property

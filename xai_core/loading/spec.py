@@ -20,6 +20,7 @@ from xai_core.types import (
     ImageSpec,
     InputError,
     InputSpec,
+    VectorSpec,
     spec_from_dict,
 )
 
@@ -59,6 +60,12 @@ class OpenOptions:
     trust_code: bool = False
     device: str = "auto"
     batch_size: int = 16
+    # a model over table rows: its inputs (feature vectors, from the sidecar or one
+    # vector of the model's own width) replace the image preprocessing
+    rows: bool = False
+    inputs: Any = None  # rows: a VectorSpec or a tuple of specs, one per model input
+    output_kind: str | None = None
+    name: str | None = None  # the name shown for the model (the file's when None)
 
 
 def read_json_sidecar(path: Path) -> dict[str, Any]:
@@ -152,3 +159,34 @@ def sidecar_labels(sidecar: dict[str, Any], given: list[str] | None) -> list[str
     if given is None and "labels" in sidecar:
         return [str(v) for v in sidecar["labels"]]
     return given
+
+
+def rows_options(sidecar: dict[str, Any], arch: str | None, labels: list[str] | None, output_kind: str | None,
+                 trust_code: bool, name: str) -> OpenOptions:
+    """How a model over table rows is opened: what the user gave, else its sidecar's
+    ``labels``, ``arch``/``architecture`` and ``output`` (probability, logit, sigmoid
+    or score); its inputs are the sidecar's ``inputs`` (a model with one input per
+    column declares them) or one feature vector of the model's own width. Rows are
+    small: they run on the CPU, thousands at a time."""
+    return OpenOptions(
+        arch=arch or sidecar.get("arch") or sidecar.get("architecture"),
+        labels=labels if labels is not None else sidecar.get("labels"),
+        trust_code=trust_code, device="cpu", batch_size=4096, rows=True,
+        inputs=sidecar_inputs(sidecar) or VectorSpec(),
+        output_kind=output_kind or sidecar.get("output"), name=name,
+    )
+
+
+def describe_rows(model: Any, sidecar: dict[str, Any], name: str) -> Any:
+    """Give a model over rows what its sidecar says of the table: ``feature_names``
+    (the input columns in order: tables are then matched to the model by column
+    name), ``columns`` (the table's columns in the model's input order, for inputs
+    without names of their own) and ``label_column``."""
+    from xai_core.inputs.tables import feature_names_from_sidecar
+
+    names = feature_names_from_sidecar(sidecar, model.n_features, name)
+    if names is not None and not model.multi_input:
+        model.inputs = (replace(model.inputs[0], feature_names=tuple(names)),)
+    model.table_columns = feature_names_from_sidecar(sidecar, model.n_features, name, key="columns")
+    model.label_column = sidecar.get("label_column") if isinstance(sidecar.get("label_column"), str) else None
+    return model

@@ -74,6 +74,10 @@ def open_torch(path: Path, options: OpenOptions):
     """A PyTorch model file (and its ``model.json`` sidecar) -> a TorchAdapter."""
     from xai_core.adapters.torch import TorchAdapter
 
+    if options.rows:
+        module, kind = load_torch_rows(path, options.name or path.name, options.arch, options.trust_code)
+        return TorchAdapter(module, options.inputs, options.labels, name=options.name or path.name, kind=kind,
+                            device=options.device, batch_size=options.batch_size, output_kind=options.output_kind)
     sidecar = read_sidecar(path)
     labels = sidecar_labels(sidecar, options.labels)
     spec = sidecar_inputs(sidecar) or options.overrides.apply(ImageSpec.from_dict(sidecar) if sidecar else ImageSpec())
@@ -81,6 +85,44 @@ def open_torch(path: Path, options: OpenOptions):
                                    num_classes=len(labels) if labels else None)
     return TorchAdapter(module, spec, labels, name=path.name, kind=kind, device=options.device,
                         batch_size=options.batch_size, output_kind=sidecar.get("output"))
+
+
+def load_torch_rows(path: Path, name: str, arch: str | None, trust_pickle: bool) -> tuple[Any, str]:
+    """A PyTorch file of a model over table rows -> (module, kind): a state_dict (or
+    .safetensors) builds a zoo tabular architecture (``tabular_mlp`` is recognised
+    from its weights); other formats load as :func:`load_torch_file` loads them."""
+    fmt = sniff_torch_format(path)
+    if fmt == "safetensors":
+        state = read_safetensors(path, name)
+    elif fmt != "torch_save":
+        return load_torch_file(path, trust_pickle=trust_pickle)
+    else:
+        import torch
+
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            return load_torch_file(path, trust_pickle=trust_pickle)  # a pickled module: refused unless trusted
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"{name}: corrupt or truncated PyTorch file ({exc})") from None
+        state = _extract_state_dict(obj, name)
+    from model_zoo.architectures import TABULAR_ARCHITECTURES, build_tabular_architecture
+
+    if arch is None:
+        if "norm_mean" in state and any(k.startswith("net.") for k in state):
+            arch = "tabular_mlp"
+        else:
+            raise ModelLoadError(
+                f"{name} is a state_dict (weights only): name its architecture with --arch "
+                f"({', '.join(TABULAR_ARCHITECTURES)}), or save the model as TorchScript or a .pt2 program"
+            )
+    module = build_tabular_architecture(arch, state)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        text = " ".join(str(exc).split())[:400]
+        raise ModelLoadError(f"{name}: the weights do not fit architecture {arch!r} ({text})") from None
+    return module, "module"
 
 
 def declared_torch_spec(path: Path, arch: str | None = None) -> ImageSpec:

@@ -194,7 +194,7 @@ def evaluate_row(
     ``exp.row`` of ``data``: removed features take the column means, input noise
     is scaled by the column standard deviations, and the score is the explained
     one (the class probability, the logit of a logit model, or the score)."""
-    from xai_core.explainers.rows import RowContext
+    from xai_core.explainers import Context
     from xai_core.service.rows import get_tabular_explainer
 
     layers = model.weight_layers()
@@ -204,12 +204,13 @@ def evaluate_row(
     prepared: dict[str, Any] = {}
 
     def rerun(x: np.ndarray, variant: Any = None, progress: ProgressCallback | None = None) -> tuple[np.ndarray, int]:
-        ctx = RowContext(variant or model, data, exp.target, exp.seed)
-        key = id(variant)  # the method's setup (SHAP background, LIME statistics) is made once per model
+        ctx = Context.for_rows(variant or model, data, exp.target, exp.seed)
+        key = id(variant)  # the method's prepare step (SHAP background, LIME statistics) is made once per model
         if key not in prepared:
-            prepared[key] = explainer.setup(ctx, parsed)
-        raw = explainer.explain(ctx, parsed, prepared[key], np.asarray(x, np.float32))
-        return np.asarray(raw.attributions, np.float64).reshape(-1), ctx.model_evals
+            prepared[key] = explainer.prepare(ctx, parsed)
+        ctx.prepared = prepared[key]
+        raw = explainer.run(ctx.at(np.asarray(x, np.float32)), parsed)
+        return np.asarray(raw.attribution, np.float64).reshape(-1), ctx.model_evals
 
     x = np.asarray(data.x[exp.row], np.float32)
     task = MetricInput(

@@ -17,6 +17,9 @@ from xai_core.adapters.base import ModelAdapter
 from xai_core.adapters.fast_forward import prepare as prepare_fast_forward
 from xai_core.explainers import Context, available_for, get_explainer
 from xai_core.inputs.images import preprocess
+from xai_core.inputs.tables import TabularData
+from xai_core.service.rows import explain_row
+from xai_core.service.targets import resolve_class
 from xai_core.types import (
     Capability,
     Explanation,
@@ -73,35 +76,6 @@ def predict_image(adapter: ModelAdapter, image, k: int = 5) -> list[Prediction]:
     items = prepare_inputs(adapter, image)
     probs = adapter.predict(adapter.join([x[None] for x in items]))[0]
     return top_predictions(adapter, probs, k)
-
-
-def resolve_class(
-    target: int | str | None, names: list[str], default: int, what: tuple[str, str] = ("class", "classes")
-) -> int:
-    """The index a user's target means: None/"" -> ``default``; an int (or its digits)
-    -> that index; text -> the name matching exactly (case-insensitive), else the
-    one name containing it. ``what`` is the (singular, plural) noun for errors."""
-    one, many = what
-    if target is None or (isinstance(target, str) and not target.strip()):
-        return default
-    n = len(names)
-    if isinstance(target, (int, np.integer)) or str(target).strip().lstrip("-").isdigit():
-        index = int(target)
-        if not 0 <= index < n:
-            raise InputError(f"target {index} is out of range; the model has {n} {many} (0..{n - 1})")
-        return index
-    text = str(target).strip().lower()
-    lowered = [name.lower() for name in names]
-    if text in lowered:
-        return lowered.index(text)
-    matches = [i for i, name in enumerate(lowered) if text in name]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        listed = f"; {many}: {', '.join(names)}" if n <= 20 else ""
-        raise InputError(f"no {one} named {target!r}{listed}")
-    shown = ", ".join(names[i] for i in matches[:6])
-    raise InputError(f"{target!r} matches several {many} ({shown}...); give the index or the exact name")
 
 
 def resolve_target(adapter: ModelAdapter, target: int | str | None, probs: np.ndarray) -> int:
@@ -172,15 +146,28 @@ def explain(
     progress: ProgressCallback | None = None,
     top_k: int = 5,
     output: str | None = None,
+    row: int | None = None,
 ) -> Explanation:
     """Explain ``image`` (RGB uint8 H x W x 3, any size; or one item per model input,
-    see :func:`prepare_inputs`) with ``method``.
+    see :func:`prepare_inputs`) with ``method``; or one row of a table: ``image`` a
+    :class:`~xai_core.inputs.tables.TabularData` and ``row`` its 0-based index (the
+    same as :func:`xai_core.service.rows.explain_row`; a row method's layer is its
+    ``layer`` parameter, which ``layer`` sets).
 
     ``output`` chooses what gradient methods explain for a model that ends in a
     softmax: 'logit' (the softmax stripped) or 'probability' (default: as the
     model is). The attribution in the result is at model input resolution; render
     it onto the original image with :func:`xai_core.render.overlay`.
     """
+    if isinstance(image, TabularData):
+        if row is None:
+            raise InputError("explaining a table: give the row to explain (row=INDEX, 0-based)")
+        if batch_size is not None or output is not None:
+            raise InputError("batch_size and output apply to images; a table's rows run as the model declares")
+        params = dict(params or {}) | ({"layer": layer} if layer else {})
+        return explain_row(adapter, image, row, method, params, target=target, seed=seed, progress=progress)
+    if row is not None:
+        raise InputError("row= picks a row of a table; give the table (load_table) instead of an image")
     with adapter.explaining(output):
         return _explain(adapter, image, method, params, target=target, layer=layer, seed=seed,
                         batch_size=batch_size, progress=progress, top_k=top_k)

@@ -31,6 +31,7 @@ import numpy as np
 from xai_core.adapters.base import ModelAdapter
 
 PROBE_BATCH = 4  # items of the larger probe batch (at most the model's batch size)
+ROW_PROBE = 1024  # ... for table rows
 
 
 @dataclass(frozen=True)
@@ -117,15 +118,16 @@ def observed_rate(adapter: ModelAdapter, method: str) -> float | None:
         return _OBSERVED.get(adapter, {}).get(method)
 
 
-def measure(adapter: ModelAdapter, items: Sequence[np.ndarray], gradients: bool) -> Timing:
+def measure(adapter: ModelAdapter, items: Sequence[np.ndarray], gradients: bool, probe: int = PROBE_BATCH) -> Timing:
     """Time one evaluation of ``adapter`` on ``items`` (one canonical item per model
-    input): a warm-up call, then calls of 1 and of ``PROBE_BATCH`` items (forward, or
-    forward and backward of the predicted class's score); kept with the model."""
+    input): a warm-up call, then calls of 1 and of ``probe`` items (forward, or
+    forward and backward of the predicted class's score); kept with the model.
+    Table rows cost so little each that they are timed in a large probe batch."""
     kind = "backward" if gradients else "forward"
     known = known_timing(adapter, gradients)
     if known is not None:
         return known
-    big = max(2, min(PROBE_BATCH, int(adapter.default_batch_size)))
+    big = max(2, min(probe, int(adapter.default_batch_size)))
     if not gradients and getattr(adapter, "engine", "") != "worker":
         # gradient-free methods run on the fast forward path: time that one (a model in
         # a worker takes its own path there, and is timed through the worker as it is)
@@ -196,6 +198,32 @@ def estimate_explain(adapter: ModelAdapter, items: Sequence[np.ndarray] | None, 
     seconds = timing.seconds(evals, size) if timing is not None and evals is not None else None
     rate = observed_rate(adapter, method)
     if rate is not None and evals is not None:  # a finished run of it on this model knows better
+        seconds = evals * rate
+    return Estimate(evals, seconds, at_most)
+
+
+def estimate_rows(adapter: ModelAdapter, data: Any, rows: Sequence[int], method: str,
+                  params: dict[str, Any] | None = None, *, measure_now: bool = True) -> Estimate:
+    """The cost of :func:`~xai_core.service.rows.explain_rows` over ``rows`` of
+    ``data`` (a TabularData): each row's evaluations plus the method's prepare step
+    (once per output explained), priced like an image run by the model's measured
+    timing of a batch of rows."""
+    from xai_core.explainers import ROW_BATCH, get_explainer
+
+    explainer = get_explainer(method, "vector")
+    parsed = explainer.params(params)
+    per_row = explainer.planned_evals(parsed, adapter)
+    if per_row is None:
+        return Estimate(None, None)
+    evals = len(rows) * per_row + explainer.planned_prepare_evals(parsed, adapter)
+    at_most = float(getattr(parsed, "tolerance", 0.0) or 0.0) > 0
+    timing = known_timing(adapter, explainer.needs_gradients)
+    if timing is None and measure_now and rows and not adapter.multi_input:
+        timing = measure(adapter, [np.asarray(data.x[rows[0]], np.float32)], explainer.needs_gradients,
+                         probe=ROW_PROBE)
+    seconds = timing.seconds(evals, ROW_BATCH) if timing is not None else None
+    rate = observed_rate(adapter, f"{method}:rows")
+    if rate is not None:  # a finished run of it on this model knows better
         seconds = evals * rate
     return Estimate(evals, seconds, at_most)
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from xai_core.adapters.base import ModelAdapter
-from xai_core.explainers import get_explainer
-from xai_core.explainers.rows import RowContext
+from xai_core.explainers import Context, get_explainer
 from xai_core.inputs.tables import TabularData, check_row
+from xai_core.service.targets import resolve_class
 from xai_core.types import Explanation, InputError, Prediction, UnsupportedError, _jsonable
 from xai_core.worker.client import runs_in_worker
 
@@ -66,8 +66,6 @@ def predict_rows(model: ModelAdapter, data: TabularData, rows: Sequence[int] | N
 def resolve_tabular_target(model: ModelAdapter, target: int | str | None, outputs: np.ndarray) -> int:
     """None -> the largest output (the only one for a single score); an index (or its
     digits) -> that output; text -> the output name matching it (case-insensitive)."""
-    from xai_core.service import resolve_class
-
     default = int(np.argmax(outputs)) if model.num_outputs > 1 else 0
     return resolve_class(target, list(model.output_names), default, ("output", "output(s)"))
 
@@ -189,19 +187,19 @@ def explain_rows(
     if progress is not None:
         progress(0.0, f"{explainer.label}: preparing")
     explanations: list[Explanation] = []
-    contexts: dict[int, tuple[RowContext, Any]] = {}
+    contexts: dict[int, Context] = {}  # one per target, prepared once for all its rows
     total_evals = 0
     for i, (row, t, out) in enumerate(zip(rows, targets, outputs, strict=True)):  # noqa: B007
         t0 = time.perf_counter()
         fresh = t not in contexts
-        if fresh:  # the setup's evaluations are counted with the first row that needs it
-            ctx = RowContext(model, data, t, seed)
-            contexts[t] = (ctx, explainer.setup(ctx, parsed))
-        ctx, state = contexts[t]
+        if fresh:  # the prepare step's evaluations are counted with the first row that needs it
+            ctx = contexts[t] = Context.for_rows(model, data, t, seed)
+            ctx.prepared = explainer.prepare(ctx, parsed)
+        ctx = contexts[t]
         evals_before = 0 if fresh else ctx.model_evals
-        raw = explainer.explain(ctx, parsed, state, data.x[row])
+        raw = explainer.run(ctx.at(data.x[row]), parsed)
         evals = ctx.model_evals - evals_before
-        attributions = np.asarray(raw.attributions, np.float64).reshape(-1)
+        attributions = np.asarray(raw.attribution, np.float64).reshape(-1)
         if attributions.shape != (data.n_features,) or not np.isfinite(attributions).all():
             raise UnsupportedError(f"{method} returned unusable attributions for row {row} (non-finite or wrong size)")
         attributions = attributions.astype(np.float32)
@@ -232,7 +230,7 @@ def explain_rows(
             row=int(row),
             label=_plain(data.labels[row]) if data.labels is not None else None,
         ))
-        total_evals = sum(c.model_evals for c, _ in contexts.values())
+        total_evals = sum(c.model_evals for c in contexts.values())
         if progress is not None:
             progress((i + 1) / len(rows), f"{explainer.label}: row {i + 1} of {len(rows)}")
 

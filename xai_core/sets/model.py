@@ -35,18 +35,19 @@ class ModelRef:
     batch_size: int = 16
 
     def open(self) -> SetModel:
-        labels = list(self.labels) if self.labels else None
-        if self.kind == "rows":
-            from xai_core.loading.tables import open_tabular_model
+        return SetModel(self.adapter(), self.kind, self.batch_size, self)
 
-            return SetModel(open_tabular_model(self.ref, framework=self.framework, arch=self.arch, labels=labels,
-                                               trust_pickle=self.trust_pickle), "rows", self.batch_size, self)
+    def adapter(self) -> Any:
+        """The model itself (a ModelAdapter), opened as this reference says."""
         from xai_core.loading.models import open_model
 
-        adapter = open_model(self.ref, framework=self.framework, arch=self.arch, overrides=self.overrides,
-                             labels=labels, trust_pickle=self.trust_pickle, device=self.device,
-                             batch_size=self.batch_size)
-        return SetModel(adapter, "image", self.batch_size, self)
+        labels = list(self.labels) if self.labels else None
+        if self.kind == "rows":
+            return open_model(self.ref, framework=self.framework, arch=self.arch, labels=labels,
+                              trust_pickle=self.trust_pickle, rows=True)
+        return open_model(self.ref, framework=self.framework, arch=self.arch, overrides=self.overrides,
+                          labels=labels, trust_pickle=self.trust_pickle, device=self.device,
+                          batch_size=self.batch_size)
 
 
 def guess_kind(ref: str) -> str:
@@ -76,7 +77,7 @@ class ItemExplanation:
 
 class SetModel:
     """``model`` is an image :class:`~xai_core.adapters.base.ModelAdapter` (kind
-    "image") or a row model (a vector-input adapter from :func:`~xai_core.tabular.open_tabular_model`, kind "rows")."""
+    "image") or a row model (a vector-input adapter from ``open_model(..., rows=True)``, kind "rows")."""
 
     def __init__(self, model: Any, kind: str, batch_size: int = 16, ref: ModelRef | None = None) -> None:
         self.model, self.kind, self.batch_size, self.ref = model, kind, int(batch_size), ref

@@ -1,13 +1,18 @@
 """Tabular rows: CSV tables, the row service and plots. Models are the framework
-adapters of :mod:`xai_core.adapters` with a feature-vector input; the row methods
-live in :mod:`xai_core.explainers` beside the image ones.
+adapters of :mod:`xai_core.adapters` with a feature-vector input, opened by
+:func:`xai_core.open_model` (``rows=True`` for a file); the row methods live in
+:mod:`xai_core.explainers` beside the image ones, and :func:`xai_core.explain`
+explains a row as it explains an image.
 
-    from xai_core.tabular import open_tabular_model, load_table, explain_row
-    model = open_tabular_model("breast_cancer_mlp")
+    from xai_core import explain, open_model
+    from xai_core.tabular import load_table
+    model = open_model("breast_cancer_mlp")
     data = load_table("sample_data/breast_cancer.csv", label_column="target", n_features=model.n_features,
                       model_features=model.feature_names)  # columns matched by name
-    expl = explain_row(model, data, 0, "kernel_shap")  # an xai_core.Explanation
+    expl = explain(model, data, "kernel_shap", row=0)  # an xai_core.Explanation
     expl.ranked()  # (feature, attribution), largest first
+
+``open_tabular_model`` and ``explain_row`` are the same calls under their older names.
 
 Importing this package loads no deep-learning framework; plots import plotly and
 matplotlib only when called.
