@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     from xai_core.render.bars import save_bar_png
     from xai_core.render.words import fit_notes
     from xai_core.service.quality import quality_notes
-    from xai_core.service.rows import explain_rows, get_tabular_explainer
+    from xai_core.service.rows import check_tabular_method, explain_rows, get_tabular_explainer
 
     metric_names, metric_params = parse_metric_args(args.metrics, args.metric_param, Modality.ROWS)
     methods = list(dict.fromkeys(args.method))
@@ -132,6 +132,8 @@ def _run(args: argparse.Namespace) -> int:
 
     out = make_output_dir(args.out)
     rows = parse_rows(args.row, data.n_rows)
+    for method in methods:  # what the model cannot serve is said before the estimate measures it
+        check_tabular_method(model, method)
     found: dict[tuple[int, str], dict] = {}
     from xai_core.service.estimate import estimate_rows, total
 
@@ -191,6 +193,9 @@ def parse_rows(items: Sequence[str], n_rows: int) -> list[int]:
                 rows.append(int(text))
             except ValueError:
                 raise InputError(f"--row {item!r}: give a row number, a range A-B, or all") from None
+    for index in rows:  # before any work (the estimate reads the first row)
+        if not 0 <= index < n_rows:
+            raise InputError(f"row {index} is out of range: the table has {n_rows} rows (0..{n_rows - 1})")
     return list(dict.fromkeys(rows))
 
 
