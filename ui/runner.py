@@ -79,7 +79,7 @@ def plan_estimate(adapter, given, plan: ExplainPlan, measure_now: bool) -> Estim
     classes = _class_count(adapter, plan.classes)
     items = prepare_inputs(adapter, given) if measure_now else None
     parts = [estimate_explain(adapter, items, run.method, run.params, classes=classes,
-                              target_given=plan.target not in (None, ""), measure_now=measure_now)
+                              measure_now=measure_now)
              for run in plan.runs]
     return total(parts)
 

@@ -96,7 +96,7 @@ def cmd_explain(args) -> int:
         resolve_class(args.target, adapter.labels, 0)
     first = _input_items(adapter, images[0][1], given)
     print_estimate(adapter, prepare_inputs(adapter, first if adapter.multi_input else images[0][1]), per_method,
-                   len(images), class_count(adapter, classes), args.target not in (None, ""), args.batch_size,
+                   len(images), class_count(adapter, classes), args.batch_size,
                    metric_names, metric_params)
     out = make_output_dir(args.out)
     records = []
@@ -164,7 +164,7 @@ def class_count(adapter, classes: str | None) -> int:
 
 
 def print_estimate(adapter, items: list, per_method: dict[str, dict], inputs: int, classes: int,
-                   target_given: bool, batch_size: int | None, metric_names: Sequence[str] = (),
+                   batch_size: int | None, metric_names: Sequence[str] = (),
                    metric_params: dict | None = None) -> None:
     """One line on stdout before any work: 'estimated ~N s (E model evaluations)'
     for every input x method (x class), and the metrics (timing the model first).
@@ -174,7 +174,7 @@ def print_estimate(adapter, items: list, per_method: dict[str, dict], inputs: in
 
     parts = []
     for method, params in per_method.items():
-        parts += [estimate_explain(adapter, items, method, params, classes=classes, target_given=target_given,
+        parts += [estimate_explain(adapter, items, method, params, classes=classes,
                                    batch_size=batch_size)] * inputs
         if metric_names:
             per_metric = estimate_metrics(adapter, items, [(method, params)], metric_names, metric_params or {})

@@ -22,9 +22,8 @@ def read_attention(ctx: Context, gradients: bool = False, block_gradients: bool 
     gradients are asked); settles the target and probabilities when still open."""
     maps = ctx.adapter.attention_maps(ctx.one(), ctx.target, gradients=gradients, block_gradients=block_gradients)
     ctx.model_evals += 1
-    if ctx.target is None:
-        ctx.probs = np.asarray(maps.probabilities[0])
-        ctx.target = int(maps.target)
+    if ctx.unsettled():
+        ctx.settle(maps.probabilities[0])
     return maps
 
 

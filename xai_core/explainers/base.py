@@ -208,6 +208,9 @@ class Context:
         # None until the first gradient pass picks the predicted class (single-pass methods)
         self.target = target
         self.probs = probs  # the image's class probabilities, once known
+        # True when the method's own first pass over the image gives its probabilities
+        # (single-pass methods with a given target: the service skips its prediction)
+        self.probs_from_pass = False
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.batch_size = batch_size
@@ -284,11 +287,11 @@ class Context:
         same pass yields the predicted class and the probabilities (batch[0] must
         then be the image itself)."""
         self.model_evals += len(as_parts(batch)[0])
-        if self.target is None:
+        if self.unsettled():
             grads, scores, probs = self.adapter.input_gradients(
-                batch, None, self.batch_size, return_probs=True
+                batch, self.target, self.batch_size, return_probs=True
             )
-            self._settle(probs[0])
+            self.settle(probs[0])
             return grads, scores
         return self.adapter.input_gradients(batch, self.target, self.batch_size)
 
@@ -305,17 +308,25 @@ class Context:
     def layer_gradients(self, layer: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(activations, gradients, scores) of the image at ``layer``."""
         self.model_evals += 1
-        if self.target is None:
+        if self.unsettled():
             acts, grads, scores, probs = self.adapter.layer_activations_and_gradients(
-                self.one(), None, layer, return_probs=True
+                self.one(), self.target, layer, return_probs=True
             )
-            self._settle(probs[0])
+            self.settle(probs[0])
             return acts, grads, scores
         return self.adapter.layer_activations_and_gradients(self.one(), self.target, layer)
 
-    def _settle(self, probs: np.ndarray) -> None:
-        self.probs = probs
-        self.target = int(np.argmax(probs))
+    def unsettled(self) -> bool:
+        """True while the next pass over the image must also give its probabilities
+        (and the predicted class when no target was given)."""
+        return self.target is None or (self.probs is None and self.probs_from_pass)
+
+    def settle(self, probs: np.ndarray) -> None:
+        """The image's probabilities, from the method's own pass; the predicted class
+        becomes the target unless one was given."""
+        self.probs = np.asarray(probs)
+        if self.target is None:
+            self.target = int(np.argmax(probs))
 
     def progress(self, fraction: float, text: str = "") -> None:
         if self._progress is not None:
@@ -357,8 +368,9 @@ class Explainer:
     # True when run() handles models with several inputs (ctx.inputs), returning one
     # attribution per input
     several_inputs: ClassVar[bool] = False
-    # True when one gradient pass of the image itself gives both the predicted class
-    # and the attribution, so the service skips its separate prediction pass.
+    # True when one pass of the image itself gives the attribution and the class
+    # probabilities (and the predicted class when no target is given), so the service
+    # skips its separate prediction pass.
     single_pass: ClassVar[bool] = False
     # True when the method's time goes into gradient-free forward passes of many
     # perturbed inputs (Score-CAM's masked images), so the service gives the model

@@ -102,6 +102,7 @@ class Lrp(Explainer):
     notes = (relevance_conservation,)
     requires = frozenset({Capability.PREDICT, Capability.TORCH_MODULE})
     rank = 38
+    single_pass = True  # the relevance pass's forward also gives the probabilities
 
     def planned_evals(self, params: LrpParams, adapter) -> int:
         return 1  # one forward pass and the relevance passed back
@@ -132,6 +133,8 @@ class Lrp(Explainer):
                 if not isinstance(out, torch.Tensor) or out.ndim != 2:
                     raise UnsupportedError(f"LRP needs a model returning N x classes; {adapter.name} returned "
                                            f"{type(out).__name__}")
+                if ctx.unsettled():  # the forward is the model's own (rules change the backward only)
+                    ctx.settle(adapter.probabilities(out.detach().float().cpu().numpy())[0])
                 seed = torch.zeros_like(out)
                 seed[:, ctx.target] = out[:, ctx.target].detach()
                 (relevance,) = torch.autograd.grad(out, x, grad_outputs=seed)

@@ -37,7 +37,7 @@ def estimate_metrics(adapter: ModelAdapter, items: Sequence[np.ndarray] | None,
         parsed = metric.params(params.get(name))
         total = Estimate(0, 0.0)
         for method, method_params in explained:
-            rerun, at_most = explain_evals(adapter, method, known_params(method, method_params), target_given=True)
+            rerun, at_most = explain_evals(adapter, method, known_params(method, method_params))
             evals = metric.planned_evals(parsed, rerun, layers)
             gradients = metric.needs_gradients_of_method and get_explainer(method).needs_gradients
             timing = known_timing(adapter, gradients)

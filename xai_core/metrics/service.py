@@ -37,7 +37,9 @@ def rerun(adapter: ModelAdapter, exp: Explanation, items: Sequence[np.ndarray], 
         picture = (np.clip(first, 0, 1) * 255).round().astype(np.uint8) if first.ndim == 3 else None
         ctx = Context(model, first, exp.target, exp.seed, int(batch_size or model.default_batch_size),
                       layer=exp.layer, original_image=picture, inputs=inputs, progress=progress)
-        ctx.probs = ctx.predict(ctx.one())[0]  # as service.explain: methods may read the input's own scores
+        ctx.probs_from_pass = explainer.single_pass  # as service.explain: methods may read the input's own scores
+        if not explainer.single_pass:
+            ctx.probs = ctx.predict(ctx.one())[0]
         raw = explainer.run(ctx, parsed)
         attributions = raw.attributions or [raw.attribution]
         attribution = np.nan_to_num(np.asarray(attributions[index], np.float32), nan=0.0, posinf=0.0, neginf=0.0)

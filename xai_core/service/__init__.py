@@ -266,7 +266,11 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
         progress=progress, layer=layer, original_image=image if isinstance(image, np.ndarray) else None,
         inputs=items, memo=memo,
     )
-    if not (explainer.single_pass and (target is None or target == "")):
+    if explainer.single_pass:  # the method's own pass gives the probabilities
+        ctx.probs_from_pass = True
+        if not (target is None or target == ""):
+            ctx.target = resolve_class(target, adapter.labels, 0)
+    else:
         ctx.probs = adapter.predict(ctx.one())[0]
         ctx.model_evals += 1
         ctx.target = resolve_target(adapter, target, ctx.probs)

@@ -162,11 +162,11 @@ def measure(adapter: ModelAdapter, items: Sequence[np.ndarray], gradients: bool,
 
 
 def explain_evals(adapter: ModelAdapter, method: str, params: dict[str, Any] | None = None, *,
-                  classes: int = 1, target_given: bool = False) -> tuple[int | None, bool]:
+                  classes: int = 1) -> tuple[int | None, bool]:
     """(model evaluations, whether the budget is a maximum) of explaining one input
     with ``method`` for ``classes`` classes: the method's own evaluations plus the
-    service's prediction pass (skipped by single-pass methods when no target is
-    given)."""
+    service's prediction pass (single-pass methods take the probabilities from
+    their own pass; several classes are ranked by one prediction first)."""
     from xai_core.explainers import get_explainer
 
     explainer = get_explainer(method)
@@ -174,13 +174,13 @@ def explain_evals(adapter: ModelAdapter, method: str, params: dict[str, Any] | N
     own = explainer.planned_evals(parsed, adapter)
     if own is None:
         return None, False
-    predict = 0 if explainer.single_pass and not target_given and classes == 1 else 1
+    predict = 0 if explainer.single_pass and classes == 1 else 1
     at_most = float(getattr(parsed, "tolerance", 0.0) or 0.0) > 0
     return own * classes + predict, at_most
 
 
 def estimate_explain(adapter: ModelAdapter, items: Sequence[np.ndarray] | None, method: str,
-                     params: dict[str, Any] | None = None, *, classes: int = 1, target_given: bool = False,
+                     params: dict[str, Any] | None = None, *, classes: int = 1,
                      batch_size: int | None = None, measure_now: bool = True) -> Estimate:
     """The cost of :func:`xai_core.service.explain` (``classes`` > 1:
     :func:`~xai_core.service.explain_classes`) before running it. ``items``: the
@@ -189,7 +189,7 @@ def estimate_explain(adapter: ModelAdapter, items: Sequence[np.ndarray] | None, 
     alone in that case."""
     from xai_core.explainers import get_explainer
 
-    evals, at_most = explain_evals(adapter, method, params, classes=classes, target_given=target_given)
+    evals, at_most = explain_evals(adapter, method, params, classes=classes)
     gradients = get_explainer(method).needs_gradients
     timing = known_timing(adapter, gradients)
     if timing is None and measure_now and items is not None and evals is not None:
