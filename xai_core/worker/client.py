@@ -163,7 +163,8 @@ class Worker:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONDONTWRITEBYTECODE="1",
                    PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2])]
                                               + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-                   HOME=str(self._scratch), TMPDIR=str(self._scratch))
+                   HOME=str(self._scratch), TMPDIR=str(self._scratch),
+                   XAI_MEMORY_MB=str(self.memory_bytes // 2**20))  # the worker's own limit, for what it plans
         log = open(self._scratch / "worker.log", "wb")  # noqa: SIM115 - kept by the child
         try:
             # started from one long-lived thread: bubblewrap's --die-with-parent is tied to
