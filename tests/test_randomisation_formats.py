@@ -1,7 +1,8 @@
 """The randomisation check on the Keras and Hugging Face forms users save (issue
 20 item 2; the PyTorch and ONNX forms are in test_every_format.py): a Keras
-functional `.keras` file, a subclassed model saved with `model.export` and a
-SavedModel whose signature takes one image a call, and a Hugging Face folder.
+functional `.keras` file, a subclassed model saved as `.keras` and with
+`model.export`, a SavedModel whose signature takes one image a call, and a
+Hugging Face folder.
 Each works through the model worker and equals the same model in-process, or is
 refused with one line saying why."""
 
@@ -64,8 +65,10 @@ def saved(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("keras_forms")
     files = {"functional": out / "functional.keras", "subclassed_export": out / "subclassed_export",
-             "one_image_signature": out / "one_image"}
+             "one_image_signature": out / "one_image", "subclassed": out / "subclassed.keras"}
     functional.save(files["functional"])
+    keras.saving.register_keras_serializable(package="xai_tests")(Subclassed)
+    subclassed.save(files["subclassed"])
     subclassed.export(files["subclassed_export"], verbose=False)
     one = tf.function(lambda x: {"logits": functional(x, training=False)},
                       input_signature=[tf.TensorSpec((1, SIDE, SIDE, 3), tf.float32, name="x")])
@@ -113,6 +116,17 @@ def test_keras_savedmodel_is_refused_in_one_line(saved, image, form):
         randomisation(model, image)
     text = str(info.value)
     assert "\n" not in text and "SavedModel" in text and "save the model as .keras" in text
+
+
+def test_subclassed_keras_file_is_refused_when_opened(saved):
+    """Its class is Python code the worker does not have (and a model with no defined
+    input cannot be wrapped in-process either): one line at open, not a wrong check."""
+    from xai_core.types import ModelLoadError
+
+    files, _ = saved
+    with pytest.raises(ModelLoadError) as info:
+        open_model(files["subclassed"])
+    assert "\n" not in str(info.value) and "custom class" in str(info.value)
 
 
 def test_hugging_face_folder_through_the_worker_equals_in_process(tmp_path, image):

@@ -379,6 +379,7 @@ def prepare(adapter, image: np.ndarray, cache_dir: str | os.PathLike | None = No
             except Exception as exc:  # noqa: BLE001
                 return _attach(adapter, FastForward(own, f"ONNX export failed ({_short(exc)}); model itself"))
         if built.choice is not None and built.choice["engine"] == own:
+            built.onnx, built.runners = b"", {}  # never run here: let the export and the engines go
             return _attach(adapter, FastForward(own, "model itself: no engine was faster at calibration",
                                                 None, built.choice["ms_per_image"]))
         digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).hexdigest()
@@ -392,6 +393,7 @@ def prepare(adapter, image: np.ndarray, cache_dir: str | os.PathLike | None = No
         names = [built.choice["engine"]] if built.choice and built.choice["engine"] in CANDIDATES else list(CANDIDATES)
         ok: dict[str, float] = {}
         notes = []
+        calibrating = built.choice is None
         for name in names:
             runner = built.runners.get(name)
             if runner is None and name not in built.failed:
@@ -413,13 +415,24 @@ def prepare(adapter, image: np.ndarray, cache_dir: str | os.PathLike | None = No
                 notes.append(f"{name} failed ({_short(exc)})")
                 continue
             ok[name] = timings[name] = 1000 * t / len(batch)
+            if calibrating:  # one engine in memory at a time (VGG16: 1.2 GB each); the winner is built again
+                del built.runners[name], runner
         if built.choice is None and (ok or not notes):
             best = min(ok, key=ok.get) if ok else own
             built.choice = {"engine": best if timings[best] < timings[own] else own,
                             "ms_per_image": timings, "threads": engine_threads()}
             _save_choice(folder, key, built.choice)
+        if built.choice is not None and built.choice["engine"] == own:
+            built.onnx, built.runners = b"", {}
         if built.choice is not None and built.choice["engine"] in ok:
             engine = built.choice["engine"]
+            if engine not in built.runners:
+                try:
+                    built.runners[engine] = CANDIDATES[engine](built.onnx, engine_threads())
+                except Exception as exc:  # noqa: BLE001
+                    built.failed[engine] = _short(exc)
+                    return _attach(adapter, FastForward(own, f"model itself: {engine} failed ({_short(exc)})"))
+            built.onnx = b""  # the engine holds what it needs (the file is on disk, or was in memory only)
             note = (f"{engine} with {engine_threads()} threads, agrees within {TOLERANCE:g} on this image; "
                     f"{built.where}")
             built.verified[digest] = note
