@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xai_core.adapters.runtime import memory_limit_bytes, resident_bytes
+from xai_core.adapters.runtime import memory_limit_bytes, memory_limit_setting, resident_bytes
 
 TOLERANCE = 1e-4  # of the largest absolute output on the checked images
 # Building the engines (one at a time) grows the process by this many times the model's
@@ -347,7 +347,7 @@ def memory_reason(adapter) -> str | None:
     mb = 2**20
     return (f"not taken: building its engines needs about {need // mb} MB ({used // mb} MB in use + "
             f"{MEMORY_FACTOR} x the model's {weights // mb} MB of weights), more than this process's "
-            f"{limit // mb} MB limit (XAI_MEMORY_MB); model itself")
+            f"{limit // mb} MB limit ({memory_limit_setting()}); model itself")
 
 
 def prepare(adapter, image: np.ndarray, cache_dir: str | os.PathLike | None = None) -> FastForward:

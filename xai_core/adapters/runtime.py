@@ -46,6 +46,11 @@ def memory_limit_bytes() -> int:
     return int(min(total // 2, 16 * 2**30))
 
 
+def memory_limit_setting() -> str:
+    """The setting a user changes for :func:`memory_limit_bytes` (the worker's is its own)."""
+    return os.environ.get("XAI_MEMORY_SETTING", "XAI_MEMORY_MB")
+
+
 def resident_bytes() -> int:
     """This process's resident memory (0 where /proc is not there)."""
     try:

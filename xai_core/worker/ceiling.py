@@ -22,7 +22,7 @@ import ctypes
 import threading
 
 from xai_core.adapters.runtime import memory_limit_bytes as ceiling_bytes
-from xai_core.adapters.runtime import resident_bytes
+from xai_core.adapters.runtime import memory_limit_setting, resident_bytes
 from xai_core.types import XaiError
 
 POLL_S = 0.2
@@ -71,7 +71,7 @@ class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(la
                         return
                     text = (f"{label}: used {used // 2**20} MB of memory, more than its ceiling of "
                             f"{limit // 2**20} MB, and was stopped; use a smaller batch size or budget "
-                            "(XAI_MEMORY_MB sets the ceiling)")
+                            f"({memory_limit_setting()} sets the ceiling)")
                     error = type("MemoryCeilingError", (MemoryCeilingError,), {"text": text})
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), ctypes.py_object(error))
                     return

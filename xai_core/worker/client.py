@@ -164,7 +164,8 @@ class Worker:
                    PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2])]
                                               + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
                    HOME=str(self._scratch), TMPDIR=str(self._scratch),
-                   XAI_MEMORY_MB=str(self.memory_bytes // 2**20))  # the worker's own limit, for what it plans
+                   # the worker's own limit, for what it plans and for the ceiling of its runs
+                   XAI_MEMORY_MB=str(self.memory_bytes // 2**20), XAI_MEMORY_SETTING="XAI_WORKER_MEMORY_MB")
         log = open(self._scratch / "worker.log", "wb")  # noqa: SIM115 - kept by the child
         try:
             # started from one long-lived thread: bubblewrap's --die-with-parent is tied to
