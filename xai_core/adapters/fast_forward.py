@@ -415,12 +415,13 @@ def prepare(adapter, image: np.ndarray, cache_dir: str | os.PathLike | None = No
                     notes.append(f"{name} disagrees with the model by {rel:.1e} of the largest output")
                     continue
                 _, t = _timed(lambda runner=runner: runner(batch))
+                ok[name] = timings[name] = 1000 * t / len(batch)
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"{name} failed ({_short(exc)})")
-                continue
-            ok[name] = timings[name] = 1000 * t / len(batch)
-            if calibrating:  # one engine in memory at a time (VGG16: 1.2 GB each); the winner is built again
-                del built.runners[name], runner
+            finally:
+                if calibrating:  # one engine in memory at a time (VGG16: 1.2 GB each); the winner is built again
+                    built.runners.pop(name, None)
+                    runner = None
         if built.choice is None and (ok or not notes):
             best = min(ok, key=ok.get) if ok else own
             built.choice = {"engine": best if timings[best] < timings[own] else own,
