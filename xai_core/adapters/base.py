@@ -678,6 +678,11 @@ class ModelAdapter(ABC):
         weights cannot be reached)."""
         return []
 
+    @property
+    def weights_refusal(self) -> str:
+        """Why :meth:`weight_layers` is empty, for a check that needs the weights."""
+        return f"{self.name} does not expose its weights ({self.framework})"
+
     def randomized_copy(self, layers_from_top: int, seed: int) -> ModelAdapter:
         """A new adapter for a copy of the model whose top ``layers_from_top``
         weight layers are random (normal, each tensor keeping its RMS); this

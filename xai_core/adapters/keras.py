@@ -146,9 +146,24 @@ class KerasAdapter(ModelAdapter):
         self._paths: dict[str, object] | None = None
         self._eager = False
         self._graph_forward = tf.function(self._forward, reduce_retracing=True)
+        self.max_batch = self._fixed_batch(model)
         with self._lock:
-            probe = self._call(self._tensors(self.probe_batch())).numpy()
+            probe = np.concatenate([self._call(self._tensors(part)).numpy() for part in self._probe_parts()])
         self._settle_outputs(probe, labels, output_kind)
+
+    def _fixed_batch(self, model) -> int | None:
+        """1 for a SavedModel signature traced for one image a call (then every batch is
+        run an item at a time), None where the batch is free."""
+        batch = model_input_shape(model)[0] if self.kind == "savedmodel" else None
+        if batch is None or batch == 1:
+            return batch
+        raise ModelLoadError(f"{self.name}: its signature takes exactly {batch} items a call; save it with a "
+                             "free batch dimension (None) or for one item")
+
+    def _probe_parts(self) -> list[list[np.ndarray]]:
+        """The probe pair as one batch, or item by item for a one-item signature."""
+        probe = self.probe_batch()
+        return [probe] if self.max_batch != 1 else [[p[i : i + 1] for p in probe] for i in range(2)]
 
     def _check_input(self, spec: InputSpec, shape: tuple) -> None:
         if isinstance(spec, VectorSpec):
@@ -440,9 +455,17 @@ class KerasAdapter(ModelAdapter):
             return []
         return [layer.name for layer in self._weight_layers_of(self.model)]
 
+    @property
+    def weights_refusal(self) -> str:
+        if self.kind == "savedmodel":
+            return (f"{self.name} is a TensorFlow SavedModel, which keeps its weights but not which layer "
+                    "holds them or which layer is on top, so its layers cannot be randomised from the top; "
+                    "save the model as .keras")
+        return super().weights_refusal
+
     def randomized_copy(self, layers_from_top: int, seed: int) -> KerasAdapter:
         if self.kind != "model":
-            raise UnsupportedError(f"{self.name}: a SavedModel signature exposes no weights to randomise")
+            raise UnsupportedError(self.weights_refusal)
         with self._lock:
             try:
                 clone = keras.models.clone_model(self.model)

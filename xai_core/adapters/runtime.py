@@ -1,7 +1,8 @@
 """The frameworks as the adapters meet them: quiet lazy imports of TensorFlow and
 onnxruntime, and what a loaded model offers before it is wrapped (a SavedModel's
 serving signature, the checks on a Keras model's inputs and outputs, an ONNX graph
-input). The loaders (:mod:`xai_core.loading`) build these; the adapters use them."""
+input). The loaders (:mod:`xai_core.loading`) build these; the adapters use them.
+Also the process's memory: what it holds now and the limit it runs under."""
 
 from __future__ import annotations
 
@@ -34,6 +35,29 @@ def import_tensorflow():
             "Keras models need TensorFlow: pip install -r requirements.txt (tensorflow-cpu)"
         ) from None
     return tf
+
+
+def memory_limit_bytes() -> int:
+    """The memory this process may use: ``XAI_MEMORY_MB`` (the model worker is
+    started with its own limit there), else half the machine's memory up to 16 GB."""
+    if os.environ.get("XAI_MEMORY_MB"):
+        return int(float(os.environ["XAI_MEMORY_MB"]) * 2**20)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(min(total // 2, 16 * 2**30))
+
+
+def memory_limit_setting() -> str:
+    """The setting a user changes for :func:`memory_limit_bytes` (the worker's is its own)."""
+    return os.environ.get("XAI_MEMORY_SETTING", "XAI_MEMORY_MB")
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 @dataclass

@@ -92,8 +92,7 @@ def check_weights(adapter: ModelAdapter, names: Sequence[str], layers: list[str]
     """An UnsupportedError when a metric needs weights that the model does not expose."""
     for name in names:
         if Needs.WEIGHTS in get_metric(name).needs and not layers:
-            raise UnsupportedError(f"metric {name} needs model weights, which {adapter.name} does not expose "
-                                   f"({adapter.framework})")
+            raise UnsupportedError(f"metric {name} needs model weights: {adapter.weights_refusal}")
 
 
 def run_metrics(

@@ -19,13 +19,13 @@ sessions the run that crosses the line is the one stopped.
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 
+from xai_core.adapters.runtime import memory_limit_bytes as ceiling_bytes
+from xai_core.adapters.runtime import memory_limit_setting, resident_bytes
 from xai_core.types import XaiError
 
 POLL_S = 0.2
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 _active = threading.local()
 
 
@@ -36,23 +36,6 @@ class MemoryCeilingError(XaiError):
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(args or (type(self).text,)))
-
-
-def ceiling_bytes() -> int:
-    """XAI_MEMORY_MB, else half the machine's memory up to 16 GB."""
-    if os.environ.get("XAI_MEMORY_MB"):
-        return int(float(os.environ["XAI_MEMORY_MB"]) * 2**20)
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return int(min(total // 2, 16 * 2**30))
-
-
-def resident_bytes() -> int:
-    """This process's resident memory."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(label): ...
@@ -88,7 +71,7 @@ class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(la
                         return
                     text = (f"{label}: used {used // 2**20} MB of memory, more than its ceiling of "
                             f"{limit // 2**20} MB, and was stopped; use a smaller batch size or budget "
-                            "(XAI_MEMORY_MB sets the ceiling)")
+                            f"({memory_limit_setting()} sets the ceiling)")
                     error = type("MemoryCeilingError", (MemoryCeilingError,), {"text": text})
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), ctypes.py_object(error))
                     return

@@ -163,7 +163,9 @@ class Worker:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONDONTWRITEBYTECODE="1",
                    PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2])]
                                               + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-                   HOME=str(self._scratch), TMPDIR=str(self._scratch))
+                   HOME=str(self._scratch), TMPDIR=str(self._scratch),
+                   # the worker's own limit, for what it plans and for the ceiling of its runs
+                   XAI_MEMORY_MB=str(self.memory_bytes // 2**20), XAI_MEMORY_SETTING="XAI_WORKER_MEMORY_MB")
         log = open(self._scratch / "worker.log", "wb")  # noqa: SIM115 - kept by the child
         try:
             # started from one long-lived thread: bubblewrap's --die-with-parent is tied to

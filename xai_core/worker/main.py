@@ -182,6 +182,8 @@ def calibrate(model: Any) -> float | None:
         return None
     try:
         parts = probe()
+        if getattr(model, "max_batch", None) == 1:  # a program or signature traced for one item
+            parts = [p[1:2] for p in parts]
         begun = time.perf_counter()
         run(parts)
         return (time.perf_counter() - begun) / max(1, len(parts[0]))
