@@ -9,7 +9,7 @@ captum's layer and neuron methods work on them unchanged.
 A wrapper none of whose descendants has a hook runs its compiled ``forward`` as
 it is. One with hooked descendants runs its forward graph in pieces: the graph's
 top-level nodes are cut at each call of a hooked submodule (``prim::CallMethod``
-of ``forward``); each piece becomes a function of the values it needs from the
+of ``forward``, or of ``forward1``... where a traced module runs twice); each piece becomes a function of the values it needs from the
 pieces before it, and each cut call goes through the submodule's wrapper, whose
 hooks see (and may replace) its inputs and output. Gradients flow through the
 pieces as through the program. Nothing is rewritten inside an operation: a call
@@ -55,13 +55,27 @@ class ScriptLayer(nn.Module):
         return getattr(self.script, "weight", None)
 
     def forward(self, *args):
+        # the method a cut call names: a traced module called twice has forward and forward1
+        method = self.__dict__.pop("_calling", "forward")
         hooked = tuple(path for path, module in self.named_modules() if path and _has_hooks(module))
         if not hooked:
-            return self.script(*args)
-        plan = self._plans.get(hooked)
+            return getattr(self.script, method)(*args)
+        plan = self._plans.get((method, *hooked))
         if plan is None:
-            plan = self._plans[hooked] = _Plan(self.script, hooked)
+            plan = self._plans[(method, *hooked)] = _Plan(self.script, method, hooked)
         return plan.run(self, args)
+
+    def call(self, method: str, args: list):
+        """Call the program's ``method`` (forward, or a traced module's forward1...)
+        through this wrapper, so its hooks run."""
+        self.__dict__["_calling"] = method
+        return self(*args)
+
+
+def _is_forward(method: str) -> bool:
+    """``forward``, or ``forward1``, ``forward2``... (torch.jit.trace's name for the
+    second, third... call of one module)."""
+    return method == "forward" or method.startswith("forward") and method[7:].isdigit()
 
 
 def _has_hooks(module: nn.Module) -> bool:
@@ -74,8 +88,8 @@ class _Plan:
     has a hook: pieces (functions of the module and the values they import) and,
     between them, the calls, made through the submodules' wrappers."""
 
-    def __init__(self, script: torch.jit.ScriptModule, hooked: tuple[str, ...]) -> None:
-        graph = script.forward.graph.copy()
+    def __init__(self, script: torch.jit.ScriptModule, method: str, hooked: tuple[str, ...]) -> None:
+        graph = getattr(script, method).graph.copy()
         paths, derivable = _inline_methods(graph, script, hooked)
         _name_values(graph)
         self.self_name = next(iter(graph.inputs())).debugName()
@@ -84,22 +98,22 @@ class _Plan:
         nodes = list(graph.nodes())
         cuts = []
         for i, node in enumerate(nodes):
-            if node.kind() != "prim::CallMethod" or node.s("name") != "forward":
+            if node.kind() != "prim::CallMethod" or not _is_forward(node.s("name")):
                 continue
             path = paths.get(node.inputsAt(0).debugName())
             if path and any(h == path or h.startswith(path + ".") for h in hooked):
                 if any(paths.get(v.debugName()) is not None for v in list(node.inputs())[1:]):
                     continue  # a module passed as an argument: left whole
-                cuts.append((i, path, node))
+                cuts.append((i, path, node, node.s("name")))
         used_at = _uses(graph, nodes)
         defined_at = {v.debugName(): -1 for v in graph.inputs()}
         for i, node in enumerate(nodes):
             for out in node.outputs():
                 defined_at[out.debugName()] = i
         returned = [v.debugName() for v in graph.return_node().inputs()]
-        cut_at = {i for i, _, _ in cuts}
-        cut_args = {i: [v.debugName() for v in list(node.inputs())[1:]] for i, _, node in cuts}
-        bounds = [-1] + [i for i, _, _ in cuts] + [len(nodes)]
+        cut_at = {i for i, *_ in cuts}
+        cut_args = {i: [v.debugName() for v in list(node.inputs())[1:]] for i, _, node, _ in cuts}
+        bounds = [-1] + [i for i, *_ in cuts] + [len(nodes)]
         self.steps: list[tuple] = []
         for k in range(len(bounds) - 1):
             start, stop = bounds[k] + 1, bounds[k + 1]
@@ -117,8 +131,8 @@ class _Plan:
             outputs = exports if stop < len(nodes) else returned
             self.steps.append(("piece", _piece(graph, start, stop, imports, outputs), imports, outputs))
             if stop < len(nodes):
-                i, path, node = next(c for c in cuts if c[0] == stop)
-                self.steps.append(("call", path, cut_args[i], node.output().debugName()))
+                i, path, node, name = next(c for c in cuts if c[0] == stop)
+                self.steps.append(("call", path, name, cut_args[i], node.output().debugName()))
         self.single = len(returned) == 1
 
     def run(self, owner: ScriptLayer, args: tuple):
@@ -133,8 +147,8 @@ class _Plan:
                 env.update(zip(outputs, got or (), strict=True))
                 result = got
             else:
-                _, path, arg_names, out = step
-                env[out] = owner.get_submodule(path)(*[env[n] for n in arg_names])
+                _, path, method, arg_names, out = step
+                env[out] = owner.get_submodule(path).call(method, [env[n] for n in arg_names])
         return result[0] if self.single else tuple(result)
 
 
@@ -146,7 +160,7 @@ def _inline_methods(graph, script, hooked: tuple[str, ...]) -> tuple[dict[str, s
     while True:
         paths, derivable = _module_paths(graph)
         for node in graph.nodes():
-            if node.kind() != "prim::CallMethod" or node.s("name") == "forward":
+            if node.kind() != "prim::CallMethod" or _is_forward(node.s("name")):
                 continue
             path = paths.get(node.inputsAt(0).debugName())
             if path is None or not any(path == "" or h == path or h.startswith(path + ".") for h in hooked):
