@@ -233,3 +233,20 @@ def test_scripted_titanic_mlp_conductance_from_explain_tabular(tmp_path):
     assert result.returncode == 0, result.stderr
     (row,) = json.loads((tmp_path / "out" / "results.json").read_text())
     assert row["layer"] == "sigmoid1" and len(row["layer_attribution"]) == 12
+
+
+@pytest.mark.parametrize("form", ["script", "trace"])
+def test_logit_choice_strips_a_torchscript_final_softmax(tmp_path, form):
+    from xai_core.types import ImageSpec
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
+                        nn.Softmax(dim=1)).eval()
+    program = _save(net, torch.rand(1, 3, 8, 8), tmp_path / "soft.pt", form)
+    picture = (np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8)
+    adapter = TorchAdapter(program, ImageSpec((8, 8)), name="soft", kind="torchscript", device="cpu")
+    logits = TorchAdapter(net[:-1], ImageSpec((8, 8)), name="logits", device="cpu")
+    got = explain(adapter, picture, "saliency", {"absolute": False}, target=2, output="logit")
+    want = explain(logits, picture, "saliency", {"absolute": False}, target=2)
+    np.testing.assert_allclose(got.attribution, want.attribution, atol=1e-6)
+    assert adapter.output_kind == "probability"

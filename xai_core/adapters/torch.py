@@ -212,7 +212,7 @@ class TorchAdapter(ModelAdapter):
             handle.remove()
 
     def _final_softmax(self) -> nn.Module:
-        found = [m for m in self.model.modules() if isinstance(m, nn.Softmax)] if self.kind != "torchscript" else []
+        found = [m for m in self._net.modules() if isinstance(m, nn.Softmax) or kind_of(m) == "Softmax"]
         if found:
             captured: list[torch.Tensor] = []
             handle = found[-1].register_forward_hook(lambda _m, _i, out: captured.append(out))
