@@ -5,7 +5,9 @@ Only imported when a PyTorch model is used, so ``import xai_core`` stays light.
 
 from __future__ import annotations
 
+import io
 import threading
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -496,6 +498,13 @@ class TorchAdapter(ModelAdapter):
         from xai_core.adapters.torch_layouts import exported_axes, layout_of, unflattened_axes
 
         found: dict[str, LayerLayout] = {}
+        if self.kind == "torchscript":
+            found = self._batch_vectors(self.__dict__.get("_one_size", {}))
+            try:
+                found.update(self._converted_layouts(shapes))
+            except Exception:  # noqa: BLE001 - a program torch.export's converter cannot follow: its vectors
+                pass
+            return found
         if self.kind == "export":
             axes, _ = unflattened_axes(self.model)
             for name, shape in shapes.items():
@@ -542,7 +551,8 @@ class TorchAdapter(ModelAdapter):
                     with torch.inference_mode():
                         self._net((batch.to(self.device) - self._norm[0][0]) / self._norm[0][1])
                 except Exception:  # noqa: BLE001 - the model takes one size only
-                    return self._batch_vectors(runs[0]) if runs and self.kind == "torchscript" else {}
+                    self._one_size = runs[0] if runs else {}
+                    return {}
                 finally:
                     for handle in handles:
                         handle.remove()
@@ -550,6 +560,53 @@ class TorchAdapter(ModelAdapter):
         base, taller, wider = runs
         return {name: layout_from_probe(shape, taller[name], wider[name], (h, w), (2, 1))
                 for name, shape in base.items() if name in taller and name in wider}
+
+    def _converted_layouts(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, LayerLayout]:
+        """A TorchScript program's layouts from its ATen graph: the program is
+        converted to ``torch.export`` on the probe pair (the conversion keeps no
+        module names), every tensor of that graph is traced, and each layer's
+        output on the same probe is found among them by its values. A layer
+        matched by tensors whose axes differ is not a map."""
+        from torch._export.converter import TS2EPConverter
+
+        from xai_core.adapters.torch_layouts import converted_axes, layout_of
+
+        probe = self._normalised(self._tensors(self.probe_batch()))[0].contiguous()
+        captured: dict[str, torch.Tensor] = {}
+        handles = []
+        with self._lock:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # the converter inlines the program's graphs in place: it gets a copy of its own
+                # (saved and loaded again, so that no compiled method is shared)
+                buffer = io.BytesIO()
+                torch.jit.save(self.model, buffer)
+                buffer.seek(0)
+                program = TS2EPConverter(torch.jit.load(buffer, map_location=self.device), (probe,)).convert()
+            tensors = converted_axes(program.module(), probe)
+            for name, module in self._net.named_modules():
+                if name in shapes:
+                    handles.append(module.register_forward_hook(
+                        lambda _m, _i, out, _n=name: captured.__setitem__(
+                            _n, out[0] if isinstance(out, (tuple, list)) else out)))
+            try:
+                with torch.inference_mode():
+                    self._net(probe)
+            finally:
+                for handle in handles:
+                    handle.remove()
+        found: dict[str, LayerLayout] = {}
+        for name, out in captured.items():
+            layouts = {}
+            for value, axes in tensors:
+                if value.shape == out.shape and torch.allclose(value.float(), out.float(), rtol=1e-5, atol=1e-6):
+                    layout = layout_of(axes, tuple(value.shape))
+                    layouts[repr(layout)] = layout
+            if len(layouts) == 1:
+                found[name] = next(iter(layouts.values()))
+            elif layouts:
+                found[name] = not_a_map("several tensors of the program's graph whose axes differ")
+        return found
 
     @staticmethod
     def _batch_vectors(pair: dict[str, tuple[int, ...]]) -> dict[str, LayerLayout]:
