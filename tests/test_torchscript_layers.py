@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from tests.test_cli import run_cli
+from tests.test_every_format import _net as one_size_net
 from xai_core.adapters.script_layers import hookable
 from xai_core.adapters.torch import TorchAdapter
 from xai_core.inputs.images import preprocess
@@ -186,24 +187,9 @@ def test_equal_to_captum_and_pytorch_grad_cam(files, image):
     np.testing.assert_allclose(mine, pgc, atol=1e-4)
 
 
-class Fixed(nn.Module):
-    """Takes one image size only (a Linear after the flattened map)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 2, 3, padding=1)
-        self.act = nn.ReLU()
-        self.hidden = nn.Linear(2 * SIDE * SIDE, 5)
-        self.out = nn.Linear(5, 3)
-
-    def forward(self, x):
-        return self.out(torch.relu(self.hidden(torch.flatten(self.act(self.conv(x)), 1))))
-
-
 @pytest.mark.parametrize("form", ["script", "trace"])
 def test_a_program_of_one_image_size_is_traced_through_its_converted_graph(tmp_path, image, form):
-    torch.manual_seed(0)
-    net = Fixed().eval()
+    net = one_size_net()  # a Linear after the flattened map: one image size only
     path = tmp_path / "fixed.pt"
     _save(net, torch.rand(1, 3, SIDE, SIDE), path, form)
     path.with_suffix(".json").write_text(json.dumps(SIDECAR))
@@ -211,9 +197,9 @@ def test_a_program_of_one_image_size_is_traced_through_its_converted_graph(tmp_p
     local = TorchAdapter(net, model.spec, list(model.labels), name="in-process")
     assert [(i.name, i.layout.describe()) for i in model.layers()] == [
         (i.name, i.layout.describe()) for i in local.layers()]
-    assert {i.name: i.layout.describe() for i in model.layers()}["act"] == "channels-first map 2x16x16"
-    remote = explain(model, image, "grad_cam", layer="act", target=1)
-    np.testing.assert_allclose(remote.attribution, explain(local, image, "grad_cam", layer="act",
+    assert {i.name: i.layout.describe() for i in model.layers()}["relu"] == "channels-first map 4x16x16"
+    remote = explain(model, image, "grad_cam", layer="relu", target=1)
+    np.testing.assert_allclose(remote.attribution, explain(local, image, "grad_cam", layer="relu",
                                                            target=1).attribution, rtol=1e-4, atol=1e-6)
 
 
@@ -224,13 +210,13 @@ def test_without_its_converted_graph_a_one_size_program_keeps_its_vectors_only(t
         raise RuntimeError("the converter cannot follow this program")
 
     monkeypatch.setattr(TorchAdapter, "_converted_layouts", unconvertible)
-    program = _save(Fixed().eval(), torch.rand(1, 3, SIDE, SIDE), tmp_path / "fixed.pt", "trace")
+    program = _save(one_size_net(), torch.rand(1, 3, SIDE, SIDE), tmp_path / "fixed.pt", "trace")
     model = TorchAdapter(program, ImageSpec((SIDE, SIDE)), name="fixed", kind="torchscript", device="cpu")
     layouts = {i.name: i.layout.describe() for i in model.layers()}
-    assert layouts["hidden"] == "vector of 5 units" and layouts["act"].startswith("not a map")
+    assert layouts["hidden"] == "vector of 8 units" and layouts["relu"].startswith("not a map")
     assert explain(model, image, "layer_conductance", {"steps": 4}, layer="hidden").layer == "hidden"
     with pytest.raises(UnsupportedError, match="Grad-CAM needs a spatial map"):
-        explain(model, image, "grad_cam", layer="act")
+        explain(model, image, "grad_cam", layer="relu")
 
 
 def test_scripted_titanic_mlp_conductance_from_explain_tabular(tmp_path):
