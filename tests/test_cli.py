@@ -50,9 +50,8 @@ def test_explain_photos_with_the_zoo_model(tmp_path):
 @pytest.mark.parametrize("kind", ["torchscript", "export", "state_dict", "pickle"])
 def test_explain_each_model_format(kind, digits_files, tmp_path):
     extra = {"state_dict": ["--arch", "digits_cnn"], "pickle": ["--trust-pickle"]}.get(kind, [])
-    method = "saliency" if kind == "torchscript" else "grad_cam"
     result = run_cli("explain", "--model", str(digits_files[kind]), *extra, "--image",
-                     str(SAMPLES / "digit_4.png"), "--method", method, "--out", str(tmp_path))
+                     str(SAMPLES / "digit_4.png"), "--method", "grad_cam", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "results.json").read_text())[0]
     assert record["target_label"] == "4"
@@ -117,10 +116,11 @@ def test_corrupt_image_and_model_files(tmp_path):
     assert result.returncode == 2 and "model.pt: not a PyTorch model file" in result.stderr
 
 
-def test_torchscript_grad_cam_suggests_pt2(digits_files, tmp_path):
+def test_torchscript_lrp_suggests_a_state_dict(digits_files, tmp_path):
+    """Layer methods work on TorchScript (tests/test_torchscript_layers.py); LRP needs the module itself."""
     result = run_cli("explain", "--model", str(digits_files["torchscript"]), "--image",
-                     str(SAMPLES / "digit_0.png"), "--method", "grad_cam", "--out", str(tmp_path))
-    assert result.returncode == 2 and ".pt2" in result.stderr and "state_dict" in result.stderr
+                     str(SAMPLES / "digit_0.png"), "--method", "lrp", "--out", str(tmp_path))
+    assert result.returncode == 2 and "compiled program" in result.stderr and "state_dict" in result.stderr
 
 
 def test_models_methods_layers():
@@ -137,10 +137,11 @@ def test_models_methods_layers():
     assert len(default) == 1 and "1280x7x7" in default[0]
 
 
-def test_methods_for_a_torchscript_model_marks_grad_cam(digits_files):
+def test_methods_for_a_torchscript_model_offers_grad_cam_and_marks_lrp(digits_files):
     result = run_cli("methods", "--model", str(digits_files["torchscript"]))
-    line = [ln for ln in result.stdout.splitlines() if ln.startswith("grad_cam")][0]
-    assert "not available" in line
+    lines = result.stdout.splitlines()
+    assert "not available" not in [ln for ln in lines if ln.startswith("grad_cam ")][0]
+    assert "not available" in [ln for ln in lines if ln.startswith("lrp ")][0]
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/python.md"])

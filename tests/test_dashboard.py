@@ -285,14 +285,15 @@ def test_upload_torchscript_model_and_photo(photo, digits_module, tmp_path):
     at.file_uploader(key="img_image_file").set_value(("cat.png", png_bytes(photo), "image/png")).run()
     assert_clean(at)
     methods = at.selectbox(key="img_method").options
-    assert "Grad-CAM" not in methods and "Saliency (gradients)" in methods  # TorchScript: no layer hooks
+    # TorchScript layers are hooked through the program's wrappers; LRP needs the module itself
+    assert {"Grad-CAM", "Layer conductance", "Saliency (gradients)"} <= set(methods)
     (missing,) = [x for x in at.expander if x.label.startswith("Not available for this model")]
     why = " ".join(m.value for m in missing.markdown)
-    assert "**Grad-CAM**" in why and "TorchScript files allow no layer hooks" in why and ".pt2" in why
-    at.selectbox(key="img_method").set_value("saliency").run()
+    assert "**Grad-CAM**" not in why and "LRP" in why and "state_dict" in why
+    at.selectbox(key="img_method").set_value("grad_cam").run()
     click_explain(at)
     assert_clean(at)
-    assert "Overlay: Saliency (gradients)" in captions(at)
+    assert "Overlay: Grad-CAM" in captions(at)
     assert len(predictions_frame(at)) == 5
 
 

@@ -5,7 +5,9 @@ Only imported when a PyTorch model is used, so ``import xai_core`` stays light.
 
 from __future__ import annotations
 
+import io
 import threading
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -15,6 +17,7 @@ from torch import nn
 
 from xai_core.adapters.base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
 from xai_core.adapters.layouts import LayerLayout, cam_signal, layout_from_probe, not_a_map, vector_layout
+from xai_core.adapters.script_layers import hookable, kind_of
 from xai_core.types import (
     Capability,
     ImageSpec,
@@ -42,8 +45,9 @@ class TorchAdapter(ModelAdapter):
     images as N x C x H x W normalised tensors, feature vectors as N x F rows
     (``forward(a, b)`` for a model with two inputs).
 
-    ``kind`` is 'module' (an nn.Module), 'torchscript' (no hooks possible) or
-    'export' (an unflattened ``torch.export`` program). ``output_kind`` forces how
+    ``kind`` is 'module' (an nn.Module), 'torchscript' (hooked through the
+    wrappers of :mod:`xai_core.adapters.script_layers`) or 'export' (an
+    unflattened ``torch.export`` program). ``output_kind`` forces how
     the output is read (probability, logit, sigmoid, score); None guesses it from
     a probe pass.
     """
@@ -83,6 +87,12 @@ class TorchAdapter(ModelAdapter):
         if channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model
+        # what runs the model and what layer hooks go on: for TorchScript, Python
+        # wrappers of its submodules (the program itself refuses hooks)
+        self._net = model
+        self._layer_refusal: str | None = None
+        if kind == "torchscript":
+            self._net = hookable(model)
         self._norm = {
             i: (torch.tensor(s.mean_array(), device=self.device).view(1, -1, 1, 1),
                 torch.tensor(s.std_array(), device=self.device).view(1, -1, 1, 1))
@@ -94,9 +104,7 @@ class TorchAdapter(ModelAdapter):
     # -- basic facts -----------------------------------------------------------------
     @property
     def capabilities(self) -> frozenset[str]:
-        caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS}
-        if self.kind != "torchscript":
-            caps.add(Capability.LAYER_GRADIENTS)
+        caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS, Capability.LAYER_GRADIENTS}
         if self.kind == "module" and not self.multi_input and isinstance(self.spec, ImageSpec):
             caps.add(Capability.DEEP_EXPLAINER)
             caps.add(Capability.TORCH_MODULE)
@@ -154,12 +162,15 @@ class TorchAdapter(ModelAdapter):
             out.append(x)
         return out
 
+    def _normalised(self, xs01: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [(x - self._norm[i][0]) / self._norm[i][1] if i in self._norm else x for i, x in enumerate(xs01)]
+
     def _forward(self, xs01: list[torch.Tensor]) -> torch.Tensor:
         """Canonical tensors -> raw outputs N x K (float32)."""
-        xs = [(x - self._norm[i][0]) / self._norm[i][1] if i in self._norm else x for i, x in enumerate(xs01)]
+        xs = self._normalised(xs01)
         n = len(xs[0])
         try:
-            out = self.model(*xs)
+            out = self._net(*xs)
         except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as exc:
             shapes = ", ".join(str(tuple(x.shape)) for x in xs)
             if isinstance(self.inputs[0], ImageSpec):
@@ -203,7 +214,7 @@ class TorchAdapter(ModelAdapter):
             handle.remove()
 
     def _final_softmax(self) -> nn.Module:
-        found = [m for m in self.model.modules() if isinstance(m, nn.Softmax)] if self.kind != "torchscript" else []
+        found = [m for m in self._net.modules() if isinstance(m, nn.Softmax) or kind_of(m) == "Softmax"]
         if found:
             captured: list[torch.Tensor] = []
             handle = found[-1].register_forward_hook(lambda _m, _i, out: captured.append(out))
@@ -382,12 +393,10 @@ class TorchAdapter(ModelAdapter):
 
     def _module(self, layer: str) -> nn.Module:
         if self.kind == "torchscript":
-            raise UnsupportedError(
-                f"{self.name} is a TorchScript file, where layer hooks are impossible; "
-                "save it as a torch.export program (.pt2) or as a state_dict with an "
-                "architecture name to use Grad-CAM"
-            )
-        modules = dict(self.model.named_modules())
+            self.layers()
+            if self._layer_refusal:
+                raise UnsupportedError(self._layer_refusal)
+        modules = dict(self._net.named_modules())
         if layer not in modules or layer == "":
             names = ", ".join(info.name for info in self.layers()[-8:])
             raise InputError(f"no layer named {layer!r} in {self.name}; candidates: {names}")
@@ -398,9 +407,7 @@ class TorchAdapter(ModelAdapter):
         return name
 
     def _layer_indices(self) -> dict[str, str]:
-        if self.kind == "torchscript":
-            return {}
-        leaves = [name for name, module in self.model.named_modules()
+        leaves = [name for name, module in self._net.named_modules()
                   if name and next(module.children(), None) is None]
         return {str(i): name for i, name in enumerate(leaves)}
 
@@ -420,17 +427,39 @@ class TorchAdapter(ModelAdapter):
         probe = [p[:1] for p in self.probe_batch()]
         # hooks on and off under the lock: another thread's forward pass must not be recorded
         with self._lock:
-            for name, module in self.model.named_modules():
+            for name, module in self._net.named_modules():
                 if name:
                     handles.append(module.register_forward_hook(make_hook(name, module)))
             try:
                 with torch.inference_mode():
-                    self._forward(self._tensors(probe))
+                    out = self._forward(self._tensors(probe))
+                    if self.kind == "torchscript":
+                        self._check_split(out, probe)
+            except (InputError, UnsupportedError) as exc:
+                if self.kind != "torchscript":
+                    raise
+                self._layer_refusal = str(exc) if "layer by layer" in str(exc) else (
+                    f"{self.name}: the TorchScript program cannot be run layer by layer ({first_line(exc)})")
+                return []
             finally:
                 for handle in handles:
                     handle.remove()
         layouts = self._layouts(recorder)
         return recorder.found({name: i for i, name in self._layer_indices().items()}, layouts)
+
+    def _check_split(self, out: torch.Tensor, probe: list[np.ndarray]) -> None:
+        """A TorchScript program run in pieces at its layers (every layer hooked)
+        gives the program's own output on the probe, or its layers are refused."""
+        try:
+            whole = self.model(*self._normalised(self._tensors(probe)))
+        except Exception as exc:  # noqa: BLE001 - the program failed outside the pieces
+            raise UnsupportedError(f"{self.name}: the TorchScript program failed on the probe run layer by layer "
+                                   f"({first_line(exc)})") from None
+        whole = whole[0] if isinstance(whole, (tuple, list)) else whole
+        if not isinstance(whole, torch.Tensor) or not torch.allclose(
+                out, whole.reshape(out.shape).float(), rtol=1e-4, atol=1e-5):
+            raise UnsupportedError(f"{self.name}: the TorchScript program run layer by layer does not give "
+                                   "its own output, so its layers are not offered")
 
     # -- layouts -------------------------------------------------------------------------
     def _layouts(self, recorder: LayerRecorder):
@@ -443,7 +472,7 @@ class TorchAdapter(ModelAdapter):
         image = len(self.inputs) == 1 and isinstance(self.spec, ImageSpec)
         traced: dict[str, LayerLayout] = {}
         if image:
-            if self.kind == "module":
+            if self.kind in ("module", "torchscript"):
                 traced = self._probe_layouts()
             unsettled = not traced or any(
                 len(shapes.get(name, ())) > 2 and not (layout.is_map or layout.kind == "vector")
@@ -469,6 +498,13 @@ class TorchAdapter(ModelAdapter):
         from xai_core.adapters.torch_layouts import exported_axes, layout_of, unflattened_axes
 
         found: dict[str, LayerLayout] = {}
+        if self.kind == "torchscript":
+            found = self._batch_vectors(self.__dict__.get("_one_size", {}))
+            try:
+                found.update(self._converted_layouts(shapes))
+            except Exception:  # noqa: BLE001 - a program torch.export's converter cannot follow: its vectors
+                pass
+            return found
         if self.kind == "export":
             axes, _ = unflattened_axes(self.model)
             for name, shape in shapes.items():
@@ -506,15 +542,16 @@ class TorchAdapter(ModelAdapter):
             recorder = LayerRecorder(channels_last=False)
             handles = []
             with self._lock:
-                for name, module in self.model.named_modules():
+                for name, module in self._net.named_modules():
                     if name:
                         handles.append(module.register_forward_hook(
                             lambda _m, _i, out, _n=name, _r=recorder: _r.record(
                                 _n, "", out[0] if isinstance(out, (tuple, list)) and out else out)))
                 try:
                     with torch.inference_mode():
-                        self.model((batch.to(self.device) - self._norm[0][0]) / self._norm[0][1])
+                        self._net((batch.to(self.device) - self._norm[0][0]) / self._norm[0][1])
                 except Exception:  # noqa: BLE001 - the model takes one size only
+                    self._one_size = runs[0] if runs else {}
                     return {}
                 finally:
                     for handle in handles:
@@ -524,8 +561,63 @@ class TorchAdapter(ModelAdapter):
         return {name: layout_from_probe(shape, taller[name], wider[name], (h, w), (2, 1))
                 for name, shape in base.items() if name in taller and name in wider}
 
+    def _converted_layouts(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, LayerLayout]:
+        """A TorchScript program's layouts from its ATen graph: the program is
+        converted to ``torch.export`` on the probe pair (the conversion keeps no
+        module names), every tensor of that graph is traced, and each layer's
+        output on the same probe is found among them by its values. A layer
+        matched by tensors whose axes differ is not a map."""
+        from torch._export.converter import TS2EPConverter
+
+        from xai_core.adapters.torch_layouts import converted_axes, layout_of
+
+        probe = self._normalised(self._tensors(self.probe_batch()))[0].contiguous()
+        captured: dict[str, torch.Tensor] = {}
+        handles = []
+        with self._lock:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # the converter inlines the program's graphs in place: it gets a copy of its own
+                # (saved and loaded again, so that no compiled method is shared)
+                buffer = io.BytesIO()
+                torch.jit.save(self.model, buffer)
+                buffer.seek(0)
+                program = TS2EPConverter(torch.jit.load(buffer, map_location=self.device), (probe,)).convert()
+            tensors = converted_axes(program.module(), probe)
+            for name, module in self._net.named_modules():
+                if name in shapes:
+                    handles.append(module.register_forward_hook(
+                        lambda _m, _i, out, _n=name: captured.__setitem__(
+                            _n, out[0] if isinstance(out, (tuple, list)) else out)))
+            try:
+                with torch.inference_mode():
+                    self._net(probe)
+            finally:
+                for handle in handles:
+                    handle.remove()
+        found: dict[str, LayerLayout] = {}
+        for name, out in captured.items():
+            layouts = {}
+            for value, axes in tensors:
+                if value.shape == out.shape and torch.allclose(value.float(), out.float(), rtol=1e-5, atol=1e-6):
+                    layout = layout_of(axes, tuple(value.shape))
+                    layouts[repr(layout)] = layout
+            if len(layouts) == 1:
+                found[name] = next(iter(layouts.values()))
+            elif layouts:
+                found[name] = not_a_map("several tensors of the program's graph whose axes differ")
+        return found
+
+    @staticmethod
+    def _batch_vectors(pair: dict[str, tuple[int, ...]]) -> dict[str, LayerLayout]:
+        """For a TorchScript program that takes one image size (no ATen graph to
+        trace): the layers giving one row of units per item of the probe pair
+        (2 x units) are vectors; the others stay untraced."""
+        return {name: vector_layout(shape[1], "probe") for name, shape in pair.items()
+                if len(shape) == 2 and shape[0] == 2}
+
     def _class_signal(self, layers: list[str]) -> dict[str, float]:
-        every = dict(self.model.named_modules())
+        every = dict(self._net.named_modules())
         modules = {name: every[name] for name in layers}
         infos = {info.name: info for info in self.layers()}
         layouts = {name: infos[name].layout for name in layers}
@@ -604,7 +696,7 @@ def _kind(module: nn.Module) -> str:
     (all called InterpreterModule), the first operator it runs: Conv2d for
     ``aten.conv2d``, Linear for ``aten.linear``, else the operator's name
     (``max_pool2d``, ``relu``...)."""
-    name = type(module).__name__
+    name = kind_of(module) or type(module).__name__
     graph = getattr(module, "graph", None)
     if name != "InterpreterModule" or graph is None:
         return name

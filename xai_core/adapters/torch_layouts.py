@@ -642,4 +642,29 @@ def exported_axes(model, example: torch.Tensor):
     return found, tracer
 
 
-__all__ = ["exported_axes", "layout_of", "unflattened_axes"]
+def converted_axes(module, example: torch.Tensor) -> list[tuple[torch.Tensor, list[Axis] | None]]:
+    """Every tensor a graph module of ATen operations (a TorchScript program
+    converted to ``torch.export``, which keeps no module names) computes on
+    ``example`` (its one input, N x C x H x W), with its traced axes: a layer's
+    output is then found among them by its values."""
+    tracer = GraphTracer()
+    env: dict = {}
+    placeholders = [n for n in module.graph.nodes if n.op == "placeholder"]
+    shape = tracer.shape(placeholders[0].meta.get("val")) or tuple(example.shape)  # sizes may be symbolic
+    inputs = [tracer.image(shape)] + [None] * (len(placeholders) - 1)
+    tracer._env = env
+    tracer._run(module.graph, inputs, None, "", env)
+    values: dict = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            values[n] = out
+            return out
+
+    with torch.no_grad():
+        Recorder(module).run(example)
+    return [(v, env.get(n)) for n, v in values.items() if isinstance(v, torch.Tensor) and n.op != "get_attr"]
+
+
+__all__ = ["converted_axes", "exported_axes", "layout_of", "unflattened_axes"]

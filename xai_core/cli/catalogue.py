@@ -68,8 +68,9 @@ def cmd_layers(args) -> int:
     if not layers:
         if getattr(adapter, "kind", "") == "torchscript":
             raise UnsupportedError(
-                f"{adapter.name} is TorchScript: its layers cannot be hooked. Save the model as a "
-                ".pt2 torch.export program or a state_dict to use Grad-CAM"
+                f"{adapter.name} is TorchScript and none of its layers can be read (a frozen or inlined "
+                "program keeps no submodules). Save the model as a .pt2 torch.export program or a "
+                "state_dict to use Grad-CAM"
             )
         raise UnsupportedError(f"{adapter.name} has no layer whose output is a feature map or a vector")
     default, why = adapter.default_cam_choice()

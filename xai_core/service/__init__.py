@@ -124,7 +124,8 @@ def check_method(adapter: ModelAdapter, method: str) -> None:
         needs = " and ".join(why.get(m, m) for m in missing)
         hint = ""
         if getattr(adapter, "kind", "") == "torchscript":
-            hint = " TorchScript files allow no layer hooks: save the model as a torch.export program (.pt2) or a state_dict to use it."
+            hint = (" A TorchScript file is a compiled program, not the PyTorch module this method works on: "
+                    "save the model as a state_dict with its architecture to use it.")
         elif "deep_explainer" in missing and adapter.framework != "onnx":
             hint = " Use shap_gradient (expected gradients) for this model."
         elif adapter.framework == "onnx":

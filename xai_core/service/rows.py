@@ -41,9 +41,6 @@ def check_tabular_method(model: ModelAdapter, method: str) -> None:
     if missing:
         needs = "layer hooks" if missing == ["layer_gradients"] else "gradients"
         hint = " ONNX models offer predictions only: use lime or kernel_shap." if model.framework == "onnx" else ""
-        if getattr(model, "kind", "") == "torchscript":
-            hint = (" TorchScript files allow no layer hooks (input methods such as integrated_gradients work): "
-                    "save the model as a torch.export program (.pt2) or a state_dict for layer and neuron methods.")
         raise UnsupportedError(f"{method} needs {needs}, which {model.name} does not provide.{hint}")
 
 
