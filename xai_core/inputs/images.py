@@ -120,6 +120,82 @@ def preprocess(image: np.ndarray, spec: ImageSpec) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def preprocess_batch(images: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """N RGB uint8 images of one size (N x H x W x 3) -> N model inputs, each equal
+    to :func:`preprocess` of that image, bit for bit, in a few array operations.
+
+    Grayscale uses PIL's own integer ITU-R 601-2 formula. PIL's bilinear resize of
+    an 8-bit image is separable: one pass along rows into an 8-bit image, then one
+    along columns (or the other way round: which one PIL runs first depends on its
+    version and the sizes), the coefficients set by the sizes alone. So N images
+    stacked into one tall image take the width's pass in one PIL call, and laid
+    side by side the height's pass in another: the same integer arithmetic as N
+    separate resizes. The order is the one that reproduces PIL's own resize on
+    random probe images of these sizes (:func:`_pass_order`); where neither does,
+    each image is resized on its own.
+    """
+    images = np.asarray(images)
+    h, w = spec.size
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or not len(images):
+        return np.stack([preprocess(image, spec) for image in images]) if len(images) else \
+            np.zeros((0, *spec.shape), np.float32)
+    if spec.grayscale:
+        v = images.astype(np.uint32)
+        # Pillow's rgb2l: L = (R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16
+        pixels = ((v[..., 0] * 19595 + v[..., 1] * 38470 + v[..., 2] * 7471 + 0x8000) >> 16).astype(np.uint8)
+        pixels = pixels[..., None]
+    else:
+        pixels = images
+    if pixels.shape[1:3] != (h, w):
+        order = _pass_order(pixels.shape[1:], (h, w))
+        if order is None:
+            return np.stack([preprocess(image, spec) for image in images])
+        pixels = _two_passes(pixels, (h, w), order)
+    return np.ascontiguousarray(pixels.astype(np.float32) / 255.0)
+
+
+def _one_pass(pixels: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """N x H x W x C uint8 -> the same resized (bilinear) along ``axis`` (1: height,
+    2: width) to ``size``, as one PIL image (the N images along the other axis)."""
+    n, height, width, c = pixels.shape
+    if pixels.shape[axis] == size:
+        return pixels
+    if axis == 2:  # a tall image: rows of different images never meet in a pass along rows
+        flat = pixels.reshape(n * height, width, c)
+        out_size, shape = (size, n * height), (n, height, size, c)
+    else:  # side by side: columns never meet in a pass along columns
+        flat = np.ascontiguousarray(pixels.transpose(1, 0, 2, 3)).reshape(height, n * width, c)
+        out_size, shape = (n * width, size), (size, n, width, c)
+    image = Image.fromarray(flat[..., 0] if c == 1 else flat, "L" if c == 1 else "RGB")
+    out = np.asarray(image.resize(out_size, Image.BILINEAR)).reshape(shape)
+    return out if axis == 2 else out.transpose(1, 0, 2, 3)
+
+
+def _two_passes(pixels: np.ndarray, size: tuple[int, int], order: str) -> np.ndarray:
+    if order == "width first":
+        return _one_pass(_one_pass(pixels, size[1], 2), size[0], 1)
+    return _one_pass(_one_pass(pixels, size[0], 1), size[1], 2)
+
+
+_PASS_ORDERS: dict[tuple, str | None] = {}
+
+
+def _pass_order(shape: tuple[int, ...], size: tuple[int, int]) -> str | None:
+    """The pass order that gives PIL's own resize from ``shape`` (H x W x C) to
+    ``size`` on four random probe images; None when neither does."""
+    key = (tuple(shape), tuple(size))
+    if key not in _PASS_ORDERS:
+        probes = np.random.default_rng(0).integers(0, 256, (4, *shape), dtype=np.uint8)
+        mode = "L" if shape[-1] == 1 else "RGB"
+        want = np.stack([np.asarray(Image.fromarray(p[..., 0] if mode == "L" else p, mode)
+                                    .resize((size[1], size[0]), Image.BILINEAR)).reshape(*size, shape[-1])
+                         for p in probes])
+        found = [order for order in ("width first", "height first")
+                 if np.array_equal(_two_passes(probes, size, order), want)]
+        _PASS_ORDERS[key] = found[0] if found else None
+    return _PASS_ORDERS[key]
+
+
 def resize_map(attribution: np.ndarray, height: int, width: int, cubic: bool = True) -> np.ndarray:
     """Resize a 2-D float map to (height, width) (bicubic by default, as Grad-CAM papers do)."""
     if attribution.shape == (height, width):

@@ -87,7 +87,7 @@ def explain_chunk(model, dataset: LabelledSet, indices: list[int], request: Expl
     ok, contents, prepared, errors = read_items(model, dataset, indices)
     if not ok:
         return ChunkExplanation([], errors)
-    probs = model.probabilities(np.stack(prepared))
+    probs = model.probabilities(prepared)
     items = [(i, dataset.names[i], int(dataset.labels[i]), c, p) for i, c, p in zip(ok, contents, probs, strict=True)]
     classes = [classes_for(request, label, int(np.argmax(p)), model.num_classes) for _, _, label, _, p in items]
     args = (request.method, request.params, request.seed, request.background, list(request.feature_names))

@@ -135,6 +135,13 @@ class SetModel:
 
         return preprocess(content, self.model.spec)
 
+    def prepare_many(self, contents: np.ndarray) -> np.ndarray:
+        """N images of one size (N x H x W x 3 uint8) -> N canonical inputs, each
+        :meth:`prepare` of its image, in one batch."""
+        from xai_core.inputs.images import preprocess_batch
+
+        return preprocess_batch(contents, self.model.spec)
+
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """N prepared inputs -> N x K class probabilities (float32)."""
         if self.kind == "image":
