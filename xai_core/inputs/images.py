@@ -131,7 +131,7 @@ def preprocess_batch(images: np.ndarray, spec: ImageSpec) -> np.ndarray:
     stacked into one tall image take the width's pass in one PIL call, and laid
     side by side the height's pass in another: the same integer arithmetic as N
     separate resizes. The order is the one that reproduces PIL's own resize on
-    random probe images of these sizes (:func:`_pass_order`); where neither does,
+    random probe images of these sizes (:func:`_resized_together`); where neither does,
     each image is resized on its own.
     """
     images = np.asarray(images)
@@ -146,17 +146,22 @@ def preprocess_batch(images: np.ndarray, spec: ImageSpec) -> np.ndarray:
         pixels = pixels[..., None]
     else:
         pixels = images
-    if pixels.shape[1:3] != (h, w):
-        order = _pass_order(pixels.shape[1:], (h, w))
-        if order is None:
-            return np.stack([preprocess(image, spec) for image in images])
-        pixels = _two_passes(pixels, (h, w), order)
+    pixels = _resized_together(pixels, (h, w), Image.BILINEAR)
+    if pixels is None:
+        return np.stack([preprocess(image, spec) for image in images])
     return np.ascontiguousarray(pixels.astype(np.float32) / 255.0)
 
 
-def _one_pass(pixels: np.ndarray, size: int, axis: int) -> np.ndarray:
-    """N x H x W x C uint8 -> the same resized (bilinear) along ``axis`` (1: height,
-    2: width) to ``size``, as one PIL image (the N images along the other axis)."""
+def _mode(pixels: np.ndarray) -> str:
+    if pixels.dtype == np.float32:
+        return "F"
+    return "L" if pixels.shape[-1] == 1 else "RGB"
+
+
+def _one_pass(pixels: np.ndarray, size: int, axis: int, resample: int) -> np.ndarray:
+    """N x H x W x C (uint8, or float32 with C = 1) -> the same resized along
+    ``axis`` (1: height, 2: width) to ``size``, as one PIL image (the N images
+    along the other axis)."""
     n, height, width, c = pixels.shape
     if pixels.shape[axis] == size:
         return pixels
@@ -166,34 +171,55 @@ def _one_pass(pixels: np.ndarray, size: int, axis: int) -> np.ndarray:
     else:  # side by side: columns never meet in a pass along columns
         flat = np.ascontiguousarray(pixels.transpose(1, 0, 2, 3)).reshape(height, n * width, c)
         out_size, shape = (n * width, size), (size, n, width, c)
-    image = Image.fromarray(flat[..., 0] if c == 1 else flat, "L" if c == 1 else "RGB")
-    out = np.asarray(image.resize(out_size, Image.BILINEAR)).reshape(shape)
+    mode = _mode(pixels)
+    image = Image.fromarray(flat if mode == "RGB" else np.ascontiguousarray(flat[..., 0]), mode)
+    out = np.asarray(image.resize(out_size, resample)).reshape(shape)
     return out if axis == 2 else out.transpose(1, 0, 2, 3)
 
 
-def _two_passes(pixels: np.ndarray, size: tuple[int, int], order: str) -> np.ndarray:
+def _two_passes(pixels: np.ndarray, size: tuple[int, int], order: str, resample: int) -> np.ndarray:
     if order == "width first":
-        return _one_pass(_one_pass(pixels, size[1], 2), size[0], 1)
-    return _one_pass(_one_pass(pixels, size[0], 1), size[1], 2)
+        return _one_pass(_one_pass(pixels, size[1], 2, resample), size[0], 1, resample)
+    return _one_pass(_one_pass(pixels, size[0], 1, resample), size[1], 2, resample)
 
 
 _PASS_ORDERS: dict[tuple, str | None] = {}
 
 
-def _pass_order(shape: tuple[int, ...], size: tuple[int, int]) -> str | None:
-    """The pass order that gives PIL's own resize from ``shape`` (H x W x C) to
-    ``size`` on four random probe images; None when neither does."""
-    key = (tuple(shape), tuple(size))
+def _resized_together(pixels: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray | None:
+    """N images resized in two PIL calls, equal to resizing each on its own; None
+    when no pass order reproduces PIL's own resize on random probe images of these
+    sizes (then the caller resizes one at a time)."""
+    if pixels.shape[1:3] == tuple(size):
+        return pixels
+    shape = pixels.shape[1:]
+    key = (shape, pixels.dtype.str, tuple(size), resample)
     if key not in _PASS_ORDERS:
-        probes = np.random.default_rng(0).integers(0, 256, (4, *shape), dtype=np.uint8)
-        mode = "L" if shape[-1] == 1 else "RGB"
-        want = np.stack([np.asarray(Image.fromarray(p[..., 0] if mode == "L" else p, mode)
-                                    .resize((size[1], size[0]), Image.BILINEAR)).reshape(*size, shape[-1])
+        rng = np.random.default_rng(0)
+        probes = rng.integers(0, 256, (4, *shape), dtype=np.uint8) if pixels.dtype == np.uint8 else \
+            rng.standard_normal((4, *shape)).astype(pixels.dtype)
+        mode = _mode(probes)
+        want = np.stack([np.asarray(Image.fromarray(p if mode == "RGB" else np.ascontiguousarray(p[..., 0]), mode)
+                                    .resize((size[1], size[0]), resample)).reshape(*size, shape[-1])
                          for p in probes])
         found = [order for order in ("width first", "height first")
-                 if np.array_equal(_two_passes(probes, size, order), want)]
+                 if np.array_equal(_two_passes(probes, size, order, resample), want)]
         _PASS_ORDERS[key] = found[0] if found else None
-    return _PASS_ORDERS[key]
+    order = _PASS_ORDERS[key]
+    return None if order is None else _two_passes(pixels, size, order, resample)
+
+
+def resize_maps(maps: np.ndarray, height: int, width: int, cubic: bool = True) -> np.ndarray:
+    """N float maps (N x h x w) -> N x height x width, each equal to :func:`resize_map` of it."""
+    maps = np.asarray(maps, np.float32)
+    if maps.shape[1:] == (height, width):
+        return maps
+    together = _resized_together(maps[..., None], (height, width), Image.BICUBIC if cubic else Image.BILINEAR) \
+        if len(maps) else None
+    if together is None:
+        return np.stack([resize_map(m, height, width, cubic) for m in maps]) if len(maps) else \
+            np.zeros((0, height, width), np.float32)
+    return together[..., 0]
 
 
 def resize_map(attribution: np.ndarray, height: int, width: int, cubic: bool = True) -> np.ndarray:

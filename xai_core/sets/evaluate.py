@@ -237,6 +237,7 @@ def evaluate(
     done, items per second and time left (and per worker on Ray). Memory holds one
     batch of inputs plus N x K probabilities.
     """
+    from xai_core.sets.local import LocalEngine
     from xai_core.sets.meter import Meter
 
     model.check_set(dataset)
@@ -247,8 +248,7 @@ def evaluate(
     start = time.perf_counter()
     meter = Meter(n, "evaluated", engine)
     chunks = dataset.chunks(size)
-    results = engine.run(predict_chunk, chunks) if engine is not None else \
-        (predict_chunk(model, dataset, c) for c in chunks)
+    results = (engine if engine is not None else LocalEngine(model, dataset)).run(predict_chunk, chunks)
     for chunk in results:
         if chunk.indices:
             probs[chunk.indices] = chunk.probabilities
