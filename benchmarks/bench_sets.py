@@ -215,8 +215,13 @@ def _references(args, module, adapter, layer, tensors, preds) -> dict[str, tuple
     if "grad_cam" in args.methods:
         from pytorch_grad_cam import GradCAM
 
-        cam = GradCAM(model=module, target_layers=[adapter._module(layer)])
-        refs["pytorch-grad-cam GradCAM"] = ("grad_cam", lambda: [cam(input_tensor=t, targets=None) for t in tensors])
+        def grad_cam_batches() -> list:
+            # its hooks stay on the layer while a GradCAM lives, recording every later forward pass
+            # (ours, captum's): opened and released around each run, as its own `with` does
+            with GradCAM(model=module, target_layers=[adapter._module(layer)]) as cam:
+                return [cam(input_tensor=t, targets=None) for t in tensors]
+
+        refs["pytorch-grad-cam GradCAM"] = ("grad_cam", grad_cam_batches)
     if "integrated_gradients" in args.methods:
         from captum.attr import IntegratedGradients
 
