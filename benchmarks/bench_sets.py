@@ -18,13 +18,17 @@ items sharing batches of ``--batch-size`` rows).
 The floors are the model's own batched passes over the already preprocessed
 items, ``--batch-size`` at a time: the forward pass (evaluation), the CAM layer's
 activations and gradients (Grad-CAM), the input gradients times ``--steps`` path
-points (IG) or ``--samples`` samples (SHAP Gradient). ``vs floor`` is items/s over
+points (IG) or ``--samples`` samples (SHAP Gradient), timed over four rows per
+item and scaled. ``vs floor`` is items/s over
 the floor's items/s. The references run on batches of ``--batch-size`` items:
 pytorch-grad-cam's GradCAM, captum's IntegratedGradients(n_steps) and
 GradientShap(n_samples, 8 baselines), each called the way a notebook user calls
 it. ``--threads`` sets torch's threads for the local rows (1 and 2 cores); each Ray
 node has one CPU and runs one worker (one model replica, one thread), so N nodes
-use N cores. Medians of ``--repeats`` runs after a warm-up run.
+use N cores. Ours, the floor and the references run in turn in each of
+``--repeats`` rounds (after a warm-up round), so they share the machine's load;
+items/s are medians, ``vs floor`` the median of each round's own ratio
+(evaluation, a short timing, takes at least 7 rounds).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +54,7 @@ from xai_core.sets.explain import ExplainRequest, explain_selection  # noqa: E40
 from xai_core.sets.model import ModelRef  # noqa: E402
 
 DIGITS = ROOT / "sample_data" / "digits_test.npz"
+GRAD_REPEATS = 4  # the gradient floor times 4 rows per item and scales to --steps / --samples rows
 
 
 def augmented_set(n: int, folder: Path, seed: int = 0) -> Path:
@@ -79,6 +85,21 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def paired(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Each round runs every one of ``runs`` once, in turn (after one warm-up round),
+    so ours, the floor and the references see the same machine load; their seconds
+    per round."""
+    for fn in runs.values():
+        fn()
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -92,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--ray-nodes", nargs="*", type=int, default=[1, 2, 3])
     parser.add_argument("--ray-methods", nargs="*", default=["grad_cam"])
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="paired rounds (medians are reported)")
     parser.add_argument("--json", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     n_items = 10_000 if args.full else args.items
@@ -104,11 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     def add(what: str, where: str, items: int, seconds: float, floor: float | None = None, **extra) -> None:
         row = {"what": what, "where": where, "items": items, "seconds": seconds, "items_per_s": items / seconds,
                **extra}
-        if floor is not None:
+        if floor is not None and "vs_floor" not in row:
             row["vs_floor"] = row["items_per_s"] / floor
         rows.append(row)
         ratio = f"  {row['vs_floor']:.2f}x floor" if "vs_floor" in row else ""
         print(f"  {what:<34} {where:<18} {row['items_per_s']:9.1f} items/s{ratio}", file=sys.stderr, flush=True)
+
+    def add_paired(seconds: dict[str, list[float]], floor: str, where: str, items: int,
+                   rate: float = 1.0) -> None:
+        """Medians of the rounds; ``vs floor`` is the median of each round's ratio to
+        that round's floor (``rate``: floor items per timed floor item, 1/steps for IG)."""
+        for name, times in seconds.items():
+            if name == floor:
+                continue
+            ratios = [f / (t * rate) for f, t in zip(seconds[floor], times, strict=True)]
+            add(name, where, items, statistics.median(times), None, vs_floor=statistics.median(ratios))
 
     with tempfile.TemporaryDirectory() as tmp:
         path = augmented_set(n_items, Path(tmp))
@@ -125,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
             where = f"local {threads} core(s)"
             preds = np.argmax(adapter.predict(x, bs), 1)
+            refs = _references(args, module, adapter, layer, tensors, preds)
 
             def forward(): return adapter.predict(x, bs)
 
@@ -132,32 +164,36 @@ def main(argv: list[str] | None = None) -> int:
                 for s in range(0, len(x), bs):
                     adapter.layer_activations_and_gradients(x[s:s + bs], int(preds[s]), layer)
 
-            def grad_floor(preds=preds):
-                for s in range(0, len(x), bs):
-                    adapter.input_gradients(x[s:s + bs], int(preds[s]), bs)
+            def grad_floor(preds=preds):  # GRAD_REPEATS rows per item, so the floor is not a short timing
+                for _ in range(GRAD_REPEATS):
+                    for s in range(0, len(x), bs):
+                        adapter.input_gradients(x[s:s + bs], int(preds[s]), bs)
 
-            floors[("evaluation", threads)] = len(x) / timed(forward, args.repeats)
-            floors[("grad_cam", threads)] = len(x) / timed(cam_floor, args.repeats)
-            grad_rows = len(x) / timed(grad_floor, args.repeats)
-            floors[("integrated_gradients", threads)] = grad_rows / args.steps
-            floors[("shap_gradient", threads)] = grad_rows / args.samples
-            add("floor: batched forward", where, len(x), len(x) / floors[("evaluation", threads)])
-            add("evaluation", where, len(x), timed(lambda: evaluate(model, dataset, batch_size=bs), args.repeats),
-                floors[("evaluation", threads)])
+            got = paired({"floor: batched forward": forward,
+                          "evaluation": lambda: evaluate(model, dataset, batch_size=bs)}, max(7, args.repeats))
+            floors[("evaluation", threads)] = len(x) / statistics.median(got["floor: batched forward"])
+            add("floor: batched forward", where, len(x), statistics.median(got["floor: batched forward"]))
+            add_paired(got, "floor: batched forward", where, len(x))
             ev = evaluate(model, dataset, batch_size=bs)
             chosen = ev.select("all")
             for method in args.methods:
                 request = ExplainRequest(method, params[method], 0, "predicted")
-                t = timed(lambda r=request, c=chosen: sum(1 for _ in explain_selection(model, dataset, c, r)),
-                          args.repeats)
-                add(method, where, len(chosen), t, floors[(method, threads)])
-            _references(args, add, module, adapter, layer, tensors, preds, floors, threads, where)
+                floor_name = "floor: layer pass" if method == "grad_cam" else "floor: input gradients"
+                rate = 1.0 if method == "grad_cam" else GRAD_REPEATS / (
+                    args.steps if method == "integrated_gradients" else args.samples)
+                runs = {floor_name: cam_floor if method == "grad_cam" else grad_floor,
+                        method: lambda r=request, c=chosen: sum(1 for _ in explain_selection(model, dataset, c, r)),
+                        **{name: fn for name, (m, fn) in refs.items() if m == method}}
+                got = paired(runs, args.repeats)
+                floors[(method, threads)] = len(x) / statistics.median(got[floor_name]) * rate
+                add_paired(got, floor_name, where, len(x), rate)
 
         if args.ray_nodes:
             _ray_rows(args, add, model, dataset, params, floors, len(x))
 
     print(f"\ndigits_cnn on {n_items} augmented digits, batch {bs}, IG steps {args.steps}, SHAP Gradient samples "
-          f"{args.samples}; each item explained against its predicted class; median of {args.repeats}")
+          f"{args.samples}; each item explained against its predicted class; medians of {args.repeats} paired "
+          "rounds (vs floor: the median of each round's ratio to the floor timed in the same round)")
     print("| what | where | items | seconds | items/s | vs floor |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for r in rows:
@@ -168,33 +204,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _references(args, add, module, adapter, layer, tensors, preds, floors, threads, where) -> None:
+def _references(args, module, adapter, layer, tensors, preds) -> dict[str, tuple[str, Callable[[], object]]]:
+    """name -> (the method it stands beside, one pass of it over every batch)."""
     import torch
 
     bs = args.batch_size
     n = sum(len(t) for t in tensors)
     targets = [torch.as_tensor(preds[s:s + bs]) for s in range(0, n, bs)]
+    refs: dict[str, tuple[str, Callable[[], object]]] = {}
     if "grad_cam" in args.methods:
         from pytorch_grad_cam import GradCAM
 
-        cam = GradCAM(model=module, target_layers=[adapter._module(layer)])
-        add("pytorch-grad-cam GradCAM", where, n, timed(lambda: [cam(input_tensor=t, targets=None) for t in tensors],
-                                                      args.repeats), floors[("grad_cam", threads)])
+        def grad_cam_batches() -> list:
+            # its hooks stay on the layer while a GradCAM lives, recording every later forward pass
+            # (ours, captum's): opened and released around each run, as its own `with` does
+            with GradCAM(model=module, target_layers=[adapter._module(layer)]) as cam:
+                return [cam(input_tensor=t, targets=None) for t in tensors]
+
+        refs["pytorch-grad-cam GradCAM"] = ("grad_cam", grad_cam_batches)
     if "integrated_gradients" in args.methods:
         from captum.attr import IntegratedGradients
 
         ig = IntegratedGradients(module)
-        add("captum IntegratedGradients", where, n,
-            timed(lambda: [ig.attribute(t, target=y, n_steps=args.steps) for t, y in zip(tensors, targets, strict=True)],
-                  args.repeats), floors[("integrated_gradients", threads)])
+        refs["captum IntegratedGradients"] = ("integrated_gradients", lambda: [
+            ig.attribute(t, target=y, n_steps=args.steps) for t, y in zip(tensors, targets, strict=True)])
     if "shap_gradient" in args.methods:
         from captum.attr import GradientShap
 
         gs = GradientShap(module)
         base = torch.zeros((8, *tensors[0].shape[1:]))
-        add("captum GradientShap", where, n,
-            timed(lambda: [gs.attribute(t, baselines=base, n_samples=args.samples, target=y)
-                           for t, y in zip(tensors, targets, strict=True)], args.repeats), floors[("shap_gradient", threads)])
+        refs["captum GradientShap"] = ("shap_gradient", lambda: [
+            gs.attribute(t, baselines=base, n_samples=args.samples, target=y)
+            for t, y in zip(tensors, targets, strict=True)])
+    return refs
 
 
 def _ray_rows(args, add, model, dataset, params, floors, n) -> None:

@@ -110,3 +110,36 @@ def test_an_uploaded_model_batches_inside_its_confined_worker(digits, images):
         for a, b in zip(got, want, strict=True):
             np.testing.assert_allclose(np.stack([m.attribution for m in a]), np.stack([m.attribution for m in b]),
                                        rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("grayscale", [True, False])
+def test_a_chunk_is_read_and_prepared_as_one_batch_with_the_one_item_values(tmp_path, grayscale):
+    from xai_core.inputs.images import preprocess, preprocess_batch
+    from xai_core.sets.data import open_set
+    from xai_core.types import ImageSpec
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "s.npz", x=x, y=np.arange(6) % 2)
+    dataset = open_set(tmp_path / "s.npz", ["a", "b"])
+    many = dataset.read_many([4, 1, 2])
+    np.testing.assert_array_equal(many, np.stack([dataset.read(i) for i in (4, 1, 2)]))
+    for size in ((8, 8), (12, 10), (32, 32)):  # at the model's size, or resized in two PIL passes
+        spec = ImageSpec(size=size, mean=(0.5,), std=(0.5,), grayscale=grayscale)
+        np.testing.assert_array_equal(preprocess_batch(many, spec), np.stack([preprocess(m, spec) for m in many]))
+
+
+def test_cams_find_the_predicted_class_in_their_own_pass(digits, images):
+    from xai_core.inputs.images import preprocess
+    from xai_core.service import explain_classes
+    from xai_core.sets.batched import predicts_in_pass
+
+    assert predicts_in_pass(digits, "grad_cam") and not predicts_in_pass(digits, "integrated_gradients")
+    got = explain_items(digits, images, "grad_cam", {}, classes=None, seed=7, batch_size=64)
+    probs = digits.predict(np.stack([preprocess(i, digits.spec) for i in images]))
+    for image, p, (result,) in zip(images, probs, got, strict=True):
+        np.testing.assert_allclose(result.probabilities, p, rtol=0, atol=1e-6)
+        assert result.target == int(np.argmax(p))
+        (ref,) = explain_classes(digits, image, "grad_cam", {}, classes=[result.target], seed=7, batch_size=64)
+        scale = float(np.abs(ref.attribution).max()) or 1.0
+        np.testing.assert_allclose(result.attribution, ref.attribution, rtol=0, atol=1e-5 * scale)

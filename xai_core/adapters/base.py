@@ -40,6 +40,10 @@ PASSIVE_KINDS = ("pool", "dropout", "padding", "flatten", "reshape", "upsampl", 
 DENSE_KINDS = ("Linear", "Dense")
 
 
+# a target meaning "each row's own predicted class" (adapters with targets_per_row)
+EACH_PREDICTED = "each predicted"
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """A layer with one output per forward pass, and what that output's axes mean.
@@ -220,6 +224,9 @@ class ModelAdapter(ABC):
     label_column: str | None = None  # the label column of the tables it was trained on, when known
     # the engine gradient-free predict() runs on, when adapters.fast_forward.prepare() found one
     fast_forward = None
+    # whether input_gradients and layer_activations_and_gradients take one target per
+    # row (an int array) or EACH_PREDICTED (every row its own predicted class)
+    targets_per_row = False
 
     @property
     @abstractmethod
@@ -365,9 +372,12 @@ class ModelAdapter(ABC):
             return np.concatenate([1 - raw, raw], axis=1)
         return raw
 
-    def _scores(self, out, target: int):
+    def _scores(self, out, target: int | np.ndarray):
         """The explained score of a raw output tensor (torch or TensorFlow): the target's
-        column; for a sigmoid output p (target 1) or 1 - p (target 0)."""
+        column; for a sigmoid output p (target 1) or 1 - p (target 0). An array of
+        targets (adapters with :attr:`targets_per_row`) takes each row's own column."""
+        if isinstance(target, np.ndarray):
+            return out[np.arange(len(target)), target]
         if self._output_kind == "sigmoid":
             return out[:, 0] if target == 1 else 1 - out[:, 0]
         return out[:, target]
@@ -376,9 +386,17 @@ class ModelAdapter(ABC):
         """NumPy twin of :meth:`_scores`: N raw outputs -> N explained scores (float64)."""
         return np.asarray(self._scores(np.asarray(raw, np.float64), target), np.float64)
 
-    def _pick(self, out, target: int | None) -> int:
+    def _pick(self, out, target: int | str | np.ndarray | None) -> int | np.ndarray:
         """None -> the first item's predicted class (one pass gives target and
-        gradients); else the target checked against the classes."""
+        gradients); else the target checked against the classes. With
+        :attr:`targets_per_row`: an array gives each row its class, and
+        :data:`EACH_PREDICTED` each row its own predicted class."""
+        if isinstance(target, str) and target == EACH_PREDICTED and self.targets_per_row:
+            return np.argmax(self.probabilities(np.asarray(out)), axis=1)
+        if isinstance(target, np.ndarray) and self.targets_per_row:
+            if len(target) and not (0 <= target.min() and target.max() < self._num_classes):
+                raise InputError(f"target classes must lie in 0..{self._num_classes - 1}")
+            return target.astype(np.int64)
         if target is None:
             return int(np.argmax(self.probabilities(np.asarray(out[:1]))[0]))
         if not 0 <= target < self._num_classes:

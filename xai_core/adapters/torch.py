@@ -103,6 +103,10 @@ class TorchAdapter(ModelAdapter):
 
     # -- basic facts -----------------------------------------------------------------
     @property
+    def targets_per_row(self) -> bool:
+        return self._output_kind != "sigmoid"
+
+    @property
     def capabilities(self) -> frozenset[str]:
         caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS, Capability.LAYER_GRADIENTS}
         if self.kind == "module" and not self.multi_input and isinstance(self.spec, ImageSpec):

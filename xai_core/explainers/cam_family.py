@@ -20,13 +20,14 @@ red/blue).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, param
-from xai_core.inputs.images import resize_map
+from xai_core.inputs.images import resize_map, resize_maps
 from xai_core.types import Capability, UnsupportedError
 
 
@@ -89,6 +90,35 @@ class ClassActivationMap(Explainer):
         if weights.ndim == 1:
             return np.tensordot(weights, acts, axes=(0, 0)).astype(np.float32)
         return (weights * acts).sum(axis=0).astype(np.float32)
+
+    def channel_weights_many(self, contexts: Callable[[int], Context], layer: str, acts: np.ndarray,
+                             grads: np.ndarray | None) -> np.ndarray:
+        """:meth:`channel_weights` of N images at once (``acts``, ``grads``: N x C x h x w;
+        ``contexts(j)`` the j-th image's context): N x C, or N x C x h x w. A method
+        whose weights are an array expression of the gradients overrides it."""
+        return np.stack([np.asarray(self.channel_weights(contexts(j), layer, acts[j],
+                                                         None if grads is None else grads[j]), np.float64)
+                         for j in range(len(acts))])
+
+    def maps_from_layer(self, contexts: Callable[[int], Context], params: CamParams, layer: str, acts: np.ndarray,
+                        grads: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
+        """N images' maps (N x H x W at ``size``) from their rows of one layer pass
+        (``acts``, ``grads``: N x C x h x w), each what :meth:`from_layer` makes of
+        its row, in array operations over the N images."""
+        if acts.ndim != 4:
+            raise UnsupportedError(
+                f"layer {layer!r} outputs shape {acts.shape[1:]}; {self.label} needs a convolutional "
+                "feature map (channels x height x width)"
+            )
+        weights = np.asarray(self.channel_weights_many(contexts, layer, acts, grads), np.float64)
+        if weights.ndim == 2:
+            cams = np.einsum("nc,nchw->nhw", weights, acts).astype(np.float32)
+        else:
+            cams = (weights * acts).sum(axis=1).astype(np.float32)
+        upsampled = resize_maps(rectify(cams, params.rectify), *size, cubic=True)
+        if params.rectify != "none":  # bicubic overshoot must not create negative evidence
+            upsampled = np.maximum(upsampled, 0)
+        return upsampled
 
     def run(self, ctx: Context, params: CamParams) -> RawAttribution:
         ctx.params = params

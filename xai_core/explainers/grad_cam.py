@@ -24,3 +24,6 @@ class GradCam(ClassActivationMap):
 
     def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
         return grads.mean(axis=(1, 2))
+
+    def channel_weights_many(self, contexts, layer: str, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        return grads.mean(axis=(2, 3))

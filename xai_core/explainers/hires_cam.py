@@ -26,3 +26,6 @@ class HiResCam(ClassActivationMap):
 
     def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
         return grads
+
+    def channel_weights_many(self, contexts, layer: str, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        return grads

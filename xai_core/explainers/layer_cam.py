@@ -24,3 +24,6 @@ class LayerCam(ClassActivationMap):
 
     def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
         return np.maximum(grads, 0)
+
+    def channel_weights_many(self, contexts, layer: str, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        return np.maximum(grads, 0)

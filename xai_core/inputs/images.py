@@ -120,6 +120,108 @@ def preprocess(image: np.ndarray, spec: ImageSpec) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def preprocess_batch(images: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """N RGB uint8 images of one size (N x H x W x 3) -> N model inputs, each equal
+    to :func:`preprocess` of that image, bit for bit, in a few array operations.
+
+    Grayscale uses PIL's own integer ITU-R 601-2 formula. PIL's bilinear resize of
+    an 8-bit image is separable: one pass along rows into an 8-bit image, then one
+    along columns (or the other way round: which one PIL runs first depends on its
+    version and the sizes), the coefficients set by the sizes alone. So N images
+    stacked into one tall image take the width's pass in one PIL call, and laid
+    side by side the height's pass in another: the same integer arithmetic as N
+    separate resizes. The order is the one that reproduces PIL's own resize on
+    random probe images of these sizes (:func:`_resized_together`); where neither does,
+    each image is resized on its own.
+    """
+    images = np.asarray(images)
+    h, w = spec.size
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or not len(images):
+        return np.stack([preprocess(image, spec) for image in images]) if len(images) else \
+            np.zeros((0, *spec.shape), np.float32)
+    if spec.grayscale:
+        v = images.astype(np.uint32)
+        # Pillow's rgb2l: L = (R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16
+        pixels = ((v[..., 0] * 19595 + v[..., 1] * 38470 + v[..., 2] * 7471 + 0x8000) >> 16).astype(np.uint8)
+        pixels = pixels[..., None]
+    else:
+        pixels = images
+    pixels = _resized_together(pixels, (h, w), Image.BILINEAR)
+    if pixels is None:
+        return np.stack([preprocess(image, spec) for image in images])
+    return np.ascontiguousarray(pixels.astype(np.float32) / 255.0)
+
+
+def _mode(pixels: np.ndarray) -> str:
+    if pixels.dtype == np.float32:
+        return "F"
+    return "L" if pixels.shape[-1] == 1 else "RGB"
+
+
+def _one_pass(pixels: np.ndarray, size: int, axis: int, resample: int) -> np.ndarray:
+    """N x H x W x C (uint8, or float32 with C = 1) -> the same resized along
+    ``axis`` (1: height, 2: width) to ``size``, as one PIL image (the N images
+    along the other axis)."""
+    n, height, width, c = pixels.shape
+    if pixels.shape[axis] == size:
+        return pixels
+    if axis == 2:  # a tall image: rows of different images never meet in a pass along rows
+        flat = pixels.reshape(n * height, width, c)
+        out_size, shape = (size, n * height), (n, height, size, c)
+    else:  # side by side: columns never meet in a pass along columns
+        flat = np.ascontiguousarray(pixels.transpose(1, 0, 2, 3)).reshape(height, n * width, c)
+        out_size, shape = (n * width, size), (size, n, width, c)
+    mode = _mode(pixels)
+    image = Image.fromarray(flat if mode == "RGB" else np.ascontiguousarray(flat[..., 0]), mode)
+    out = np.asarray(image.resize(out_size, resample)).reshape(shape)
+    return out if axis == 2 else out.transpose(1, 0, 2, 3)
+
+
+def _two_passes(pixels: np.ndarray, size: tuple[int, int], order: str, resample: int) -> np.ndarray:
+    if order == "width first":
+        return _one_pass(_one_pass(pixels, size[1], 2, resample), size[0], 1, resample)
+    return _one_pass(_one_pass(pixels, size[0], 1, resample), size[1], 2, resample)
+
+
+_PASS_ORDERS: dict[tuple, str | None] = {}
+
+
+def _resized_together(pixels: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray | None:
+    """N images resized in two PIL calls, equal to resizing each on its own; None
+    when no pass order reproduces PIL's own resize on random probe images of these
+    sizes (then the caller resizes one at a time)."""
+    if pixels.shape[1:3] == tuple(size):
+        return pixels
+    shape = pixels.shape[1:]
+    key = (shape, pixels.dtype.str, tuple(size), resample)
+    if key not in _PASS_ORDERS:
+        rng = np.random.default_rng(0)
+        probes = rng.integers(0, 256, (4, *shape), dtype=np.uint8) if pixels.dtype == np.uint8 else \
+            rng.standard_normal((4, *shape)).astype(pixels.dtype)
+        mode = _mode(probes)
+        want = np.stack([np.asarray(Image.fromarray(p if mode == "RGB" else np.ascontiguousarray(p[..., 0]), mode)
+                                    .resize((size[1], size[0]), resample)).reshape(*size, shape[-1])
+                         for p in probes])
+        found = [order for order in ("width first", "height first")
+                 if np.array_equal(_two_passes(probes, size, order, resample), want)]
+        _PASS_ORDERS[key] = found[0] if found else None
+    order = _PASS_ORDERS[key]
+    return None if order is None else _two_passes(pixels, size, order, resample)
+
+
+def resize_maps(maps: np.ndarray, height: int, width: int, cubic: bool = True) -> np.ndarray:
+    """N float maps (N x h x w) -> N x height x width, each equal to :func:`resize_map` of it."""
+    maps = np.asarray(maps, np.float32)
+    if maps.shape[1:] == (height, width):
+        return maps
+    together = _resized_together(maps[..., None], (height, width), Image.BICUBIC if cubic else Image.BILINEAR) \
+        if len(maps) else None
+    if together is None:
+        return np.stack([resize_map(m, height, width, cubic) for m in maps]) if len(maps) else \
+            np.zeros((0, height, width), np.float32)
+    return together[..., 0]
+
+
 def resize_map(attribution: np.ndarray, height: int, width: int, cubic: bool = True) -> np.ndarray:
     """Resize a 2-D float map to (height, width) (bicubic by default, as Grad-CAM papers do)."""
     if attribution.shape == (height, width):

@@ -44,13 +44,16 @@ BATCHED_OPS = ("predict", "outputs", "input_gradients", "layer_activations_and_g
 @dataclass
 class ClassMap:
     """One item explained for one class: the map at model input resolution (H x W,
-    float32, finite), the model evaluations it took, and whether it is signed."""
+    float32, finite), the model evaluations it took, and whether it is signed;
+    ``probabilities`` when the item's predicted class was found in the same pass
+    (:func:`predicts_in_pass`)."""
 
     target: int
     attribution: np.ndarray
     model_evals: int
     signed: bool
     elapsed_s: float = 0.0
+    probabilities: np.ndarray | None = None  # the item's class probabilities, when this pass found them
 
     @classmethod
     def of(cls, explanation: Any) -> ClassMap:
@@ -245,7 +248,7 @@ def explain_items(
     method: str,
     params: dict[str, Any] | None,
     *,
-    classes: Sequence[Sequence[int]],
+    classes: Sequence[Sequence[int]] | None,
     seed: int = 0,
     batch_size: int | None = None,
     prepared: Sequence[np.ndarray] | None = None,
@@ -261,15 +264,22 @@ def explain_items(
     call altogether (:func:`_explain_cams`), and uses ``prepared`` (the images
     already preprocessed for the model) and their ``probabilities`` (N x K) when
     the caller has them, instead of preparing and predicting them again.
+    ``classes=None`` (only where :func:`predicts_in_pass`): each item against its
+    predicted class, found by the explanation's own layer pass, whose
+    probabilities come back in the ClassMaps.
     """
     from xai_core.explainers import get_explainer
     from xai_core.explainers.cam_family import ClassActivationMap
     from xai_core.service import explain_classes
 
     n = len(images)
+    size = int(batch_size or adapter.default_batch_size)
+    if classes is None:
+        if not predicts_in_pass(adapter, method):
+            raise ValueError(f"{method} cannot find the predicted class in its own pass on {adapter.name}")
+        return _explain_cams(adapter, images, method, params, None, seed, size, prepared, None)
     if n != len(classes):
         raise ValueError("one list of classes per image")
-    size = int(batch_size or adapter.default_batch_size)
     explainer = get_explainer(method)
     if n > 1 and isinstance(explainer, ClassActivationMap) and explainer.uses_gradients and not adapter.multi_input:
         return _explain_cams(adapter, images, method, params, classes, seed, size, prepared, probabilities)
@@ -302,13 +312,28 @@ def explain_items(
     return results
 
 
+def predicts_in_pass(adapter: Any, method: str) -> bool:
+    """Whether ``method`` explains items against their predicted classes in one
+    layer pass that also finds those classes (so no prediction pass before it):
+    the gradient CAMs on a one-input model whose passes take one target per row."""
+    from xai_core.explainers import get_explainer
+    from xai_core.explainers.cam_family import ClassActivationMap
+
+    explainer = get_explainer(method)
+    return (isinstance(explainer, ClassActivationMap) and explainer.uses_gradients and not adapter.multi_input
+            and bool(getattr(adapter, "targets_per_row", False)))
+
+
 def _explain_cams(adapter: Any, images: Sequence[np.ndarray], method: str, params: dict[str, Any] | None,
-                  classes: Sequence[Sequence[int]], seed: int, size: int, prepared: Sequence[np.ndarray] | None,
-                  probabilities: np.ndarray | None) -> list[list[ClassMap]]:
-    """The gradient CAMs over many images: one layer pass per class for ``size`` images
-    at a time, each image's map made by the method's own
-    :meth:`~xai_core.explainers.cam_family.ClassActivationMap.from_layer` (what its
-    one-item ``run`` does after its own layer pass), with no per-item service call."""
+                  classes: Sequence[Sequence[int]] | None, seed: int, size: int,
+                  prepared: Sequence[np.ndarray] | None, probabilities: np.ndarray | None) -> list[list[ClassMap]]:
+    """The gradient CAMs over many images: one layer pass for ``size`` (image,
+    class) pairs at a time (every pair its own class where the adapter takes one
+    target per row, else one pass per class), the maps made by the method's own
+    :meth:`~xai_core.explainers.cam_family.ClassActivationMap.maps_from_layer` (what
+    its one-item ``run`` makes of its own layer pass), with no per-item service call.
+    ``classes=None``: each image against its predicted class, found in the same pass."""
+    from xai_core.adapters.base import EACH_PREDICTED
     from xai_core.explainers import get_explainer
     from xai_core.explainers.base import Context
     from xai_core.service import check_method, prepare_inputs, resolve_target
@@ -318,30 +343,55 @@ def _explain_cams(adapter: Any, images: Sequence[np.ndarray], method: str, param
     parsed = explainer.params(params)
     layer = explainer.map_layer(adapter, None)
     start = time.perf_counter()
-    xs = list(prepared) if prepared is not None else [prepare_inputs(adapter, image)[0] for image in images]
-    probs = probabilities if probabilities is not None else adapter.predict(np.stack(xs), size)
-    pairs: dict[int, list[tuple[int, int]]] = {}
-    for i, wanted in enumerate(classes):
-        for k, c in enumerate(wanted):
-            pairs.setdefault(resolve_target(adapter, c, probs[i]), []).append((i, k))
-    out: list[list[Any]] = [[None] * len(wanted) for wanted in classes]
-    for c, members in pairs.items():
-        for s in range(0, len(members), size):
-            part = members[s:s + size]
-            acts, grads, _ = adapter.layer_activations_and_gradients(np.stack([xs[i] for i, _ in part]), c, layer)
-            for j, (i, k) in enumerate(part):
-                ctx = Context(adapter, xs[i], c, seed, size, layer=layer, probs=probs[i])
-                ctx.params = parsed
-                raw = explainer.from_layer(ctx, parsed, layer, acts[j:j + 1], grads[j:j + 1])
-                attribution = np.nan_to_num(np.asarray(raw.attribution, np.float32), nan=0.0, posinf=0.0,
-                                            neginf=0.0)
-                # the one-item path counts its prediction and its layer pass
-                out[i][k] = ClassMap(c, attribution, 2, bool(raw.extras.get("signed", explainer.drawing.signed)))
-    elapsed = (time.perf_counter() - start) / max(1, sum(len(w) for w in classes))
+    xs = np.asarray(prepared, np.float32) if prepared is not None else \
+        np.stack([prepare_inputs(adapter, image)[0] for image in images])
+    in_pass = classes is None
+    if in_pass:
+        probs = np.zeros((len(xs), adapter.num_classes), np.float32)
+        wanted = [[None] for _ in xs]
+    else:
+        probs = probabilities if probabilities is not None else adapter.predict(xs, size)
+        wanted = [[resolve_target(adapter, c, probs[i]) for c in cs] for i, cs in enumerate(classes)]
+    pairs = [(i, k, c) for i, cs in enumerate(wanted) for k, c in enumerate(cs)]
+    if in_pass or getattr(adapter, "targets_per_row", False):
+        groups = [pairs[s:s + size] for s in range(0, len(pairs), size)]
+    else:
+        by_class: dict[int, list[tuple[int, int, Any]]] = {}
+        for pair in pairs:
+            by_class.setdefault(pair[2], []).append(pair)
+        groups = [members[s:s + size] for members in by_class.values() for s in range(0, len(members), size)]
+    out: list[list[Any]] = [[None] * len(cs) for cs in wanted]
+    signed = parsed.rectify == "none"
+    for group in groups:
+        rows = [i for i, _, _ in group]
+        if in_pass:
+            target: Any = EACH_PREDICTED
+        elif getattr(adapter, "targets_per_row", False):
+            target = np.array([c for _, _, c in group], np.int64)
+        else:
+            target = group[0][2]
+        acts, grads, _, p = adapter.layer_activations_and_gradients(xs[rows], target, layer, return_probs=True)
+        if in_pass:
+            probs[rows] = p
+            targets = [int(c) for c in np.argmax(p, axis=1)]  # the pass's own choice (ModelAdapter._pick)
+        else:
+            targets = [c for _, _, c in group]
+
+        def context(j: int, group=group, targets=targets) -> Context:
+            ctx = Context(adapter, xs[group[j][0]], targets[j], seed, size, layer=layer, probs=probs[group[j][0]])
+            ctx.params = parsed
+            return ctx
+
+        maps = np.nan_to_num(explainer.maps_from_layer(context, parsed, layer, acts, grads, xs.shape[1:3]),
+                             nan=0.0, posinf=0.0, neginf=0.0)
+        for j, (i, k, _) in enumerate(group):
+            # the one-item path counts its prediction and its layer pass
+            out[i][k] = ClassMap(targets[j], maps[j], 2, signed, probabilities=probs[i] if in_pass else None)
+    elapsed = (time.perf_counter() - start) / max(1, len(pairs))
     for row in out:
         for m in row:
             m.elapsed_s = elapsed
     return out
 
 
-__all__ = ["BATCHED_OPS", "Batcher", "ClassMap", "batched_view", "explain_items", "shares_batches"]
+__all__ = ["BATCHED_OPS", "Batcher", "ClassMap", "batched_view", "explain_items", "predicts_in_pass", "shares_batches"]

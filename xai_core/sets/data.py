@@ -68,6 +68,13 @@ class LabelledSet:
         """One item's content; an :class:`InputError` naming the item when unreadable."""
         return self._reader.read(index)
 
+    def read_many(self, indices: Sequence[int]) -> np.ndarray | None:
+        """The images of ``indices`` as one N x H x W x 3 uint8 array, each equal to
+        :meth:`read` of it, when the set holds its images as one array of them (an
+        .npz or a pixel CSV of uint8 images); None otherwise (read them one by one)."""
+        many = getattr(self._reader, "read_many", None)
+        return many(list(indices)) if many is not None else None
+
     def chunks(self, size: int, indices: Sequence[int] | None = None) -> Iterator[list[int]]:
         """The given indices (default: every item) in consecutive chunks of ``size``."""
         order = list(range(len(self))) if indices is None else list(indices)
@@ -120,6 +127,20 @@ class _ZipReader:
 class _ArrayReader:
     def __init__(self, x: np.ndarray, names: list[str], kind: str) -> None:
         self.x, self.names, self.kind = x, names, kind
+
+    def read_many(self, indices: list[int]) -> np.ndarray | None:
+        """uint8 images at once, as :func:`array_to_rgb` makes each (other dtypes are
+        checked one by one)."""
+        if self.kind != "image" or self.x.dtype != np.uint8:
+            return None
+        a = self.x[indices]
+        if a.ndim == 4 and a.shape[-1] == 1:
+            a = a[..., 0]
+        if a.ndim == 3:
+            a = np.repeat(a[..., None], 3, axis=3)
+        if a.ndim != 4 or a.shape[-1] not in (3, 4):
+            return None
+        return np.ascontiguousarray(a[..., :3])
 
     def read(self, index: int) -> np.ndarray:
         item = self.x[index]

@@ -10,7 +10,7 @@ by how wrong the model is: the cross-entropy loss -log p(true class), largest fi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,15 +32,22 @@ class ChunkPrediction:
     errors: dict[int, str]
 
 
-def read_items(model, dataset: LabelledSet, indices: list[int]) -> tuple[list[int], list[np.ndarray],
-                                                                        list[np.ndarray], dict[int, str]]:
-    """(readable indices, their contents, their prepared inputs, errors of the others)."""
+def read_items(model, dataset: LabelledSet, indices: list[int]) -> tuple[list[int], Sequence[np.ndarray],
+                                                                        np.ndarray, dict[int, str]]:
+    """(readable indices, their contents, their prepared inputs stacked (N x ...),
+    errors of the others). A set that holds its images as one array is read and
+    prepared as one batch (:meth:`LabelledSet.read_many`, :meth:`SetModel.prepare_many`);
+    other sets one item at a time."""
     from xai_core.types import XaiError
 
-    ok, contents, prepared, errors = [], [], [], {}
+    errors = {i: dataset.errors[i] for i in indices if i in dataset.errors}
+    ok = [i for i in indices if i not in errors]
+    many = dataset.read_many(ok) if ok and model.kind == "image" else None
+    if many is not None:
+        return ok, many, model.prepare_many(many), errors
+    ok, contents, prepared = [], [], []
     for i in indices:
-        if i in dataset.errors:
-            errors[i] = dataset.errors[i]
+        if i in errors:
             continue
         try:
             content = dataset.read(i)
@@ -51,7 +58,7 @@ def read_items(model, dataset: LabelledSet, indices: list[int]) -> tuple[list[in
         ok.append(i)
         contents.append(content)
         prepared.append(x)
-    return ok, contents, prepared, errors
+    return ok, contents, np.stack(prepared) if prepared else np.zeros((0,), np.float32), errors
 
 
 def predict_chunk(model, dataset: LabelledSet, indices: list[int]) -> ChunkPrediction:
@@ -59,7 +66,7 @@ def predict_chunk(model, dataset: LabelledSet, indices: list[int]) -> ChunkPredi
     ok, _, prepared, errors = read_items(model, dataset, indices)
     if not ok:
         return ChunkPrediction([], np.zeros((0, model.num_classes), np.float32), errors)
-    return ChunkPrediction(ok, model.probabilities(np.stack(prepared)), errors)
+    return ChunkPrediction(ok, model.probabilities(prepared), errors)
 
 
 @dataclass
@@ -230,6 +237,7 @@ def evaluate(
     done, items per second and time left (and per worker on Ray). Memory holds one
     batch of inputs plus N x K probabilities.
     """
+    from xai_core.sets.local import LocalEngine
     from xai_core.sets.meter import Meter
 
     model.check_set(dataset)
@@ -240,8 +248,7 @@ def evaluate(
     start = time.perf_counter()
     meter = Meter(n, "evaluated", engine)
     chunks = dataset.chunks(size)
-    results = engine.run(predict_chunk, chunks) if engine is not None else \
-        (predict_chunk(model, dataset, c) for c in chunks)
+    results = (engine if engine is not None else LocalEngine(model, dataset)).run(predict_chunk, chunks)
     for chunk in results:
         if chunk.indices:
             probs[chunk.indices] = chunk.probabilities

@@ -83,22 +83,27 @@ class ChunkExplanation:
 
 def explain_chunk(model, dataset: LabelledSet, indices: list[int], request: ExplainRequest) -> ChunkExplanation:
     """One chunk: read the items, predict them, explain each against its classes (the
-    unit of work of every engine). A failing item gets its error; the others go on."""
+    unit of work of every engine). A failing item gets its error; the others go on.
+    Where the explanation's own pass finds each item's predicted class
+    (:meth:`SetModel.predicts_in_pass`), that pass is the prediction."""
     ok, contents, prepared, errors = read_items(model, dataset, indices)
     if not ok:
         return ChunkExplanation([], errors)
-    probs = model.probabilities(np.stack(prepared))
+    in_pass = model.predicts_in_pass(request.method, request.classes)
+    probs = [None] * len(ok) if in_pass else model.probabilities(prepared)
     items = [(i, dataset.names[i], int(dataset.labels[i]), c, p) for i, c, p in zip(ok, contents, probs, strict=True)]
-    classes = [classes_for(request, label, int(np.argmax(p)), model.num_classes) for _, _, label, _, p in items]
+    classes = None if in_pass else \
+        [classes_for(request, label, int(np.argmax(p)), model.num_classes) for _, _, label, _, p in items]
     args = (request.method, request.params, request.seed, request.background, list(request.feature_names))
     inputs = dict(zip(ok, prepared, strict=True))
     try:
         results = model.explain(items, classes, *args, prepared=prepared)
     except XaiError as exc:
         results = []
-        for item, wanted in zip(items, classes, strict=True):  # find the item that fails
+        for n, item in enumerate(items):  # find the item that fails
             try:
-                results.extend(model.explain([item], [wanted], *args) if len(items) > 1 else [])
+                results.extend(model.explain([item], None if in_pass else [classes[n]], *args,
+                                             prepared=prepared[n:n + 1]) if len(items) > 1 else [])
             except XaiError as exc_one:
                 errors[item[0]] = f"{item[1]}: {exc_one}"
         if len(items) == 1:
@@ -123,6 +128,7 @@ def explain_selection(
     time (``chunk_size`` items, default :func:`default_chunk_size`; a chunk's items
     share model batches); items that fail are recorded in ``errors`` (index ->
     message) and skipped. ``engine`` runs the chunks (default: in this process)."""
+    from xai_core.sets.local import LocalEngine
     from xai_core.sets.meter import Meter
 
     model.check_method(request.method)
@@ -133,8 +139,7 @@ def explain_selection(
     meter = Meter(n, f"explained with {request.method}", engine)
     if progress is not None and n:
         progress(0.0, f"explaining {n} item(s) with {request.method}")
-    results = engine.run(explain_chunk, chunks, request) if engine is not None else \
-        (explain_chunk(model, dataset, c, request) for c in chunks)
+    results = (engine if engine is not None else LocalEngine(model, dataset)).run(explain_chunk, chunks, request)
     for chunk in results:
         if errors is not None:
             errors.update(chunk.errors)

@@ -19,8 +19,14 @@ class LocalEngine:
         self.notes: list[str] = []
 
     def run(self, unit: Callable[..., Any], chunks: Iterable[list[int]], *args: Any) -> Iterator:
-        for indices in chunks:
-            yield unit(self.model, self.dataset, indices, *args)
+        """One memory-ceiling watch for the whole run (:mod:`xai_core.worker.ceiling`):
+        the service calls inside the chunks keep it instead of starting and joining a
+        watcher thread each (that cost as much as a small model's chunk)."""
+        from xai_core.worker.ceiling import memory_ceiling
+
+        with memory_ceiling(f"{self.model.name} over {self.dataset.source}"):
+            for indices in chunks:
+                yield unit(self.model, self.dataset, indices, *args)
 
     def close(self) -> None:
         pass

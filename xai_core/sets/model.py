@@ -135,6 +135,13 @@ class SetModel:
 
         return preprocess(content, self.model.spec)
 
+    def prepare_many(self, contents: np.ndarray) -> np.ndarray:
+        """N images of one size (N x H x W x 3 uint8) -> N canonical inputs, each
+        :meth:`prepare` of its image, in one batch."""
+        from xai_core.inputs.images import preprocess_batch
+
+        return preprocess_batch(contents, self.model.spec)
+
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """N prepared inputs -> N x K class probabilities (float32)."""
         if self.kind == "image":
@@ -147,8 +154,8 @@ class SetModel:
 
     def explain(
         self,
-        items: list[tuple[int, str, int, np.ndarray, np.ndarray]],
-        classes: list[list[int]],
+        items: list[tuple[int, str, int, np.ndarray, np.ndarray | None]],
+        classes: list[list[int]] | None,
         method: str,
         params: dict[str, Any] | None,
         seed: int,
@@ -160,7 +167,10 @@ class SetModel:
         classes. Every item and class uses the same ``seed``, so results do not depend
         on how items are grouped or which worker runs them. Rows need the set's
         ``background`` rows (N x F) for the methods' reference values; ``prepared``
-        (the items' model inputs, when the caller has them) saves preparing them again."""
+        (the items' model inputs, when the caller has them) saves preparing them again.
+        ``classes=None`` (where :meth:`predicts_in_pass`): each item against its
+        predicted class, found by the explanation's own pass (the items' probabilities
+        are then None and come back in the results)."""
         if self.kind == "rows":
             return self._explain_rows(items, classes, method, params, seed, background, feature_names)
         from xai_core.sets.batched import explain_items
@@ -168,15 +178,27 @@ class SetModel:
         # the items share model batches (xai_core.sets.batched); each keeps its own seeded draws
         start = time.perf_counter()
         found = explain_items(self.model, [item[3] for item in items], method, params,
-                              classes=[list(c) for c in classes], seed=seed, batch_size=self.batch_size,
-                              prepared=prepared, probabilities=np.stack([item[4] for item in items]))
+                              classes=None if classes is None else [list(c) for c in classes], seed=seed,
+                              batch_size=self.batch_size, prepared=prepared,
+                              probabilities=None if classes is None else np.stack([item[4] for item in items]))
         elapsed = (time.perf_counter() - start) / max(1, len(items))
-        return [
-            ItemExplanation(index, name, label, int(np.argmax(probs)), probs, [e.target for e in exps],
-                            np.stack([e.attribution.astype(np.float32) for e in exps]),
-                            sum(e.model_evals for e in exps), elapsed, exps[0].signed)
-            for (index, name, label, _, probs), exps in zip(items, found, strict=True)
-        ]
+        out = []
+        for (index, name, label, _, probs), exps in zip(items, found, strict=True):
+            probs = exps[0].probabilities if probs is None else probs
+            out.append(ItemExplanation(index, name, label, int(np.argmax(probs)), probs, [e.target for e in exps],
+                                       np.stack([e.attribution.astype(np.float32) for e in exps]),
+                                       sum(e.model_evals for e in exps), elapsed, exps[0].signed))
+        return out
+
+    def predicts_in_pass(self, method: str, classes) -> bool:
+        """Whether explaining against the predicted class (``classes`` "predicted")
+        finds that class in the explanation's own pass, so a chunk needs no
+        prediction pass first (:func:`~xai_core.sets.batched.predicts_in_pass`)."""
+        if self.kind != "image" or classes != "predicted":
+            return False
+        from xai_core.sets.batched import predicts_in_pass
+
+        return predicts_in_pass(self.model, method)
 
     def _explain_rows(self, items, classes, method, params, seed, background, feature_names):
         from xai_core.inputs.tables import TabularData
