@@ -138,3 +138,6 @@ def test_dashboard_takes_weights_and_a_timm_name(test_vit_weights):
     at.selectbox(key="img_timm_name").set_value("test_vit").run()
     assert_clean(at)
     assert at.number_input(key="img_height").value == 160  # timm's data config for test_vit
+    # its resize (160 / crop_pct 0.95, shortest edge) and filter, editable
+    assert at.text_input(key="img_resize").value == "168"
+    assert at.selectbox(key="img_interpolation").value == "bicubic"
