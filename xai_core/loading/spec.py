@@ -162,7 +162,8 @@ def model_default_spec(sidecar: dict[str, Any], height: int | None, width: int |
         "mean": (0.5,) if grayscale else IMAGENET_MEAN,
         "std": (0.5,) if grayscale else IMAGENET_STD,
     }
-    base.update({k: sidecar[k] for k in ("size", "mean", "std", "grayscale") if k in sidecar})
+    base.update({k: sidecar[k] for k in ("size", "mean", "std", "grayscale", "resize", "interpolation", "crop_rounding")
+                 if k in sidecar})
     return ImageSpec.from_dict(base)
 
 
