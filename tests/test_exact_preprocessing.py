@@ -154,3 +154,12 @@ def test_map_is_drawn_on_the_crop_and_recorded(hf_folders, tmp_path):
     left = int(round(box["left"]))
     np.testing.assert_allclose(drawn[:, : left - 1], CAT[:, : left - 1] * 0.35, atol=1)  # the margin dimmed
     assert not np.array_equal(drawn[:, left + 5: int(box["right"]) - 5], CAT[:, left + 5: int(box["right"]) - 5])
+
+
+@pytest.mark.parametrize("name", ["digits_vit", "digits_convnext"])
+def test_zoo_entries_declare_what_their_folders_preprocess(name):
+    """The dashboard fills its form from the zoo entry; the command line opens the
+    folder: both must resize and crop alike."""
+    import model_zoo
+
+    assert open_model(name, engine="inprocess").spec == model_zoo.ZOO[name].spec
