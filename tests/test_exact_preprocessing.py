@@ -85,6 +85,9 @@ def test_a_processor_that_resizes_its_own_way_is_refused_unless_told(hf_folders,
         open_model(folder, engine="inprocess")
     told = open_model(folder, engine="inprocess", overrides=SpecOverrides(resize=256, interpolation="bicubic"))
     assert told.spec.resize == 256 and told.spec.interpolation == "bicubic"
+    (folder / "preprocessor_config.json").write_text(json.dumps(proc | {"auto_map": {"AutoImageProcessor": "x.Y"}}))
+    with pytest.raises(ModelLoadError, match="preprocessor_config.json asks for custom code"):
+        open_model(folder, engine="inprocess")
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +166,17 @@ def test_zoo_entries_declare_what_their_folders_preprocess(name):
     import model_zoo
 
     assert open_model(name, engine="inprocess").spec == model_zoo.ZOO[name].spec
+
+
+def test_resize_flags_and_the_reproduce_command():
+    from ui.reproduce import resize_text
+    from xai_core.cli.common import resize
+
+    assert (resize("none"), resize("256"), resize("256,320")) == (0, 256, (256, 320))
+    with pytest.raises(InputError, match="--resize must be"):
+        resize("big")
+    spec = SpecOverrides(resize=256, interpolation="bicubic").apply(ImageSpec((224, 224)))
+    assert (spec.resize, spec.interpolation) == (256, "bicubic") and resize_text(spec) == "256"
+    assert SpecOverrides(resize=0).apply(spec).resize is None
+    with pytest.raises(InputError, match="smaller than the 320x320 centre crop"):
+        SpecOverrides(size=(320, 320)).apply(spec)

@@ -266,7 +266,11 @@ def processor_spec(folder: Path, config: dict[str, Any], label: str,
     if not path.is_file():
         spec = ImageSpec(default, IMAGENET_MEAN, IMAGENET_STD, grayscale=channels == 1)
         return spec, (f"no preprocessor_config.json: {default[0]}x{default[1]} from config.json, ImageNet mean/std")
-    check_sizes(read_json_file(path, label), label, "preprocessor_config.json")
+    declared = read_json_file(path, label)
+    if "auto_map" in declared:
+        raise ModelLoadError(f"{label}: refused, preprocessor_config.json asks for custom code (auto_map: "
+                             f"{_short(declared['auto_map'])}); code from a model folder is never run")
+    check_sizes(declared, label, "preprocessor_config.json")
     proc = _processor(folder, label)
     kind = type(proc).__name__.removesuffix("Pil")
     try:
