@@ -231,7 +231,7 @@ def model_sidebar() -> ModelRequest | None:
             return None
         if framework.key in ("huggingface", "timm"):
             st.caption("Preprocessing below comes from the model's own "
-                       + ("image processor" if framework.key == "huggingface" else "timm data config")
+                       + ("processor config" if framework.key == "huggingface" else "timm data config")
                        + f": {declared.describe()}; maps cover what the model sees (a centre crop is drawn "
                          "on its region of the photo, the margins dimmed).")
         # a timm name decides the data config; a PyTorch architecture does not (typed values stay)
