@@ -199,6 +199,8 @@ def _folder_labels(name: str) -> Callable[[], list[str]]:
 
 
 _DIGITS_RGB = ImageSpec((32, 32), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+# timm's data config of the checkpoint: crop_pct 1, crop_mode center (shortest edge 32, centre crop)
+_DIGITS_TIMM = ImageSpec((32, 32), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), resize=32, crop_rounding="round")
 ZOO["digits_vit"] = ZooEntry(
     "digits_vit",
     "huggingface",
@@ -215,7 +217,7 @@ ZOO["digits_convnext"] = ZooEntry(
     "timm",
     "small ConvNeXt (timm convnext_atto, widths 24-128, 2x2 stem) on scikit-learn's digits, 32x32 RGB; "
     "a timm checkpoint (trained here)",
-    _DIGITS_RGB,
+    _DIGITS_TIMM,
     _folder_module("digits_convnext", "timm"),
     _folder_labels("digits_convnext"),
     "model_zoo/train_digits_convnext.py (seed 0)",

@@ -206,32 +206,59 @@ def test_path_methods_at_a_token_layer_give_the_folded_map(vit):
     np.testing.assert_allclose(got.layer_attribution, want, rtol=1e-3, atol=1e-5)
 
 
-def test_keras_vit_from_multi_head_attention_is_refused_not_drawn_on_its_patch_embedding():
-    """A Keras ViT: its token outputs have no established grid, so the CAMs get no
-    default layer (old main: Grad-CAM quietly ran on the patch embedding, the only
-    N x h x w x C layer) and a token layer is refused with one line."""
-    pytest.importorskip("tensorflow")
-    from xai_core.adapters.keras import KerasAdapter, keras
+def _keras_vit():
+    """A Keras ViT from MultiHeadAttention: patches from a strided Conv2D, a Reshape to
+    tokens, a class token (the patches' mean) concatenated first, one block, a pooled head."""
+    from xai_core.adapters.keras import keras
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(16, 8, strides=8, name="patch_embed")(inp)
     x = keras.layers.Reshape((16, 16), name="tokens")(x)
+    cls = keras.layers.Reshape((1, 16), name="cls")(keras.layers.GlobalAveragePooling1D(name="mean")(x))
+    x = keras.layers.Concatenate(axis=1, name="with_cls")([cls, x])
     y = keras.layers.LayerNormalization(name="norm1")(x)
     y = keras.layers.MultiHeadAttention(num_heads=2, key_dim=8, name="attn")(y, y)
     x = keras.layers.Add(name="residual")([x, y])
     x = keras.layers.LayerNormalization(name="norm")(x)
     out = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D(name="pool")(x))
-    adapter = KerasAdapter(keras.Model(inp, out, name="keras_vit"), ImageSpec(size=(32, 32), **HALF))
+    return keras.Model(inp, out, name="keras_vit")
+
+
+def test_keras_vit_token_layers_are_maps_and_grad_cam_equals_a_gradient_tape():
+    """A Keras ViT: its token outputs are folded to their grid as the graph lays them
+    (a Reshape of the 4 x 4 patch map, the class token concatenated first), never
+    drawn on its patch embedding (old main: Grad-CAM quietly ran there); Grad-CAM at
+    a block's norm = the map computed directly with tf.GradientTape (rtol 1e-4)."""
+    pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
+    from xai_core.adapters.keras import KerasAdapter, keras
+
+    model = _keras_vit()
+    adapter = KerasAdapter(model, ImageSpec(size=(32, 32), **HALF))
     layouts = {info.name: info.layout for info in adapter.layers()}
     assert layouts["patch_embed"].kind == "channels_last"
-    assert layouts["attn"].kind == "not_a_map" and "grid" in layouts["attn"].reason
+    assert (layouts["tokens"].grid, layouts["tokens"].prefix) == ((4, 4), 0)
+    for name in ("with_cls", "norm1", "attn", "residual", "norm"):
+        assert (layouts[name].kind, layouts[name].grid, layouts[name].prefix) == ("tokens", (4, 4), 1), name
+    assert layouts["cls"].kind == "not_a_map"  # one token from a vector: no grid
     layer, why = adapter.default_cam_choice()
-    assert layer is None and "not maps" in why
-    with pytest.raises(UnsupportedError, match="no default layer for Grad-CAM"):
-        explain(adapter, _image(32), "grad_cam", {}, seed=0)
-    with pytest.raises(UnsupportedError, match=r"^layer 'norm1' gives tokens .* not a spatial map"):
-        explain(adapter, _image(32), "grad_cam", {}, layer="norm1", seed=0)
+    assert layer == "norm" and "norm" in why
+    image = _image(32)
+    sub = keras.Model(model.input, [model.get_layer("norm1").output, model.output])
+    x = tf.constant(((image.astype(np.float32) / 255 - 0.5) / 0.5)[None])
+    for target in (0, 2):
+        got = explain(adapter, image, "grad_cam", {}, layer="norm1", target=target, seed=0)
+        with tf.GradientTape() as tape:
+            acts, out = sub(x)
+            score = out[:, target]
+        grads = tape.gradient(score, acts).numpy()[0, 1:].reshape(4, 4, 16).transpose(2, 0, 1)
+        maps = acts.numpy()[0, 1:].reshape(4, 4, 16).transpose(2, 0, 1)
+        want = np.maximum(np.tensordot(grads.mean(axis=(1, 2)), maps, axes=(0, 0)), 0)
+        np.testing.assert_allclose(got.extras["cam"], want, rtol=1e-4, atol=1e-6 * float(want.max()))
+    with pytest.raises(UnsupportedError, match=r"^layer 'cls' gives tokens .* not a spatial map"):
+        explain(adapter, image, "grad_cam", {}, layer="cls", seed=0)
 
 
 def test_ablation_cam_at_a_token_layer_ablates_patch_tokens_in_place(vit):

@@ -22,8 +22,7 @@ CAT = ROOT / "sample_images" / "chelsea_cat.jpg"
 
 
 def square_photo(tmp_path: Path) -> Path:
-    """The cat cropped square: timm's transforms resize the short side and crop the
-    centre, the service resizes the whole photo; on a square photo the two agree."""
+    """The cat cropped square (a second photo shape besides the cat itself)."""
     from PIL import Image
 
     image = Image.open(CAT).convert("RGB")
@@ -33,16 +32,14 @@ def square_photo(tmp_path: Path) -> Path:
     return path
 
 
-def timm_probabilities(model, photo: Path, whole_photo: bool = False) -> np.ndarray:
-    """timm's own transforms for ``model``; ``whole_photo``: with crop_pct 1 and bilinear
-    resizing, the way the service feeds a model (maps cover the whole photo)."""
+def timm_probabilities(model, photo: Path) -> np.ndarray:
+    """timm's own eval transforms for ``model`` (resize to input / crop_pct, its
+    interpolation, centre crop), which the service reproduces."""
     import timm
     import torch
     from PIL import Image
 
     config = timm.data.resolve_model_data_config(model)
-    if whole_photo:
-        config.update(crop_pct=1.0, interpolation="bilinear")
     transform = timm.data.create_transform(**config)
     with torch.no_grad():
         return torch.softmax(model(transform(Image.open(photo).convert("RGB"))[None]), -1).numpy()[0]
@@ -55,7 +52,7 @@ def test_timm_folder_predicts_what_timm_predicts(tmp_path):
     model = open_model(CONVNEXT, engine="inprocess")
     assert model.spec.size == (32, 32) and model.num_classes == 10
     assert model.labels == [str(i) for i in range(10)]
-    for photo in (DIGIT, square_photo(tmp_path)):
+    for photo in (DIGIT, square_photo(tmp_path), CAT):
         ours = model.predict(preprocess(load_image(photo), model.spec)[None])[0]
         np.testing.assert_allclose(ours, timm_probabilities(reference, photo), atol=1e-4)
     assert model.labels[int(np.argmax(model.predict(preprocess(load_image(DIGIT), model.spec)[None])[0]))] == "3"
@@ -83,12 +80,11 @@ def test_name_plus_weights_file(test_vit_weights, tmp_path, filename):
     assert model.num_classes == 3  # read from the classifier's weight
     size = reference.pretrained_cfg["input_size"][1:]
     assert model.spec.size == tuple(size)
-    photo = square_photo(tmp_path)
-    ours = model.predict(preprocess(load_image(photo), model.spec)[None])[0]
-    # test_vit's data config crops 95% and resizes bicubic; the service resizes the whole
-    # photo bilinear (noted in the model's preprocessing_note), so timm is asked the same
+    ours = model.predict(preprocess(load_image(CAT), model.spec)[None])[0]
+    # test_vit's data config crops 95% and resizes bicubic, as the service does
     assert "crop_pct 0.95" in model.preprocessing_note and "bicubic" in model.preprocessing_note
-    np.testing.assert_allclose(ours, timm_probabilities(reference, photo, whole_photo=True), atol=1e-4)
+    assert model.spec.resize == 168 and model.spec.interpolation == "bicubic"
+    np.testing.assert_allclose(ours, timm_probabilities(reference, CAT), atol=1e-5)
 
 
 def test_sidecar_names_the_timm_model_and_the_worker_opens_it(test_vit_weights, tmp_path):
@@ -142,3 +138,6 @@ def test_dashboard_takes_weights_and_a_timm_name(test_vit_weights):
     at.selectbox(key="img_timm_name").set_value("test_vit").run()
     assert_clean(at)
     assert at.number_input(key="img_height").value == 160  # timm's data config for test_vit
+    # its resize (160 / crop_pct 0.95, shortest edge) and filter, editable
+    assert at.text_input(key="img_resize").value == "168"
+    assert at.selectbox(key="img_interpolation").value == "bicubic"

@@ -113,7 +113,8 @@ def _load_model(key: str, _request: ModelRequest):
         _request.ref,
         framework=_request.framework,
         arch=_request.arch,
-        overrides=SpecOverrides(size=spec.size, mean=spec.mean, std=spec.std, grayscale=spec.grayscale),
+        overrides=SpecOverrides(size=spec.size, mean=spec.mean, std=spec.std, grayscale=spec.grayscale,
+                                resize=0 if spec.resize is None else spec.resize, interpolation=spec.interpolation),
         labels=list(_request.labels) if _request.labels else None,
         trust_pickle=_request.trust_pickle,
     )

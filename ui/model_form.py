@@ -18,7 +18,7 @@ from pathlib import Path
 import streamlit as st
 
 from xai_core.sets.model import ModelRef
-from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, ImageSpec, InputError, XaiError
+from xai_core.types import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, ImageSpec, InputError, XaiError
 from xai_core.worker import sandbox
 
 from .cache import ModelRequest, content_hash, declared_preprocessing, stored_upload, unpack_savedmodel
@@ -26,6 +26,7 @@ from .frameworks import available_frameworks, upload_types
 from .limits import IMAGE_MODEL_MB, LABELS_MB
 from .messages import page_text
 from .protection import trust_checkbox
+from .reproduce import resize_text
 
 ZOO_SOURCE = "Model zoo"
 UPLOAD_SOURCE = "Upload a model file"
@@ -96,15 +97,35 @@ def _reset_preprocessing(owner: str, spec: ImageSpec) -> None:
     st.session_state["img_norm"] = matching_preset(spec)
     st.session_state["img_mean"] = _fmt(spec.mean)
     st.session_state["img_std"] = _fmt(spec.std)
+    st.session_state["img_resize"] = resize_text(spec)
+    st.session_state["img_interpolation"] = spec.interpolation
+    st.session_state["img_crop_rounding"] = spec.crop_rounding
+
+
+def parse_resize(text: str) -> int | tuple[int, int] | None:
+    """The Resize box: none (the whole photo to the input size), E (shortest edge)
+    or H, W; then the centre crop to the input size."""
+    from xai_core.cli.common import resize
+
+    value = resize(text.replace(" ", "") or "none")
+    return None if value == 0 else value
 
 
 def preprocessing_form(defaults: ImageSpec, owner: str) -> ImageSpec | None:
-    """Input size, normalization preset or custom mean/std, grayscale."""
+    """Input size, resize and its filter (the centre crop), normalization preset or
+    custom mean/std, grayscale."""
     _reset_preprocessing(owner, defaults)
     with st.expander("Preprocessing", expanded=False):
         c1, c2 = st.columns(2)
         height = c1.number_input("Input height", min_value=8, max_value=4096, step=1, key="img_height")
         width = c2.number_input("Input width", min_value=8, max_value=4096, step=1, key="img_width")
+        c3, c4 = st.columns(2)
+        resize_box = c3.text_input(
+            "Resize", key="img_resize",
+            help="none: the whole photo is resized to the input size (maps cover all of it); E: its shortest edge "
+                 "to E pixels, H, W: to H x W, then the centre crop of the input size (maps cover the crop)")
+        interpolation = c4.selectbox("Resample", INTERPOLATIONS, key="img_interpolation",
+                                     help="the resize's filter (PIL's, as Hugging Face processors and timm use)")
         grayscale = st.checkbox("Grayscale (one input channel)", key="img_grayscale")
         norm = st.selectbox(
             "Normalization", [p.label for p in PRESETS] + [CUSTOM], key="img_norm",
@@ -117,7 +138,10 @@ def preprocessing_form(defaults: ImageSpec, owner: str) -> ImageSpec | None:
             else:
                 mean, std = preset_values(norm, grayscale)
                 st.caption(f"mean {_fmt(mean)} · std {_fmt(std)}")
-            spec = ImageSpec((int(height), int(width)), mean, std, bool(grayscale))
+            spec = ImageSpec((int(height), int(width)), mean, std, bool(grayscale), resize=parse_resize(resize_box),
+                             interpolation=interpolation,
+                             crop_rounding=st.session_state.get("img_crop_rounding", "floor"))
+            st.caption(spec.describe())
         except InputError as exc:
             st.error(f"Preprocessing: {page_text(exc)}. Fix the values above or pick a preset.")
             spec = None
@@ -208,7 +232,8 @@ def model_sidebar() -> ModelRequest | None:
         if framework.key in ("huggingface", "timm"):
             st.caption("Preprocessing below comes from the model's own "
                        + ("processor config" if framework.key == "huggingface" else "timm data config")
-                       + "; the whole photo is resized (no centre crop) so that maps cover all of it.")
+                       + f": {declared.describe()}; maps cover what the model sees (a centre crop is drawn "
+                         "on its region of the photo, the margins dimmed).")
         # a timm name decides the data config; a PyTorch architecture does not (typed values stay)
         owner = f"file:{digest}:{arch}" if framework.key == "timm" else f"file:{digest}"
         spec = preprocessing_form(declared, owner=owner)

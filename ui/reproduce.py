@@ -56,8 +56,17 @@ def command_argv(
     argv += ["--input-size", f"{h},{w}", "--mean", _numbers(spec.mean), "--std", _numbers(spec.std)]
     if spec.grayscale:
         argv.append("--grayscale")
+    if spec.resize is not None or spec.interpolation != "bilinear":  # a centre crop or a model's own filter
+        argv += ["--resize", resize_text(spec), "--interpolation", spec.interpolation]
     argv += ["--out", out]
     return argv
+
+
+def resize_text(spec: ImageSpec) -> str:
+    """``spec.resize`` as --resize takes it: none, E or H,W."""
+    if spec.resize is None:
+        return "none"
+    return str(spec.resize) if isinstance(spec.resize, int) else f"{spec.resize[0]},{spec.resize[1]}"
 
 
 def reproduce_record(

@@ -16,6 +16,8 @@ import numpy as np
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# PIL's resampling filters by name (Hugging Face processors and timm resize with PIL)
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 
 
 class XaiError(Exception):
@@ -61,6 +63,14 @@ class ImageSpec:
     ``size`` is (height, width) of the model input. ``mean``/``std`` are applied by
     the adapter to images in [0, 1]; ``grayscale`` feeds one channel. ``name`` names
     the input among several (output files get a ``__<name>`` suffix).
+
+    ``resize`` says how the photo reaches ``size``: None resizes the whole photo to
+    ``size`` (maps cover all of it); an int resizes its shortest edge to that many
+    pixels (aspect kept), a pair (height, width) resizes to it; both are then
+    centre-cropped to ``size``, as Hugging Face processors and timm's eval transforms
+    do. ``interpolation`` is the PIL filter of that resize; ``crop_rounding`` where
+    an odd margin puts the crop: 'floor' (Hugging Face) or 'round' (torchvision's
+    CenterCrop, which timm uses).
     """
 
     kind: ClassVar[str] = "image"
@@ -69,6 +79,9 @@ class ImageSpec:
     std: tuple[float, ...] = IMAGENET_STD
     grayscale: bool = False
     name: str = "image"
+    resize: int | tuple[int, int] | None = None
+    interpolation: str = "bilinear"
+    crop_rounding: str = "floor"
 
     def __post_init__(self) -> None:
         h, w = self.size
@@ -85,6 +98,21 @@ class ImageSpec:
             raise InputError(f"mean {list(self.mean)} and std {list(self.std)} must be finite numbers")
         if any(s <= 0 for s in self.std):
             raise InputError("std values must be positive")
+        if self.interpolation not in INTERPOLATIONS:
+            raise InputError(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+        if self.crop_rounding not in ("floor", "round"):
+            raise InputError(f"crop_rounding {self.crop_rounding!r} must be floor or round")
+        resize = self.resize
+        if resize is not None:
+            sides = (resize, resize) if isinstance(resize, int) else tuple(resize)
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in sides) or len(sides) != 2:
+                raise InputError(f"resize {resize!r} must be a shortest edge in pixels or a pair (height, width)")
+            if not all(8 <= v <= 4096 for v in sides):
+                raise InputError(f"resize {resize!r} is out of range (8..4096 pixels per side)")
+            if isinstance(resize, int) and resize < max(h, w) or not isinstance(resize, int) and (
+                    sides[0] < h or sides[1] < w):
+                raise InputError(f"resize {resize!r} is smaller than the {h}x{w} centre crop it feeds; "
+                                 "give a larger resize or a smaller input size")
 
     @property
     def channels(self) -> int:
@@ -102,12 +130,29 @@ class ImageSpec:
         return np.broadcast_to(np.asarray(self.std, np.float32), (self.channels,)).copy()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The preprocessing as JSON (``resize``, ``interpolation`` and
+        ``crop_rounding`` only where they differ from resizing the whole photo, bilinear)."""
+        out: dict[str, Any] = {
             "size": list(self.size),
             "mean": list(self.mean),
             "std": list(self.std),
             "grayscale": self.grayscale,
         }
+        if self.resize is not None:
+            out["resize"] = self.resize if isinstance(self.resize, int) else list(self.resize)
+            out["crop_rounding"] = self.crop_rounding
+        if self.interpolation != "bilinear":
+            out["interpolation"] = self.interpolation
+        return out
+
+    def describe(self) -> str:
+        """One line: how a photo becomes the input (for notes and the dashboard)."""
+        h, w = self.size
+        if self.resize is None:
+            return f"whole photo resized to {h}x{w} ({self.interpolation})"
+        how = (f"shortest edge resized to {self.resize}" if isinstance(self.resize, int)
+               else f"resized to {self.resize[0]}x{self.resize[1]}")
+        return f"{how} ({self.interpolation}), centre {h}x{w} cropped"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageSpec:
@@ -120,17 +165,26 @@ class ImageSpec:
             grayscale = data.get("grayscale", False)
             if not isinstance(grayscale, bool):
                 raise TypeError
+            resize = data.get("resize")
+            if resize is not None and not isinstance(resize, int):
+                if isinstance(resize, (str, bool)) or len(resize) != 2:
+                    raise TypeError
+                resize = (int(resize[0]), int(resize[1]))
             return cls(
                 size=(int(size[0]), int(size[1])),
                 mean=tuple(float(v) for v in _listed(data.get("mean", IMAGENET_MEAN))),
                 std=tuple(float(v) for v in _listed(data.get("std", IMAGENET_STD))),
                 grayscale=grayscale,
+                resize=resize,
+                interpolation=str(data.get("interpolation", "bilinear")),
+                crop_rounding=str(data.get("crop_rounding", "floor")),
             )
         except (TypeError, ValueError, OverflowError):
             raise InputError(
                 "preprocessing must look like {\"size\": [224, 224], \"mean\": [0.485, 0.456, 0.406], "
-                "\"std\": [0.229, 0.224, 0.225], \"grayscale\": false}; got "
-                f"{ {k: data.get(k) for k in ('size', 'mean', 'std', 'grayscale') if k in data} }"
+                "\"std\": [0.229, 0.224, 0.225], \"grayscale\": false} (optionally \"resize\": 256, "
+                "\"interpolation\": \"bicubic\"); got "
+                f"{ {k: data.get(k) for k in ('size', 'mean', 'std', 'grayscale', 'resize') if k in data} }"
             ) from None
 
 
@@ -286,6 +340,10 @@ class Explanation:
     feature_values: np.ndarray | None = None
     row: int | None = None
     label: Any = None
+    # per model input: where the model's crop lies in the photo that was given
+    # ({left, top, right, bottom} in its pixels, with its width and height), None for
+    # a feature vector; None when not recorded
+    boxes: list[dict[str, float] | None] | None = None
 
     def __post_init__(self) -> None:
         if not self.attributions:
@@ -358,6 +416,8 @@ class Explanation:
             "output": self.output,
             "base_value": self.base_value,
         }
+        if self.boxes is not None:
+            record["input_boxes"] = [None if b is None else dict(b) for b in self.boxes]
         if self.row is not None:  # a table row: values inline, one per feature
             record.update({
                 "row": self.row,

@@ -332,27 +332,57 @@ def _torchvision_weights(site: _Site, store: list):
 
 def _project(model: Any, family: str):
     """LeGrad's per-block score: block tokens z (N x T x D) -> class logits, through
-    the model's own final norm and head, from the mean over tokens (as torchcam and
-    the LeGrad authors' code pool them)."""
+    the model's own final norm and head(s), from the mean over tokens (as torchcam
+    and the LeGrad authors' code pool them). A distilled DeiT averages its two heads
+    on that mean, as it averages them on its class and distillation tokens; DINOv2,
+    whose head reads the class token beside the patches' mean, gets its own head on
+    the block's normed tokens."""
     if family == "torchvision":
         vit = _torchvision_vit(model)
         return lambda z: vit.heads(vit.encoder.ln(z.mean(dim=1)))
     if family == "timm":
         root = _timm_root(model)
-        if getattr(root, "head_dist", None) is not None or not all(hasattr(root, a) for a in ("norm", "fc_norm", "head")):
-            raise UnsupportedError("LeGrad needs a timm transformer with one head after norm/fc_norm "
-                                   "(a distilled DeiT has two)")
+        if not all(hasattr(root, a) for a in ("norm", "fc_norm", "head")):
+            raise UnsupportedError("LeGrad needs a timm transformer with a head after norm/fc_norm")
+        if getattr(root, "head_dist", None) is not None:  # distilled DeiT: (head + head_dist) / 2, as in eval
+            def distilled(z):
+                pooled = root.fc_norm(root.norm(z.mean(dim=1)))
+                return (root.head(pooled) + root.head_dist(pooled)) / 2
+            return distilled
         return lambda z: root.head(root.fc_norm(root.norm(z.mean(dim=1))))
-    root = next((m for m in model.modules() if hasattr(m, "classifier") and type(m).__name__ in _HF_LEGRAD), None)
+    root = next((m for m in model.modules() if type(m).__name__ in _HF_LEGRAD), None)
     if root is None:
-        raise UnsupportedError("LeGrad reads the head of Hugging Face ViTForImageClassification and "
-                               "DeiTForImageClassification models only; this model's head is not known")
+        raise UnsupportedError("LeGrad reads the heads of Hugging Face ViT, DeiT (with or without teacher), "
+                               "BEiT and DINOv2 image classifiers; this model's head is not known")
     base = getattr(root, root.base_model_prefix)
+    kind = type(root).__name__
+    if kind == "DeiTForImageClassificationWithTeacher":
+        def teacher(z):
+            pooled = base.layernorm(z.mean(dim=1))
+            return (root.cls_classifier(pooled) + root.distillation_classifier(pooled)) / 2
+        return teacher
+    if kind == "BeitForImageClassification":
+        pooler = getattr(base, "pooler", None)
+        norm = pooler.layernorm if getattr(pooler, "layernorm", None) is not None else base.layernorm
+        return lambda z: root.classifier(norm(z.mean(dim=1)))
+    if kind == "Dinov2ForImageClassification":
+        def dinov2(z):
+            seq = base.layernorm(z)
+            return root.classifier(torch_cat([seq[:, 0], seq[:, 1:].mean(dim=1)]))
+        return dinov2
     return lambda z: root.classifier(base.layernorm(z.mean(dim=1)))
 
 
-# Hugging Face classifiers whose logits are classifier(layernorm(z)[:, 0])
-_HF_LEGRAD = ("ViTForImageClassification", "DeiTForImageClassification")
+def torch_cat(parts: list) -> Any:
+    import torch
+
+    return torch.cat(parts, dim=1)
+
+
+# Hugging Face classifiers whose head LeGrad applies to a block's tokens (ViT and DeiT:
+# logits = classifier(layernorm(z)[:, 0]); the others in _project)
+_HF_LEGRAD = ("ViTForImageClassification", "DeiTForImageClassification", "DeiTForImageClassificationWithTeacher",
+              "BeitForImageClassification", "Dinov2ForImageClassification")
 
 
 def capture(adapter: Any, batch: Any, target: int | None, *, gradients: bool = False,

@@ -24,6 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from xai_core.adapters.base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
+from xai_core.adapters.keras_tokens import token_layouts
 from xai_core.adapters.layouts import LayerLayout, not_a_map, vector_layout
 from xai_core.adapters.runtime import SavedModelFunction, check_model_io, import_tensorflow
 from xai_core.types import (
@@ -312,7 +313,7 @@ class KerasAdapter(ModelAdapter):
             g = tape.gradient(score, act)
         if g is None:
             raise UnsupportedError(f"the score of {self.name} does not depend on layer {layer!r}")
-        result = (_channels_first(act.numpy(), layer), _channels_first(g.numpy(), layer), score.numpy())
+        result = (_canonical(act.numpy(), layout), _canonical(g.numpy(), layout), score.numpy())
         return (*result, self.probabilities(out.numpy())) if return_probs else result
 
     def neuron_gradients(self, batch: np.ndarray, target: int, layer: str, neuron: int):
@@ -322,7 +323,7 @@ class KerasAdapter(ModelAdapter):
             d_input = tape.gradient(unit, xs[0])
         if d_score is None or d_input is None:
             raise UnsupportedError(f"the score of {self.name} does not depend on layer {layer!r}")
-        d_unit = _channels_first(d_score.numpy(), layer).reshape(len(d_score), -1)[:, neuron]
+        d_unit = _canonical(d_score.numpy(), self.layer_layout(layer)).reshape(len(d_score), -1)[:, neuron]
         return d_input.numpy().astype(np.float32), d_unit.astype(np.float32)
 
     def _taped_pass(self, batch, target: int | None, layer: str, neuron: int | None = None):
@@ -343,7 +344,7 @@ class KerasAdapter(ModelAdapter):
                 raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
             act = captured[-1]
             if neuron is not None:
-                units = _flat_channels_first(act)
+                units = _flat_canonical(act, self.layer_layout(layer))
                 if not 0 <= neuron < units.shape[1]:
                     raise InputError(f"neuron {neuron} is out of range; layer {layer!r} has "
                                      f"{units.shape[1]} units (0..{units.shape[1] - 1})")
@@ -528,7 +529,11 @@ class KerasAdapter(ModelAdapter):
         with self._lock, _recording_many([(layer, record(p, layer)) for p, layer in paths.items()]):
             self._call(xs, graph=False)
 
+        tokens = token_layouts(self.model) if self.kind == "model" else {}
+
         def layout(name: str, shape: tuple[int, ...]) -> LayerLayout:
+            if len(shape) == 3 and name in tokens and tokens[name].raw_shape() == tuple(shape[1:]):
+                return tokens[name]
             return _keras_layout(paths.get(name), shape)
 
         return recorder.found({name: i for i, name in self._layer_indices().items()}, layout)
@@ -540,8 +545,8 @@ class KerasAdapter(ModelAdapter):
 def _keras_layout(layer, shape: tuple[int, ...]) -> LayerLayout:
     """A Keras layer's output layout by the framework's convention: N x h x w x C for
     image layers (channels-first where the layer says data_format='channels_first'),
-    N x units for vectors. Token outputs (N x T x C) are not folded: their grid is
-    not established from a Keras graph here."""
+    N x units for vectors. Token outputs (N x T x C) are maps only where the graph
+    establishes their grid (:mod:`xai_core.adapters.keras_tokens`)."""
     if len(shape) == 2:
         return vector_layout(shape[1], "Keras")
     if len(shape) == 4:
@@ -549,24 +554,23 @@ def _keras_layout(layer, shape: tuple[int, ...]) -> LayerLayout:
             return LayerLayout("channels_first", (shape[2], shape[3]), shape[1], source="Keras data_format")
         return LayerLayout("channels_last", (shape[1], shape[2]), shape[3], source="Keras convention (channels last)")
     if len(shape) == 3:
-        return not_a_map("tokens (N x T x C) whose patch grid is not established for Keras models")
+        return not_a_map("tokens (N x T x C) whose patch grid the Keras graph does not establish (a Reshape of "
+                         "a channels-last map, then token-wise layers)")
     return not_a_map("axes that are not established")
 
 
-def _channels_first(array: np.ndarray, layer: str) -> np.ndarray:
-    """N x h x w x C -> N x C x h x w (the protocol's layout); N x units stays."""
-    if array.ndim == 4:
-        return np.ascontiguousarray(array.transpose(0, 3, 1, 2), dtype=np.float32)
-    if array.ndim == 2:
-        return np.asarray(array, np.float32)
-    raise UnsupportedError(
-        f"layer {layer!r} outputs shape {array.shape}; a spatial map or a vector of units is needed"
-    )
+def _canonical(array: np.ndarray, layout: LayerLayout) -> np.ndarray:
+    """A layer's output (or gradient) -> the protocol's N x C x h x w (N x units stays)."""
+    return np.asarray(layout.fold(array), np.float32)
 
 
-def _flat_channels_first(tensor):
-    """N x h x w x C -> N x (C*h*w) in C x h x w order; N x units stays."""
-    if tensor.shape.rank == 4:
+def _flat_canonical(tensor, layout: LayerLayout):
+    """A layer's output tensor -> N x (C*h*w) in C x h x w order (N x units stays)."""
+    if layout.kind == "tokens":
+        h, w = layout.grid
+        t = tensor.shape[1]
+        tensor = tf.reshape(tensor[:, layout.prefix:t - layout.suffix], (-1, h, w, tensor.shape[2]))
+    if tensor.shape.rank == 4 and layout.kind != "channels_first":
         tensor = tf.transpose(tensor, (0, 3, 1, 2))
     return tf.reshape(tensor, (tf.shape(tensor)[0], -1))
 

@@ -45,6 +45,35 @@ def size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
+def resize(text: str) -> int | tuple[int, int]:
+    """--resize: 'none' (the whole photo to the input size, 0), an edge E (the
+    shortest edge to E, then the centre crop) or H,W (to H x W, then the crop)."""
+    if text.strip().lower() in ("none", "whole", "0"):
+        return 0
+    try:
+        parts = [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise InputError(f"--resize must be none, a shortest edge E or H,W in pixels; got {text!r}")
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def spec_overrides(args) -> Any:
+    """The preprocessing flags the user gave (--input-size, --mean, --std,
+    --grayscale, --resize, --interpolation) as SpecOverrides."""
+    from xai_core.loading.spec import SpecOverrides
+
+    return SpecOverrides(
+        size=size(args.input_size) if getattr(args, "input_size", None) else None,
+        mean=floats(args.mean, "mean") if getattr(args, "mean", None) else None,
+        std=floats(args.std, "std") if getattr(args, "std", None) else None,
+        grayscale=True if getattr(args, "grayscale", False) else None,
+        resize=resize(args.resize) if getattr(args, "resize", None) else None,
+        interpolation=getattr(args, "interpolation", None),
+    )
+
+
 def parse_param_args(
     items: Sequence[str], methods: Sequence[str], lookup: Callable[[str], Any] | None = None
 ) -> dict[str, dict[str, str]]:
@@ -140,14 +169,9 @@ def print_metrics(results: dict[str, Any]) -> None:
 
 def open_model_from_args(args) -> Any:
     from xai_core.inputs.labels import read_labels
-    from xai_core.loading.models import SpecOverrides, open_model
+    from xai_core.loading.models import open_model
 
-    overrides = SpecOverrides(
-        size=size(args.input_size) if getattr(args, "input_size", None) else None,
-        mean=floats(args.mean, "mean") if getattr(args, "mean", None) else None,
-        std=floats(args.std, "std") if getattr(args, "std", None) else None,
-        grayscale=True if getattr(args, "grayscale", False) else None,
-    )
+    overrides = spec_overrides(args)
     labels = read_labels(args.labels) if getattr(args, "labels", None) else None
     return open_model(
         args.model,
@@ -170,10 +194,21 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--mean", help="normalisation mean, e.g. 0.485,0.456,0.406")
     p.add_argument("--std", help="normalisation std, e.g. 0.229,0.224,0.225")
     p.add_argument("--grayscale", action="store_true", help="feed a single gray channel")
+    add_resize_args(p)
     p.add_argument("--labels", help="labels file: one per line, or a JSON list/dict")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=None, help="images per model call (default 16)")
     add_trust_args(p)
+
+
+def add_resize_args(p: argparse.ArgumentParser) -> None:
+    """--resize and --interpolation: how a photo reaches the input size (the model's
+    own rule by default: a Hugging Face processor's, timm's data config)."""
+    from xai_core.types import INTERPOLATIONS
+
+    p.add_argument("--resize", help="how the photo reaches the input size: none (the whole photo, no crop), E "
+                   "(shortest edge to E pixels, then the centre crop) or H,W (to H x W, then the centre crop)")
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, help="the resize's filter (PIL's)")
 
 
 def add_trust_args(p: argparse.ArgumentParser) -> None:

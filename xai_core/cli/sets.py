@@ -136,9 +136,8 @@ def _resolve_class(text: str, names: list[str], what: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from xai_core.cli.common import floats, make_output_dir, size
+    from xai_core.cli.common import make_output_dir, spec_overrides
     from xai_core.inputs.labels import read_labels
-    from xai_core.loading.models import SpecOverrides
     from xai_core.render.files import safe_csv, write_file
     from xai_core.sets.data import open_set
     from xai_core.sets.evaluate import evaluate
@@ -160,10 +159,7 @@ def _run(args: argparse.Namespace) -> int:
     kind = args.kind or guess_kind(args.model)
     ref = ModelRef(
         args.model, kind, args.framework, args.arch,
-        SpecOverrides(size=size(args.input_size) if args.input_size else None,
-                      mean=floats(args.mean, "mean") if args.mean else None,
-                      std=floats(args.std, "std") if args.std else None,
-                      grayscale=True if args.grayscale else None),
+        spec_overrides(args),
         tuple(read_labels(args.labels)) if args.labels else None,
         args.trust_pickle, args.device, args.batch_size or (64 if kind == "image" else 256),
     )

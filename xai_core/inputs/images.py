@@ -105,19 +105,61 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
 def preprocess(image: np.ndarray, spec: ImageSpec) -> np.ndarray:
     """RGB uint8 H x W x 3 -> model input float32 h x w x C in [0, 1] (before mean/std).
 
-    The whole image is resized (no crop) so that attributions map back onto the
-    full photo.
+    As ``spec`` says (:class:`~xai_core.types.ImageSpec`): the whole photo resized to
+    the input size, or resized (shortest edge or a fixed size) and centre-cropped,
+    with PIL's filter, pixel for pixel as Hugging Face's PIL processors and timm's
+    eval transforms do. :func:`crop_box` says where the crop lies in the photo.
     """
-    h, w = spec.size
     pil = Image.fromarray(image)
     if spec.grayscale:
         pil = pil.convert("L")
-    if pil.size != (w, h):
-        pil = pil.resize((w, h), Image.BILINEAR)
+    height, width = resized_size(spec, image.shape[0], image.shape[1])
+    if pil.size != (width, height):
+        pil = pil.resize((width, height), RESAMPLE[spec.interpolation])
     arr = np.asarray(pil, dtype=np.float32) / 255.0
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return np.ascontiguousarray(arr)
+    top, left = crop_offsets(spec, height, width)
+    h, w = spec.size
+    return np.ascontiguousarray(arr[top:top + h, left:left + w])
+
+
+RESAMPLE = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
+            "lanczos": Image.LANCZOS, "box": Image.BOX, "hamming": Image.HAMMING}
+
+
+def resized_size(spec: ImageSpec, height: int, width: int) -> tuple[int, int]:
+    """(height, width) of a ``height`` x ``width`` photo after the resize, before the
+    crop (the shortest-edge rule of torchvision's Resize and transformers' processors:
+    the long side is truncated, int(edge * long / short))."""
+    if spec.resize is None:
+        return spec.size
+    if not isinstance(spec.resize, int):
+        return spec.resize
+    edge = spec.resize
+    if width <= height:
+        return int(edge * height / width), edge
+    return edge, int(edge * width / height)
+
+
+def crop_offsets(spec: ImageSpec, height: int, width: int) -> tuple[int, int]:
+    """(top, left) of the centre crop in the resized ``height`` x ``width`` picture."""
+    h, w = spec.size
+    if spec.crop_rounding == "round":  # torchvision's CenterCrop
+        return int(round((height - h) / 2.0)), int(round((width - w) / 2.0))
+    return (height - h) // 2, (width - w) // 2
+
+
+def crop_box(spec: ImageSpec, height: int, width: int) -> dict[str, float]:
+    """Where the model's input lies in a ``height`` x ``width`` photo: {left, top,
+    right, bottom} in the photo's pixels (the whole photo without a crop), with the
+    photo's ``width`` and ``height``."""
+    rh, rw = resized_size(spec, height, width)
+    top, left = crop_offsets(spec, rh, rw)
+    h, w = spec.size
+    sy, sx = height / rh, width / rw
+    return {"left": left * sx, "top": top * sy, "right": (left + w) * sx, "bottom": (top + h) * sy,
+            "width": width, "height": height}
 
 
 def preprocess_batch(images: np.ndarray, spec: ImageSpec) -> np.ndarray:

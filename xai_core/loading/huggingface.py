@@ -20,9 +20,9 @@ checked before anything is built:
   attention weights are computed as tensors that methods can read), and every
   weight must come from the file (no missing or mis-shaped tensor).
 
-Preprocessing comes from ``preprocessor_config.json`` (size, crop, rescale,
-mean/std; resample and crop are described in ``preprocessing_note``: the service
-resizes the whole photo, bilinear, so a map covers all of it), labels from the
+Preprocessing comes from ``preprocessor_config.json`` as transformers' PIL image
+processor reads it (resize, resample, centre crop, rescale, mean/std), reproduced
+pixel for pixel by :func:`xai_core.inputs.images.preprocess`; labels from the
 config's ``id2label``. The model's forward returns an output object; a forward
 hook hands its ``.logits`` (N x classes) to the adapter. TensorFlow classes are
 not offered: transformers 5 removed TensorFlow support.
@@ -69,7 +69,7 @@ def open_huggingface(path: Path, options: OpenOptions):
     folder = model_folder(path)
     config = read_config(folder, path.name)
     model = build_model(folder, config, path.name)
-    spec, note = processor_spec(folder, config, path.name)
+    spec, note = processor_spec(folder, config, path.name, options.overrides.sets_resize)
     adapter = TorchAdapter(model, options.overrides.apply(spec), sidecar_labels({}, options.labels) or config_labels(config),
                            name=path.name, kind="module", device=options.device, batch_size=options.batch_size,
                            output_kind="logit")
@@ -244,51 +244,102 @@ def logits_only(_module, _inputs, output):
 
 
 # -- preprocessing ------------------------------------------------------------------------
-def processor_spec(folder: Path, config: dict[str, Any], label: str) -> tuple[ImageSpec, str]:
-    """(ImageSpec, note) from preprocessor_config.json, else from config.json's
-    image_size with ImageNet mean/std. The spec's mean/std take the processor's
-    rescale into account: the service feeds pixels in [0, 1]."""
+# image processors whose resize, crop, rescale and normalisation are transformers'
+# generic ones (ConvNext's shortest-edge / crop_pct rule is reproduced below); the
+# others (LeViT, PoolFormer, EfficientNet, MobileViT...) resize their own way
+GENERIC_PROCESSORS = frozenset({"ViTImageProcessor", "DeiTImageProcessor", "BeitImageProcessor", "BitImageProcessor",
+                                "MobileNetV1ImageProcessor", "PvtImageProcessor", "ConvNextImageProcessor"})
+
+
+def processor_spec(folder: Path, config: dict[str, Any], label: str,
+                   own_resize: bool = False) -> tuple[ImageSpec, str]:
+    """(ImageSpec, note) from preprocessor_config.json as transformers' own (PIL)
+    image processor reads it, class defaults filled in: resize (a fixed size or the
+    shortest edge), resample, centre crop (ConvNeXt's crop_pct), rescale and
+    mean/std; else config.json's image_size with ImageNet mean/std. The spec's
+    mean/std take the rescale into account: the service feeds pixels in [0, 1].
+    A processor that resizes its own way is refused unless the user says how to
+    resize (``own_resize``: --resize / --interpolation)."""
     path = folder / "preprocessor_config.json"
     channels = int(config.get("num_channels", 3) or 3)
-    image_size = config.get("image_size", 224)
-    default = _pair(image_size) or (224, 224)
+    default = _pair(config.get("image_size", 224)) or (224, 224)
     if not path.is_file():
         spec = ImageSpec(default, IMAGENET_MEAN, IMAGENET_STD, grayscale=channels == 1)
         return spec, (f"no preprocessor_config.json: {default[0]}x{default[1]} from config.json, ImageNet mean/std")
-    proc = read_json_file(path, label)
-    check_sizes(proc, label, "preprocessor_config.json")
-    size = _pair(proc.get("size"))
-    crop = _pair(proc.get("crop_size")) if proc.get("do_center_crop") else None
-    notes = []
-    if crop is not None:
-        size = crop
-        notes.append(f"the processor centre-crops {crop[0]}x{crop[1]}")
-    elif isinstance(proc.get("size"), dict) and "shortest_edge" in proc["size"]:
-        edge = int(proc["size"]["shortest_edge"])
-        size = (edge, edge)
-        if proc.get("crop_pct"):
-            notes.append(f"the processor crops the centre {float(proc['crop_pct']):.3g} of the photo")
-    size = size or default
-    scale = 255.0 * (float(proc.get("rescale_factor", 1 / 255)) if proc.get("do_rescale", True) else 1.0)
-    if proc.get("do_normalize", True):
-        mean = _numbers(proc.get("image_mean"), IMAGENET_MEAN)
-        std = _numbers(proc.get("image_std"), IMAGENET_STD)
+    declared = read_json_file(path, label)
+    if "auto_map" in declared:
+        raise ModelLoadError(f"{label}: refused, preprocessor_config.json asks for custom code (auto_map: "
+                             f"{_short(declared['auto_map'])}); code from a model folder is never run")
+    check_sizes(declared, label, "preprocessor_config.json")
+    proc = _processor(folder, label)
+    kind = type(proc).__name__.removesuffix("Pil")
+    try:
+        size, resize, interpolation = _geometry(proc, kind, default)
+    except ValueError as exc:
+        if not own_resize:
+            raise ModelLoadError(f"{label}: {exc}; say how to resize the photo (--resize, --interpolation) "
+                                 "to open it") from None
+        size, resize, interpolation = default, None, "bilinear"
+    scale = 255.0 * (float(proc.rescale_factor) if proc.do_rescale else 1.0)
+    if proc.do_normalize:
+        mean = _numbers(list(proc.image_mean) if proc.image_mean is not None else None, IMAGENET_MEAN)
+        std = _numbers(list(proc.image_std) if proc.image_std is not None else None, IMAGENET_STD)
     else:
         mean, std = (0.0,), (1.0,)
     mean = tuple(m / scale for m in mean)
     std = tuple(s / scale for s in std)
-    resample = PIL_RESAMPLE.get(proc.get("resample"), str(proc.get("resample", "bilinear")))
-    if resample != "bilinear":
-        notes.append(f"it resizes {resample}")
-    note = f"preprocessor_config.json: {size[0]}x{size[1]}, mean {_fmt(mean)}, std {_fmt(std)}"
-    if notes:
-        note += "; " + ", ".join(notes) + " (here the whole photo is resized, bilinear, so maps cover all of it)"
     try:
         spec = ImageSpec(size, mean if len(mean) in (1, channels) else mean[:1],
-                         std if len(std) in (1, channels) else std[:1], grayscale=channels == 1)
+                         std if len(std) in (1, channels) else std[:1], grayscale=channels == 1,
+                         resize=resize, interpolation=interpolation, crop_rounding="floor")
     except Exception as exc:  # noqa: BLE001 - an InputError naming the bad value
         raise ModelLoadError(f"{label}: preprocessor_config.json: {exc}") from None
+    note = f"{kind} (preprocessor_config.json): {spec.describe()}, mean {_fmt(mean)}, std {_fmt(std)}"
     return spec, note
+
+
+def _processor(folder: Path, label: str):
+    """transformers' PIL image processor for the folder (never code from the folder)."""
+    from transformers import AutoImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False,
+                                                  backend="pil")
+    except (ValueError, TypeError, KeyError, OSError, AttributeError) as exc:
+        raise ModelLoadError(f"{label}: transformers cannot read preprocessor_config.json ({_short(exc)})") from None
+
+
+def _geometry(proc: Any, kind: str, default: tuple[int, int]) -> tuple[tuple[int, int], Any, str]:
+    """(input size, ImageSpec.resize, interpolation) of a processor, or ValueError
+    saying why its resize cannot be reproduced."""
+    if kind not in GENERIC_PROCESSORS:
+        raise ValueError(f"its {kind} resizes its own way, which is not reproduced here")
+    resample = proc.resample if proc.resample is not None else 2
+    interpolation = PIL_RESAMPLE.get(int(resample))
+    if interpolation is None:
+        raise ValueError(f"resample {resample!r} is not a PIL filter")
+    size = proc.size
+    if not proc.do_resize or size is None:
+        raise ValueError("it does not resize (the input would take each photo's own size)")
+    crop = (int(proc.crop_size.height), int(proc.crop_size.width)) if proc.do_center_crop else None
+    edge = size.shortest_edge
+    if size.height and size.width:
+        resized: Any = (int(size.height), int(size.width))
+    elif edge and not size.longest_edge:
+        resized = int(edge)
+    else:
+        raise ValueError(f"its size {dict((k, v) for k, v in dict(size).items() if v)} is not reproduced here")
+    if kind == "ConvNextImageProcessor":  # shortest edge / crop_pct, then a square crop (or a square resize)
+        if not isinstance(resized, int) or crop is not None:
+            raise ValueError("its ConvNeXt size is not a shortest edge alone")
+        if edge < 384:
+            return (edge, edge), int(edge / float(proc.crop_pct)), interpolation
+        return (edge, edge), None, interpolation
+    if crop is not None:
+        return crop, resized, interpolation
+    if isinstance(resized, int):
+        raise ValueError("it resizes the shortest edge without a crop (the input would take each photo's shape)")
+    return resized, None, interpolation
 
 
 def _pair(value: Any) -> tuple[int, int] | None:

@@ -27,17 +27,29 @@ from xai_core.types import (
 
 @dataclass(frozen=True)
 class SpecOverrides:
-    """Preprocessing the user set explicitly; None means 'not given'."""
+    """Preprocessing the user set explicitly; None means 'not given'. ``resize`` 0
+    means 'resize the whole photo to the input size' (no crop)."""
 
     size: tuple[int, int] | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     grayscale: bool | None = None
+    resize: int | tuple[int, int] | None = None
+    interpolation: str | None = None
+
+    @property
+    def sets_resize(self) -> bool:
+        """Whether the user said how the photo is resized (then a model's own rule is not needed)."""
+        return self.resize is not None or self.interpolation is not None
 
     def apply(self, spec: ImageSpec) -> ImageSpec:
         changes: dict[str, Any] = {}
         if self.size is not None:
             changes["size"] = self.size
+        if self.resize is not None:
+            changes["resize"] = None if self.resize == 0 else self.resize
+        if self.interpolation is not None:
+            changes["interpolation"] = self.interpolation
         if self.grayscale is not None:
             changes["grayscale"] = self.grayscale
             if self.grayscale != spec.grayscale and self.mean is None:
@@ -150,7 +162,8 @@ def model_default_spec(sidecar: dict[str, Any], height: int | None, width: int |
         "mean": (0.5,) if grayscale else IMAGENET_MEAN,
         "std": (0.5,) if grayscale else IMAGENET_STD,
     }
-    base.update({k: sidecar[k] for k in ("size", "mean", "std", "grayscale") if k in sidecar})
+    base.update({k: sidecar[k] for k in ("size", "mean", "std", "grayscale", "resize", "interpolation", "crop_rounding")
+                 if k in sidecar})
     return ImageSpec.from_dict(base)
 
 

@@ -14,9 +14,9 @@
 The model is sized on PyTorch's ``meta`` device first and must not need more
 values than the weights hold; weights load strictly (every tensor present).
 Preprocessing is timm's own data config for the model
-(``timm.data.resolve_model_data_config``): input size, mean/std, with the
-interpolation and crop described in ``preprocessing_note`` (the service resizes
-the whole photo so that maps cover all of it).
+(``timm.data.resolve_model_data_config``) applied as timm's eval transform does
+(``create_transform``): resize to input size / crop_pct, interpolation, centre
+crop, mean/std (:func:`data_config_spec`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def open_timm(path: Path, options: OpenOptions):
     from xai_core.adapters.torch import TorchAdapter
 
     model, labels, note = load_timm(path, options.arch)
-    spec = options.overrides.apply(data_config_spec(model))
+    spec = options.overrides.apply(data_config_spec(model, options.overrides.sets_resize))
     adapter = TorchAdapter(model, spec, sidecar_labels({}, options.labels) or labels, name=path.name, kind="module",
                            device=options.device, batch_size=options.batch_size, output_kind="logit")
     adapter.preprocessing_note = note
@@ -102,9 +102,9 @@ def load_timm(path: Path, arch: str | None) -> tuple[Any, list[str] | None, str]
     state = read_weights(weights, label)
     model = build_timm(name, state, model_args, overlay, label)
     cfg = model.pretrained_cfg
-    note = (f"timm data config of {name}: {tuple(cfg.get('input_size', ()))[1:]}, interpolation "
-            f"{cfg.get('interpolation', '?')}, crop_pct {cfg.get('crop_pct', '?')} (here the whole photo is "
-            "resized, bilinear, so maps cover all of it)")
+    note = (f"timm data config of {name}: input {tuple(cfg.get('input_size', ()))[1:]}, crop_pct "
+            f"{cfg.get('crop_pct', 0.875)}, crop_mode {cfg.get('crop_mode') or 'center'}, interpolation "
+            f"{cfg.get('interpolation', 'bilinear')}, as timm.data.create_transform resizes and crops")
     return model, labels, note
 
 
@@ -211,14 +211,36 @@ def _classes(state: dict, classifier: str | tuple | list) -> int | None:
     return None
 
 
-def data_config_spec(model) -> ImageSpec:
-    """timm's data config for ``model`` -> ImageSpec (input size, mean/std, channels)."""
+def data_config_spec(model, own_resize: bool = False) -> ImageSpec:
+    """timm's data config for ``model`` -> ImageSpec, as ``timm.data.create_transform``
+    builds its eval transform: input size, the resize to input size / crop_pct
+    (shortest edge for crop_mode 'center' on a square input, both sides for
+    'squash'), its interpolation, torchvision's centre crop, mean/std. A config
+    whose resize is not reproduced (crop_mode 'border', a non-square 'center') is
+    refused unless the user says how to resize (``own_resize``)."""
+    import math
+
     from timm.data import resolve_model_data_config
 
     cfg = resolve_model_data_config(model)
     channels, height, width = (int(v) for v in cfg["input_size"])
     mean, std = tuple(float(v) for v in cfg["mean"]), tuple(float(v) for v in cfg["std"])
-    return ImageSpec((height, width), mean[:channels], std[:channels], grayscale=channels == 1)
+    crop_pct = float(cfg.get("crop_pct") or 0.875)
+    mode = cfg.get("crop_mode") or "center"
+    scale = (math.floor(height / crop_pct), math.floor(width / crop_pct))
+    interpolation = str(cfg.get("interpolation") or "bilinear")
+    if interpolation == "random":
+        interpolation = "bilinear"  # timm's eval transform: str_to_interp_mode maps only real filters
+    resize: Any = None
+    if mode == "squash":
+        resize = scale
+    elif mode == "center" and scale[0] == scale[1]:
+        resize = scale[0]
+    elif not own_resize:
+        raise ModelLoadError(f"timm's crop_mode {mode!r} for a {height}x{width} input is not reproduced here; "
+                             "say how to resize the photo (--resize, --interpolation) to open it")
+    return ImageSpec((height, width), mean[:channels], std[:channels], grayscale=channels == 1,
+                     resize=resize, interpolation=interpolation, crop_rounding="round")
 
 
 __all__ = ["open_timm", "load_timm", "is_timm_arch", "model_names"]

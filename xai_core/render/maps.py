@@ -22,6 +22,7 @@ from xai_core.inputs.images import resize_map
 from xai_core.types import Explanation
 
 DIVERGING = "RdBu_r"
+DIMMED = 0.35  # brightness of the photo outside the model's centre crop
 SEQUENTIAL = "jet"
 
 
@@ -91,12 +92,38 @@ def _segments(explanation: Explanation) -> np.ndarray | None:
 def upsample_to(explanation: Explanation, height: int, width: int) -> np.ndarray:
     """The explanation's map at (height, width), as its method declares: nearest on
     superpixels (crisp regions), bicubic for class activation maps (as in the
-    papers), bilinear otherwise."""
+    papers), bilinear otherwise. A map of a centre crop (:attr:`Explanation.boxes`)
+    fills the crop's region of the picture and is zero outside it."""
+    region = crop_region(explanation, height, width)
+    if region is not None:
+        top, left, bottom, right = region
+        out = np.zeros((height, width), np.float32)
+        out[top:bottom, left:right] = _upsampled(explanation, bottom - top, right - left)
+        return out
+    return _upsampled(explanation, height, width)
+
+
+def _upsampled(explanation: Explanation, height: int, width: int) -> np.ndarray:
     segments = _segments(explanation)
     if segments is not None:
         seg = upsample_segments(segments, height, width)
         return explanation.extras["segment_weights"][seg].astype(np.float32)
     return resize_map(explanation.attribution, height, width, cubic=drawing_of(explanation).upsample == "bicubic")
+
+
+def crop_region(explanation: Explanation, height: int, width: int) -> tuple[int, int, int, int] | None:
+    """(top, left, bottom, right) of the model's crop in a ``height`` x ``width``
+    picture of the photo explained; None when the model saw the whole photo."""
+    box = explanation.boxes[0] if explanation.boxes else None
+    if not box:
+        return None
+    sy, sx = height / box["height"], width / box["width"]
+    top, left = int(round(box["top"] * sy)), int(round(box["left"] * sx))
+    bottom, right = int(round(box["bottom"] * sy)), int(round(box["right"] * sx))
+    top, left, bottom, right = max(top, 0), max(left, 0), min(bottom, height), min(right, width)
+    if (top, left, bottom, right) == (0, 0, height, width) or bottom - top < 1 or right - left < 1:
+        return None
+    return top, left, bottom, right
 
 
 def layer_view(explanation: Explanation) -> Explanation | None:
@@ -127,7 +154,8 @@ def overlay(
     cmap: str | None = None,
     boundaries: bool = True,
 ) -> np.ndarray:
-    """Blend the explanation over the original RGB image, at the image's resolution."""
+    """Blend the explanation over the original RGB image, at the image's resolution
+    (a map of a centre crop over the crop's region, the margins dimmed)."""
     h, w = image.shape[:2]
     att = upsample_to(explanation, h, w)
     scale = scale or Scale.of(explanation.attribution, explanation.signed)
@@ -141,13 +169,21 @@ def overlay(
     else:
         weight = np.full((h, w, 1), alpha, np.float32)
     out = base * (1 - weight) + heat * weight
+    region = crop_region(explanation, h, w)
     segments = _segments(explanation) if boundaries else None
     if segments is not None:
         from skimage.segmentation import find_boundaries
 
-        seg = upsample_segments(segments, h, w)
-        edge = find_boundaries(seg, mode="inner")
+        top, left, bottom, right = region or (0, 0, h, w)
+        seg = upsample_segments(segments, bottom - top, right - left)
+        edge = np.zeros((h, w), bool)
+        edge[top:bottom, left:right] = find_boundaries(seg, mode="inner")
         out[edge] = (255, 221, 0)
+    if region is not None:  # the model never saw the margins: the photo dimmed there, no map
+        top, left, bottom, right = region
+        inside = np.zeros((h, w), bool)
+        inside[top:bottom, left:right] = True
+        out[~inside] = base[~inside] * DIMMED
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
@@ -334,8 +370,11 @@ def input_view(explanation: Explanation, index: int) -> Explanation:
         extras.pop("segment_weights", None)
         if extras["input_segments"][index] is not None:
             extras.update(segments=extras["input_segments"][index], segment_weights=extras["input_weights"][index])
+    boxes = explanation.boxes
+    if boxes and index < len(boxes):  # the view is drawn in its input's box
+        boxes = [boxes[index], *boxes[:index], *boxes[index + 1:]]
     return replace(explanation, attribution=explanation.attributions[index], attributions=list(explanation.attributions),
-                   extras=extras)
+                   extras=extras, boxes=boxes)
 
 
 def feature_bars(values: np.ndarray, names: list[str], title: str = "", top_k: int = 20) -> np.ndarray:

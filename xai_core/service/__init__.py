@@ -16,7 +16,7 @@ import numpy as np
 from xai_core.adapters.base import ModelAdapter
 from xai_core.adapters.fast_forward import prepare as prepare_fast_forward
 from xai_core.explainers import Context, available_for, get_explainer
-from xai_core.inputs.images import preprocess
+from xai_core.inputs.images import crop_box, preprocess
 from xai_core.inputs.tables import TabularData
 from xai_core.service.rows import explain_row
 from xai_core.service.targets import resolve_class
@@ -68,6 +68,14 @@ def prepare_inputs(adapter: ModelAdapter, given) -> list[np.ndarray]:
             raise InputError(f"input {spec.name!r} takes {spec.size} feature values; {len(row)} were given")
         out.append(row)
     return out
+
+
+def input_boxes(adapter: ModelAdapter, given) -> list[dict[str, float] | None]:
+    """Where each image input's crop lies in the photo given (see
+    :func:`xai_core.inputs.images.crop_box`), None for a feature vector."""
+    items = list(given) if isinstance(given, (list, tuple)) else [given] * len(adapter.inputs)
+    return [crop_box(spec, *np.asarray(item).shape[:2]) if isinstance(spec, ImageSpec) else None
+            for spec, item in zip(adapter.inputs, items, strict=True)]
 
 
 @runs_in_worker
@@ -307,6 +315,7 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
         probabilities=np.asarray(probs, np.float32) if len(probs) <= MAX_KEPT_PROBABILITIES else None,
         engine=engine,
         engine_note=engine_note,
+        boxes=input_boxes(adapter, image),
     )
 
 
