@@ -385,8 +385,8 @@ def _explain_cams(adapter: Any, images: Sequence[np.ndarray], method: str, param
         maps = np.nan_to_num(explainer.maps_from_layer(context, parsed, layer, acts, grads, xs.shape[1:3]),
                              nan=0.0, posinf=0.0, neginf=0.0)
         for j, (i, k, _) in enumerate(group):
-            # the one-item path counts its prediction and its layer pass
-            out[i][k] = ClassMap(targets[j], maps[j], 2, signed, probabilities=probs[i] if in_pass else None)
+            # one layer pass, as the one-item path counts it (its probabilities come from that pass)
+            out[i][k] = ClassMap(targets[j], maps[j], 1, signed, probabilities=probs[i] if in_pass else None)
     elapsed = (time.perf_counter() - start) / max(1, len(pairs))
     for row in out:
         for m in row:
