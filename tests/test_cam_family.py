@@ -267,3 +267,47 @@ def test_score_cam_runs_on_the_fast_forward_engine_and_shares_evaluations_betwee
     several = explain_classes(digits_adapter, digit_image, "score_cam", classes="0,2")
     assert several[1].model_evals < several[0].model_evals  # the masked images were evaluated once
     np.testing.assert_allclose(several[1].extras["cam"], one.extras["cam"], rtol=1e-4, atol=1e-5)
+
+
+class _BatchMixer(nn.Module):
+    """A model whose code takes its batch size from the input and later uses it to
+    reshape: fed one shared row under N replaced layer outputs, it would centre the
+    N items together (N rows out, wrong values)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.feat = nn.ReLU()
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        b = x.shape[0]
+        f = self.feat(self.conv(x))
+        n, c, h, w = f.shape
+        t = f.flatten(2).transpose(1, 2).reshape(b, -1, c)
+        t = (t - t.mean(1, keepdim=True) * 0.5).reshape(n, h * w, c)
+        return self.fc(t.mean(1))
+
+
+@pytest.mark.parametrize("case", ["digits", "mixer"])
+def test_layer_scores_share_the_layers_below_only_where_a_measured_check_allows(case, digits_adapter, digit_image):
+    """Ablation-CAM's forward-only primitive runs one shared row below the layer when
+    that gives the repeated batch's scores (digits_cnn), and the repeated batch when
+    it does not (a model that reshapes with its input's batch size)."""
+    if case == "digits":
+        adapter, layer = digits_adapter, digits_adapter.default_cam_layer()
+        adapter.__dict__.pop("_shared_prefix", None)
+    else:
+        adapter, layer = TorchAdapter(_BatchMixer().eval(), ImageSpec((8, 8)), name="mixer"), "feat"
+    one = preprocess(digit_image, adapter.spec)[None]
+    raw = adapter.layer_values(one, layer)
+    rng = np.random.default_rng(0)
+    values = (np.repeat(raw, 6, axis=0) * rng.random((6, *raw.shape[1:]))).astype(np.float32)
+    want = adapter.layer_gradients_at(np.repeat(one, 6, axis=0), 1, layer, values)[1]
+    got = adapter.layer_scores_at(one, 1, layer, values, "output", 4)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert adapter._shared_prefix[layer] is (case == "digits")
+    if case == "mixer":  # what the shared row would have given: the check is what stops it
+        shared = adapter._at_layer(one, 1, layer, values, "output", None, False, shared=True)[1]
+        assert np.abs(shared - want).max() > 1e-3

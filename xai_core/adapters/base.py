@@ -512,6 +512,24 @@ class ModelAdapter(ABC):
         the primitive for attributions at a layer (expected gradients, IG)."""
         raise UnsupportedError(f"{self.name}: this model gives no layer gradients")
 
+    def layer_scores_at(self, batch, target: int, layer: str, values: np.ndarray,
+                        where: str = "output", batch_size: int | None = None) -> np.ndarray:
+        """The scores of :meth:`layer_gradients_at` alone (N): ``batch`` run with
+        ``layer``'s output (or input) replaced by ``values``, for methods that only
+        read the scores (Ablation-CAM). ``batch`` has a row per row of ``values``, or
+        one row that every row of ``values`` shares (one item under several replaced
+        values). An adapter that can skip the backward pass, or compute the shared
+        row's layers below ``layer`` once, overrides it."""
+        return self.layer_gradients_at(self.rows_for(batch, len(values)), target, layer, values, where,
+                                       batch_size)[1]
+
+    def rows_for(self, batch, n: int):
+        """``batch`` with ``n`` rows: a one-row batch repeated, any other as it is."""
+        parts = self.split(batch)
+        if len(parts[0]) == 1 and n != 1:
+            parts = [np.repeat(p, n, axis=0) for p in parts]
+        return self.join(parts)
+
     def dense_weights(self, layer: str) -> np.ndarray:
         """The weight matrix (outputs x inputs) of a dense (fully connected) layer."""
         raise UnsupportedError(f"{self.name}: this model gives no layer weights")

@@ -318,26 +318,68 @@ class TorchAdapter(ModelAdapter):
 
     def layer_gradients_at(self, batch, target: int, layer: str, values: np.ndarray,
                            where: str = "output", batch_size: int | None = None):
+        return self._at_layer(batch, target, layer, values, where, batch_size, True)
+
+    def layer_scores_at(self, batch, target: int, layer: str, values: np.ndarray,
+                        where: str = "output", batch_size: int | None = None) -> np.ndarray:
+        """Forward only: no graph is recorded and no backward pass is run. A one-row
+        ``batch`` shared by every row of ``values`` goes through the layers below
+        ``layer`` as that one row (its outputs are the same for every row), once a
+        measured check on this layer has shown the model's answers equal to those of
+        the repeated batch: a model whose code mixes its batch axis with others (or
+        whose later layers take an earlier layer's output batch-wise) fails that check
+        and is always run on the repeated batch."""
+        n = len(values)
+        if where != "output" or len(self.split(batch)[0]) != 1 or n == 1 or not self._shares_prefix(
+                batch, target, layer, values):
+            return self._at_layer(self.rows_for(batch, n), target, layer, values, where, batch_size, False)[1]
+        return self._at_layer(batch, target, layer, values, where, batch_size, False, shared=True)[1]
+
+    def _shares_prefix(self, batch, target: int, layer: str, values: np.ndarray) -> bool:
+        """Whether one shared row below ``layer`` gives the repeated batch's scores
+        (measured once per layer on up to four rows of ``values``, kept)."""
+        checked = self.__dict__.setdefault("_shared_prefix", {})
+        if layer not in checked:
+            rows = values[: min(4, len(values))]
+            want = self._at_layer(self.rows_for(batch, len(rows)), target, layer, rows, "output", None, False)[1]
+            try:
+                got = self._at_layer(batch, target, layer, rows, "output", None, False, shared=True)[1]
+                scale = max(float(np.abs(want).max()), 1e-6)
+                checked[layer] = got.shape == want.shape and bool(np.all(np.abs(got - want) <= 1e-4 * scale))
+            except Exception:  # noqa: BLE001 - any failure of the shared row means: repeat the batch
+                checked[layer] = False
+        return checked[layer]
+
+    def _at_layer(self, batch, target: int, layer: str, values: np.ndarray, where: str,
+                  batch_size: int | None, with_grads: bool, shared: bool = False) -> tuple[np.ndarray | None, np.ndarray]:
+        """``batch`` run with ``layer``'s output (or first input) replaced by
+        ``values``: (d score / d values or None, scores). ``shared``: ``batch`` is one
+        row fed as it is with every slice of ``values``."""
         module = self._module(layer)
         parts = self.split(batch)
         grads, scores = [], []
         with self._lock:
-            for sl in self.iter_batches(len(parts[0]), batch_size):
-                v = torch.from_numpy(np.ascontiguousarray(values[sl], np.float32)).to(self.device).requires_grad_(True)
+            for sl in self.iter_batches(len(values), batch_size):
+                v = torch.from_numpy(np.ascontiguousarray(values[sl], np.float32)).to(self.device)
+                if with_grads:
+                    v.requires_grad_(True)
                 if where == "input":
                     handle = module.register_forward_pre_hook(lambda _m, inputs, _v=v: (_v, *inputs[1:]))
                 else:
                     handle = module.register_forward_hook(lambda _m, _i, _o, _v=v: _v)
                 try:
-                    with torch.enable_grad():
-                        out = self._forward(self._tensors([p[sl] for p in parts]))
+                    with torch.enable_grad() if with_grads else torch.inference_mode():
+                        out = self._forward(self._tensors(parts if shared else [p[sl] for p in parts]))
+                        if shared and out.shape[0] != sl.stop - sl.start:
+                            raise UnsupportedError(f"{layer!r}: the shared row gave {out.shape[0]} outputs")
                         score = self._scores(out, self._pick(out.detach().cpu().numpy(), target))
-                        (g,) = torch.autograd.grad(score.sum(), v)
+                        if with_grads:
+                            (g,) = torch.autograd.grad(score.sum(), v)
+                            grads.append(g.cpu().numpy())
                 finally:
                     handle.remove()
-                grads.append(g.cpu().numpy())
                 scores.append(score.detach().cpu().numpy())
-        return np.concatenate(grads).astype(np.float32), np.concatenate(scores)
+        return (np.concatenate(grads).astype(np.float32) if with_grads else None), np.concatenate(scores)
 
     # -- randomisation check ---------------------------------------------------------
     def weight_layers(self) -> list[str]:

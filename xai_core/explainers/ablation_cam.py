@@ -5,7 +5,8 @@ negative outputs to ``min - 1e7`` as pytorch-grad-cam does) and the rest of the
 network is run from the layer; the channel's weight is the relative drop of the
 target's score, ``(S - S_k) / S``. As pytorch-grad-cam's ``AblationCAM`` with
 every channel ablated (``ratio_channels_to_ablate=1``). The ablated activations
-are fed in batches through the adapter's layer-replacement pass, in the layer's own
+are fed in batches through the adapter's forward-only layer-replacement pass
+(:meth:`~xai_core.adapters.base.ModelAdapter.layer_scores_at`), in the layer's own
 layout (channels-first, channels-last or tokens: the layout maps each canonical
 channel to its positions; extra tokens such as a class token are left as they are).
 """
@@ -30,10 +31,10 @@ def ablation_value(acts: np.ndarray) -> float:
 
 def channel_positions(layout, raw_shape: tuple[int, ...]) -> np.ndarray:
     """C x (h*w) flat indices into one item of the layer's own output: where each
-    canonical channel's values sit."""
+    canonical channel's values sit (the layer's flat indices, folded as its values are)."""
     c, h, w = layout.canonical_shape
-    return np.array([[np.ravel_multi_index(layout.raw_index(k * h * w + i), raw_shape) for i in range(h * w)]
-                     for k in range(c)], np.int64)
+    flat = np.arange(int(np.prod(raw_shape)), dtype=np.int64).reshape(raw_shape)
+    return np.ascontiguousarray(layout.fold(flat, batched=False)).reshape(c, h * w)
 
 
 @register
@@ -63,7 +64,7 @@ class AblationCam(ClassActivationMap):
         raw = ctx.adapter.layer_values(one, layer)[0]  # the layer's own layout
         positions = channel_positions(ctx.adapter.unit_layout(layer, "output", raw.shape), raw.shape)
         value = ablation_value(raw)
-        _, base = ctx.adapter.layer_gradients_at(one, ctx.target, layer, raw[None], "output", 1)
+        base = ctx.adapter.layer_scores_at(one, ctx.target, layer, raw[None], "output", 1)
         base_score = float(base[0])
         if base_score == 0:
             raise UnsupportedError(f"{self.label} divides by the class score, which is 0 for this input")
@@ -74,8 +75,7 @@ class AblationCam(ClassActivationMap):
             flat = values.reshape(stop - start, -1)
             for row, channel in enumerate(chosen[start:stop]):
                 flat[row, positions[channel]] = value
-            batch = ctx.adapter.join([np.repeat(x[None], stop - start, axis=0) for x in ctx.inputs])
-            _, scores = ctx.adapter.layer_gradients_at(batch, ctx.target, layer, values, "output", ctx.batch_size)
+            scores = ctx.adapter.layer_scores_at(one, ctx.target, layer, values, "output", ctx.batch_size)
             dropped[chosen[start:stop]] = scores
             ctx.model_evals += stop - start
             ctx.progress(stop / channels, f"{stop}/{channels} channels")
