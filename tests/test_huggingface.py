@@ -175,6 +175,49 @@ def test_hostile_zip_is_refused_through_the_worker(tiny_folder, tmp_path):
     assert "num_hidden_layers" in text
 
 
+# -- sharded weights (save_pretrained over max_shard_size) ----------------------------------------
+@pytest.fixture(scope="module")
+def sharded_folder(tiny_folder, tmp_path_factory) -> Path:
+    """The tiny ViT saved again with a small max_shard_size: an index and several shards."""
+    from transformers import ViTForImageClassification
+
+    folder = tmp_path_factory.mktemp("hf") / "sharded_vit"
+    ViTForImageClassification.from_pretrained(tiny_folder, local_files_only=True).save_pretrained(
+        folder, max_shard_size="20KB")
+    shutil.copy(tiny_folder / "preprocessor_config.json", folder)
+    assert not (folder / "model.safetensors").exists() and len(list(folder.glob("model-*.safetensors"))) > 1
+    return folder
+
+
+def test_sharded_folder_predicts_what_the_single_file_does_through_the_worker(tiny_folder, sharded_folder, tmp_path):
+    x = np.random.default_rng(0).random((3, 16, 16, 3), dtype=np.float32)
+    want = open_model(tiny_folder, engine="inprocess").predict(x)
+    model = open_model(zip_folder(sharded_folder, tmp_path / "sharded.zip"), engine="worker")
+    np.testing.assert_allclose(model.predict(x), want, atol=1e-6)
+
+
+@pytest.mark.parametrize(("case", "words"), [
+    ("path", "not plain .safetensors file names"),
+    ("absent shard", "lacks"),
+    ("wrong shard", "do not hold them"),
+])
+def test_lying_shard_indexes_are_refused(sharded_folder, tmp_path, case, words):
+    folder = tmp_path / "sharded"
+    shutil.copytree(sharded_folder, folder)
+    index_path = folder / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    weight_map = index["weight_map"]
+    first = next(iter(weight_map))
+    if case == "path":
+        weight_map[first] = "../outside.safetensors"
+    elif case == "absent shard":
+        weight_map[first] = "model-00099-of-00099.safetensors"
+    else:  # a tensor placed in a shard that does not hold it
+        weight_map[first] = next(s for s in sorted(set(weight_map.values())) if s != weight_map[first])
+    index_path.write_text(json.dumps(index))
+    assert words in refusal(folder)
+
+
 # -- Hub names -------------------------------------------------------------------------------------
 def _hub_cache(root: Path, repo: str, folder: Path) -> None:
     """A Hugging Face hub cache holding ``repo`` at one commit (the layout snapshot_download writes)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from xai_core.types import ModelLoadError
 
 NEEDED = ["config.json", "model.safetensors", "preprocessor_config.json"]
+SHARDS = ["model.safetensors.index.json", "model-*-of-*.safetensors"]  # save_pretrained's shards, where split
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
@@ -44,10 +45,10 @@ def snapshot(ref: str) -> Path:
     except ImportError:
         raise ModelLoadError("Hub names need the huggingface_hub package: pip install -r requirements.txt") from None
     try:
-        return Path(snapshot_download(repo, allow_patterns=NEEDED, etag_timeout=10))
+        return Path(snapshot_download(repo, allow_patterns=NEEDED + SHARDS, etag_timeout=10))
     except Exception as first:  # noqa: BLE001 - offline, unknown repo, gated: try the cache, then explain
         try:
-            return Path(snapshot_download(repo, allow_patterns=NEEDED, local_files_only=True))
+            return Path(snapshot_download(repo, allow_patterns=NEEDED + SHARDS, local_files_only=True))
         except Exception:  # noqa: BLE001
             pass
         reason = type(first).__name__

@@ -12,8 +12,9 @@ checked before anything is built:
   for a million layers or a billion hidden units is refused before anything is
   allocated; the model is then sized on PyTorch's ``meta`` device (no memory) and
   must not need more parameters than the weights file holds;
-* the weights come only from ``model.safetensors`` (data only), whose header is
-  checked against the file's size (:mod:`.tensor_files`); a ``pytorch_model.bin``
+* the weights come only from ``model.safetensors`` or the shards its index names
+  (data only), each header checked against its file's size (:mod:`.tensor_files`)
+  and the index against the shards; a ``pytorch_model.bin``
   alone is refused with how to convert it;
 * the model is built by ``AutoModelForImageClassification.from_pretrained`` from
   the local files only (``local_files_only=True``), with eager attention (the
@@ -33,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -185,19 +187,66 @@ def config_labels(config: dict[str, Any]) -> list[str] | None:
 
 
 # -- the model -----------------------------------------------------------------------------
-def weights_file(folder: Path, label: str) -> Path:
+INDEX = "model.safetensors.index.json"
+MAX_SHARDS = 1024
+_SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.safetensors$")
+
+
+def weights_files(folder: Path, label: str) -> list[Path]:
+    """The folder's safetensors weights: ``model.safetensors``, or the shards that
+    ``model.safetensors.index.json`` names (what ``save_pretrained`` writes for a
+    model over ``max_shard_size``). The index is checked first: plain file names in
+    the folder itself (no path), every one present, a bounded count."""
     weights = folder / WEIGHTS
     if weights.is_file():
-        return weights
-    if (folder / "model.safetensors.index.json").is_file():
-        raise ModelLoadError(f"{label}: the weights are split into shards; save them as one model.safetensors "
-                             "(model.save_pretrained(folder, max_shard_size='100GB'))")
-    if (folder / "pytorch_model.bin").is_file():
+        return [weights]
+    if (folder / INDEX).is_file():
+        index = read_json_file(folder / INDEX, label)
+        weight_map = index.get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ModelLoadError(f"{label}: {INDEX} has no weight_map (tensor name -> shard file)")
+        shards = sorted({str(v) for v in weight_map.values()})
+        bad = [s for s in shards if not _SHARD_NAME.match(s)]
+        if bad or not all(isinstance(v, str) for v in weight_map.values()):
+            raise ModelLoadError(f"{label}: refused, {INDEX} names shards that are not plain .safetensors file "
+                                 f"names in the folder ({_short(bad)})")
+        if len(shards) > MAX_SHARDS:
+            raise ModelLoadError(f"{label}: refused, {INDEX} names {len(shards)} shards (at most {MAX_SHARDS})")
+        missing = [s for s in shards if not (folder / s).is_file()]
+        if missing:
+            raise ModelLoadError(f"{label}: {INDEX} names shards the folder lacks ({_short(missing)}); give the "
+                                 "whole folder")
+        return [folder / s for s in shards]
+    if (folder / "pytorch_model.bin").is_file() or (folder / "pytorch_model.bin.index.json").is_file():
         raise ModelLoadError(
             f"{label}: holds pytorch_model.bin only, a pickle that is not read here; convert it to safetensors "
             "where you trust it: AutoModelForImageClassification.from_pretrained(folder).save_pretrained(folder, "
             "safe_serialization=True), then give the folder with model.safetensors")
     raise ModelLoadError(f"{label}: no model.safetensors in the folder (save it with model.save_pretrained)")
+
+
+def weight_shapes(folder: Path, label: str) -> tuple[dict[str, tuple[int, ...]], str]:
+    """Every tensor's shape across the weights files (each header checked against its
+    file), and what to call the weights in messages. A sharded index must agree with
+    its shards: each tensor in the shard the index names, and no tensor twice."""
+    files = weights_files(folder, label)
+    if len(files) == 1 and files[0].name == WEIGHTS:
+        return safetensors_elements(files[0], f"{label}: {WEIGHTS}"), WEIGHTS
+    weight_map = read_json_file(folder / INDEX, label)["weight_map"]
+    shapes: dict[str, tuple[int, ...]] = {}
+    where: dict[str, str] = {}
+    for shard in files:
+        held = safetensors_elements(shard, f"{label}: {shard.name}")
+        twice = sorted(set(held) & set(shapes))
+        if twice:
+            raise ModelLoadError(f"{label}: refused, tensors stored in more than one shard ({_short(twice)})")
+        shapes.update(held)
+        where.update(dict.fromkeys(held, shard.name))
+    wrong = sorted(name for name, shard in weight_map.items() if where.get(name) != shard)
+    if wrong:
+        raise ModelLoadError(f"{label}: refused, {INDEX} places tensors in shards that do not hold them "
+                             f"({_short(wrong)})")
+    return shapes, f"{len(files)} shards"
 
 
 def build_model(folder: Path, config_dict: dict[str, Any], label: str):
@@ -206,8 +255,7 @@ def build_model(folder: Path, config_dict: dict[str, Any], label: str):
     from transformers import AutoConfig, AutoModelForImageClassification
     from transformers.utils import logging as hf_logging
 
-    weights = weights_file(folder, label)
-    shapes = safetensors_elements(weights, f"{label}: {WEIGHTS}")
+    shapes, weights_name = weight_shapes(folder, label)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
@@ -221,7 +269,8 @@ def build_model(folder: Path, config_dict: dict[str, Any], label: str):
     held = element_count(shapes)
     if needed > held * 1.05 + 10_000:
         raise ModelLoadError(f"{label}: refused, config.json describes a model of {needed:,} parameters but "
-                             f"{WEIGHTS} holds {held:,} values; the config and the weights do not belong together")
+                             f"the weights ({weights_name}) hold {held:,} values; the config and the weights do not belong "
+                             "together")
     del sized
     try:
         model, info = AutoModelForImageClassification.from_pretrained(
@@ -231,7 +280,7 @@ def build_model(folder: Path, config_dict: dict[str, Any], label: str):
         raise ModelLoadError(f"{label}: cannot load the weights ({_short(exc)})") from None
     missing = list(info.get("missing_keys") or []) + [str(m) for m in info.get("mismatched_keys") or []]
     if missing:
-        raise ModelLoadError(f"{label}: {WEIGHTS} lacks weights the model needs ({_short(missing)}); a model "
+        raise ModelLoadError(f"{label}: the weights ({weights_name}) lack tensors the model needs ({_short(missing)}); a model "
                              "with made-up weights would give wrong answers")
     model.eval()
     model.register_forward_hook(logits_only)
