@@ -143,3 +143,63 @@ def test_cams_find_the_predicted_class_in_their_own_pass(digits, images):
         (ref,) = explain_classes(digits, image, "grad_cam", {}, classes=[result.target], seed=7, batch_size=64)
         scale = float(np.abs(ref.attribution).max()) or 1.0
         np.testing.assert_allclose(result.attribution, ref.attribution, rtol=0, atol=1e-5 * scale)
+
+
+class _SigmoidNet:
+    """A one-sigmoid image model (a binary classifier with a single output unit)."""
+
+    @staticmethod
+    def build():
+        import torch
+        from torch import nn
+
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(4, 1), nn.Sigmoid()).eval()
+
+
+@pytest.fixture(scope="module", params=["keras", "sigmoid"])
+def per_row_model(request):
+    if request.param == "keras":
+        return ModelRef("keras_digits_cnn", device="cpu", batch_size=64).open().model
+    from xai_core.adapters.torch import TorchAdapter
+    from xai_core.types import ImageSpec
+
+    return TorchAdapter(_SigmoidNet.build(), ImageSpec((16, 16)), ["no", "yes"], name="sigmoid", device="cpu")
+
+
+def test_keras_and_sigmoid_cams_take_one_target_per_row_in_one_pass(per_row_model, images):
+    """Keras models and one-sigmoid models give each row of a layer pass its own
+    class too: a chunk of (item, class) pairs is one pass, equal to the one-item path,
+    and the predicted class is found in that pass."""
+    from xai_core.service import explain_classes
+    from xai_core.sets.batched import predicts_in_pass
+
+    model = per_row_model
+    classes = [list(dict.fromkeys(c % model.num_classes for c in cs)) for cs in CLASSES]
+    calls = []
+    original = model.layer_activations_and_gradients
+
+    def counting(batch, target, layer, return_probs=False):
+        calls.append(len(batch))
+        return original(batch, target, layer, return_probs=return_probs)
+
+    model.layer_activations_and_gradients = counting
+    try:
+        got = explain_items(model, images, "grad_cam", {}, classes=classes, seed=3, batch_size=64)
+        pairs = sum(len(cs) for cs in classes)
+        assert calls == [pairs]  # every (item, class) pair in one pass, whatever its class
+        found = explain_items(model, images, "grad_cam", {}, classes=None, seed=3, batch_size=64)
+    finally:
+        del model.layer_activations_and_gradients
+    assert predicts_in_pass(model, "grad_cam")
+    for image, wanted, results, (mine,) in zip(images, classes, got, found, strict=True):
+        ref = explain_classes(model, image, "grad_cam", {}, classes=wanted, seed=3, batch_size=64)
+        for a, b in zip(results, ref, strict=True):
+            assert a.target == b.target
+            scale = float(np.abs(b.attribution).max()) or 1.0
+            np.testing.assert_allclose(a.attribution, b.attribution, rtol=0, atol=1e-5 * scale)
+        (top,) = explain_classes(model, image, "grad_cam", {}, classes=[mine.target], seed=3, batch_size=64)
+        assert mine.target == int(np.argmax(mine.probabilities))
+        scale = float(np.abs(top.attribution).max()) or 1.0
+        np.testing.assert_allclose(mine.attribution, top.attribution, rtol=0, atol=1e-5 * scale)

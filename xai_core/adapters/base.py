@@ -377,10 +377,18 @@ class ModelAdapter(ABC):
         column; for a sigmoid output p (target 1) or 1 - p (target 0). An array of
         targets (adapters with :attr:`targets_per_row`) takes each row's own column."""
         if isinstance(target, np.ndarray):
-            return out[np.arange(len(target)), target]
+            return self._row_scores(out, target)
         if self._output_kind == "sigmoid":
             return out[:, 0] if target == 1 else 1 - out[:, 0]
         return out[:, target]
+
+    def _row_scores(self, out, targets: np.ndarray):
+        """Each row's own target's score (a sigmoid output: p for 1, 1 - p for 0), on
+        NumPy arrays; adapters override it for their own tensors."""
+        out = np.asarray(out)
+        if self._output_kind == "sigmoid":
+            return np.where(targets == 1, out[:, 0], 1 - out[:, 0])
+        return out[np.arange(len(targets)), targets]
 
     def explained(self, raw: np.ndarray, target: int) -> np.ndarray:
         """NumPy twin of :meth:`_scores`: N raw outputs -> N explained scores (float64)."""

@@ -198,6 +198,15 @@ class KerasAdapter(ModelAdapter):
             )
 
     # -- basic facts -----------------------------------------------------------------
+    targets_per_row = True
+
+    def _row_scores(self, out, targets: np.ndarray):
+        if isinstance(out, np.ndarray):
+            return super()._row_scores(out, targets)
+        if self._output_kind == "sigmoid":
+            return tf.where(tf.constant(targets == 1), out[:, 0], 1 - out[:, 0])
+        return tf.gather(out, tf.constant(targets, tf.int64), axis=1, batch_dims=1)
+
     @property
     def capabilities(self) -> frozenset[str]:
         caps = {Capability.PREDICT, Capability.INPUT_GRADIENTS}

@@ -102,9 +102,14 @@ class TorchAdapter(ModelAdapter):
         self._settle_outputs(self._probe_output(), labels, output_kind)
 
     # -- basic facts -----------------------------------------------------------------
-    @property
-    def targets_per_row(self) -> bool:
-        return self._output_kind != "sigmoid"
+    targets_per_row = True
+
+    def _row_scores(self, out, targets: np.ndarray):
+        if not isinstance(out, torch.Tensor):
+            return super()._row_scores(out, targets)
+        if self._output_kind == "sigmoid":
+            return torch.where(torch.as_tensor(targets == 1, device=out.device), out[:, 0], 1 - out[:, 0])
+        return out[torch.arange(len(targets), device=out.device), torch.as_tensor(targets, device=out.device)]
 
     @property
     def capabilities(self) -> frozenset[str]:
