@@ -51,10 +51,21 @@ def hf_folders(tmp_path_factory) -> dict[str, Path]:
     ConvNextForImageClassification(ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2,
                                                   num_labels=4)).save_pretrained(convnext)
     ConvNextImageProcessorPil(size={"shortest_edge": 224}, crop_pct=0.875).save_pretrained(convnext)
-    return {"deit": deit, "convnext": convnext}
+    folders = {"deit": deit, "convnext": convnext}
+    # LeViT's processor (shortest edge x 256/224, then the crop) and PoolFormer's
+    # (shortest edge / crop_pct, then the crop), each beside the DeiT's weights
+    from transformers import LevitImageProcessorPil, PoolFormerImageProcessorPil
+
+    for name, processor in (("levit", LevitImageProcessorPil()),
+                            ("poolformer", PoolFormerImageProcessorPil(crop_pct=0.9))):
+        folders[name] = root / name
+        DeiTForImageClassificationWithTeacher.from_pretrained(deit).save_pretrained(folders[name])
+        processor.save_pretrained(folders[name])
+    return folders
 
 
-@pytest.mark.parametrize("name, resize", [("deit", (256, 256)), ("convnext", 256)])
+@pytest.mark.parametrize("name, resize", [("deit", (256, 256)), ("convnext", 256), ("levit", 256),
+                                          ("poolformer", 248)])
 def test_hugging_face_processors_are_reproduced_exactly(hf_folders, name, resize):
     import torch
     from transformers import AutoImageProcessor, AutoModelForImageClassification
@@ -77,10 +88,10 @@ def test_a_processor_that_resizes_its_own_way_is_refused_unless_told(hf_folders,
     import json
     import shutil
 
-    folder = tmp_path / "levit"
+    folder = tmp_path / "mobilevit"  # MobileViT's processor also flips the channel order
     shutil.copytree(hf_folders["deit"], folder)
     proc = json.loads((folder / "preprocessor_config.json").read_text())
-    (folder / "preprocessor_config.json").write_text(json.dumps(proc | {"image_processor_type": "LevitImageProcessor"}))
+    (folder / "preprocessor_config.json").write_text(json.dumps(proc | {"image_processor_type": "MobileViTImageProcessor"}))
     with pytest.raises(ModelLoadError, match="resizes its own way.*--resize"):
         open_model(folder, engine="inprocess")
     told = open_model(folder, engine="inprocess", overrides=SpecOverrides(resize=256, interpolation="bicubic"))

@@ -294,10 +294,12 @@ def logits_only(_module, _inputs, output):
 
 # -- preprocessing ------------------------------------------------------------------------
 # image processors whose resize, crop, rescale and normalisation are transformers'
-# generic ones (ConvNext's shortest-edge / crop_pct rule is reproduced below); the
-# others (LeViT, PoolFormer, EfficientNet, MobileViT...) resize their own way
+# generic ones (ConvNext's shortest-edge / crop_pct rule, LeViT's 256/224 and
+# PoolFormer's crop_pct are reproduced below); the others (EfficientNet, MobileViT,
+# ...) resize, rescale or order channels their own way
 GENERIC_PROCESSORS = frozenset({"ViTImageProcessor", "DeiTImageProcessor", "BeitImageProcessor", "BitImageProcessor",
-                                "MobileNetV1ImageProcessor", "PvtImageProcessor", "ConvNextImageProcessor"})
+                                "MobileNetV1ImageProcessor", "PvtImageProcessor", "ConvNextImageProcessor",
+                                "LevitImageProcessor", "PoolFormerImageProcessor"})
 
 
 def processor_spec(folder: Path, config: dict[str, Any], label: str,
@@ -378,6 +380,14 @@ def _geometry(proc: Any, kind: str, default: tuple[int, int]) -> tuple[tuple[int
         resized = int(edge)
     else:
         raise ValueError(f"its size {dict((k, v) for k, v in dict(size).items() if v)} is not reproduced here")
+    if kind == "LevitImageProcessor" and isinstance(resized, int):  # shortest edge x 256/224, then the crop
+        resized = int((256 / 224) * resized)
+    if kind == "PoolFormerImageProcessor" and getattr(proc, "crop_pct", None) is not None:
+        pct = float(proc.crop_pct)  # the size / crop_pct, a shortest edge unless height and width differ
+        if isinstance(resized, int) or resized[0] == resized[1]:
+            resized = int((resized if isinstance(resized, int) else resized[0]) / pct)
+        else:
+            resized = (int(resized[0] / pct), int(resized[1] / pct))
     if kind == "ConvNextImageProcessor":  # shortest edge / crop_pct, then a square crop (or a square resize)
         if not isinstance(resized, int) or crop is not None:
             raise ValueError("its ConvNeXt size is not a shortest edge alone")
