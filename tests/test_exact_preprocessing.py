@@ -54,10 +54,20 @@ def hf_folders(tmp_path_factory) -> dict[str, Path]:
     folders = {"deit": deit, "convnext": convnext}
     # LeViT's processor (shortest edge x 256/224, then the crop) and PoolFormer's
     # (shortest edge / crop_pct, then the crop), each beside the DeiT's weights
-    from transformers import LevitImageProcessorPil, PoolFormerImageProcessorPil
+    # and EfficientNet's (a fixed resize; its std divides twice, include_top; with
+    # rescale_offset the pixels go to [-1, 1])
+    from transformers import (
+        EfficientNetImageProcessorPil,
+        LevitImageProcessorPil,
+        PoolFormerImageProcessorPil,
+    )
 
     for name, processor in (("levit", LevitImageProcessorPil()),
-                            ("poolformer", PoolFormerImageProcessorPil(crop_pct=0.9))):
+                            ("poolformer", PoolFormerImageProcessorPil(crop_pct=0.9)),
+                            ("efficientnet", EfficientNetImageProcessorPil(size={"height": 224, "width": 224})),
+                            ("efficientnet_offset", EfficientNetImageProcessorPil(
+                                size={"height": 256, "width": 256}, do_center_crop=True,
+                                crop_size={"height": 224, "width": 224}, rescale_offset=True, include_top=False))):
         folders[name] = root / name
         DeiTForImageClassificationWithTeacher.from_pretrained(deit).save_pretrained(folders[name])
         processor.save_pretrained(folders[name])
@@ -65,7 +75,8 @@ def hf_folders(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("name, resize", [("deit", (256, 256)), ("convnext", 256), ("levit", 256),
-                                          ("poolformer", 248)])
+                                          ("poolformer", 248), ("efficientnet", None),
+                                          ("efficientnet_offset", (256, 256))])
 def test_hugging_face_processors_are_reproduced_exactly(hf_folders, name, resize):
     import torch
     from transformers import AutoImageProcessor, AutoModelForImageClassification
@@ -77,7 +88,8 @@ def test_hugging_face_processors_are_reproduced_exactly(hf_folders, name, resize
     reference = AutoModelForImageClassification.from_pretrained(folder).eval()
     for photo in PHOTOS:
         ours = preprocess(photo, model.spec)
-        pixels = processor(images=photo, do_rescale=False, do_normalize=False, return_tensors="np")["pixel_values"]
+        pixels = processor(images=photo, do_rescale=False, do_normalize=False, return_tensors="np",
+                           **({"include_top": False} if name.startswith("efficientnet") else {}))["pixel_values"]
         assert np.abs(np.round(ours * 255) - pixels[0].transpose(1, 2, 0)).max() == 0.0
         with torch.no_grad():
             expected = torch.softmax(reference(**processor(images=photo, return_tensors="pt")).logits, -1)
@@ -88,14 +100,21 @@ def test_a_processor_that_resizes_its_own_way_is_refused_unless_told(hf_folders,
     import json
     import shutil
 
-    folder = tmp_path / "mobilevit"  # MobileViT's processor also flips the channel order
+    folder = tmp_path / "mobilevit"
     shutil.copytree(hf_folders["deit"], folder)
     proc = json.loads((folder / "preprocessor_config.json").read_text())
-    (folder / "preprocessor_config.json").write_text(json.dumps(proc | {"image_processor_type": "MobileViTImageProcessor"}))
+    mobilevit = proc | {"image_processor_type": "MobileViTImageProcessor"}
+    told_resize = SpecOverrides(resize=256, interpolation="bicubic")
+    (folder / "preprocessor_config.json").write_text(json.dumps(mobilevit | {"do_flip_channel_order": False}))
     with pytest.raises(ModelLoadError, match="resizes its own way.*--resize"):
         open_model(folder, engine="inprocess")
-    told = open_model(folder, engine="inprocess", overrides=SpecOverrides(resize=256, interpolation="bicubic"))
+    told = open_model(folder, engine="inprocess", overrides=told_resize)
     assert told.spec.resize == 256 and told.spec.interpolation == "bicubic"
+    # MobileViT's own default feeds BGR: no resize the user gives makes that right
+    (folder / "preprocessor_config.json").write_text(json.dumps(mobilevit))
+    for overrides in (None, told_resize):
+        with pytest.raises(ModelLoadError, match="feeds the model BGR"):
+            open_model(folder, engine="inprocess", overrides=overrides)
     (folder / "preprocessor_config.json").write_text(json.dumps(proc | {"auto_map": {"AutoImageProcessor": "x.Y"}}))
     with pytest.raises(ModelLoadError, match="preprocessor_config.json asks for custom code"):
         open_model(folder, engine="inprocess")

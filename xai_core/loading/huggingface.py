@@ -39,6 +39,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xai_core.loading.archives import unpack_zip
 from xai_core.loading.spec import OpenOptions, sidecar_labels
 from xai_core.loading.tensor_files import element_count, safetensors_elements
@@ -294,12 +296,12 @@ def logits_only(_module, _inputs, output):
 
 # -- preprocessing ------------------------------------------------------------------------
 # image processors whose resize, crop, rescale and normalisation are transformers'
-# generic ones (ConvNext's shortest-edge / crop_pct rule, LeViT's 256/224 and
-# PoolFormer's crop_pct are reproduced below); the others (EfficientNet, MobileViT,
-# ...) resize, rescale or order channels their own way
+# generic ones (ConvNext's shortest-edge / crop_pct rule, LeViT's 256/224,
+# PoolFormer's crop_pct and EfficientNet's rescale offset and second division by the
+# std are reproduced here); the others resize their own way (MobileViT also feeds BGR)
 GENERIC_PROCESSORS = frozenset({"ViTImageProcessor", "DeiTImageProcessor", "BeitImageProcessor", "BitImageProcessor",
                                 "MobileNetV1ImageProcessor", "PvtImageProcessor", "ConvNextImageProcessor",
-                                "LevitImageProcessor", "PoolFormerImageProcessor"})
+                                "LevitImageProcessor", "PoolFormerImageProcessor", "EfficientNetImageProcessor"})
 
 
 def processor_spec(folder: Path, config: dict[str, Any], label: str,
@@ -324,6 +326,9 @@ def processor_spec(folder: Path, config: dict[str, Any], label: str,
     check_sizes(declared, label, "preprocessor_config.json")
     proc = _processor(folder, label)
     kind = type(proc).__name__.removesuffix("Pil")
+    if getattr(proc, "do_flip_channel_order", False):
+        raise ModelLoadError(f"{label}: its {kind} feeds the model BGR (do_flip_channel_order), which is not "
+                             "reproduced here; fed RGB, the model would give other probabilities")
     try:
         size, resize, interpolation = _geometry(proc, kind, default)
     except ValueError as exc:
@@ -331,14 +336,7 @@ def processor_spec(folder: Path, config: dict[str, Any], label: str,
             raise ModelLoadError(f"{label}: {exc}; say how to resize the photo (--resize, --interpolation) "
                                  "to open it") from None
         size, resize, interpolation = default, None, "bilinear"
-    scale = 255.0 * (float(proc.rescale_factor) if proc.do_rescale else 1.0)
-    if proc.do_normalize:
-        mean = _numbers(list(proc.image_mean) if proc.image_mean is not None else None, IMAGENET_MEAN)
-        std = _numbers(list(proc.image_std) if proc.image_std is not None else None, IMAGENET_STD)
-    else:
-        mean, std = (0.0,), (1.0,)
-    mean = tuple(m / scale for m in mean)
-    std = tuple(s / scale for s in std)
+    mean, std = _normalisation(proc, label)
     try:
         spec = ImageSpec(size, mean if len(mean) in (1, channels) else mean[:1],
                          std if len(std) in (1, channels) else std[:1], grayscale=channels == 1,
@@ -347,6 +345,29 @@ def processor_spec(folder: Path, config: dict[str, Any], label: str,
         raise ModelLoadError(f"{label}: preprocessor_config.json: {exc}") from None
     note = f"{kind} (preprocessor_config.json): {spec.describe()}, mean {_fmt(mean)}, std {_fmt(std)}"
     return spec, note
+
+
+def _normalisation(proc: Any, label: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The processor's rescale and normalisation as the spec's mean and std on pixels
+    in [0, 1]. A pixel p (0..255) becomes r = p * rescale_factor (minus 1 with
+    EfficientNet's ``rescale_offset``), then (r - mean) / std, then (EfficientNet's
+    ``include_top``) divided by image_std once more: (p/255 - M) / S with
+    M = (offset + mean) / (255 * factor) and S = std * top / (255 * factor)."""
+    image_std = _numbers(list(proc.image_std) if proc.image_std is not None else None, IMAGENET_STD)
+    scale = 255.0 * (float(proc.rescale_factor) if proc.do_rescale else 1.0)
+    offset = 1.0 if proc.do_rescale and getattr(proc, "rescale_offset", False) else 0.0
+    if proc.do_normalize:
+        mean = _numbers(list(proc.image_mean) if proc.image_mean is not None else None, IMAGENET_MEAN)
+        std = image_std
+    else:
+        mean, std = (0.0,), (1.0,)
+    top = image_std if getattr(proc, "include_top", False) else (1.0,)
+    try:
+        m, s, t = np.broadcast_arrays(np.asarray(mean, float), np.asarray(std, float), np.asarray(top, float))
+    except ValueError:
+        raise ModelLoadError(f"{label}: preprocessor_config.json: image_mean {_fmt(mean)} and image_std {_fmt(std)} "
+                             "have different lengths") from None
+    return tuple(float(v) for v in (offset + m) / scale), tuple(float(v) for v in s * t / scale)
 
 
 def _processor(folder: Path, label: str):
