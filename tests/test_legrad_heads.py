@@ -1,6 +1,6 @@
 """LeGrad on the heads beyond ViT's: a distilled DeiT (two heads, class and
-distillation tokens), BEiT (mean pooling) and DINOv2 (class token beside the
-patches' mean), Hugging Face models built locally and timm's distilled DeiT. The
+distillation tokens), BEiT (mean pooling) and DINOv2 with and without registers
+(class token beside the patches' mean), Hugging Face models built locally and timm's distilled DeiT. The
 reference is computed from the model's own outputs (transformers'
 ``output_attentions`` / ``output_hidden_states``; for timm, the blocks and
 attention probabilities recomputed with timm's own modules): each block's score
@@ -53,6 +53,9 @@ def _hf(name: str):
         return tf.DeiTForImageClassificationWithTeacher(tf.DeiTConfig(**SMALL)), 2
     if name == "beit":
         return tf.BeitForImageClassification(tf.BeitConfig(**SMALL, use_mean_pooling=True)), 1
+    if name == "dinov2_registers":
+        return tf.Dinov2WithRegistersForImageClassification(
+            tf.Dinov2WithRegistersConfig(**SMALL, num_register_tokens=4)), 5
     return tf.Dinov2ForImageClassification(tf.Dinov2Config(**SMALL)), 1
 
 
@@ -64,6 +67,10 @@ def _hf_head(model, name: str):
     elif name == "beit":
         def project(z):
             return model.classifier(model.beit.pooler.layernorm(z.mean(dim=1)))
+    elif name == "dinov2_registers":  # the registers (tokens 1-4) are not in the patches' mean
+        def project(z):
+            seq = model.dinov2_with_registers.layernorm(z)
+            return model.classifier(torch.cat([seq[:, 0], seq[:, 5:].mean(dim=1)], dim=1))
     else:
         def project(z):
             seq = model.dinov2.layernorm(z)
@@ -71,7 +78,7 @@ def _hf_head(model, name: str):
     return project
 
 
-@pytest.mark.parametrize("name", ["deit_teacher", "beit", "dinov2"])
+@pytest.mark.parametrize("name", ["deit_teacher", "beit", "dinov2", "dinov2_registers"])
 def test_legrad_on_hugging_face_heads_equals_the_models_own_outputs(name):
     model, prefix = _hf(name)
     model.set_attn_implementation("eager")

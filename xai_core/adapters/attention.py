@@ -334,9 +334,10 @@ def _project(model: Any, family: str):
     """LeGrad's per-block score: block tokens z (N x T x D) -> class logits, through
     the model's own final norm and head(s), from the mean over tokens (as torchcam
     and the LeGrad authors' code pool them). A distilled DeiT averages its two heads
-    on that mean, as it averages them on its class and distillation tokens; DINOv2,
-    whose head reads the class token beside the patches' mean, gets its own head on
-    the block's normed tokens."""
+    on that mean, as it averages them on its class and distillation tokens; DINOv2
+    (with or without registers), whose head reads the class token beside the
+    patches' mean (registers left out), gets its own head on the block's normed
+    tokens."""
     if family == "torchvision":
         vit = _torchvision_vit(model)
         return lambda z: vit.heads(vit.encoder.ln(z.mean(dim=1)))
@@ -353,7 +354,8 @@ def _project(model: Any, family: str):
     root = next((m for m in model.modules() if type(m).__name__ in _HF_LEGRAD), None)
     if root is None:
         raise UnsupportedError("LeGrad reads the heads of Hugging Face ViT, DeiT (with or without teacher), "
-                               "BEiT and DINOv2 image classifiers; this model's head is not known")
+                               "BEiT and DINOv2 (with or without registers) image classifiers; this model's "
+                               "head is not known")
     base = getattr(root, root.base_model_prefix)
     kind = type(root).__name__
     if kind == "DeiTForImageClassificationWithTeacher":
@@ -365,10 +367,12 @@ def _project(model: Any, family: str):
         pooler = getattr(base, "pooler", None)
         norm = pooler.layernorm if getattr(pooler, "layernorm", None) is not None else base.layernorm
         return lambda z: root.classifier(norm(z.mean(dim=1)))
-    if kind == "Dinov2ForImageClassification":
+    if kind in ("Dinov2ForImageClassification", "Dinov2WithRegistersForImageClassification"):
+        first = 1 + int(getattr(root.config, "num_register_tokens", 0) or 0)  # the patches, after any registers
+
         def dinov2(z):
             seq = base.layernorm(z)
-            return root.classifier(torch_cat([seq[:, 0], seq[:, 1:].mean(dim=1)]))
+            return root.classifier(torch_cat([seq[:, 0], seq[:, first:].mean(dim=1)]))
         return dinov2
     return lambda z: root.classifier(base.layernorm(z.mean(dim=1)))
 
@@ -382,7 +386,8 @@ def torch_cat(parts: list) -> Any:
 # Hugging Face classifiers whose head LeGrad applies to a block's tokens (ViT and DeiT:
 # logits = classifier(layernorm(z)[:, 0]); the others in _project)
 _HF_LEGRAD = ("ViTForImageClassification", "DeiTForImageClassification", "DeiTForImageClassificationWithTeacher",
-              "BeitForImageClassification", "Dinov2ForImageClassification")
+              "BeitForImageClassification", "Dinov2ForImageClassification",
+              "Dinov2WithRegistersForImageClassification")
 
 
 def capture(adapter: Any, batch: Any, target: int | None, *, gradients: bool = False,
