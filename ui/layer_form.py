@@ -17,7 +17,8 @@ from typing import Any
 
 import streamlit as st
 
-from xai_core.adapters.base import LayerInfo, ModelAdapter
+from xai_core.adapters.base import ModelAdapter
+from xai_core.adapters.layers import LayerInfo
 from xai_core.explainers import Explainer
 from xai_core.render.words import layer_label
 from xai_core.types import InputError

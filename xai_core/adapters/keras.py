@@ -23,8 +23,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from xai_core.adapters.base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
+from xai_core.adapters.base import ModelAdapter, first_line, random_like
 from xai_core.adapters.keras_tokens import token_layouts
+from xai_core.adapters.layers import LayerInfo, LayerRecorder
 from xai_core.adapters.layouts import LayerLayout, not_a_map, vector_layout
 from xai_core.adapters.runtime import SavedModelFunction, check_model_io, import_tensorflow
 from xai_core.types import (

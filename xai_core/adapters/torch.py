@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from xai_core.adapters.base import LayerInfo, LayerRecorder, ModelAdapter, first_line, random_like
+from xai_core.adapters.base import ModelAdapter, first_line, random_like
+from xai_core.adapters.layers import LayerInfo, LayerRecorder
 from xai_core.adapters.layouts import LayerLayout, cam_signal, layout_from_probe, not_a_map, vector_layout
 from xai_core.adapters.script_layers import hookable, kind_of
 from xai_core.types import (

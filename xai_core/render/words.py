@@ -72,7 +72,7 @@ def _shape(shape: Sequence[int]) -> str:
 def describe_layer(info: Any, layers: Sequence[Any] = (), default: str | None = None,
                    recommended_for: str = CAM_METHODS) -> str:
     """``last convolution block, 512 x 7 x 7, recommended for Grad-CAM`` for a layer
-    (a :class:`~xai_core.adapters.base.LayerInfo`: ``name``, ``kind``,
+    (a :class:`~xai_core.adapters.layers.LayerInfo`: ``name``, ``kind``,
     ``output_shape``), placed among ``layers`` (the model's, in order: "first",
     "early", "middle", "late", "last" among those with the same kind of output:
     feature maps or vectors); ``default`` names the layer the methods pick by
