@@ -4,6 +4,7 @@ recorded, and every failure falls back to the model itself with a note."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -113,3 +114,26 @@ def test_check_images_are_the_image_and_perturbed_copies(digit_image, digits_ada
     assert batch.shape == (4, *x.shape) and batch.dtype == np.float32
     np.testing.assert_array_equal(batch[0], x)
     assert all(np.abs(batch[i] - x).max() > 0.05 for i in (1, 2, 3))
+
+
+def test_content_hash_is_kept_until_a_weight_changes(digits_adapter):
+    """The weights are hashed once per model state: a write to a weight, in place
+    under no_grad (the version counter) or through ``.data`` (which the counter does
+    not see), gives a new hash, so a changed model never meets an engine exported
+    from the old one."""
+    import torch
+
+    from xai_core.adapters.torch import TorchAdapter
+
+    model = TorchAdapter(copy.deepcopy(digits_adapter.model), digits_adapter.spec,
+                         digits_adapter.labels, name="copy")
+    first = fast_forward.content_hash(model)
+    assert fast_forward.content_hash(model) == first == model._content_hash[1]
+    weight = next(model.model.parameters())
+    weight.data.mul_(1.5)
+    second = fast_forward.content_hash(model)
+    with torch.no_grad():
+        weight.add_(0.25)
+    third = fast_forward.content_hash(model)
+    assert len({first, second, third}) == 3
+    assert third == fast_forward._content_hash(model)  # what hashing every weight gives

@@ -103,7 +103,41 @@ def engine_threads() -> int:
 def content_hash(adapter) -> str:
     """Hash of everything the exported engine depends on: the model's class, its
     weights and buffers (or Keras config and weights), the preprocessing and the
-    library versions."""
+    library versions. For a PyTorch model the hash is kept on the adapter beside a
+    cheap stamp of every tensor (its storage, shape, dtype, PyTorch's in-place
+    version counter and its sum, which a write through ``.data`` would change
+    without bumping the counter), and taken again without hashing the weights while
+    the stamp is unchanged (hashing resnet18's 45 MB took 80 ms of every
+    explanation)."""
+    stamp = _torch_stamp(adapter)
+    kept = adapter.__dict__.get("_content_hash")
+    if stamp is not None and kept is not None and kept[0] == stamp:
+        return kept[1]
+    digest = _content_hash(adapter)
+    if stamp is not None:
+        adapter.__dict__["_content_hash"] = (stamp, digest)
+    return digest
+
+
+def _torch_stamp(adapter) -> tuple | None:
+    """What identifies a PyTorch model's tensors and their contents without reading
+    them, with the preprocessing and output kind; None where that is not known (not
+    PyTorch, or a tensor without a version counter)."""
+    if adapter.framework != "torch":
+        return None
+    import torch
+
+    try:
+        with torch.no_grad():
+            tensors = tuple((name, t.data_ptr(), tuple(t.shape), str(t.dtype), t._version,
+                             float(t.detach().double().sum()) if t.is_floating_point() else int(t.sum()))
+                            for name, t in adapter.model.state_dict(keep_vars=True).items())
+    except Exception:  # noqa: BLE001 - e.g. an inference tensor has no version counter: hash every time
+        return None
+    return (id(adapter.model), adapter._output_kind, json.dumps(adapter.spec.to_dict()), tensors)
+
+
+def _content_hash(adapter) -> str:
     h = hashlib.blake2b(digest_size=16)
     # the output kind too: within adapter.explaining('logit') the model runs without its final softmax
     h.update(f"{FORMAT_VERSION}|{adapter.framework}|{adapter.kind}|{adapter._output_kind}|"
