@@ -311,3 +311,19 @@ def test_layer_scores_share_the_layers_below_only_where_a_measured_check_allows(
     if case == "mixer":  # what the shared row would have given: the check is what stops it
         shared = adapter._at_layer(one, 1, layer, values, "output", None, False, shared=True)[1]
         assert np.abs(shared - want).max() > 1e-3
+
+
+@pytest.mark.parametrize("method", ["eigen_cam", "score_cam"])
+def test_gradient_free_cams_take_the_prediction_from_their_layer_pass(method, digits_adapter, digit_image):
+    """The layer pass that reads the activations also gives the probabilities: the
+    predicted class and the table are the model's own, with no prediction pass."""
+    x = preprocess(digit_image, digits_adapter.spec)
+    probs = digits_adapter.predict(x[None])[0]
+    params = {"channels": 8} if method == "score_cam" else {}
+    for target in (None, 2):
+        e = explain(digits_adapter, digit_image, method, params, target=target)
+        assert e.target == (int(np.argmax(probs)) if target is None else 2)
+        assert e.predictions
+        for p in e.predictions:
+            assert abs(p.probability - probs[p.index]) < 1e-6
+        assert e.model_evals == (1 if method == "eigen_cam" else 9)

@@ -387,9 +387,11 @@ class ModelAdapter(LayerCatalogue, ABC):
         ``layer``; ``target=None`` takes the first image's predicted class."""
         raise UnsupportedError(f"{self.name}: this model gives no layer gradients")
 
-    def layer_values(self, batch, layer: str, where: str = "output") -> np.ndarray:
+    def layer_values(self, batch, layer: str, where: str = "output", return_probs: bool = False):
         """The values at ``layer``'s output (or its first input, ``where='input'``) for
-        a batch: N x C x h x w for a conv layer, N x units for a dense one."""
+        a batch, in the layer's own layout (N x C x h x w for a channels-first conv
+        layer, N x units for a dense one); with ``return_probs``, (values, the batch's
+        class probabilities from the same pass)."""
         raise UnsupportedError(f"{self.name}: this model gives no layer values")
 
     def layer_gradients_at(self, batch, target: int, layer: str, values: np.ndarray,

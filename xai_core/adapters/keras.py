@@ -392,10 +392,10 @@ class KerasAdapter(ModelAdapter):
         out = _TakeColumn(0 if sigmoid else target, flip=sigmoid and target == 0, name="target_score")(out)
         return keras.Model(inputs[0] if len(inputs) == 1 else inputs, out, name=f"{self.model.name}_target{target}")
 
-    def layer_values(self, batch, layer: str, where: str = "output") -> np.ndarray:
+    def layer_values(self, batch, layer: str, where: str = "output", return_probs: bool = False):
         found = self._layer(layer)
         parts = self.split(batch)
-        outs = []
+        outs, raws = [], []
         with self._lock:
             for sl in self.iter_batches(len(parts[0]), None):
                 captured: list = []
@@ -409,11 +409,14 @@ class KerasAdapter(ModelAdapter):
                     return out
 
                 with _intercepting(found, call):
-                    self._call(self._tensors([p[sl] for p in parts]), graph=False)
+                    raw = self._call(self._tensors([p[sl] for p in parts]), graph=False)
                 if not captured:
                     raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
                 outs.append(np.asarray(captured[-1], np.float32))
-        return np.concatenate(outs)
+                if return_probs:
+                    raws.append(np.asarray(raw, np.float32))
+        values = np.concatenate(outs)
+        return (values, self.probabilities(np.concatenate(raws))) if return_probs else values
 
     def layer_gradients_at(self, batch, target: int, layer: str, values: np.ndarray,
                            where: str = "output", batch_size: int | None = None):

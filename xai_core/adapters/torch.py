@@ -300,7 +300,7 @@ class TorchAdapter(ModelAdapter):
         )
         return (*result, self.probabilities(out.detach().cpu().numpy())) if return_probs else result
 
-    def layer_values(self, batch, layer: str, where: str = "output") -> np.ndarray:
+    def layer_values(self, batch, layer: str, where: str = "output", return_probs: bool = False):
         module = self._module(layer)
         captured: list[torch.Tensor] = []
         if where == "input":
@@ -309,18 +309,21 @@ class TorchAdapter(ModelAdapter):
             handle = module.register_forward_hook(
                 lambda _m, _i, out: captured.append(out[0] if isinstance(out, (tuple, list)) else out))
         parts = self.split(batch)
-        outs = []
+        outs, raws = [], []
         try:
             with self._lock, torch.inference_mode():
                 for sl in self.iter_batches(len(parts[0]), None):
                     captured.clear()
-                    self._forward(self._tensors([p[sl] for p in parts]))
+                    raw = self._forward(self._tensors([p[sl] for p in parts]))
                     if not captured:
                         raise UnsupportedError(f"layer {layer!r} was not used by the forward pass")
                     outs.append(captured[-1].float().contiguous().cpu().numpy())
+                    if return_probs:
+                        raws.append(raw.float().cpu().numpy())
         finally:
             handle.remove()
-        return np.concatenate(outs)
+        values = np.concatenate(outs)
+        return (values, self.probabilities(np.concatenate(raws))) if return_probs else values
 
     def layer_gradients_at(self, batch, target: int, layer: str, values: np.ndarray,
                            where: str = "output", batch_size: int | None = None):

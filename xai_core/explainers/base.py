@@ -316,6 +316,17 @@ class Context:
             return acts, grads, scores
         return self.adapter.layer_activations_and_gradients(self.one(), self.target, layer)
 
+    def layer_map(self, layer: str) -> np.ndarray:
+        """The image's values at ``layer`` as a canonical map (1 x C x h x w), from one
+        forward pass that also gives the probabilities while they are still open."""
+        self.model_evals += 1
+        if self.unsettled():
+            raw, probs = self.adapter.layer_values(self.one(), layer, return_probs=True)
+            self.settle(probs[0])
+        else:
+            raw = self.adapter.layer_values(self.one(), layer)
+        return self.adapter.unit_layout(layer, "output", raw.shape[1:]).fold(raw)
+
     def unsettled(self) -> bool:
         """True while the next pass over the image must also give its probabilities
         (and the predicted class when no target was given)."""

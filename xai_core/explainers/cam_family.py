@@ -126,9 +126,7 @@ class ClassActivationMap(Explainer):
         if self.uses_gradients:
             acts, grads, _ = ctx.layer_gradients(layer)
         else:
-            raw = ctx.adapter.layer_values(ctx.one(), layer)
-            acts, grads = ctx.adapter.unit_layout(layer, "output", raw.shape[1:]).fold(raw), None
-            ctx.model_evals += 1
+            acts, grads = ctx.layer_map(layer), None
         return self.from_layer(ctx, params, layer, acts, grads)
 
     def map_layer(self, adapter, layer: str | None) -> str:

@@ -33,7 +33,7 @@ class EigenCam(ClassActivationMap):
     paper = "Muhammad & Yeasin, 2020, Eigen-CAM: Class Activation Map using Principal Components"
     rank = 55
     uses_gradients = False
-    single_pass = False
+    single_pass = True  # the layer's forward pass also gives the probabilities
     class_specific = False
 
     def cam_map(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray | None) -> np.ndarray:

@@ -70,7 +70,7 @@ class ScoreCam(ClassActivationMap):
     paper = "Wang et al., 2020, Score-CAM: Score-Weighted Visual Explanations for CNNs"
     rank = 56
     uses_gradients = False
-    single_pass = False
+    single_pass = True  # the layer's forward pass also gives the probabilities
     forward_bound = True
     slow = True
     Params = ChannelCamParams
