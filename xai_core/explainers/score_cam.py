@@ -35,19 +35,31 @@ def interpolation_matrix(n_out: int, n_in: int) -> np.ndarray:
     return m
 
 
-def channel_masks(acts: np.ndarray, height: int, width: int) -> np.ndarray:
-    """C x h x w activations -> C x H x W masks: each channel upsampled (bilinear,
-    corners aligned) and min-max scaled to [0, 1] (1e-8 guard, as pytorch-grad-cam)."""
-    up = np.einsum("Hh,chw,Ww->cHW", interpolation_matrix(height, acts.shape[1]), acts.astype(np.float64),
-                   interpolation_matrix(width, acts.shape[2]))
-    lo = up.min(axis=(1, 2), keepdims=True)
-    hi = up.max(axis=(1, 2), keepdims=True)
-    return ((up - lo) / (hi - lo + 1e-8)).astype(np.float32)
+class ChannelMasks:
+    """C x h x w activations as C x H x W masks, made a slice at a time: each channel
+    upsampled (bilinear, corners aligned: two small matrix products) and min-max
+    scaled to [0, 1] (1e-8 guard, as pytorch-grad-cam). Only the slice being scored
+    is held (all 512 masks of a 224-pixel input would be 100 MB)."""
+
+    def __init__(self, acts: np.ndarray, height: int, width: int) -> None:
+        self.acts = np.asarray(acts, np.float64)
+        self.rows = interpolation_matrix(height, self.acts.shape[1])
+        self.cols = interpolation_matrix(width, self.acts.shape[2]).T
+
+    def __len__(self) -> int:
+        return len(self.acts)
+
+    def __getitem__(self, chosen: slice) -> np.ndarray:
+        up = self.rows @ (self.acts[chosen] @ self.cols)  # c x H x W
+        lo = up.min(axis=(1, 2), keepdims=True)
+        hi = up.max(axis=(1, 2), keepdims=True)
+        return ((up - lo) / (hi - lo + 1e-8)).astype(np.float32)
 
 
-def masked_scores(ctx: Context, masks: np.ndarray, what: str) -> np.ndarray:
+def masked_scores(ctx: Context, masks, what: str) -> np.ndarray:
     """The target's explained score on ``mean + m * (x - mean)`` for every mask m
-    (N x H x W), streamed in chunks."""
+    (N x H x W: an array, or anything sliced into one such as :class:`ChannelMasks`),
+    streamed in chunks."""
     x = ctx.image
     mean = np.broadcast_to(np.asarray(ctx.adapter.spec.mean, np.float32), x.shape[-1:])
     per_image = x.nbytes
@@ -55,7 +67,7 @@ def masked_scores(ctx: Context, masks: np.ndarray, what: str) -> np.ndarray:
     scores = np.empty(len(masks), np.float64)
     for start in range(0, len(masks), step):
         stop = min(len(masks), start + step)
-        batch = mean + masks[start:stop, :, :, None] * (x - mean)
+        batch = mean + masks[start:stop][:, :, :, None] * (x - mean)
         scores[start:stop] = ctx.scores(batch.astype(np.float32))
         ctx.progress(stop / len(masks), f"{stop}/{len(masks)} {what}")
     return scores
@@ -84,7 +96,7 @@ class ScoreCam(ClassActivationMap):
     def channel_weights(self, ctx: Context, layer: str, acts: np.ndarray, grads: np.ndarray | None) -> np.ndarray:
         h, w = ctx.image.shape[:2]
         chosen = chosen_channels(acts, ctx.params.channels)
-        scores = masked_scores(ctx, channel_masks(acts[chosen], h, w), "channels")
+        scores = masked_scores(ctx, ChannelMasks(acts[chosen], h, w), "channels")
         e = np.exp(scores - scores.max())
         weights = np.zeros(acts.shape[0], np.float64)
         weights[chosen] = e / e.sum()
