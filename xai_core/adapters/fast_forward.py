@@ -130,7 +130,7 @@ def _torch_stamp(adapter) -> tuple | None:
     try:
         with torch.no_grad():
             tensors = tuple((name, t.data_ptr(), tuple(t.shape), str(t.dtype), t._version,
-                             float(t.detach().double().sum()) if t.is_floating_point() else int(t.sum()))
+                             float(t.detach().sum()) if t.is_floating_point() else int(t.sum()))
                             for name, t in adapter.model.state_dict(keep_vars=True).items())
     except Exception:  # noqa: BLE001 - e.g. an inference tensor has no version counter: hash every time
         return None
