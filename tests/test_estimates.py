@@ -112,6 +112,7 @@ def test_the_price_of_evaluations_and_the_words():
     assert timing.seconds(0, 8) == 0.0
     assert Estimate(1001, 12.4).line == "estimated ~12 s (1,001 model evaluations)"
     assert Estimate(500, None, at_most=True).words == "at most 500 model evaluations"
+    assert Estimate(1, 0.004).words == "~0.004 s (1 model evaluation)"
     assert (Estimate(10, 1.0) + Estimate(None, None)).evals is None
 
 

@@ -67,7 +67,8 @@ class Estimate:
         """'~12 s (1,001 model evaluations)', or what is known of it."""
         if self.evals is None:
             return "time unknown (the method cannot count its model evaluations ahead)"
-        evals = f"{'at most ' if self.at_most else ''}{self.evals:,} model evaluations"
+        noun = "model evaluation" if self.evals == 1 else "model evaluations"
+        evals = f"{'at most ' if self.at_most else ''}{self.evals:,} {noun}"
         if self.seconds is None:
             return evals
         return f"~{format_seconds(self.seconds)} ({evals})"
@@ -79,8 +80,10 @@ class Estimate:
 
 
 def format_seconds(seconds: float) -> str:
-    """'0.4 s', '12 s', '1 min 05 s', '2 h 03 min'."""
+    """'0.004 s', '0.4 s', '12 s', '1 min 05 s', '2 h 03 min'."""
     seconds = max(0.0, float(seconds))
+    if 0 < seconds < 0.05:  # '0.0 s' would read as free
+        return f"{seconds:.1g} s"
     if seconds < 60:
         return f"{seconds:.0f} s" if seconds >= 9.5 else f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)
