@@ -5,7 +5,9 @@
 Serves the app as `make run` does (tests/served_app.py reads the Makefile), drives
 Debian's Chromium with Playwright at 1400 x 1000 and saves one full-page PNG per view:
 the landing page, the image explainer after the one-click start, the tabular page
-after "Explain row" and the labelled-sets page after its evaluation.
+after "Explain row" and the labelled-sets page after its evaluation. The first-hour
+views (docs/img/first-hour-*.png) come from their browser test:
+``XAI_DOCS_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_first_hour_browser.py``.
 """
 
 from __future__ import annotations
