@@ -49,6 +49,16 @@ def adapter():
     return KerasAdapter(keras.Model(inp, out), ImageSpec(size=(SIDE, SIDE)), name="wide")
 
 
+def tiny_keras():
+    import keras
+
+    from xai_core.adapters.keras import KerasAdapter
+
+    inp = keras.Input((SIDE, SIDE, 3))
+    out = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp))
+    return KerasAdapter(keras.Model(inp, out), ImageSpec(size=(SIDE, SIDE)), name="tiny")
+
+
 def peak_growth(run) -> tuple[object, int]:
     """(run's result, the most the process's resident memory grew while it ran)."""
     start = peak = resident_bytes()
@@ -75,8 +85,11 @@ def test_keras_export_holds_its_weights_once_not_frozen_into_the_graph(adapter):
 
     weights = fast_forward.weight_bytes(adapter)
     assert weights > 25 * 2**20
+    fast_forward.export_onnx(tiny_keras())  # the converter's one-time imports and set-up are not the weights'
     onnx_bytes, growth = peak_growth(lambda: fast_forward.export_onnx(adapter))
-    assert growth < 5 * weights, f"the export grew by {growth / weights:.1f} x the weights"
+    # about 2x the weights here alone, up to 5x in the whole suite's fragmented process; the
+    # constants frozen into a traced graph, the failure this guards against, grew 65x
+    assert growth < 8 * weights, f"the export grew by {growth / weights:.1f} x the weights"
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["x"]  # the weights are initializers, not inputs
     batch = np.random.default_rng(0).random((3, SIDE, SIDE, 3)).astype(np.float32)
