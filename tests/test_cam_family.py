@@ -327,3 +327,19 @@ def test_gradient_free_cams_take_the_prediction_from_their_layer_pass(method, di
         for p in e.predictions:
             assert abs(p.probability - probs[p.index]) < 1e-6
         assert e.model_evals == (1 if method == "eigen_cam" else 9)
+
+
+def test_ablation_cam_reads_its_layer_once(digits_adapter, digit_image, monkeypatch):
+    """The layer's own-layout values come from the pass that read the map: one layer
+    read per run, and the count of evaluations is the estimate's."""
+    reads = []
+    original = type(digits_adapter).layer_values
+
+    def counted(self, batch, layer, *args, **kwargs):
+        reads.append(layer)
+        return original(self, batch, layer, *args, **kwargs)
+
+    monkeypatch.setattr(type(digits_adapter), "layer_values", counted)
+    e = explain(digits_adapter, digit_image, "ablation_cam", {"channels": 8}, layer="features", target=2)
+    assert reads == ["features"]
+    assert e.model_evals == 1 + 1 + 1 + 8  # the prediction, the layer, the unablated score, 8 ablations

@@ -61,7 +61,7 @@ class AblationCam(ClassActivationMap):
         chosen = chosen_channels(acts, ctx.params.channels)
         channels = len(chosen)
         one = ctx.one()
-        raw = ctx.adapter.layer_values(one, layer)[0]  # the layer's own layout
+        raw = ctx.layer_raw(layer)[0]  # the layer's own layout, from the pass that read the map
         positions = channel_positions(ctx.adapter.unit_layout(layer, "output", raw.shape), raw.shape)
         value = ablation_value(raw)
         base = ctx.adapter.layer_scores_at(one, ctx.target, layer, raw[None], "output", 1)

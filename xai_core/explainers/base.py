@@ -222,6 +222,7 @@ class Context:
         # predictions shared between runs for several classes: the same perturbed
         # batch (same seed) is evaluated once
         self._memo = memo
+        self._raw_layer: tuple[str, np.ndarray] | None = None  # the last layer_map pass, unfolded
         self.data: Any = None  # the table the rows come from (a xai_core.inputs.tables.TabularData)
         self.prepared: Any = None  # what Explainer.prepare made for this model, data, target and params
 
@@ -325,7 +326,16 @@ class Context:
             self.settle(probs[0])
         else:
             raw = self.adapter.layer_values(self.one(), layer)
+        self._raw_layer = (layer, raw)
         return self.adapter.unit_layout(layer, "output", raw.shape[1:]).fold(raw)
+
+    def layer_raw(self, layer: str) -> np.ndarray:
+        """The image's values at ``layer`` in the layer's own layout (1 x ...): those
+        :meth:`layer_map` read when it read this layer, else from one more pass."""
+        if self._raw_layer is not None and self._raw_layer[0] == layer:
+            return self._raw_layer[1]
+        self.model_evals += 1
+        return self.adapter.layer_values(self.one(), layer)
 
     def unsettled(self) -> bool:
         """True while the next pass over the image must also give its probabilities
