@@ -194,14 +194,15 @@ MAX_SHARDS = 1024
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.safetensors$")
 
 
-def weights_files(folder: Path, label: str) -> list[Path]:
+def weights_files(folder: Path, label: str) -> tuple[list[Path], dict[str, str]]:
     """The folder's safetensors weights: ``model.safetensors``, or the shards that
     ``model.safetensors.index.json`` names (what ``save_pretrained`` writes for a
-    model over ``max_shard_size``). The index is checked first: plain file names in
-    the folder itself (no path), every one present, a bounded count."""
+    model over ``max_shard_size``), with the index's weight map (tensor name -> shard;
+    empty for one file). The index is checked first: plain file names in the folder
+    itself (no path), every one present, a bounded count."""
     weights = folder / WEIGHTS
     if weights.is_file():
-        return [weights]
+        return [weights], {}
     if (folder / INDEX).is_file():
         index = read_json_file(folder / INDEX, label)
         weight_map = index.get("weight_map")
@@ -218,7 +219,7 @@ def weights_files(folder: Path, label: str) -> list[Path]:
         if missing:
             raise ModelLoadError(f"{label}: {INDEX} names shards the folder lacks ({_short(missing)}); give the "
                                  "whole folder")
-        return [folder / s for s in shards]
+        return [folder / s for s in shards], weight_map
     if (folder / "pytorch_model.bin").is_file() or (folder / "pytorch_model.bin.index.json").is_file():
         raise ModelLoadError(
             f"{label}: holds pytorch_model.bin only, a pickle that is not read here; convert it to safetensors "
@@ -231,10 +232,9 @@ def weight_shapes(folder: Path, label: str) -> tuple[dict[str, tuple[int, ...]],
     """Every tensor's shape across the weights files (each header checked against its
     file), and what to call the weights in messages. A sharded index must agree with
     its shards: each tensor in the shard the index names, and no tensor twice."""
-    files = weights_files(folder, label)
-    if len(files) == 1 and files[0].name == WEIGHTS:
+    files, weight_map = weights_files(folder, label)
+    if not weight_map:
         return safetensors_elements(files[0], f"{label}: {WEIGHTS}"), WEIGHTS
-    weight_map = read_json_file(folder / INDEX, label)["weight_map"]
     shapes: dict[str, tuple[int, ...]] = {}
     where: dict[str, str] = {}
     for shard in files:
