@@ -137,3 +137,43 @@ def test_content_hash_is_kept_until_a_weight_changes(digits_adapter):
     third = fast_forward.content_hash(model)
     assert len({first, second, third}) == 3
     assert third == fast_forward._content_hash(model)  # what hashing every weight gives
+
+
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_blas_takes_one_thread_while_an_engine_runs_the_explanation(digits_adapter, digit_image, monkeypatch):
+    """OpenBLAS's idle threads spin after each call and took the cores from the
+    engine's threads: while a method runs on ONNX Runtime / OpenVINO, numpy's BLAS
+    has one thread, and its own count again afterwards."""
+    from xai_core.explainers.rise import Rise
+
+    before = _blas_threads()
+    seen = []
+    original = Rise.run
+
+    def spy(self, ctx, params):
+        seen.append(_blas_threads())
+        return original(self, ctx, params)
+
+    monkeypatch.setattr(Rise, "run", spy)
+    e = explain(digits_adapter, digit_image, "rise", {"masks": 50}, target=1)
+    assert seen == [{1} if e.engine in fast_forward.CANDIDATES else before]
+    assert _blas_threads() == before
+    with fast_forward.engine_has_the_cores("torch"):
+        assert _blas_threads() == before
+
+
+def test_masked_images_are_the_broadcast_expression_bit_for_bit():
+    from xai_core.explainers.base import masked_images
+
+    rng = np.random.default_rng(0)
+    masks = rng.random((5, 9, 7)).astype(np.float32)
+    image = rng.random((9, 7, 3)).astype(np.float32)
+    for base in (np.array([0.485, 0.456, 0.406], np.float32), rng.random((9, 7, 3)).astype(np.float32)):
+        want = base + masks[..., None] * (image - base)
+        got = masked_images(masks, image - base, base, np.empty((5, 9, 7, 3), np.float32))
+        assert got.dtype == np.float32 and np.array_equal(got, want)

@@ -27,7 +27,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xai_core.explainers.base import Context, Drawing, Explainer, RawAttribution, fill_image, param, register
+from xai_core.explainers.base import (
+    Context,
+    Drawing,
+    Explainer,
+    RawAttribution,
+    fill_image,
+    masked_images,
+    param,
+    register,
+)
 from xai_core.explainers.stable_budget import StableBudget
 
 ROUND = 200  # masks between two stability checks
@@ -112,18 +121,23 @@ class Rise(Explainer):
         step = max(ROUND, ctx.batch_size) if params.tolerance > 0 else budget
         check = StableBudget(params.tolerance)
         done = 0
+        shown = x - fill
+        held = np.empty((min(ctx.batch_size, budget), *x.shape), np.float32)  # reused: predict copies its input
         while done < budget:
             end = min(budget, done + step)
             for start, stop in ctx.chunks(end - done):
                 masks = maker.masks(*maker.draw(ctx.rng, stop - start))
-                m = masks[..., None]
-                f = ctx.predict((fill + m * (x - fill)).astype(np.float32))[:, ctx.target].astype(np.float64)
+                f = ctx.predict(masked_images(masks, shown, fill, held[: stop - start]))[:, ctx.target]
+                f = f.astype(np.float64)
                 total_f += float(f.sum())
-                sums["fm"] += np.tensordot(f, masks, axes=(0, 0))
-                sums["m"] += masks.sum(axis=0)
-                sums["ffmm"] += np.tensordot(f * f, masks * masks, axes=(0, 0))
-                sums["fmm"] += np.tensordot(f, masks * masks, axes=(0, 0))
-                sums["mm"] += (masks * masks).sum(axis=0)
+                flat = masks.reshape(len(masks), -1).astype(np.float64)
+                squares = flat * flat
+                sums["fm"] += (f @ flat).reshape(h, w)
+                sums["m"] += flat.sum(axis=0).reshape(h, w)
+                ffmm, fmm = np.stack([f * f, f]) @ squares
+                sums["ffmm"] += ffmm.reshape(h, w)
+                sums["fmm"] += fmm.reshape(h, w)
+                sums["mm"] += squares.sum(axis=0).reshape(h, w)
                 ctx.progress((done + stop) / budget, f"{done + stop}/{budget} masks")
             done = end
             saliency, error = self._estimate(sums, total_f, done, params)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xai_core.explainers.base import Context, register
+from xai_core.explainers.base import Context, masked_images, register
 from xai_core.explainers.cam_family import ChannelCamParams, ClassActivationMap, chosen_channels
 
 MAX_CHUNK_BYTES = 256 * 2**20  # masked images held at once
@@ -62,13 +62,14 @@ def masked_scores(ctx: Context, masks, what: str) -> np.ndarray:
     streamed in chunks."""
     x = ctx.image
     mean = np.broadcast_to(np.asarray(ctx.adapter.spec.mean, np.float32), x.shape[-1:])
+    shown = x - mean
     per_image = x.nbytes
     step = max(1, min(ctx.batch_size, MAX_CHUNK_BYTES // max(per_image, 1)))
     scores = np.empty(len(masks), np.float64)
+    held = np.empty((min(step, len(masks)), *x.shape), np.float32)  # reused: the engine copies its input
     for start in range(0, len(masks), step):
         stop = min(len(masks), start + step)
-        batch = mean + masks[start:stop][:, :, :, None] * (x - mean)
-        scores[start:stop] = ctx.scores(batch.astype(np.float32))
+        scores[start:stop] = ctx.scores(masked_images(masks[start:stop], shown, mean, held[: stop - start]))
         ctx.progress(stop / len(masks), f"{stop}/{len(masks)} {what}")
     return scores
 

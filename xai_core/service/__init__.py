@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from xai_core.adapters.base import ModelAdapter
+from xai_core.adapters.fast_forward import engine_has_the_cores
 from xai_core.adapters.fast_forward import prepare as prepare_fast_forward
 from xai_core.explainers import Context, available_for, get_explainer
 from xai_core.inputs.images import crop_box, preprocess
@@ -283,7 +284,8 @@ def _explain(adapter: ModelAdapter, image, method: str, params: dict[str, Any] |
         ctx.probs = adapter.predict(ctx.one())[0]
         ctx.model_evals += 1
         ctx.target = resolve_target(adapter, target, ctx.probs)
-    raw = explainer.run(ctx, parsed)
+    with engine_has_the_cores(engine):
+        raw = explainer.run(ctx, parsed)
     elapsed = time.perf_counter() - start
     index, probs = ctx.target, ctx.probs
     if probs is not None and not np.all(np.isfinite(probs)):
