@@ -1,9 +1,11 @@
 """The new methods against their references, at equal budgets, in one run.
 
-    python benchmarks/bench_methods.py [--size 112] [--runs 3] [--masks 500] [--batch 32]
+    python benchmarks/bench_methods.py [--model resnet18] [--size 112] [--runs 3] [--masks 500] [--batch 32]
+        [--layer NAME] [--only METHOD ...]
 
-Model: torchvision's resnet18 with random weights (seed 0, 1000 classes) at
-``--size`` x ``--size``, on the CPU. Each method is timed through ``xai_core``'s
+Model: a torchvision architecture (``--model``, default resnet18) with random weights
+(seed 0, 1000 classes) at ``--size`` x ``--size``, on the CPU; the CAMs' layer is
+``--layer`` (default: the one the dashboard offers first for that model). Each method is timed through ``xai_core``'s
 ``explain`` (preprocessing, the target's prediction and the fast forward engine
 included) and its reference as a notebook user calls it, on the same layer, target
 and budget (channels, masks, batch size), alternating ours and the reference in
@@ -120,15 +122,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--masks", type=int, default=500, help="RISE masks (both sides)")
     ap.add_argument("--batch", type=int, default=32, help="batch size (both sides)")
-    ap.add_argument("--layer", default="layer4", help="the CAMs' layer")
+    ap.add_argument("--model", default="resnet18", help="a torchvision architecture (random weights)")
+    ap.add_argument("--layer", help="the CAMs' layer (default: the dashboard's first choice)")
     ap.add_argument("--only", nargs="*", help="method names to run (default: all)")
     args = ap.parse_args(argv)
 
     torch.manual_seed(0)
     import torchvision
 
-    model = torchvision.models.resnet18(weights=None, num_classes=1000).eval()
-    adapter = TorchAdapter(model, ImageSpec((args.size, args.size)), name="resnet18", device="cpu")
+    model = getattr(torchvision.models, args.model)(weights=None, num_classes=1000).eval()
+    adapter = TorchAdapter(model, ImageSpec((args.size, args.size)), name=args.model, device="cpu")
+    args.layer = args.layer or adapter.default_cam_layer()
     image = load_image(ROOT / "sample_images" / "chelsea_cat.jpg")
     x01 = preprocess(image, adapter.spec)
     x = normalised(adapter, x01)
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:
         cases = [c for c in cases if c[0].split(":")[0] in args.only]
 
-    print(f"resnet18 (random weights), {args.size}x{args.size}, CPU threads {torch.get_num_threads()}, "
+    print(f"{args.model} (random weights), layer {args.layer}, {args.size}x{args.size}, CPU threads {torch.get_num_threads()}, "
           f"batch {args.batch}, median of {args.runs} runs (seconds)")
     print(f"{'method':28s} {'ours':>8s} {'reference':>10s} {'ratio':>7s}  reference")
     for name, ref_name, kw, ref in cases:
