@@ -177,3 +177,15 @@ def test_masked_images_are_the_broadcast_expression_bit_for_bit():
         want = base + masks[..., None] * (image - base)
         got = masked_images(masks, image - base, base, np.empty((5, 9, 7, 3), np.float32))
         assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_overlapping_engine_runs_give_blas_its_threads_back_when_the_last_ends():
+    before = _blas_threads()
+    first, second = fast_forward.engine_has_the_cores("openvino"), fast_forward.engine_has_the_cores("onnxruntime")
+    first.__enter__()
+    second.__enter__()
+    assert _blas_threads() == {1}
+    first.__exit__(None, None, None)  # the first ends while the second still runs
+    assert _blas_threads() == {1}
+    second.__exit__(None, None, None)
+    assert _blas_threads() == before

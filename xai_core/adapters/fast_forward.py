@@ -32,6 +32,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import threading
 import time
 import warnings
@@ -268,7 +269,42 @@ CANDIDATES: dict[str, Callable[[bytes, int], Runner]] = {
 }
 
 
-_BLAS: list = []  # one threadpoolctl controller, made at first use (it reads the loaded libraries)
+class _OneBlasThread:
+    """Reference-counted: the first of several overlapping explanations (dashboard
+    sessions, a set's chunks) sets numpy's BLAS to one thread, the last one out
+    gives it its own count back."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.limit = None  # threadpoolctl's limit while users > 0 (None: nothing to restore)
+        # threadpoolctl's view of the loaded libraries: reading them takes 4.5 ms, so it is kept
+        # while no module has been imported since (scipy.linalg brings a second OpenBLAS)
+        self.controller = None
+        self.modules = 0
+
+    def enter(self) -> None:
+        with self.lock:
+            self.users += 1
+            if self.users == 1:
+                try:
+                    if self.controller is None or self.modules != len(sys.modules):
+                        from threadpoolctl import ThreadpoolController
+
+                        self.controller, self.modules = ThreadpoolController(), len(sys.modules)
+                    self.limit = self.controller.limit(limits=1, user_api="blas")
+                except Exception:  # noqa: BLE001 - threadpoolctl missing or a library it cannot drive: as is
+                    self.limit = None
+
+    def leave(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0 and self.limit is not None:
+                self.limit.restore_original_limits()
+                self.limit = None
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 @contextmanager
@@ -283,19 +319,11 @@ def engine_has_the_cores(engine: str) -> Iterator[None]:
     if engine not in CANDIDATES:
         yield
         return
-    try:
-        if not _BLAS:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS.append(ThreadpoolController())
-        limit = _BLAS[0].limit(limits=1, user_api="blas")
-    except Exception:  # noqa: BLE001 - threadpoolctl missing or a library it cannot drive: run as is
-        yield
-        return
+    _ONE_BLAS_THREAD.enter()
     try:
         yield
     finally:
-        limit.restore_original_limits()
+        _ONE_BLAS_THREAD.leave()
 
 
 # -- choosing and checking ------------------------------------------------------------
