@@ -60,3 +60,50 @@ def test_command_line_run_past_the_ceiling_ends_with_one_line(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1, run.stderr
     assert lines[0].startswith("error: ") and "more than its ceiling of 60 MB" in lines[0]
+
+
+def test_threads_that_join_a_watch_start_no_watcher_and_are_stopped_by_its_breach(monkeypatch):
+    """A set's chunk explains each item in its own thread under the chunk's one
+    watch (``joining``): no watcher thread per item, and a breach stops the items'
+    threads as well as the watching one."""
+    import threading
+
+    from xai_core.worker.ceiling import current_watch, joining
+
+    def watchers() -> int:
+        return sum(t.name == "xai-memory-ceiling" for t in threading.enumerate())
+
+    assert current_watch() is None
+    seen, stopped = [], []
+
+    def item(watch, grow: bool) -> None:
+        try:
+            with joining(watch), memory_ceiling("an item"):  # the item's own service call
+                seen.append(watchers())
+                held = []
+                for _ in range(150 if grow else 1):
+                    held.append(np.ones(20 * 2**20 // 8))
+                    time.sleep(0.02)
+        except MemoryCeilingError:
+            stopped.append(threading.get_ident())
+
+    with memory_ceiling("a chunk", limit=resident_bytes() + 2**30):
+        watch = current_watch()
+        threads = [threading.Thread(target=item, args=(watch, False)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert seen == [1, 1, 1, 1] and not stopped  # the chunk's watcher only
+    assert current_watch() is None
+
+    start = resident_bytes()
+    with pytest.raises(MemoryCeilingError):
+        with memory_ceiling("a chunk", limit=start + 300 * 2**20):
+            t = threading.Thread(target=item, args=(current_watch(), True))
+            t.start()
+            while t.is_alive():
+                time.sleep(0.01)
+    t.join()
+    assert len(stopped) == 1  # the item's thread was stopped too, not left to grow
+    assert resident_bytes() < start + 400 * 2**20

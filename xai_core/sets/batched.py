@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from xai_core.worker.ceiling import current_watch, joining
 from xai_core.worker.client import runs_in_worker
 
 BATCHED_OPS = ("predict", "outputs", "input_gradients", "layer_activations_and_gradients")
@@ -290,12 +291,14 @@ def explain_items(
     batcher = Batcher(n, size)
     results: list[Any] = [None] * n
     errors: list[BaseException | None] = [None] * n
+    watch = current_watch()  # every item's thread runs under this call's memory watch
 
     def one(i: int) -> None:
         try:
-            results[i] = [ClassMap.of(e) for e in explain_classes(
-                batched_view(adapter, batcher), images[i], method, params, classes=list(classes[i]), seed=seed,
-                batch_size=size)]
+            with joining(watch):
+                results[i] = [ClassMap.of(e) for e in explain_classes(
+                    batched_view(adapter, batcher), images[i], method, params, classes=list(classes[i]), seed=seed,
+                    batch_size=size)]
         except BaseException as exc:  # noqa: BLE001 - re-raised below, in item order
             errors[i] = exc
         finally:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from xai_core.adapters.runtime import memory_limit_bytes as ceiling_bytes
 from xai_core.adapters.runtime import memory_limit_setting, resident_bytes
@@ -55,10 +57,11 @@ class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(la
         self.outer = True
         _active.on = True
         limit = ceiling_bytes() if self.limit is None else int(self.limit)
-        target = threading.get_ident()
+        self.targets = targets = {threading.get_ident()}  # the threads a breach stops (see joining)
         self.done = done = threading.Event()
         self.lock = lock = threading.Lock()
         label = self.label
+        _active.watch = self
 
         def watch() -> None:
             while not done.is_set():  # checked at once (a process already past it starts no run), then polled
@@ -73,7 +76,8 @@ class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(la
                             f"{limit // 2**20} MB, and was stopped; use a smaller batch size or budget "
                             f"({memory_limit_setting()} sets the ceiling)")
                     error = type("MemoryCeilingError", (MemoryCeilingError,), {"text": text})
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), ctypes.py_object(error))
+                    for target in targets:
+                        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), ctypes.py_object(error))
                     return
 
         self.watcher = threading.Thread(target=watch, name="xai-memory-ceiling", daemon=True)
@@ -84,6 +88,7 @@ class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(la
         if not self.outer:
             return False
         _active.on = False
+        _active.watch = None
         with self.lock:
             self.done.set()
         self.watcher.join()
@@ -95,4 +100,33 @@ class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(la
         raise MemoryCeilingError(text) from None
 
 
-__all__ = ["MemoryCeilingError", "ceiling_bytes", "memory_ceiling", "resident_bytes"]
+def current_watch() -> memory_ceiling | None:
+    """The calling thread's active watch (None outside :class:`memory_ceiling`)."""
+    return getattr(_active, "watch", None) if getattr(_active, "on", False) else None
+
+
+@contextmanager
+def joining(watch: memory_ceiling | None) -> Iterator[None]:
+    """Run this thread under another thread's ``watch`` (:func:`current_watch`):
+    its own ``memory_ceiling`` uses start no watcher, and a breach stops it with
+    the watching thread. A set's chunk explains its items in one thread each, and
+    one watcher thread per item (started, polled, joined) cost more than the
+    chunk's arrays. ``None``: nothing to join (the thread watches for itself)."""
+    if watch is None or getattr(_active, "on", False):
+        yield
+        return
+    me = threading.get_ident()
+    with watch.lock:
+        if watch.done.is_set():
+            raise MemoryCeilingError(f"{watch.label}: ended before this part of it started")
+        watch.targets.add(me)
+    _active.on, _active.watch = True, watch
+    try:
+        yield
+    finally:
+        _active.on, _active.watch = False, None
+        with watch.lock:
+            watch.targets.discard(me)
+
+
+__all__ = ["MemoryCeilingError", "ceiling_bytes", "current_watch", "joining", "memory_ceiling", "resident_bytes"]
