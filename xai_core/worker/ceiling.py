@@ -28,7 +28,7 @@ from xai_core.adapters.runtime import memory_limit_setting, resident_bytes
 from xai_core.types import XaiError
 
 POLL_S = 0.2
-_active = threading.local()
+_active = threading.local()  # .watch: the memory_ceiling this thread runs under
 
 
 class MemoryCeilingError(XaiError):
@@ -52,10 +52,9 @@ class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(la
         self.outer = False
 
     def __enter__(self) -> memory_ceiling:
-        if getattr(_active, "on", False):
+        if current_watch() is not None:
             return self
         self.outer = True
-        _active.on = True
         limit = ceiling_bytes() if self.limit is None else int(self.limit)
         self.targets = targets = {threading.get_ident()}  # the threads a breach stops (see joining)
         self.done = done = threading.Event()
@@ -87,7 +86,6 @@ class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(la
     def __exit__(self, kind, value, trace) -> bool:
         if not self.outer:
             return False
-        _active.on = False
         _active.watch = None
         with self.lock:
             self.done.set()
@@ -102,7 +100,7 @@ class memory_ceiling:  # noqa: N801 - used as a function: with memory_ceiling(la
 
 def current_watch() -> memory_ceiling | None:
     """The calling thread's active watch (None outside :class:`memory_ceiling`)."""
-    return getattr(_active, "watch", None) if getattr(_active, "on", False) else None
+    return getattr(_active, "watch", None)
 
 
 @contextmanager
@@ -112,7 +110,7 @@ def joining(watch: memory_ceiling | None) -> Iterator[None]:
     the watching thread. A set's chunk explains its items in one thread each, and
     one watcher thread per item (started, polled, joined) cost more than the
     chunk's arrays. ``None``: nothing to join (the thread watches for itself)."""
-    if watch is None or getattr(_active, "on", False):
+    if watch is None or current_watch() is not None:
         yield
         return
     me = threading.get_ident()
@@ -120,11 +118,11 @@ def joining(watch: memory_ceiling | None) -> Iterator[None]:
         if watch.done.is_set():
             raise MemoryCeilingError(f"{watch.label}: ended before this part of it started")
         watch.targets.add(me)
-    _active.on, _active.watch = True, watch
+    _active.watch = watch
     try:
         yield
     finally:
-        _active.on, _active.watch = False, None
+        _active.watch = None
         with watch.lock:
             watch.targets.discard(me)
 
